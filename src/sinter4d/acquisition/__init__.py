@@ -1,0 +1,1 @@
+"""sinter4d.acquisition"""

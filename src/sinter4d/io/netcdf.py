@@ -1,0 +1,103 @@
+"""netCDF4 files written atomically and opened with their variables checked."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..errors import InputError
+
+
+def _encoding(ds: xr.Dataset, compress: bool) -> dict:
+    """zlib compression for every data variable of more than 1000 values."""
+    if not compress:
+        return {}
+    enc = {}
+    for name, var in ds.data_vars.items():
+        if var.size > 1000 and var.dtype.kind in "fiub":
+            enc[name] = {"zlib": True, "complevel": 1, "shuffle": True}
+    return enc
+
+
+def write_dataset_atomic(ds: xr.Dataset, path: str | Path, *, compress: bool = True) -> Path:
+    """Write ``ds`` to ``path`` as netCDF4, atomically.
+
+    The data are written to a temporary file in the same folder and renamed
+    over ``path`` only once complete, so an interrupted write leaves either
+    the old file or none, never a partial one.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The dataset.
+    path : str or Path
+        Destination; its folder is created when missing.
+    compress : bool, optional
+        zlib-compress large variables (default True).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds, compress))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def open_dataset_checked(path: str | Path, required: Iterable[str] = (), *, load: bool = True) -> xr.Dataset:
+    """Open a netCDF file and check that it holds the named variables.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    required : iterable of str
+        Names of variables or coordinates that must be present.
+    load : bool, optional
+        Read the data into memory and close the file (default True).
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Raises
+    ------
+    InputError
+        One line naming the file and what is missing or unreadable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        ds = xr.open_dataset(path, engine="netcdf4")
+    except Exception as exc:  # netCDF4 raises OSError, ValueError, RuntimeError...
+        raise InputError(f"{path}: not a readable netCDF file ({exc})") from None
+    missing = [name for name in required if name not in ds.variables]
+    if missing:
+        ds.close()
+        raise InputError(f"{path}: missing variable(s) {', '.join(missing)}")
+    if load:
+        ds = ds.load()
+        ds.close()
+    return ds
+
+
+def check_finite(values: np.ndarray, what: str) -> None:
+    """Raise :class:`InputError` naming ``what`` if ``values`` holds NaN or inf."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise InputError(f"{what}: {int(bad.sum())} value(s) are NaN or infinite")
