@@ -1,0 +1,90 @@
+"""The ``sinter4d`` command line.
+
+Argument parsing and printing live here only; every command calls library
+functions that return values. A user error (:class:`~sinter4d.errors.InputError`)
+prints one line to stderr and exits with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import __version__
+from .errors import InputError
+
+
+def _cmd_dose(args: argparse.Namespace) -> int:
+    from .acquisition import dose_e_per_nm2, electrons_per_series
+
+    n_pixels = args.pixels * (args.pixels if args.pixels_y is None else args.pixels_y)
+    electrons = electrons_per_series(
+        probe_current_pA=args.current, dwell_time_ns=args.dwell, n_pixels=n_pixels, n_images=args.tilts
+    )
+    dose = dose_e_per_nm2(
+        probe_current_pA=args.current,
+        dwell_time_ns=args.dwell,
+        n_pixels=n_pixels,
+        n_images=args.tilts,
+        pixel_size_nm=args.pixel_size,
+    )
+    per_pixel = electrons / (n_pixels * args.tilts)
+    print(f"electrons per series: {electrons:.3g} e")
+    print(f"dose per series:      {dose:.1f} e/nm^2")
+    print(f"per pixel per image:  {per_pixel:.2f} e ({dose / args.tilts:.2f} e/nm^2)")
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from .experiments import simulate_run
+
+    out = simulate_run(args.spec, args.out, progress=not args.quiet)
+    print(f"simulated run in {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``sinter4d`` (one sub-command per stage)."""
+    parser = argparse.ArgumentParser(
+        prog="sinter4d",
+        description="Simulation and data-assimilation testbed for in-situ (4D) electron tomography of sintering.",
+    )
+    parser.add_argument("--version", action="version", version=f"sinter4d {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("dose", help="electrons and dose (e/nm^2) of one tilt series")
+    p.add_argument("--current", type=float, required=True, help="probe current (pA)")
+    p.add_argument("--dwell", type=float, required=True, help="dwell time per pixel (ns)")
+    p.add_argument("--pixels", type=int, required=True, help="image edge in pixels (square image)")
+    p.add_argument("--pixels-y", type=int, default=None, help="image height in pixels when not square")
+    p.add_argument("--tilts", type=int, required=True, help="number of images in the series")
+    p.add_argument("--pixel-size", type=float, required=True, help="pixel size (nm)")
+    p.set_defaults(func=_cmd_dose)
+
+    p = sub.add_parser("simulate", help="simulate a run: truth.nc and tilts/tNN.nc from an experiment spec")
+    p.add_argument("spec", help="experiment spec (TOML), e.g. experiments/quick.toml")
+    p.add_argument("--out", required=True, help="run folder (created; an interrupted run resumes)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"sinter4d {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sinter4d {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""The forward simulator run: spec -> phantom -> sintering -> truth.nc + tilts/tNN.nc.
+
+Layout of a run folder::
+
+    RUNDIR/spec.json        the validated spec (a rerun with another spec is refused)
+    RUNDIR/truth.nc         true geometry and pair metrics at every tilt-series time
+    RUNDIR/tilts/tNN.nc     one HAADF tilt series per time (NN = 01, 02, ...)
+
+Every file is written atomically and a finished file is never rewritten, so
+an interrupted run resumes where it stopped; each time step draws its noise
+from its own seed (spawned from the spec's seed), so a resumed run is
+identical to one run straight through.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..acquisition import simulate_tilt_series
+from ..errors import InputError, SpecError
+from ..io.netcdf import write_dataset_atomic
+from ..phantom import Cluster, Grid, make_cluster, pair_truth, voxelize
+from ..sintering import HeatingLog, ModelCard, load_model_card, sinter_cluster
+from .spec import ExperimentSpec, load_spec, resolve_model_card
+
+log = logging.getLogger(__name__)
+
+#: Metrics of a pair, with units and long names (DESIGN.md, "Metrics file").
+PAIR_METRICS: dict[str, tuple[str, str]] = {
+    "neck_radius_nm": ("nm", "neck radius r_n = W_n/2"),
+    "distance_nm": ("nm", "centre-to-centre distance d"),
+    "distance_xy_nm": ("nm", "centre distance in the x-y plane d_xy"),
+    "distance_z_nm": ("nm", "centre distance along z d_z"),
+    "particle_radius_nm": ("nm", "particle radius r_p (mean of the pair)"),
+    "aspect_ratio": ("1", "particle aspect ratio H/W (mean of the pair)"),
+    "neck_ratio": ("1", "neck ratio r_n/r_p"),
+    "distance_ratio": ("1", "distance ratio d/2r_p"),
+    "neck_radius_3d_nm": ("nm", "neck radius at the narrowest 3D cross-section"),
+}
+
+
+@dataclass(frozen=True)
+class SimulationPlan:
+    """Everything a run needs, derived from a validated spec (no files touched)."""
+
+    spec: ExperimentSpec
+    card: ModelCard
+    parameters: dict[str, float]
+    heating: HeatingLog
+    clusters: list[Cluster]
+    pairs: np.ndarray
+    grid: Grid
+    label_grid: Grid
+    seeds: list[np.random.SeedSequence]
+
+
+def plan_simulation(spec: ExperimentSpec, spec_path: str | Path | None = None) -> SimulationPlan:
+    """Validate a spec against its model card and simulate the true geometry.
+
+    Parameters
+    ----------
+    spec : ExperimentSpec
+    spec_path : str or Path, optional
+        Where the spec came from (to find its model card and name errors).
+
+    Returns
+    -------
+    SimulationPlan
+
+    Raises
+    ------
+    SpecError
+        Unknown card, or a parameter the card does not have.
+    """
+    source = spec_path if spec_path is not None else spec.name
+    card = load_model_card(resolve_model_card(spec.sintering.model, spec_path))
+    unknown = sorted(set(spec.sintering.parameters) - set(card.parameter_names))
+    if unknown:
+        raise SpecError(
+            f"{source}: sintering.parameters.{unknown[0]}: not a parameter of model card "
+            f"{card.name!r} (it has {', '.join(card.parameter_names)})"
+        )
+    parameters = {**card.default_parameters, **spec.sintering.parameters}
+
+    root = np.random.SeedSequence(spec.seed)
+    phantom_seed, axis_seed, *step_seeds = root.spawn(2 + len(spec.heating.pt_time_s))
+    ph = spec.phantom
+    cluster0 = make_cluster(
+        n_cores=ph.n_cores,
+        rng=np.random.default_rng(phantom_seed),
+        mean_diameter_nm=ph.mean_diameter_nm,
+        diameter_sigma_log=ph.diameter_sigma_log,
+        aspect_ratio_range=tuple(ph.aspect_ratio_range),
+        shell_thickness_nm=ph.shell_thickness_nm,
+        shell_particle_diameter_nm=tuple(ph.shell_particle_diameter_nm),
+        shell_packing_fraction=ph.shell_packing_fraction,
+        film_thickness_nm=ph.film_thickness_nm,
+    )
+    heating = HeatingLog(
+        pt_time_s=np.asarray(spec.heating.pt_time_s, dtype=float),
+        temperature_C=np.asarray(spec.heating.temperature_C, dtype=float),
+        standby_temperature_C=spec.heating.standby_temperature_C,
+        standby_s=spec.heating.standby_s,
+    )
+    clusters = sinter_cluster(cluster0, card, parameters, heating, shell_thickness_nm=ph.shell_thickness_nm)
+    pairs = np.asarray(clusters[0].contact, dtype=int)
+
+    acq = spec.acquisition
+    pixel = acq.output_pixel_size_nm
+    n = acq.output_pixels
+    field = n * pixel
+    extent = _cluster_extent_nm(clusters)
+    if max(abs(extent[1][0]), abs(extent[1][1]), abs(extent[2][0]), abs(extent[2][1])) > 0.45 * field:
+        raise SpecError(
+            f"{source}: acquisition: the cluster ({extent[2][1] - extent[2][0]:.0f} nm wide) does not fit "
+            f"in the {field:.0f} nm field of view; raise image_pixels or pixel_size_nm, or lower phantom.n_cores"
+        )
+    zlo = clusters[0].film_top_nm - 2 * pixel
+    zhi = extent[0][1] + 4 * pixel
+    nz = int(math.ceil((zhi - zlo) / pixel))
+    nz += nz % 2
+    z_centre = 0.5 * (zlo + zhi)
+    label_grid = Grid((nz, n, n), pixel, z_centre)
+    ov = acq.oversample
+    grid = Grid((nz * ov, n * ov, n * ov), pixel / ov, z_centre)
+
+    if acq.axis_offset_px is not None:
+        axis_offset = acq.axis_offset_px
+    else:
+        r = np.random.default_rng(axis_seed)
+        axis_offset = float(r.uniform(-acq.axis_offset_max_px, acq.axis_offset_max_px))
+    spec = spec.model_copy(update={"acquisition": acq.model_copy(update={"axis_offset_px": axis_offset})})
+    return SimulationPlan(spec, card, parameters, heating, clusters, pairs, grid, label_grid, step_seeds)
+
+
+def _cluster_extent_nm(clusters: list[Cluster]) -> list[tuple[float, float]]:
+    """(min, max) of the cores' bounding boxes along z, y, x over all times (nm)."""
+    lo = np.min([(c.centre_nm - c.radius_nm[:, None] * 1.3).min(axis=0) for c in clusters], axis=0)
+    hi = np.max([(c.centre_nm + c.radius_nm[:, None] * 1.3).max(axis=0) for c in clusters], axis=0)
+    return [(float(a), float(b)) for a, b in zip(lo, hi)]
+
+
+def pair_labels(n: int) -> list[str]:
+    """Pair labels ``P1 .. Pn`` as in the paper."""
+    return [f"P{k + 1}" for k in range(n)]
+
+
+def truth_dataset(plan: SimulationPlan) -> xr.Dataset:
+    """The true geometry, pair metrics and parameters of a planned run.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``(time, pair)`` for the metrics of DESIGN.md, ``(time,
+        particle, axis)`` for the core centres, ``(time, contact)`` for every
+        neck (NaN before the contact forms); the parameter values the truth
+        was made with as 0-d variables named as in the model card.
+    """
+    spec, clusters, pairs = plan.spec, plan.clusters, plan.pairs
+    n_time, n_pair = len(clusters), len(pairs)
+    metrics = {name: np.full((n_time, n_pair), np.nan) for name in PAIR_METRICS}
+    third = np.zeros((n_time, n_pair), dtype=np.int16)
+    for k, cluster in enumerate(clusters):
+        for name, values in pair_truth(cluster, pairs).items():
+            if name in metrics:
+                metrics[name][k] = values
+        third[k] = _third_contacts(cluster.contact, pairs)
+    contacts = clusters[-1].contact
+    necks = np.full((n_time, len(contacts)), np.nan)
+    for k, cluster in enumerate(clusters):
+        necks[k, : cluster.n_contacts] = cluster.neck_radius_nm
+
+    coords = {
+        "time": ("time", np.arange(n_time), {"long_name": "tilt-series index"}),
+        "pt_time_s": ("time", np.asarray(spec.heating.pt_time_s, float), {"units": "s", "long_name": "cumulative processing time"}),
+        "temperature_C": ("time", np.asarray(spec.heating.temperature_C, float), {"units": "degC", "long_name": "median processing temperature"}),
+        "pair": ("pair", pair_labels(n_pair), {"long_name": "particle pair"}),
+        "particle": ("particle", np.arange(clusters[0].n_cores), {"long_name": "core index"}),
+        "axis": ("axis", ["z", "y", "x"], {"long_name": "spatial axis"}),
+    }
+    data = {name: (("time", "pair"), metrics[name], {"units": u, "long_name": ln}) for name, (u, ln) in PAIR_METRICS.items()}
+    data.update(
+        status=(("time", "pair"), np.full((n_time, n_pair), "ok", dtype=object), {"long_name": "measurement status"}),
+        n_third_contacts=(("time", "pair"), third, {"units": "1", "long_name": "cores necked to the pair other than its own two"}),
+        pair_particles=(("pair", "end"), pairs, {"long_name": "core indices of the pair"}),
+        centre_nm=(("time", "particle", "axis"), np.stack([c.centre_nm for c in clusters]), {"units": "nm", "long_name": "core centre"}),
+        radius_nm=(("time", "particle"), np.stack([c.radius_nm for c in clusters]), {"units": "nm", "long_name": "volume-conserving core radius R"}),
+        initial_radius_nm=(("particle",), clusters[0].initial_radius_nm, {"units": "nm", "long_name": "free core radius a0"}),
+        core_aspect_ratio=(("particle",), clusters[0].aspect_ratio, {"units": "1", "long_name": "spheroid polar/equatorial semi-axis ratio"}),
+        core_axis=(("particle", "axis"), clusters[0].axis, {"units": "1", "long_name": "spheroid symmetry axis"}),
+        contact_particles=(("contact", "end"), contacts, {"long_name": "core indices of each contact"}),
+        contact_neck_radius_nm=(("time", "contact"), necks, {"units": "nm", "long_name": "neck radius of every contact (NaN before it forms)"}),
+    )
+    for name, value in plan.parameters.items():
+        data[name] = ((), float(value), {"long_name": f"model parameter {name} of card {plan.card.name}", "units": "1"})
+    attrs = {
+        "title": f"sinter4d truth of run {spec.name}",
+        "model_card": plan.card.name,
+        "parameter_names": json.dumps(list(plan.parameters)),
+        "film_top_nm": float(clusters[0].film_top_nm),
+        "film_thickness_nm": float(clusters[0].film_thickness_nm),
+        "spec": spec.to_json(),
+        "sinter4d_version": __version__,
+    }
+    ds = xr.Dataset(data, coords=coords, attrs=attrs)
+    ds["status"] = ds["status"].astype(str)
+    return ds
+
+
+def _third_contacts(contact: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """For each pair, how many contacts join one of its cores to another core."""
+    out = np.zeros(len(pairs), dtype=np.int16)
+    for p, (i, j) in enumerate(pairs):
+        touches = np.isin(contact, (i, j)).any(axis=1)
+        itself = np.all(np.sort(contact, axis=1) == sorted((i, j)), axis=1)
+        out[p] = int(np.count_nonzero(touches & ~itself))
+    return out
+
+
+def tilt_series_dataset(plan: SimulationPlan, step: int, projector=None) -> xr.Dataset:
+    """Simulate the tilt series of one time step (a dataset, no file)."""
+    spec, acq = plan.spec, plan.spec.acquisition
+    cluster = plan.clusters[step]
+    phantom = voxelize(cluster, plan.grid)
+    pixel = acq.output_pixel_size_nm
+    current = acq.probe_current_pA
+    if acq.dose_e_per_nm2 is not None:
+        from ..acquisition import dose_e_per_nm2
+
+        nominal = dose_e_per_nm2(
+            probe_current_pA=1.0,
+            dwell_time_ns=acq.dwell_time_ns,
+            n_pixels=acq.image_pixels**2,
+            n_images=len(acq.angles_deg),
+            pixel_size_nm=acq.pixel_size_nm,
+        )
+        current = acq.dose_e_per_nm2 / nominal
+    ds = simulate_tilt_series(
+        phantom.core,
+        phantom.shell,
+        plan.grid,
+        angles_deg=acq.angles_deg,
+        pixel_size_nm=pixel,
+        probe_current_pA=current,
+        dwell_time_ns=acq.dwell_time_ns * acq.bin**2,
+        film_thickness_nm=cluster.film_thickness_nm,
+        drift_sd_px=acq.drift_step_sd_nm / pixel,
+        axis_offset_px=acq.axis_offset_px,
+        rng=np.random.default_rng(plan.seeds[step]),
+        bin_factor=acq.oversample,
+        reference_frames=acq.reference_frames,
+        reference_tilt_deg=acq.reference_tilt_deg,
+        projector=projector,
+    )
+    label = voxelize(cluster, plan.label_grid).label if acq.oversample > 1 else phantom.label
+    z, _, _ = plan.label_grid.coords_nm()
+    ds = ds.assign_coords(z=("z", z, {"units": "nm", "long_name": "height above the tilt axis"}))
+    ds["true_label"] = (("z", "y", "x"), label.astype(np.uint8), {"units": "1", "long_name": "true core owning each voxel (0 = none)"})
+    ds.attrs.update(
+        pt_time_s=float(spec.heating.pt_time_s[step]),
+        temperature_C=float(spec.heating.temperature_C[step]),
+        voltage_kV=float(acq.voltage_kV),
+        time_index=int(step),
+        run=spec.name,
+        spec=spec.to_json(),
+        sinter4d_version=__version__,
+    )
+    return ds
+
+
+def simulate_run(spec_path: str | Path, out_dir: str | Path, *, progress: bool = True) -> Path:
+    """Simulate a whole run from a spec file into ``out_dir`` (resumable).
+
+    Parameters
+    ----------
+    spec_path : str or Path
+        Experiment spec (TOML).
+    out_dir : str or Path
+        Run folder. Created only once the spec is valid; finished files in it
+        are kept, so an interrupted run resumes.
+    progress : bool, optional
+        Show a progress bar over the time steps.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+
+    Raises
+    ------
+    SpecError
+        Invalid spec (nothing is written).
+    InputError
+        ``out_dir`` holds a run made from another spec.
+    """
+    spec = load_spec(spec_path)
+    plan = plan_simulation(spec, spec_path)
+    out = Path(out_dir)
+    spec_json = plan.spec.to_json()
+    stamp = out / "spec.json"
+    if stamp.is_file() and stamp.read_text() != spec_json:
+        raise InputError(f"{out}: holds a run of a different spec; choose another --out or remove it")
+    out.mkdir(parents=True, exist_ok=True)
+    if not stamp.is_file():
+        tmp = stamp.with_suffix(".json.tmp")
+        tmp.write_text(spec_json)
+        tmp.replace(stamp)
+    if not (out / "truth.nc").is_file():
+        write_dataset_atomic(truth_dataset(plan), out / "truth.nc")
+    todo = [k for k in range(len(plan.clusters)) if not tilt_path(out, k).is_file()]
+    projector = None
+    for k in tqdm(todo, desc=f"simulate {spec.name}", unit="step", disable=not progress):
+        ds = tilt_series_dataset(plan, k, projector=projector)
+        projector = ds.attrs.pop("_projector", None) or projector
+        write_dataset_atomic(ds, tilt_path(out, k))
+    return out
+
+
+def tilt_path(run_dir: str | Path, step: int) -> Path:
+    """Path of the tilt series of time step ``step`` (0-based) in a run folder."""
+    return Path(run_dir) / "tilts" / f"t{step + 1:02d}.nc"

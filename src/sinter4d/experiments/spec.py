@@ -1,0 +1,270 @@
+"""Experiment specs (``experiments/*.toml``): schema and validation.
+
+A spec names everything a run needs, so that a run is reproducible from the
+spec file alone: the specimen (``[phantom]``), the sintering model card and
+the parameter values the truth is made with (``[sintering]``), the heating log
+(``[heating]``) and the microscope settings (``[acquisition]``). Every key is
+checked on load; an unknown key, a value of the wrong type, a negative dose
+or a tilt beyond ±90° raises :class:`~sinter4d.errors.SpecError` with one line
+naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from ..errors import SpecError
+from ..io.toml import read_toml
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class PhantomSpec(BaseModel):
+    """The specimen: Cu cores with a sparse shell on a Si3N4 film."""
+
+    model_config = _STRICT
+
+    n_cores: Annotated[int, Field(ge=2, le=30)] = 7
+    mean_diameter_nm: PositiveFloat = 150.0
+    diameter_sigma_log: NonNegativeFloat = 0.1
+    aspect_ratio_range: tuple[PositiveFloat, PositiveFloat] = (0.85, 1.15)
+    shell_thickness_nm: PositiveFloat = 10.0
+    shell_particle_diameter_nm: tuple[PositiveFloat, PositiveFloat] = (3.0, 10.0)
+    shell_packing_fraction: Fraction = 0.2
+    film_thickness_nm: PositiveFloat = 30.0
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        lo, hi = self.aspect_ratio_range
+        if lo > hi:
+            raise ValueError(f"aspect_ratio_range must be [low, high], got {list(self.aspect_ratio_range)}")
+        lo, hi = self.shell_particle_diameter_nm
+        if lo > hi or hi > 10.0:
+            raise ValueError(
+                f"shell_particle_diameter_nm must be [low, high] with high <= 10 nm (NP-10), "
+                f"got {list(self.shell_particle_diameter_nm)}"
+            )
+        return self
+
+
+class SinteringSpec(BaseModel):
+    """Which model card makes the truth, and with which parameter values."""
+
+    model_config = _STRICT
+
+    model: str = "cu_shell_reservoir"
+    parameters: dict[str, float] = Field(default_factory=dict)
+
+
+class HeatingSpec(BaseModel):
+    """The heating log: tilt series taken at cumulative processing (PT) times.
+
+    ``temperature_C[k]`` is the median temperature of the PT step that ended
+    at series k (the paper's Fig. 3); between PT steps the specimen waits at
+    ``standby_temperature_C`` for ``standby_s`` while a tilt series is taken.
+    """
+
+    model_config = _STRICT
+
+    pt_time_s: list[NonNegativeFloat] = [0, 5, 12, 17, 22, 27, 31, 36, 41, 46, 51, 61, 71, 81, 100, 120, 150, 209]
+    temperature_C: list[float] = [372, 370, 370, 370, 370, 372, 372, 370, 370, 372, 370, 364, 364, 364, 354, 353, 351, 350]
+    standby_temperature_C: float = 200.0
+    standby_s: NonNegativeFloat = 900.0
+
+    @model_validator(mode="after")
+    def _log(self):
+        t = self.pt_time_s
+        if len(t) < 1:
+            raise ValueError("pt_time_s must hold at least one time")
+        if len(self.temperature_C) != len(t):
+            raise ValueError(
+                f"temperature_C has {len(self.temperature_C)} values but pt_time_s has {len(t)}"
+            )
+        if any(b <= a for a, b in zip(t, t[1:])):
+            raise ValueError("pt_time_s must increase strictly")
+        for temp in (*self.temperature_C, self.standby_temperature_C):
+            if not -273.15 < temp < 1083.0:
+                raise ValueError(f"temperature {temp} °C is outside (-273.15, 1083) °C (Cu melts at 1083 °C)")
+        return self
+
+
+class AcquisitionSpec(BaseModel):
+    """Microscope settings of one HAADF-STEM tilt series (the paper's by default).
+
+    ``pixel_size_nm`` and ``image_pixels`` are the microscope's; ``bin`` sums
+    ``bin × bin`` of them into one output pixel, keeping the dose per nm².
+    When ``dose_e_per_nm2`` is given, the probe current is scaled to give it.
+    """
+
+    model_config = _STRICT
+
+    voltage_kV: PositiveFloat = 300.0
+    image_pixels: Annotated[int, Field(ge=16, le=8192)] = 1024
+    pixel_size_nm: PositiveFloat = 1.04
+    bin: PositiveInt = 1
+    dwell_time_ns: PositiveFloat = 500.0
+    probe_current_pA: PositiveFloat = 2.0
+    dose_e_per_nm2: PositiveFloat | None = None
+    tilt_min_deg: Annotated[float, Field(ge=-90.0, le=90.0)] = -40.0
+    tilt_max_deg: Annotated[float, Field(ge=-90.0, le=90.0)] = 40.0
+    tilt_step_deg: PositiveFloat = 2.0
+    drift_step_sd_nm: NonNegativeFloat = 2.0
+    axis_offset_px: float | None = None
+    axis_offset_max_px: NonNegativeFloat = 4.0
+    reference_frames: NonNegativeInt = 50
+    reference_tilt_deg: Annotated[float, Field(ge=-90.0, le=90.0)] = 0.0
+    oversample: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _tilts(self):
+        if self.tilt_max_deg < self.tilt_min_deg:
+            raise ValueError(
+                f"tilt_max_deg ({self.tilt_max_deg}) is below tilt_min_deg ({self.tilt_min_deg})"
+            )
+        if self.image_pixels % self.bin:
+            raise ValueError(f"bin ({self.bin}) must divide image_pixels ({self.image_pixels})")
+        n = (self.tilt_max_deg - self.tilt_min_deg) / self.tilt_step_deg
+        if abs(n - round(n)) > 1e-6:
+            raise ValueError("tilt_step_deg must divide tilt_max_deg - tilt_min_deg")
+        if not self.tilt_min_deg <= self.reference_tilt_deg <= self.tilt_max_deg:
+            raise ValueError("reference_tilt_deg must lie within [tilt_min_deg, tilt_max_deg]")
+        return self
+
+    @property
+    def angles_deg(self) -> np.ndarray:
+        """Tilt angles in acquisition order (degrees)."""
+        n = int(round((self.tilt_max_deg - self.tilt_min_deg) / self.tilt_step_deg)) + 1
+        return self.tilt_min_deg + self.tilt_step_deg * np.arange(n)
+
+    @property
+    def output_pixel_size_nm(self) -> float:
+        """Pixel size of the stored images after binning (nm)."""
+        return self.pixel_size_nm * self.bin
+
+    @property
+    def output_pixels(self) -> int:
+        """Edge of the stored images after binning (px)."""
+        return self.image_pixels // self.bin
+
+
+class ExperimentSpec(BaseModel):
+    """A whole simulated experiment (one ``experiments/*.toml`` file)."""
+
+    model_config = _STRICT
+
+    name: str
+    description: str = ""
+    seed: NonNegativeInt
+    phantom: PhantomSpec = PhantomSpec()
+    sintering: SinteringSpec = SinteringSpec()
+    heating: HeatingSpec = HeatingSpec()
+    acquisition: AcquisitionSpec = AcquisitionSpec()
+
+    def to_json(self) -> str:
+        """The spec as a JSON string (for netCDF attributes and provenance)."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+
+def _format_error(path: Path, exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: {loc}: unknown key"
+    if kind == "missing":
+        return f"{path}: {loc}: missing key"
+    msg = err["msg"].removeprefix("Value error, ")
+    got = err.get("input")
+    if kind != "value_error" and not isinstance(got, dict):
+        msg = f"{msg} (got {got!r})"
+    return f"{path}: {loc}: {msg}"
+
+
+def parse_spec(data: dict, *, source: str | Path = "<spec>") -> ExperimentSpec:
+    """Validate a spec given as a dict.
+
+    Parameters
+    ----------
+    data : dict
+        The parsed TOML document.
+    source : str or Path, optional
+        Name used in error messages.
+
+    Returns
+    -------
+    ExperimentSpec
+
+    Raises
+    ------
+    SpecError
+        One line: ``"<source>: <dotted.key>: <what is wrong>"``.
+    """
+    try:
+        spec = ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_format_error(Path(source), exc)) from None
+    for key, value in spec.sintering.parameters.items():
+        if not math.isfinite(value):
+            raise SpecError(f"{source}: sintering.parameters.{key}: must be finite (got {value})")
+    return spec
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Read and validate an experiment spec file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TOML file in the layout of ``experiments/README.md``.
+
+    Returns
+    -------
+    ExperimentSpec
+
+    Raises
+    ------
+    SpecError
+        Missing or unreadable file, bad TOML, or an invalid key (one line).
+    """
+    return parse_spec(read_toml(path), source=path)
+
+
+def resolve_model_card(name: str, spec_path: str | Path | None = None) -> Path:
+    """Find the model card a spec names.
+
+    ``name`` may be a path (absolute, relative to the working folder or to the
+    spec's folder) or a bare card name looked up in the ``models/`` folder
+    beside the spec's folder (``experiments/../models/NAME.toml``).
+
+    Raises
+    ------
+    SpecError
+        When no such card exists.
+    """
+    candidates = [Path(name)]
+    if spec_path is not None:
+        here = Path(spec_path).resolve().parent
+        candidates += [here / name, here.parent / "models" / f"{name}.toml", here.parent / "models" / name]
+    candidates.append(Path("models") / f"{name}.toml")
+    for cand in candidates:
+        if cand.is_file():
+            return cand
+    where = spec_path if spec_path is not None else "<spec>"
+    raise SpecError(f"{where}: sintering.model: no model card named {name!r} (looked in models/)")
