@@ -1,1 +1,67 @@
-"""sinter4d.sintering"""
+"""Sintering of core–shell nanoparticle clusters: neck-growth laws, model cards, integration.
+
+The physics lives here once. Laws are registered by name in :mod:`.laws`; a
+model card (``models/*.toml``) picks them and gives material data and priors
+(:func:`load_model_card`); :func:`neck_growth` integrates the necks of many
+contacts along a :class:`HeatingLog`; :func:`sinter_cluster` moves a whole
+:class:`~sinter4d.phantom.Cluster` (neck growth, centre approach, new
+contacts) and returns one cluster per tilt series.
+"""
+
+from .cards import ModelCard, Parameter, Prior, load_model_card, parse_model_card
+from .cluster import sinter_cluster
+from .geometry import (
+    conserving_radius_nm,
+    core_volume_nm3,
+    cylinder_neck_distance_ratio,
+    truncated_sphere_distance_ratio,
+    truncated_sphere_from_xi,
+    truncated_sphere_pair,
+)
+from .heating import PAPER_PT_TIME_S, PAPER_TEMPERATURE_C, HeatingLog
+from .kinetics import neck_growth, neck_growth_rate, neck_growth_segments
+from .laws import (
+    MECHANISMS,
+    SATURATIONS,
+    TRANSPORTS,
+    Mechanism,
+    Transport,
+    neck_volume_nm3,
+    rate_constant,
+    register_mechanism,
+    register_transport,
+    reservoir_limit_nm,
+    reservoir_volume_nm3,
+)
+
+__all__ = [
+    "HeatingLog",
+    "MECHANISMS",
+    "Mechanism",
+    "ModelCard",
+    "PAPER_PT_TIME_S",
+    "PAPER_TEMPERATURE_C",
+    "Parameter",
+    "Prior",
+    "SATURATIONS",
+    "TRANSPORTS",
+    "conserving_radius_nm",
+    "core_volume_nm3",
+    "cylinder_neck_distance_ratio",
+    "Transport",
+    "load_model_card",
+    "neck_growth",
+    "neck_growth_rate",
+    "neck_growth_segments",
+    "neck_volume_nm3",
+    "parse_model_card",
+    "rate_constant",
+    "register_mechanism",
+    "register_transport",
+    "reservoir_limit_nm",
+    "reservoir_volume_nm3",
+    "sinter_cluster",
+    "truncated_sphere_distance_ratio",
+    "truncated_sphere_from_xi",
+    "truncated_sphere_pair",
+]
