@@ -28,6 +28,7 @@ from .. import __version__
 from ..acquisition import simulate_tilt_series
 from ..errors import InputError, SpecError
 from ..io.netcdf import write_dataset_atomic
+from ..operators import ParallelProjector
 from ..phantom import Cluster, Grid, make_cluster, pair_truth, voxelize
 from ..sintering import HeatingLog, ModelCard, load_model_card, sinter_cluster
 from .spec import ExperimentSpec, load_spec, resolve_model_card
@@ -260,14 +261,14 @@ def tilt_series_dataset(plan: SimulationPlan, step: int, projector=None) -> xr.D
         reference_frames=acq.reference_frames,
         reference_tilt_deg=acq.reference_tilt_deg,
         projector=projector,
+        pt_time_s=float(spec.heating.pt_time_s[step]),
+        temperature_C=float(spec.heating.temperature_C[step]),
     )
     label = voxelize(cluster, plan.label_grid).label if acq.oversample > 1 else phantom.label
     z, _, _ = plan.label_grid.coords_nm()
     ds = ds.assign_coords(z=("z", z, {"units": "nm", "long_name": "height above the tilt axis"}))
     ds["true_label"] = (("z", "y", "x"), label.astype(np.uint8), {"units": "1", "long_name": "true core owning each voxel (0 = none)"})
     ds.attrs.update(
-        pt_time_s=float(spec.heating.pt_time_s[step]),
-        temperature_C=float(spec.heating.temperature_C[step]),
         voltage_kV=float(acq.voltage_kV),
         time_index=int(step),
         run=spec.name,
@@ -317,11 +318,10 @@ def simulate_run(spec_path: str | Path, out_dir: str | Path, *, progress: bool =
     if not (out / "truth.nc").is_file():
         write_dataset_atomic(truth_dataset(plan), out / "truth.nc")
     todo = [k for k in range(len(plan.clusters)) if not tilt_path(out, k).is_file()]
-    projector = None
+    if todo:
+        projector = ParallelProjector.from_grid(plan.grid, plan.spec.acquisition.angles_deg)
     for k in tqdm(todo, desc=f"simulate {spec.name}", unit="step", disable=not progress):
-        ds = tilt_series_dataset(plan, k, projector=projector)
-        projector = ds.attrs.pop("_projector", None) or projector
-        write_dataset_atomic(ds, tilt_path(out, k))
+        write_dataset_atomic(tilt_series_dataset(plan, k, projector=projector), tilt_path(out, k))
     return out
 
 

@@ -1,0 +1,140 @@
+"""End to end: `sinter4d simulate` writes truth.nc and tilts/tNN.nc as DESIGN.md says, and resumes."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from sinter4d.acquisition import dose_e_per_nm2
+from sinter4d.cli import main
+from sinter4d.experiments import load_spec, plan_simulation
+
+TINY = """
+name = "tiny"
+seed = 3
+[phantom]
+n_cores = 4
+[sintering]
+model = "cu_shell_reservoir"
+[heating]
+pt_time_s = [0, 5, 12, 61]
+temperature_C = [372, 370, 370, 364]
+[acquisition]
+image_pixels = 512
+pixel_size_nm = 2.08
+bin = 4
+tilt_min_deg = -40.0
+tilt_max_deg = 40.0
+tilt_step_deg = 10.0
+reference_frames = 10
+"""
+
+METRICS = [
+    "neck_radius_nm", "distance_nm", "distance_xy_nm", "distance_z_nm", "particle_radius_nm",
+    "aspect_ratio", "neck_ratio", "distance_ratio", "neck_radius_3d_nm",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, root):
+    folder = tmp_path_factory.mktemp("tiny")
+    spec = folder / "tiny.toml"
+    spec.write_text(TINY.replace('"cu_shell_reservoir"', f'"{root / "models" / "cu_shell_reservoir.toml"}"'))
+    out = folder / "run"
+    assert main(["simulate", str(spec), "--out", str(out), "-q"]) == 0
+    return spec, out
+
+
+def test_files_and_variables(tiny_run):
+    _, out = tiny_run
+    truth = xr.open_dataset(out / "truth.nc")
+    assert truth.sizes["time"] == 4 and truth.sizes["pair"] >= 1
+    for name in METRICS:
+        assert truth[name].dims == ("time", "pair")
+        assert "units" in truth[name].attrs and "long_name" in truth[name].attrs
+    assert truth.pt_time_s.attrs["units"] == "s"
+    assert list(truth.pair.values[:2]) == ["P1", "P2"][: truth.sizes["pair"]]
+    for name in json.loads(truth.attrs["parameter_names"]):
+        assert truth[name].ndim == 0
+    files = sorted((out / "tilts").glob("t*.nc"))
+    assert [f.name for f in files] == ["t01.nc", "t02.nc", "t03.nc", "t04.nc"]
+    ds = xr.open_dataset(files[-1])
+    assert ds.counts.dims == ("tilt", "y", "x") and ds.counts.shape == (9, 128, 128)
+    np.testing.assert_allclose(ds.tilt_angle.values, np.arange(-40, 41, 10))
+    for name in ("pixel_size_nm", "dose_e_per_nm2", "probe_current_pA", "dwell_time_ns", "pt_time_s",
+                 "temperature_C", "true_axis_offset_px"):
+        assert name in ds.attrs, name
+    assert ds.attrs["pt_time_s"] == 61.0 and ds.attrs["temperature_C"] == 364.0
+    for name in ("true_shift_y", "true_shift_x", "reference", "true_label"):
+        assert name in ds.variables, name
+    assert ds.x.attrs["units"] == "nm" and ds.tilt_angle.attrs["units"].startswith("deg")
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_dose_of_the_file_is_the_specs(tiny_run):
+    spec, out = tiny_run
+    acq = load_spec(spec).acquisition
+    ds = xr.open_dataset(out / "tilts" / "t01.nc")
+    expected = dose_e_per_nm2(
+        probe_current_pA=acq.probe_current_pA, dwell_time_ns=acq.dwell_time_ns,
+        n_pixels=acq.image_pixels**2, n_images=9, pixel_size_nm=acq.pixel_size_nm,
+    )
+    assert ds.attrs["dose_e_per_nm2"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_truth_necks_grow_and_pairs_densify(tiny_run):
+    _, out = tiny_run
+    truth = xr.open_dataset(out / "truth.nc")
+    neck = truth.neck_radius_nm.values
+    assert np.all(np.diff(neck, axis=0) >= -1e-9)
+    assert np.all(neck[-1] > neck[0] + 5.0)
+    ratio = truth.distance_ratio.values
+    assert np.all(ratio[-1] <= ratio[0] + 1e-9)
+
+
+def test_true_label_is_the_truth_geometry(tiny_run):
+    _, out = tiny_run
+    truth = xr.open_dataset(out / "truth.nc")
+    ds = xr.open_dataset(out / "tilts" / "t01.nc")
+    label = ds.true_label.values
+    voxel_nm3 = ds.attrs["pixel_size_nm"] ** 3
+    volume = np.bincount(label.ravel(), minlength=truth.sizes["particle"] + 1)[1:] * voxel_nm3
+    expected = 4.0 / 3.0 * np.pi * truth.initial_radius_nm.values**3
+    np.testing.assert_allclose(volume, expected, rtol=0.08)
+
+
+def test_resume_rewrites_only_missing_steps_and_matches(tiny_run):
+    spec, out = tiny_run
+    target = out / "tilts" / "t03.nc"
+    before = xr.open_dataset(target).counts.values.copy()
+    keep = (out / "tilts" / "t02.nc").stat().st_mtime_ns
+    target.unlink()
+    assert main(["simulate", str(spec), "--out", str(out), "-q"]) == 0
+    np.testing.assert_array_equal(xr.open_dataset(target).counts.values, before)
+    assert (out / "tilts" / "t02.nc").stat().st_mtime_ns == keep
+
+
+def test_other_spec_in_same_folder_is_refused(tiny_run, tmp_path, capsys):
+    spec, out = tiny_run
+    other = tmp_path / "other.toml"
+    other.write_text(spec.read_text().replace("seed = 3", "seed = 4"))
+    assert main(["simulate", str(other), "--out", str(out), "-q"]) == 2
+    assert "different spec" in capsys.readouterr().err
+
+
+def test_same_seed_same_truth(root):
+    spec = load_spec(root / "experiments" / "quick.toml")
+    a = plan_simulation(spec, root / "experiments" / "quick.toml")
+    b = plan_simulation(spec, root / "experiments" / "quick.toml")
+    np.testing.assert_array_equal(a.clusters[-1].centre_nm, b.clusters[-1].centre_nm)
+    assert a.spec.acquisition.axis_offset_px == b.spec.acquisition.axis_offset_px
+
+
+def test_dose_command_prints_the_papers_numbers(capsys):
+    assert main(["dose", "--current", "2.0", "--dwell", "500", "--pixels", "1024", "--tilts", "41", "--pixel-size", "1.04"]) == 0
+    out = capsys.readouterr().out
+    electrons = float(out.split("electrons per series:")[1].split()[0])
+    dose = float(out.split("dose per series:")[1].split()[0])
+    assert round(electrons / 1e8, 1) == 2.7
+    assert 235.0 <= dose <= 250.0
