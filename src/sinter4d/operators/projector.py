@@ -42,6 +42,7 @@ exactly (each voxel contributes ``h**2 / d`` per angle).
 from __future__ import annotations
 
 import math
+import threading
 
 import numba
 import numpy as np
@@ -151,79 +152,257 @@ def strip_system_matrix(
         block.sort_indices()
         blocks.append(block)
     mat = sp.vstack(blocks, format="csr")
-    mat.indices = mat.indices.astype(np.int32, copy=False)
-    mat.indptr = mat.indptr.astype(np.int64, copy=False)
+    mat.sort_indices()
     return mat
 
 
 # --------------------------------------------------------------------------
-# kernels: one y block per task, private buffers, so no write conflicts
+# tiled storage and kernels
+#
+# The slice's voxels are cut into TILE x TILE tiles and the y slices into
+# blocks of BLOCK. A task copies one tile of one y block into a small
+# (voxel, BLOCK) buffer that stays in the core's cache, so that one matrix
+# entry costs one short vector operation over BLOCK slices. The direct kernel
+# walks the entries ordered (angle group, tile, row, column) and adds each
+# ray's partial sum into a (ray, BLOCK) buffer; the adjoint walks them ordered
+# (tile, column, row) and accumulates each voxel in registers. Both orders
+# hold the same float32 values, so the adjoint is the exact transpose. Tasks
+# (y block, angle group) and (y block, tile group) write disjoint outputs: no
+# locks, no reductions.
 # --------------------------------------------------------------------------
 
+BLOCK = 64  # y slices per task: a multiple of the SIMD width (<= 32 vectorises poorly in numba)
+TILE = 16  # voxels per tile edge: a tile row of float32 is one 64-byte cache line
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _direct_kernel(indptr, indices, data, vol, out, n_angles, n_det, block):  # pragma: no cover - compiled
+
+@numba.njit(cache=True)
+def _tiled(ptr, idx, vals, major_group, minor_group, n_groups, major_map, minor_map):  # pragma: no cover
+    """Re-order a compressed matrix (major = rows of a CSR or columns of a CSC).
+
+    Entries are stably bucket-sorted by
+    ``group = major_group[major] + minor_group[minor]`` and cut into segments
+    of one major index within one group; indices are mapped through
+    ``major_map`` / ``minor_map`` (e.g. to tile-local voxel indices).
+
+    Returns ``(grp_ptr, seg_major, seg_ptr, minor, vals)``: group ``g`` holds
+    segments ``grp_ptr[g]:grp_ptr[g + 1]``, segment ``s`` the entries
+    ``seg_ptr[s]:seg_ptr[s + 1]``.
+    """
+    n_major = ptr.size - 1
+    nnz = idx.size
+    start = np.zeros(n_groups + 1, dtype=np.int64)
+    for m in range(n_major):
+        gm = major_group[m]
+        for q in range(ptr[m], ptr[m + 1]):
+            start[gm + minor_group[idx[q]] + 1] += 1
+    for g in range(n_groups):
+        start[g + 1] += start[g]
+    pos = start[:-1].copy()
+    out_major = np.empty(nnz, dtype=np.int64)
+    out_minor = np.empty(nnz, dtype=np.int32)
+    out_val = np.empty(nnz, dtype=np.float32)
+    for m in range(n_major):
+        gm = major_group[m]
+        for q in range(ptr[m], ptr[m + 1]):
+            g = gm + minor_group[idx[q]]
+            p = pos[g]
+            pos[g] += 1
+            out_major[p] = m
+            out_minor[p] = minor_map[idx[q]]
+            out_val[p] = vals[q]
+    is_new = np.zeros(nnz + 1, dtype=np.bool_)
+    for g in range(n_groups + 1):
+        is_new[start[g]] = True
+    for p in range(1, nnz):
+        if out_major[p] != out_major[p - 1]:
+            is_new[p] = True
+    n_seg = 0
+    for p in range(nnz):
+        if is_new[p]:
+            n_seg += 1
+    seg_ptr = np.empty(n_seg + 1, dtype=np.int64)
+    seg_major = np.empty(n_seg, dtype=np.int32)
+    grp_ptr = np.empty(n_groups + 1, dtype=np.int64)
+    s = 0
+    g = 0
+    for p in range(nnz + 1):
+        while g <= n_groups and start[g] == p:
+            grp_ptr[g] = s
+            g += 1
+        if p < nnz and is_new[p]:
+            seg_ptr[s] = p
+            seg_major[s] = major_map[out_major[p]]
+            s += 1
+    seg_ptr[n_seg] = nnz
+    return grp_ptr, seg_major, seg_ptr, out_minor, out_val
+
+
+@numba.njit(inline="always")
+def _tile_extent(t, ntx, nz, nx):  # pragma: no cover - compiled
+    k0 = (t // ntx) * TILE
+    j0 = (t % ntx) * TILE
+    return k0, j0, min(TILE, nz - k0), min(TILE, nx - j0)
+
+
+@numba.njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
+def _direct_kernel(grp_ptr, seg_row, seg_ptr, col, val, vol, obuf, out, n_angles, n_det):  # pragma: no cover
     nz, ny, nx = vol.shape
-    n_blocks = (ny + block - 1) // block
-    n_rows = n_angles * n_det
-    for blk in numba.prange(n_blocks):
-        y0 = blk * block
-        nb = min(block, ny - y0)
-        xb = np.zeros((nz * nx, block), dtype=np.float32)
-        for k in range(nz):
-            for b in range(nb):
-                for j in range(nx):
-                    xb[k * nx + j, b] = vol[k, y0 + b, j]
-        acc = np.empty(block, dtype=np.float32)
-        ob = np.empty((n_rows, block), dtype=np.float32)
-        for r in range(n_rows):
-            acc[:] = 0.0
-            for q in range(indptr[r], indptr[r + 1]):
-                w = data[q]
-                c = indices[q]
-                for b in range(block):
-                    acc[b] += w * xb[c, b]
-            for b in range(block):
-                ob[r, b] = acc[b]
-        for a in range(n_angles):
-            for b in range(nb):
-                for i in range(n_det):
-                    out[a, y0 + b, i] = ob[a * n_det + i, b]
+    n_blocks = obuf.shape[0]
+    ntx = (nx + TILE - 1) // TILE
+    n_tiles = ((nz + TILE - 1) // TILE) * ntx
+    n_parts = (grp_ptr.size - 1) // n_tiles
+    bk = np.uint64(BLOCK)
+    obuf[:] = 0.0
+    for task in numba.prange(n_blocks * n_parts):
+        blk = task // n_parts
+        part = task % n_parts
+        y0 = blk * BLOCK
+        nb = min(BLOCK, ny - y0)
+        ob = obuf[blk]
+        xt = np.zeros(TILE * TILE * BLOCK, dtype=np.float32)
+        acc = np.zeros(BLOCK, dtype=np.float32)
+        for t in range(n_tiles):
+            s0 = grp_ptr[part * n_tiles + t]
+            s1 = grp_ptr[part * n_tiles + t + 1]
+            if s0 == s1:
+                continue
+            k0, j0, kn, jn = _tile_extent(t, ntx, nz, nx)
+            for kk in range(kn):
+                for b in range(nb):
+                    for jj in range(jn):
+                        xt[np.uint64(kk * TILE + jj) * bk + np.uint64(b)] = vol[k0 + kk, y0 + b, j0 + jj]
+            for s in range(s0, s1):
+                for b in range(BLOCK):
+                    acc[b] = 0.0
+                q0 = seg_ptr[s]
+                q1 = seg_ptr[s + 1]
+                while q0 + 4 <= q1:  # four entries per pass: a quarter of the accumulator traffic
+                    w0, w1, w2, w3 = val[q0], val[q0 + 1], val[q0 + 2], val[q0 + 3]
+                    c0 = np.uint64(col[q0]) * bk
+                    c1 = np.uint64(col[q0 + 1]) * bk
+                    c2 = np.uint64(col[q0 + 2]) * bk
+                    c3 = np.uint64(col[q0 + 3]) * bk
+                    for b in range(BLOCK):
+                        ub = np.uint64(b)
+                        acc[b] += (w0 * xt[c0 + ub] + w1 * xt[c1 + ub]) + (w2 * xt[c2 + ub] + w3 * xt[c3 + ub])
+                    q0 += 4
+                for q in range(q0, q1):
+                    w = val[q]
+                    c = np.uint64(col[q]) * bk
+                    for b in range(BLOCK):
+                        acc[b] += w * xt[c + np.uint64(b)]
+                o = np.uint64(seg_row[s]) * bk
+                for b in range(BLOCK):
+                    ob[o + np.uint64(b)] += acc[b]
+    for task in numba.prange(n_blocks * n_angles):
+        blk = task // n_angles
+        a = task % n_angles
+        y0 = blk * BLOCK
+        nb = min(BLOCK, ny - y0)
+        ob = obuf[blk]
+        for b in range(nb):
+            for i in range(n_det):
+                out[a, y0 + b, i] = ob[np.uint64(a * n_det + i) * bk + np.uint64(b)]
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True)
-def _adjoint_kernel(indptr, indices, data, proj, out, nz, nx, block):  # pragma: no cover - compiled
+@numba.njit(parallel=True, fastmath=True, boundscheck=False, cache=True)
+def _adjoint_kernel(grp_ptr, seg_col, seg_ptr, row, val, proj, pbuf, out, n_parts):  # pragma: no cover
     n_angles, ny, n_det = proj.shape
-    n_blocks = (ny + block - 1) // block
-    n_rows = n_angles * n_det
-    for blk in numba.prange(n_blocks):
-        y0 = blk * block
-        nb = min(block, ny - y0)
-        pb = np.zeros((n_rows, block), dtype=np.float32)
-        for a in range(n_angles):
+    nz, _, nx = out.shape
+    n_blocks = pbuf.shape[0]
+    ntx = (nx + TILE - 1) // TILE
+    n_tiles = grp_ptr.size - 1
+    bk = np.uint64(BLOCK)
+    for task in numba.prange(n_blocks * n_angles):
+        blk = task // n_angles
+        a = task % n_angles
+        y0 = blk * BLOCK
+        nb = min(BLOCK, ny - y0)
+        pb = pbuf[blk]
+        for i in range(n_det):
+            o = np.uint64(a * n_det + i) * bk
             for b in range(nb):
-                for i in range(n_det):
-                    pb[a * n_det + i, b] = proj[a, y0 + b, i]
-        xb = np.zeros((nz * nx, block), dtype=np.float32)
-        for r in range(n_rows):
-            for q in range(indptr[r], indptr[r + 1]):
-                w = data[q]
-                c = indices[q]
-                for b in range(block):
-                    xb[c, b] += w * pb[r, b]
-        for k in range(nz):
-            for b in range(nb):
-                for j in range(nx):
-                    out[k, y0 + b, j] = xb[k * nx + j, b]
+                pb[o + np.uint64(b)] = proj[a, y0 + b, i]
+            for b in range(nb, BLOCK):
+                pb[o + np.uint64(b)] = 0.0
+    for task in numba.prange(n_blocks * n_parts):
+        blk = task // n_parts
+        part = task % n_parts
+        y0 = blk * BLOCK
+        nb = min(BLOCK, ny - y0)
+        pb = pbuf[blk]
+        xt = np.empty(TILE * TILE * BLOCK, dtype=np.float32)
+        acc = np.zeros(BLOCK, dtype=np.float32)
+        for t in range(part * n_tiles // n_parts, (part + 1) * n_tiles // n_parts):
+            k0, j0, kn, jn = _tile_extent(t, ntx, nz, nx)
+            if grp_ptr[t + 1] - grp_ptr[t] < kn * jn:  # some voxels meet no ray
+                xt[:] = 0.0
+            for s in range(grp_ptr[t], grp_ptr[t + 1]):
+                for b in range(BLOCK):
+                    acc[b] = 0.0
+                q0 = seg_ptr[s]
+                q1 = seg_ptr[s + 1]
+                while q0 + 4 <= q1:
+                    w0, w1, w2, w3 = val[q0], val[q0 + 1], val[q0 + 2], val[q0 + 3]
+                    r0 = np.uint64(row[q0]) * bk
+                    r1 = np.uint64(row[q0 + 1]) * bk
+                    r2 = np.uint64(row[q0 + 2]) * bk
+                    r3 = np.uint64(row[q0 + 3]) * bk
+                    for b in range(BLOCK):
+                        ub = np.uint64(b)
+                        acc[b] += (w0 * pb[r0 + ub] + w1 * pb[r1 + ub]) + (w2 * pb[r2 + ub] + w3 * pb[r3 + ub])
+                    q0 += 4
+                for q in range(q0, q1):
+                    w = val[q]
+                    r = np.uint64(row[q]) * bk
+                    for b in range(BLOCK):
+                        acc[b] += w * pb[r + np.uint64(b)]
+                o = np.uint64(seg_col[s]) * bk
+                for b in range(BLOCK):
+                    xt[o + np.uint64(b)] = acc[b]
+            for kk in range(kn):
+                for b in range(nb):
+                    for jj in range(jn):
+                        out[k0 + kk, y0 + b, j0 + jj] = xt[np.uint64(kk * TILE + jj) * bk + np.uint64(b)]
 
 
-def _block_size(ny: int, n_threads: int, max_block: int) -> int:
-    """y columns per task: enough tasks for every thread, at most ``max_block``."""
-    per_thread = -(-ny // max(n_threads, 1))
-    b = 8
-    while b < per_thread and b < max_block:
-        b *= 2
-    return min(b, max_block)
+def _tiled_formats(mat: sp.csr_matrix, nz: int, nx: int, n_angles: int, n_det: int, ny: int, n_threads: int):
+    """Direct and adjoint orderings of ``mat`` for the kernels, and the adjoint's task count."""
+    n_blocks = -(-ny // BLOCK)
+    # enough tasks for every thread; angle groups cost cache reuse, tile groups cost nothing
+    n_angle_groups = int(min(n_angles, max(1, -(-2 * n_threads // n_blocks))))
+    ntz, ntx = -(-nz // TILE), -(-nx // TILE)
+    n_tiles = ntz * ntx
+    cols = np.arange(nz * nx, dtype=np.int64)
+    kz, jx = cols // nx, cols % nx
+    tile_of_col = (kz // TILE) * ntx + jx // TILE
+    local_col = (kz % TILE) * TILE + jx % TILE
+    rows = np.arange(n_angles * n_det, dtype=np.int64)
+    angle_group_of_row = (rows // n_det) * n_angle_groups // n_angles
+    fwd = _tiled(
+        mat.indptr.astype(np.int64),
+        mat.indices.astype(np.int64),
+        mat.data,
+        angle_group_of_row * n_tiles,
+        tile_of_col,
+        n_angle_groups * n_tiles,
+        rows,
+        local_col,
+    )
+    csc = mat.tocsc()
+    csc.sort_indices()
+    bwd = _tiled(
+        csc.indptr.astype(np.int64),
+        csc.indices.astype(np.int64),
+        csc.data,
+        tile_of_col,
+        np.zeros(rows.size, dtype=np.int64),
+        n_tiles,
+        local_col,
+        rows,
+    )
+    n_tile_groups = int(min(n_tiles, max(1, -(-8 * n_threads // n_blocks))))
+    return fwd, bwd, n_tile_groups
 
 
 # --------------------------------------------------------------------------
@@ -267,8 +446,6 @@ class ParallelProjector(LinearOperator):
     axis_offset_px : float, optional
         Detector position of the tilt axis, in pixels right of the middle of
         the detector row (default 0).
-    max_block : int, optional
-        Largest number of y slices one thread processes together (tuning).
 
     Attributes
     ----------
@@ -277,12 +454,24 @@ class ParallelProjector(LinearOperator):
     domain_shape, range_shape : tuple of int
         ``(nz, ny, nx)`` and ``(n_angles, ny, n_det)``.
 
+    Notes
+    -----
+    Build once per geometry and reuse: construction (matrix + two tiled
+    orderings, about 24 bytes per non-zero) takes ~1 s for a 256² slice
+    with 41 angles (5.7 M non-zeros). ``direct`` and ``adjoint`` use all
+    numba threads and work on y in blocks of 64 slices, so ``ny < 64`` costs
+    as much as ``ny = 64``; on 2 cores A then A^T on 256 slices of 256² with
+    41 angles takes ~0.13–0.19 s (ASTRA's CPU SIRT: ~17–25 ms per slice per
+    iteration). Calls on one instance are serialised by a lock (they share
+    a work buffer of ``ceil(ny / 64) * 64 * n_angles * n_det`` floats); the
+    object pickles (without the buffer) for process pools.
+
     Examples
     --------
     >>> import numpy as np
     >>> from sinter4d.operators import ParallelProjector
     >>> A = ParallelProjector((32, 32), 4, voxel_size_nm=2.0, angles_deg=[-30, 0, 30])
-    >>> A.direct(np.ones((32, 4, 32), np.float32))[1, 0, 16]  # 32 voxels of 2 nm
+    >>> float(A.direct(np.ones((32, 4, 32), np.float32))[1, 0, 16])  # 32 voxels of 2 nm
     64.0
     """
 
@@ -297,7 +486,6 @@ class ParallelProjector(LinearOperator):
         det_pixel_nm: float | None = None,
         z_centre_nm: float = 0.0,
         axis_offset_px: float = 0.0,
-        max_block: int = 64,
     ) -> None:
         if len(slab_shape) != 2 or min(int(n) for n in slab_shape) < 1:
             raise ValueError(f"slab_shape must be (nz, nx) of positive ints, got {slab_shape!r}")
@@ -326,7 +514,6 @@ class ParallelProjector(LinearOperator):
         self.nz, self.ny, self.nx = nz, int(ny), nx
         self.domain_shape = (nz, self.ny, nx)
         self.range_shape = (angles.size, self.ny, self.n_det)
-        self.max_block = int(max_block)
         self.matrix = strip_system_matrix(
             nz,
             nx,
@@ -337,6 +524,11 @@ class ParallelProjector(LinearOperator):
             z_centre_nm=self.z_centre_nm,
             axis_offset_px=self.axis_offset_px,
         )
+        self._fwd, self._bwd, self._n_tile_groups = _tiled_formats(
+            self.matrix, nz, nx, angles.size, self.n_det, self.ny, numba.get_num_threads()
+        )
+        self._lock = threading.Lock()
+        self._work: np.ndarray | None = None
         self._norm = None
 
     @classmethod
@@ -387,9 +579,8 @@ class ParallelProjector(LinearOperator):
         """
         vol = self._prepare(x, self.domain_shape, "volume")
         res = self._out(out, self.range_shape, "direct")
-        m = self.matrix
-        block = _block_size(self.ny, numba.get_num_threads(), self.max_block)
-        _direct_kernel(m.indptr, m.indices, m.data, vol, res, self.range_shape[0], self.n_det, block)
+        with self._lock:
+            _direct_kernel(*self._fwd, vol, self._workspace(), res, self.range_shape[0], self.n_det)
         return res
 
     def adjoint(self, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -408,10 +599,16 @@ class ParallelProjector(LinearOperator):
         """
         proj = self._prepare(y, self.range_shape, "projections")
         res = self._out(out, self.domain_shape, "adjoint")
-        m = self.matrix
-        block = _block_size(self.ny, numba.get_num_threads(), self.max_block)
-        _adjoint_kernel(m.indptr, m.indices, m.data, proj, res, self.nz, self.nx, block)
+        with self._lock:
+            _adjoint_kernel(*self._bwd, proj, self._workspace(), res, self._n_tile_groups)
         return res
+
+    def _workspace(self) -> np.ndarray:
+        """Projections in (y block, ray, BLOCK) layout: allocated once, reused under the lock."""
+        if self._work is None:
+            n_blocks = -(-self.ny // BLOCK)
+            self._work = np.empty((n_blocks, self.range_shape[0] * self.n_det * BLOCK), dtype=np.float32)
+        return self._work
 
     # -- sums used by SIRT-type solvers ----------------------------------
 
@@ -422,6 +619,17 @@ class ParallelProjector(LinearOperator):
     def column_sums(self) -> np.ndarray:
         """``A^T 1`` for one slice, ``(nz, nx)``: each voxel's summed weight (nm)."""
         return np.asarray(self.matrix.sum(axis=0), dtype=np.float64).reshape(self.nz, self.nx)
+
+    def __getstate__(self) -> dict:
+        # picklable (for process pools): drop the lock and the work buffer
+        state = dict(self.__dict__)
+        state["_lock"] = None
+        state["_work"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (

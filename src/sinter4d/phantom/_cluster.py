@@ -85,9 +85,9 @@ class Grid:
     """A regular voxel grid centred on the tilt axis.
 
     The voxel with index ``k`` along an axis of ``n`` voxels has its centre
-    at ``(k - (n - 1) / 2) * voxel_size_nm`` (+ ``z_centre_nm`` along z), so
-    the tilt axis (the line ``x = 0, z = z_centre_nm``) runs along y through
-    the middle of the grid.
+    at ``(k - (n - 1) / 2) * voxel_size_nm`` (+ ``z_centre_nm`` along z). The
+    tilt axis is the line ``x = 0, z = 0`` along y: it runs through the middle
+    of the grid in x, and through the middle in z only when ``z_centre_nm`` is 0.
 
     Attributes
     ----------

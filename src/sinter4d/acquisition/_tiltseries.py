@@ -1,0 +1,415 @@
+"""Simulated HAADF-STEM tilt series: projection, dose, drift, axis offset, Poisson counts.
+
+Conventions (shared with the pipeline, which must undo them):
+
+* Geometry is that of :class:`~sinter4d.operators.ParallelProjector`: the
+  tilt axis is parallel to y, and at tilt theta a point ``(z, x)`` lands at
+  ``u = x cos(theta) + z sin(theta)``.
+* A shift ``(dy, dx)`` in pixels says where the image content *moved to*:
+  the recorded image is ``I(y - dy, x - dx)`` of the unshifted one, and
+  shifting the recorded image by ``(-dy, -dx)`` restores it.
+* The tilt axis lies ``axis_offset_px`` pixels to +x of the image centre
+  (the centre of the x axis, x = 0 nm): every image is shifted by
+  ``axis_offset_px`` along x on top of the drift.
+* The stage drift is a random walk over the images in acquisition order
+  (the order of ``angles_deg``) with independent normal steps of standard
+  deviation ``drift_sd_px`` in y and x, anchored to 0 at the image nearest
+  0 deg. ``true_shift_y`` / ``true_shift_x`` store the drift only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xarray as xr
+from scipy import ndimage
+
+from ..errors import InputError
+from ..operators.projector import ParallelProjector
+from ..phantom import Grid
+from ._dose import electrons_per_pixel
+from ._haadf import HaadfModel
+
+__all__ = ["bin_tilt_series", "drift_random_walk", "shift_image", "simulate_tilt_series"]
+
+
+def _check_float(value, name: str, *, minimum: float | None = 0.0, strict: bool = False) -> float:
+    v = float(value)
+    if not math.isfinite(v) or (minimum is not None and (v < minimum or (strict and v == minimum))):
+        rule = "finite" if minimum is None else f"{'>' if strict else '>='} {minimum:g}"
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
+    return v
+
+
+def _check_angles(angles_deg) -> np.ndarray:
+    angles = np.atleast_1d(np.asarray(angles_deg, dtype=float))
+    if angles.ndim != 1 or angles.size == 0:
+        raise ValueError(f"angles_deg must be a non-empty 1D sequence, got shape {angles.shape}")
+    bad = ~np.isfinite(angles) | (np.abs(angles) >= 90.0)
+    if bad.any():
+        raise ValueError(f"tilt angles must be finite and within (-90, 90) deg, got {angles[bad][0]!r}")
+    return angles
+
+
+def _bin_sum(a: np.ndarray, factor: int) -> np.ndarray:
+    """Sum ``factor × factor`` blocks over the last two axes."""
+    if factor == 1:
+        return a
+    *lead, ny, nx = a.shape
+    return a.reshape(*lead, ny // factor, factor, nx // factor, factor).sum(axis=(-3, -1))
+
+
+def drift_random_walk(n_images: int, drift_sd_px: float, anchor: int, rng: np.random.Generator) -> np.ndarray:
+    """Stage drift of each image (px), ``(n_images, 2)`` as ``(dy, dx)``.
+
+    A random walk over consecutive images with normal steps of s.d.
+    ``drift_sd_px`` per axis, shifted so that image ``anchor`` is at 0.
+    """
+    steps = np.zeros((n_images - 1, 2))
+    if drift_sd_px > 0:
+        steps = rng.normal(0.0, drift_sd_px, size=steps.shape)
+    walk = np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
+    return walk - walk[anchor]
+
+
+def shift_image(image: np.ndarray, shift_px, *, order: int = 3) -> np.ndarray:
+    """Move an image's content by ``shift_px = (dy, dx)`` pixels (sub-pixel, cubic spline).
+
+    Content entering from outside the field is 0; values stay >= 0 when the
+    input is >= 0 (the spline's small undershoots are clipped).
+
+    Parameters
+    ----------
+    image : (ny, nx) ndarray
+    shift_px : (2,) array_like
+        Where the content moves to, in pixels (+y, +x).
+    order : int, optional
+        Spline order (3 = cubic).
+
+    Returns
+    -------
+    (ny, nx) ndarray
+        Same dtype as ``image``.
+    """
+    dy, dx = (float(s) for s in shift_px)
+    if dy == 0.0 and dx == 0.0:
+        return image.copy()
+    out = ndimage.shift(image, (dy, dx), order=order, mode="grid-constant", cval=0.0, prefilter=True)
+    if image.min() >= 0:
+        np.clip(out, 0, None, out=out)
+    return out
+
+
+def _projector_for(grid: Grid, angles: np.ndarray, projector: ParallelProjector | None) -> ParallelProjector:
+    if projector is None:
+        return ParallelProjector.from_grid(grid, angles)
+    problems = []
+    if tuple(projector.domain_shape) != tuple(grid.shape):
+        problems.append(f"volume shape {projector.domain_shape} != grid {grid.shape}")
+    if projector.angles_deg.shape != angles.shape or not np.allclose(projector.angles_deg, angles, atol=1e-9):
+        problems.append("tilt angles differ")
+    if not math.isclose(projector.voxel_size_nm, grid.voxel_size_nm, rel_tol=1e-9):
+        problems.append(f"voxel size {projector.voxel_size_nm} != {grid.voxel_size_nm}")
+    if not math.isclose(projector.det_pixel_nm, grid.voxel_size_nm, rel_tol=1e-9) or projector.n_det != grid.shape[2]:
+        problems.append("detector is not one pixel per voxel across the grid")
+    if not math.isclose(projector.z_centre_nm, grid.z_centre_nm, abs_tol=1e-9):
+        problems.append(f"z_centre_nm {projector.z_centre_nm} != {grid.z_centre_nm}")
+    if projector.axis_offset_px != 0.0:
+        problems.append("the projector's axis_offset_px must be 0 (the offset is applied as an image shift)")
+    if problems:
+        raise ValueError("projector does not match the grid and angles: " + "; ".join(problems))
+    return projector
+
+
+def simulate_tilt_series(
+    core: np.ndarray,
+    shell: np.ndarray | None,
+    grid: Grid,
+    *,
+    angles_deg,
+    pixel_size_nm: float,
+    probe_current_pA: float,
+    dwell_time_ns: float,
+    film_thickness_nm: float = 0.0,
+    drift_sd_px: float = 0.0,
+    axis_offset_px: float = 0.0,
+    rng: np.random.Generator | int | None = None,
+    bin_factor: int = 1,
+    reference_frames: int = 50,
+    reference_tilt_deg: float = 0.0,
+    haadf: HaadfModel | None = None,
+    projector: ParallelProjector | None = None,
+    pt_time_s: float = float("nan"),
+    temperature_C: float = float("nan"),
+    store_expected: bool = False,
+) -> xr.Dataset:
+    """Simulate one HAADF-STEM tilt series of a core–shell phantom.
+
+    The Cu thickness is projected at the grid's voxel size
+    (:class:`~sinter4d.operators.ParallelProjector`), each projection is
+    moved by its drift plus the tilt-axis offset (sub-pixel spline shift),
+    turned into expected counts with the HAADF model (the film added
+    analytically as ``thickness / cos(theta)``), summed over ``bin_factor²``
+    voxels into output pixels and drawn as Poisson counts. See the module
+    docstring for the shift and drift conventions.
+
+    Parameters
+    ----------
+    core : (nz, ny, nx) ndarray
+        Volume fraction of NP-150 core Cu in each voxel of ``grid`` (0..1).
+    shell : (nz, ny, nx) ndarray or None
+        Volume fraction of NP-10 shell Cu (its fill fraction); None for none.
+    grid : Grid
+        The voxel grid of ``core`` and ``shell`` (tilt axis through its middle).
+    angles_deg : (n_tilts,) array_like
+        Tilt angles in acquisition order (degrees, within (-90, 90)).
+    pixel_size_nm : float
+        Output pixel size (nm); must equal ``grid.voxel_size_nm * bin_factor``.
+    probe_current_pA : float
+        Probe current (pA), >= 0.
+    dwell_time_ns : float
+        Dwell time per output pixel (ns), > 0. Electrons per output pixel
+        per frame are ``(I / e) × dwell``; the dose per nm² is that over
+        ``pixel_size_nm²``, whatever ``bin_factor``.
+    film_thickness_nm : float, optional
+        Thickness of the Si3N4 support film (nm), not voxelised.
+    drift_sd_px : float, optional
+        S.d. of the drift step between consecutive images (output px).
+    axis_offset_px : float, optional
+        Position of the tilt axis right (+x) of the image centre (output px).
+    rng : numpy.random.Generator or int or None
+        Random generator or seed (None: fresh entropy).
+    bin_factor : int, optional
+        Voxels summed per output pixel along y and x (must divide ny and nx).
+    reference_frames : int, optional
+        Frames averaged into ``reference`` (0: no reference).
+    reference_tilt_deg : float, optional
+        Tilt of the reference frames. When it is one of ``angles_deg`` the
+        frames share that image's expected counts (drift included), so the
+        raw image and the reference align; otherwise it is projected apart,
+        without drift.
+    haadf : HaadfModel, optional
+        Signal model (default :class:`HaadfModel()`).
+    projector : ParallelProjector, optional
+        A projector built for this grid and these angles (with
+        ``axis_offset_px = 0``), reused across time steps.
+    pt_time_s, temperature_C : float, optional
+        Processing time (s) and temperature (°C) stored as attributes.
+    store_expected : bool, optional
+        Also store the noiseless ``expected_counts`` (tilt, y, x).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``counts`` (tilt, y, x) float32 Poisson counts; coordinates
+        ``tilt_angle`` (deg), ``y``, ``x`` (nm, pixel centres, 0 at the
+        image centre); ``reference`` (y, x); ``true_shift_y``,
+        ``true_shift_x`` (tilt, px: the drift); attributes ``pixel_size_nm``,
+        ``dose_e_per_nm2`` (whole series), ``probe_current_pA``,
+        ``dwell_time_ns``, ``pt_time_s``, ``temperature_C``,
+        ``true_axis_offset_px``, ``electrons_per_pixel_per_frame``,
+        ``film_thickness_nm`` and the HAADF parameters.
+
+    Raises
+    ------
+    ValueError
+        A parameter out of range (negative current or dose, tilt beyond
+        ±90°, mismatched pixel size or projector, ...).
+    InputError
+        ``core`` or ``shell`` of the wrong shape or holding NaN/inf.
+    """
+    if not isinstance(grid, Grid):
+        raise TypeError(f"grid must be a sinter4d.phantom.Grid, got {type(grid).__name__}")
+    core = np.asarray(core)
+    if core.shape != tuple(grid.shape):
+        raise InputError(f"core has shape {core.shape}, the grid {tuple(grid.shape)}")
+    if shell is not None and np.shape(shell) != tuple(grid.shape):
+        raise InputError(f"shell has shape {np.shape(shell)}, the grid {tuple(grid.shape)}")
+    angles = _check_angles(angles_deg)
+    current = _check_float(probe_current_pA, "probe_current_pA")
+    dwell = _check_float(dwell_time_ns, "dwell_time_ns", strict=True)
+    film = _check_float(film_thickness_nm, "film_thickness_nm")
+    drift_sd = _check_float(drift_sd_px, "drift_sd_px")
+    offset = _check_float(axis_offset_px, "axis_offset_px", minimum=None)
+    ref_tilt = float(_check_angles([reference_tilt_deg])[0])
+    if int(bin_factor) != bin_factor or bin_factor < 1:
+        raise ValueError(f"bin_factor must be a positive integer, got {bin_factor!r}")
+    b = int(bin_factor)
+    nz, ny, nx = grid.shape
+    if ny % b or nx % b:
+        raise ValueError(f"bin_factor {b} must divide the grid's ny={ny} and nx={nx}")
+    pixel = _check_float(pixel_size_nm, "pixel_size_nm", strict=True)
+    if not math.isclose(pixel, grid.voxel_size_nm * b, rel_tol=1e-6):
+        raise ValueError(
+            f"pixel_size_nm ({pixel}) must equal grid.voxel_size_nm × bin_factor "
+            f"({grid.voxel_size_nm} × {b} = {grid.voxel_size_nm * b})"
+        )
+    if int(reference_frames) != reference_frames or reference_frames < 0:
+        raise ValueError(f"reference_frames must be a non-negative integer, got {reference_frames!r}")
+    haadf = HaadfModel() if haadf is None else haadf
+    rng = np.random.default_rng(rng)
+
+    volume = np.asarray(core, dtype=np.float32)
+    if shell is not None:
+        volume = volume + np.asarray(shell, dtype=np.float32)
+    if not np.isfinite(volume).all():
+        raise InputError("core/shell volume fractions hold NaN or infinite values")
+    op = _projector_for(grid, angles, projector)
+    thickness = op.direct(volume)  # (tilt, ny, nx) nm of Cu
+    del volume
+
+    anchor = int(np.argmin(np.abs(angles)))
+    drift = drift_random_walk(angles.size, drift_sd, anchor, rng)
+    e_out = electrons_per_pixel(current, dwell)  # per output pixel per frame
+    e_fine = e_out / (b * b)
+    cos = np.cos(np.deg2rad(angles))
+
+    def expected_for(t_fine: np.ndarray, cos_theta: float, shift_px) -> np.ndarray:
+        t = shift_image(t_fine, np.asarray(shift_px) * b)
+        frac = haadf.scattered_fraction(t, film / cos_theta)
+        signal = _bin_sum(frac.astype(np.float64), b) * (e_fine * haadf.detector_efficiency)
+        return signal + haadf.background_counts
+
+    expected = np.empty((angles.size, ny // b, nx // b), dtype=np.float64)
+    for i in range(angles.size):
+        expected[i] = expected_for(thickness[i], cos[i], (drift[i, 0], drift[i, 1] + offset))
+    counts = rng.poisson(expected).astype(np.float32)
+
+    ds = _dataset(counts, angles, pixel)
+    for k, axis in enumerate("yx"):
+        ds[f"true_shift_{axis}"] = (
+            "tilt",
+            drift[:, k],
+            {"units": "px", "long_name": f"true stage drift along {axis} (where the content moved to)"},
+        )
+    if store_expected:
+        ds["expected_counts"] = (
+            ("tilt", "y", "x"),
+            expected.astype(np.float32),
+            {"units": "counts", "long_name": "expected HAADF counts per pixel (noiseless)"},
+        )
+    if reference_frames > 0:
+        hit = np.flatnonzero(np.abs(angles - ref_tilt) < 1e-6)
+        if hit.size:
+            mean = expected[hit[0]]
+        else:
+            one = ParallelProjector.from_grid(grid, [ref_tilt])
+            t_ref = one.direct(np.asarray(core, np.float32) + (0 if shell is None else np.asarray(shell, np.float32)))
+            mean = expected_for(t_ref[0], math.cos(math.radians(ref_tilt)), (0.0, offset))
+        # the sum of N Poisson(m) frames is Poisson(N m)
+        reference = rng.poisson(mean * reference_frames) / reference_frames
+        ds["reference"] = (
+            ("y", "x"),
+            reference.astype(np.float32),
+            {
+                "units": "counts",
+                "long_name": f"mean of {int(reference_frames)} frames at {ref_tilt:g} deg tilt",
+                "tilt_angle_deg": ref_tilt,
+                "n_frames": int(reference_frames),
+            },
+        )
+    ds.attrs.update(
+        title="sinter4d simulated HAADF-STEM tilt series",
+        pixel_size_nm=pixel,
+        dose_e_per_nm2=e_out * angles.size / pixel**2,
+        probe_current_pA=current,
+        dwell_time_ns=dwell,
+        pt_time_s=float(pt_time_s),
+        temperature_C=float(temperature_C),
+        electrons_per_pixel_per_frame=e_out,
+        true_axis_offset_px=offset,
+        drift_sd_px=drift_sd,
+        film_thickness_nm=film,
+        voxel_size_nm=float(grid.voxel_size_nm),
+        bin_factor=b,
+        haadf_mu_cu_per_nm=haadf.mu_cu_per_nm,
+        haadf_mu_film_per_nm=haadf.mu_film_per_nm,
+        haadf_detector_efficiency=haadf.detector_efficiency,
+        haadf_background_counts=haadf.background_counts,
+        shift_convention="shift = where the content moved to; undo by shifting by -shift",
+        projection_convention="u = x cos(theta) + z sin(theta), tilt axis parallel to y",
+    )
+    return ds
+
+
+def _dataset(counts: np.ndarray, angles: np.ndarray, pixel: float) -> xr.Dataset:
+    """The tilt-series skeleton: counts with tilt_angle, y, x coordinates."""
+    _, ny, nx = counts.shape
+    y = (np.arange(ny) - (ny - 1) / 2) * pixel
+    x = (np.arange(nx) - (nx - 1) / 2) * pixel
+    return xr.Dataset(
+        {"counts": (("tilt", "y", "x"), counts, {"units": "counts", "long_name": "HAADF detector counts per pixel"})},
+        coords={
+            "tilt_angle": ("tilt", angles, {"units": "degree", "long_name": "tilt angle"}),
+            "y": ("y", y, {"units": "nm", "long_name": "y (along the tilt axis)"}),
+            "x": ("x", x, {"units": "nm", "long_name": "x (across the tilt axis)"}),
+        },
+    )
+
+
+def bin_tilt_series(ds: xr.Dataset, factor: int) -> xr.Dataset:
+    """Sum ``factor × factor`` pixels of a tilt-series dataset.
+
+    Counts (and ``reference``, ``expected_counts``) are summed, so the total
+    counts and the dose per nm² are kept; the pixel grows by ``factor`` and
+    ``dwell_time_ns`` by ``factor²`` (a pixel ``factor²`` times larger
+    scanned at the same dose). Shifts in pixels (``true_shift_*``,
+    ``shift_*``, ``true_axis_offset_px``, ``axis_offset_px``) are divided by
+    ``factor``; coordinates become the block centres. Other variables on
+    the image grid (e.g. a simulated ``true_label``) cannot be summed and are
+    dropped.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A tilt-series dataset (DESIGN, "Tilt series file").
+    factor : int
+        Pixels summed along y and along x; must divide both image sizes.
+
+    Returns
+    -------
+    xarray.Dataset
+        A new dataset; ``ds`` is unchanged.
+    """
+    if int(factor) != factor or factor < 1:
+        raise ValueError(f"factor must be a positive integer, got {factor!r}")
+    f = int(factor)
+    if "counts" not in ds:
+        raise InputError("tilt series has no 'counts' variable")
+    ny, nx = ds.sizes["y"], ds.sizes["x"]
+    if ny % f or nx % f:
+        raise ValueError(f"factor {f} must divide the image size ({ny} × {nx})")
+    if f == 1:
+        return ds.copy()
+    summable = ("counts", "reference", "expected_counts")
+    other = [n for n, v in ds.data_vars.items() if n not in summable and ("y" in v.dims or "x" in v.dims)]
+    out = ds.drop_vars(other).coarsen(y=f, x=f).sum(keep_attrs=True)
+    out = out.assign_coords(
+        y=("y", ds["y"].values.reshape(-1, f).mean(axis=1), dict(ds["y"].attrs)),
+        x=("x", ds["x"].values.reshape(-1, f).mean(axis=1), dict(ds["x"].attrs)),
+    )
+    for name in ("counts", "reference", "expected_counts"):
+        if name in out:
+            out[name] = out[name].astype(ds[name].dtype)
+            out[name].attrs = dict(ds[name].attrs)
+    for name in ("true_shift_y", "true_shift_x", "shift_y", "shift_x"):
+        if name in out:
+            out[name] = out[name] / f
+            out[name].attrs = dict(ds[name].attrs)
+    attrs = dict(ds.attrs)
+    if "pixel_size_nm" in attrs:
+        attrs["pixel_size_nm"] = float(attrs["pixel_size_nm"]) * f
+    if "dwell_time_ns" in attrs:
+        attrs["dwell_time_ns"] = float(attrs["dwell_time_ns"]) * f * f
+    if "electrons_per_pixel_per_frame" in attrs:
+        attrs["electrons_per_pixel_per_frame"] = float(attrs["electrons_per_pixel_per_frame"]) * f * f
+    if "haadf_background_counts" in attrs:
+        attrs["haadf_background_counts"] = float(attrs["haadf_background_counts"]) * f * f
+    for key in ("true_axis_offset_px", "axis_offset_px"):
+        if key in attrs:
+            attrs[key] = float(attrs[key]) / f
+    if "bin_factor" in attrs:
+        attrs["bin_factor"] = int(attrs["bin_factor"]) * f
+    out.attrs = attrs
+    return out
