@@ -1,0 +1,139 @@
+"""Binarise a reconstruction: a global threshold, then a morphological opening.
+
+The paper binarises with Otsu's method and then "erodes and dilates" to even
+out the texture the reconstruction leaves (Ihara et al. 2023, Fig. 4). Erosion
+followed by dilation with the same ball is an *opening*: it removes specks
+and spurs thinner than the ball and keeps larger bodies; it does not fill
+holes (that would be a closing, which this module does not apply).
+
+The opening is computed exactly for a Euclidean ball from two distance
+transforms (erosion keeps voxels farther than ``r`` from the background;
+dilation grows the result by ``r``), so its cost does not grow with the
+radius. Voxels outside the array count as neither foreground nor background:
+a particle cut by the slab face is not eroded from that face.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["dice", "threshold_binary"]
+
+THRESHOLD_METHODS = ("otsu", "li", "yen", "isodata")
+
+
+def _threshold(values: np.ndarray, method: str) -> float:
+    from skimage import filters
+
+    func = {
+        "otsu": filters.threshold_otsu,
+        "li": filters.threshold_li,
+        "yen": filters.threshold_yen,
+        "isodata": filters.threshold_isodata,
+    }[method]
+    return float(func(values))
+
+
+def _opening(mask: np.ndarray, radius_vox: float) -> np.ndarray:
+    """Opening of a boolean volume by a Euclidean ball of radius ``radius_vox`` voxels."""
+    if not mask.any() or mask.all():
+        return mask
+    # distance of every foreground voxel to the nearest background voxel
+    eroded = ndimage.distance_transform_edt(mask) > radius_vox
+    if not eroded.any():
+        return eroded
+    # dilation: voxels within radius_vox of the eroded set
+    return ndimage.distance_transform_edt(~eroded) <= radius_vox
+
+
+def threshold_binary(
+    volume: np.ndarray,
+    *,
+    method: str = "otsu",
+    radius_nm: float = 0.0,
+    voxel_size_nm: float = 1.0,
+    threshold: float | None = None,
+) -> np.ndarray:
+    """Binarise a grey-value volume: global threshold, then opening by a ball.
+
+    Parameters
+    ----------
+    volume : (nz, ny, nx) ndarray
+        Reconstructed grey values (any real dtype).
+    method : {'otsu', 'li', 'yen', 'isodata'}, optional
+        Global threshold from ``skimage.filters`` (the paper: Otsu).
+        Ignored when ``threshold`` is given.
+    radius_nm : float, optional
+        Radius of the ball for the opening (erosion then dilation), nm;
+        a radius below half a voxel means no opening.
+    voxel_size_nm : float, optional
+        Voxel edge, nm.
+    threshold : float, optional
+        Use this grey value instead of computing one.
+
+    Returns
+    -------
+    (nz, ny, nx) uint8 ndarray
+        1 inside the specimen, 0 outside.
+
+    References
+    ----------
+    .. [1] N. Otsu, "A threshold selection method from gray-level
+       histograms", IEEE Trans. Syst. Man Cybern. 9, 62–66 (1979).
+       doi:10.1109/TSMC.1979.4310076
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = np.zeros((8, 8, 8), np.float32); v[2:6, 2:6, 2:6] = 1.0
+    >>> int(threshold_binary(v).sum())
+    64
+    >>> int(threshold_binary(v, radius_nm=1.0, voxel_size_nm=1.0).sum())  # corners and edges go
+    32
+    """
+    if method not in THRESHOLD_METHODS:
+        raise ValueError(f"method must be one of {THRESHOLD_METHODS}, got {method!r}")
+    if not (math.isfinite(float(radius_nm)) and radius_nm >= 0):
+        raise ValueError(f"radius_nm must be a number >= 0, got {radius_nm!r}")
+    if not (math.isfinite(float(voxel_size_nm)) and voxel_size_nm > 0):
+        raise ValueError(f"voxel_size_nm must be a positive number, got {voxel_size_nm!r}")
+    vol = np.asarray(volume)
+    if vol.ndim != 3:
+        raise ValueError(f"volume must be (nz, ny, nx), got shape {vol.shape}")
+    if not np.all(np.isfinite(vol)):
+        raise ValueError("volume holds NaN or infinite values")
+    if threshold is None:
+        if float(vol.min()) == float(vol.max()):
+            return np.zeros(vol.shape, np.uint8)
+        threshold = _threshold(vol, method)
+    mask = vol > threshold
+    r = float(radius_nm) / float(voxel_size_nm)
+    if r >= 0.5:
+        mask = _opening(mask, r)
+    return mask.astype(np.uint8)
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Sørensen–Dice coefficient ``2 |a & b| / (|a| + |b|)`` of two binary volumes.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        Same shape; non-zero means foreground.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 when both are empty.
+    """
+    a = np.asarray(a) != 0
+    b = np.asarray(b) != 0
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
+    total = int(a.sum()) + int(b.sum())
+    if total == 0:
+        return 1.0
+    return 2.0 * int(np.count_nonzero(a & b)) / total

@@ -1,0 +1,86 @@
+"""Binarisation: global threshold + opening by a ball; the Dice coefficient."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from skimage.morphology import ball
+
+from sinter4d.pipeline.binarize import dice, threshold_binary
+
+
+def _blobs(seed=0, shape=(40, 40, 40)):
+    rng = np.random.default_rng(seed)
+    m = ndimage.gaussian_filter(rng.random(shape), 2) > 0.5
+    m[:5] = m[-5:] = 0
+    m[:, :5] = m[:, -5:] = 0
+    m[:, :, :5] = m[:, :, -5:] = 0
+    return m
+
+
+def test_otsu_separates_two_noisy_levels():
+    rng = np.random.default_rng(1)
+    z, y, x = np.indices((40, 40, 40))
+    truth = np.zeros((40, 40, 40), bool)
+    for cz, cy, cx, r in [(12, 12, 12, 7), (26, 25, 24, 8), (12, 28, 10, 6)]:
+        truth |= (z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2 <= r * r
+    vol = (truth * 1.0 + 0.25 * rng.standard_normal(truth.shape)).astype(np.float32)
+    out = threshold_binary(vol)
+    assert out.dtype == np.uint8 and set(np.unique(out)) <= {0, 1}
+    # Otsu alone lets through the background's noise tail (measured Dice 0.58) ...
+    assert dice(out, truth) < 0.7
+    # ... which the opening removes while keeping the spheres (measured 0.987)
+    assert dice(threshold_binary(vol, radius_nm=2.0, voxel_size_nm=2.0), truth) > 0.97
+
+
+@pytest.mark.parametrize("radius_vox", [1, 2, 3])
+def test_opening_equals_scipy_with_a_ball(radius_vox):
+    m = _blobs(seed=radius_vox)
+    ours = threshold_binary(m.astype(np.float32), radius_nm=radius_vox * 1.5, voxel_size_nm=1.5, threshold=0.5)
+    ref = ndimage.binary_opening(m, structure=ball(radius_vox))
+    np.testing.assert_array_equal(ours.astype(bool), ref)
+
+
+def test_opening_keeps_big_spheres_and_removes_specks():
+    z, y, x = np.indices((30, 30, 30))
+    vol = (((z - 15) ** 2 + (y - 15) ** 2 + (x - 15) ** 2) <= 64).astype(np.float32)  # r = 8
+    vol[2, 2, 2] = vol[2, 3, 2] = 1.0  # a speck
+    out = threshold_binary(vol, radius_nm=2.0, voxel_size_nm=1.0)
+    assert out[2, 2, 2] == 0
+    assert dice(out, vol > 0.5) > 0.95
+    # a radius under half a voxel means no opening
+    np.testing.assert_array_equal(threshold_binary(vol, radius_nm=0.4, voxel_size_nm=1.0), vol > 0.5)
+
+
+def test_other_methods_and_constant_volume():
+    truth = _blobs(seed=4)
+    vol = truth.astype(np.float32) * 3.0 + 1.0
+    for method in ("li", "yen", "isodata"):
+        assert dice(threshold_binary(vol, method=method), truth) == 1.0
+    assert not threshold_binary(np.ones((4, 4, 4))).any()
+
+
+def test_dice_values():
+    a = np.zeros((4, 4, 4), bool)
+    b = np.zeros((4, 4, 4), bool)
+    assert dice(a, b) == 1.0
+    a[0, 0, :2] = True
+    assert dice(a, b) == 0.0
+    b[0, 0, 1:3] = True
+    assert dice(a, b) == pytest.approx(0.5)
+    assert dice(a, a) == 1.0
+
+
+def test_bad_input():
+    vol = np.zeros((4, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="method must be one of.*'mean'"):
+        threshold_binary(vol, method="mean")
+    with pytest.raises(ValueError, match="radius_nm"):
+        threshold_binary(vol, radius_nm=-1.0)
+    with pytest.raises(ValueError, match="voxel_size_nm"):
+        threshold_binary(vol, voxel_size_nm=0.0)
+    with pytest.raises(ValueError, match=r"\(nz, ny, nx\)"):
+        threshold_binary(vol[0])
+    with pytest.raises(ValueError, match="NaN"):
+        threshold_binary(np.full((2, 2, 2), np.nan))
+    with pytest.raises(ValueError, match="same shape"):
+        dice(vol, vol[:2])
