@@ -1,1 +1,64 @@
-"""sinter4d.pipeline"""
+"""The paper's image-processing chain: denoise, align, tilt axis, reconstruct, binarise.
+
+Each stage is a function of arrays; :func:`process_tilt_series` chains them
+on a tilt-series Dataset and returns the reconstruction Dataset.
+"""
+
+from .align import align_translations, apply_shifts, register_pair
+from .binarize import dice, threshold_binary
+from .chain import PreparedSeries, prepare_tilt_series, process_tilt_series, reconstruct_and_binarize, subtract_background
+from .denoise import anscombe, denoise_bm3d, estimate_sigma_psd, inverse_anscombe, noise_psd, select_sigma_psnr
+from .functions import LeastSquares, NonNegativity, TotalVariation
+from .reconstruct import (
+    SIRT,
+    Algorithm,
+    AlternatingTV,
+    Callback,
+    ChambollePock,
+    LoggingCallback,
+    ObjectiveCallback,
+    ProgressCallback,
+    estimate_noise_sigma,
+    fbp,
+    reconstruct,
+    slab_for,
+    tv_weight_rule,
+)
+from .tilt_axis import center_tilt_axis, find_tilt_axis
+
+__all__ = [
+    "Algorithm",
+    "AlternatingTV",
+    "Callback",
+    "ChambollePock",
+    "LeastSquares",
+    "LoggingCallback",
+    "NonNegativity",
+    "ObjectiveCallback",
+    "PreparedSeries",
+    "ProgressCallback",
+    "SIRT",
+    "TotalVariation",
+    "align_translations",
+    "anscombe",
+    "apply_shifts",
+    "center_tilt_axis",
+    "denoise_bm3d",
+    "dice",
+    "estimate_noise_sigma",
+    "estimate_sigma_psd",
+    "fbp",
+    "find_tilt_axis",
+    "inverse_anscombe",
+    "noise_psd",
+    "prepare_tilt_series",
+    "process_tilt_series",
+    "reconstruct",
+    "reconstruct_and_binarize",
+    "register_pair",
+    "select_sigma_psnr",
+    "slab_for",
+    "subtract_background",
+    "threshold_binary",
+    "tv_weight_rule",
+]

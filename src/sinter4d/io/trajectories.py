@@ -1,0 +1,277 @@
+"""Neck/distance trajectories: ``metrics.nc``, ``truth.nc`` or the CSV a user types in.
+
+Both layouts of DESIGN.md are read into one :class:`xarray.Dataset` with dims
+``(time, pair)``:
+
+* a metrics file (``metrics.nc``; ``truth.nc`` has the same variables):
+  variables ``neck_radius_nm``, ``distance_nm``, ``particle_radius_nm`` over
+  ``(time, pair)``, coordinates ``pt_time_s`` and ``temperature_C`` on
+  ``time``. 0-d numeric variables (the parameter values a simulated run was
+  made with) are kept.
+* a trajectory table (``.csv``): columns ``pt_time_s, temperature_C, pair,
+  neck_radius_nm, distance_nm, particle_radius_nm``, one row per pair and
+  time; ``distance_nm`` may be empty or absent.
+
+NaN marks a point that could not be measured; it is skipped by the fit, not
+fatal. Errors a user can cause raise :class:`~sinter4d.errors.InputError`
+with one line naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..errors import InputError
+from .netcdf import open_dataset_checked
+
+#: Variables of a trajectory dataset, with units and long names.
+TRAJECTORY_VARIABLES: dict[str, tuple[str, str]] = {
+    "neck_radius_nm": ("nm", "neck radius r_n = W_n/2"),
+    "distance_nm": ("nm", "centre-to-centre distance d"),
+    "particle_radius_nm": ("nm", "particle radius r_p (mean of the pair)"),
+}
+_REQUIRED_NC = ("neck_radius_nm", "particle_radius_nm", "pt_time_s", "temperature_C")
+_CSV_COLUMNS = ("pt_time_s", "temperature_C", "pair", "neck_radius_nm", "distance_nm", "particle_radius_nm")
+_CSV_REQUIRED = ("pt_time_s", "temperature_C", "pair", "neck_radius_nm", "particle_radius_nm")
+
+
+def read_trajectories(path: str | Path) -> xr.Dataset:
+    """Read the trajectories of particle pairs from a metrics file or a CSV table.
+
+    Parameters
+    ----------
+    path : str or Path
+        A netCDF file laid out as ``metrics.nc`` (or ``truth.nc``), or a
+        ``.csv`` trajectory table (DESIGN.md, "Trajectory table").
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``(time, pair)``; variables ``neck_radius_nm``, ``distance_nm``
+        (all NaN when the file has none) and ``particle_radius_nm`` (nm);
+        coordinates ``pt_time_s`` (s), ``temperature_C`` (°C) and ``pair``
+        (labels); 0-d parameter variables of a simulated run; attribute
+        ``source`` (the path) and, when the file carries one, ``spec`` (the
+        experiment spec as JSON).
+
+    Raises
+    ------
+    InputError
+        Missing file, variable or column; a value that is not a number;
+        times that do not increase; a time with two temperatures; every pair
+        NaN; a pair with necks but no particle radius.
+
+    Examples
+    --------
+    >>> ds = read_trajectories("runs/quick/metrics.nc")  # doctest: +SKIP
+    >>> ds.neck_radius_nm.dims  # doctest: +SKIP
+    ('time', 'pair')
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        ds = _read_csv(path)
+    else:
+        ds = _read_netcdf(path)
+    _check(ds, path)
+    ds.attrs["source"] = str(path)
+    return ds
+
+
+def _read_netcdf(path: Path) -> xr.Dataset:
+    raw = open_dataset_checked(path, _REQUIRED_NC)
+    for name in ("neck_radius_nm", "particle_radius_nm", "distance_nm"):
+        if name in raw and set(raw[name].dims) != {"time", "pair"}:
+            raise InputError(f"{path}: {name}: dims must be (time, pair), got {raw[name].dims}")
+    for name in ("pt_time_s", "temperature_C"):
+        if raw[name].dims != ("time",):
+            raise InputError(f"{path}: {name}: must be 1-D over time, got dims {raw[name].dims}")
+    n_time, n_pair = raw.sizes["time"], raw.sizes["pair"]
+    pairs = [str(p) for p in raw["pair"].values] if "pair" in raw.coords else [f"P{k + 1}" for k in range(n_pair)]
+    data = {}
+    for name, (units, long_name) in TRAJECTORY_VARIABLES.items():
+        if name in raw:
+            values = _as_float(raw[name].transpose("time", "pair").values, path, name)
+        else:
+            values = np.full((n_time, n_pair), np.nan)
+        data[name] = (("time", "pair"), values, {"units": units, "long_name": long_name})
+    for name, var in raw.data_vars.items():
+        if var.ndim == 0 and var.dtype.kind in "fiu" and name not in data:
+            data[name] = ((), float(var.values), dict(var.attrs))
+    coords = _coords(_as_float(raw["pt_time_s"].values, path, "pt_time_s"),
+                     _as_float(raw["temperature_C"].values, path, "temperature_C"), pairs)
+    attrs = {k: raw.attrs[k] for k in ("spec", "model_card", "parameter_names", "title") if k in raw.attrs}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _read_csv(path: Path) -> xr.Dataset:
+    import pandas as pd
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        table = pd.read_csv(path, skipinitialspace=True, comment="#", dtype={"pair": str})
+    except Exception as exc:  # pandas raises ParserError, UnicodeDecodeError, EmptyDataError...
+        raise InputError(f"{path}: not a readable CSV table ({exc})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in _CSV_REQUIRED if c not in table.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(_CSV_COLUMNS)})")
+    unknown = [c for c in table.columns if c not in _CSV_COLUMNS]
+    if unknown:
+        raise InputError(f"{path}: unknown column(s) {', '.join(unknown)} (expected {', '.join(_CSV_COLUMNS)})")
+    if table.empty:
+        raise InputError(f"{path}: the table has no rows")
+    if table["pair"].isna().any():
+        row = int(np.flatnonzero(table["pair"].isna().values)[0]) + 2
+        raise InputError(f"{path}: line {row}: pair: empty label")
+    cols = {}
+    for name in ("pt_time_s", "temperature_C", "neck_radius_nm", "distance_nm", "particle_radius_nm"):
+        if name not in table.columns:
+            cols[name] = np.full(len(table), np.nan)
+            continue
+        values = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(np.isnan(values) & table[name].notna().to_numpy())
+        if bad.size:
+            raise InputError(f"{path}: line {bad[0] + 2}: {name}: not a number ({table[name].iloc[bad[0]]!r})")
+        cols[name] = values
+    for name in ("pt_time_s", "temperature_C"):
+        bad = np.flatnonzero(~np.isfinite(cols[name]))
+        if bad.size:
+            raise InputError(f"{path}: line {bad[0] + 2}: {name}: missing value")
+    labels = [str(p).strip() for p in table["pair"]]
+    pairs = list(dict.fromkeys(labels))
+    for pair in pairs:
+        rows = np.flatnonzero(np.array(labels) == pair)
+        t = cols["pt_time_s"][rows]
+        step = np.flatnonzero(np.diff(t) <= 0)
+        if step.size:
+            raise InputError(
+                f"{path}: line {rows[step[0] + 1] + 2}: pt_time_s: times of pair {pair} do not increase "
+                f"({t[step[0]]:g} then {t[step[0] + 1]:g})"
+            )
+    times = np.unique(cols["pt_time_s"])
+    temperature = np.full(times.size, np.nan)
+    k_of_row = np.searchsorted(times, cols["pt_time_s"])
+    for row, k in enumerate(k_of_row):
+        temp = cols["temperature_C"][row]
+        if np.isnan(temperature[k]):
+            temperature[k] = temp
+        elif not math.isclose(temperature[k], temp, rel_tol=0, abs_tol=1e-9):
+            raise InputError(
+                f"{path}: line {row + 2}: temperature_C: {temp:g} at pt_time_s {times[k]:g}, "
+                f"where another row has {temperature[k]:g}"
+            )
+    p_of_row = np.array([pairs.index(p) for p in labels])
+    data = {}
+    for name, (units, long_name) in TRAJECTORY_VARIABLES.items():
+        values = np.full((times.size, len(pairs)), np.nan)
+        values[k_of_row, p_of_row] = cols[name]
+        data[name] = (("time", "pair"), values, {"units": units, "long_name": long_name})
+    return xr.Dataset(data, coords=_coords(times, temperature, pairs))
+
+
+def _coords(pt_time_s, temperature_C, pairs):
+    return {
+        "time": ("time", np.arange(len(pt_time_s)), {"long_name": "tilt-series index"}),
+        "pt_time_s": ("time", np.asarray(pt_time_s, float), {"units": "s", "long_name": "cumulative processing time"}),
+        "temperature_C": ("time", np.asarray(temperature_C, float),
+                          {"units": "degC", "long_name": "median processing temperature"}),
+        "pair": ("pair", list(pairs), {"long_name": "particle pair"}),
+    }
+
+
+def _as_float(values, path, name) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: {name}: not numeric") from None
+
+
+def _check(ds: xr.Dataset, path: Path) -> None:
+    t = ds["pt_time_s"].values
+    if t.size == 0 or ds.sizes["pair"] == 0:
+        raise InputError(f"{path}: no times or no pairs")
+    if not np.all(np.isfinite(t)):
+        raise InputError(f"{path}: pt_time_s: NaN or infinite times")
+    if np.any(np.diff(t) <= 0):
+        k = int(np.flatnonzero(np.diff(t) <= 0)[0])
+        raise InputError(f"{path}: pt_time_s: times do not increase ({t[k]:g} then {t[k + 1]:g} at time {k + 1})")
+    if not np.all(np.isfinite(ds["temperature_C"].values)):
+        raise InputError(f"{path}: temperature_C: NaN or infinite temperatures")
+    neck = ds["neck_radius_nm"].values
+    if np.all(np.isnan(neck)):
+        raise InputError(f"{path}: neck_radius_nm: every pair is NaN at every time (nothing to fit)")
+    for name in TRAJECTORY_VARIABLES:
+        values = ds[name].values
+        if np.any(np.isinf(values)) or np.any(values[np.isfinite(values)] < 0):
+            raise InputError(f"{path}: {name}: negative or infinite values")
+    radius = ds["particle_radius_nm"].values
+    for p, label in enumerate(ds["pair"].values):
+        if np.any(np.isfinite(neck[:, p])) and not np.any(radius[:, p] > 0):
+            raise InputError(f"{path}: particle_radius_nm: pair {label} has necks but no particle radius")
+
+
+def experiment_heating(ds: xr.Dataset) -> dict:
+    """The heating settings recorded in a trajectory dataset's ``spec`` attribute.
+
+    Returns
+    -------
+    dict
+        ``standby_temperature_C``, ``standby_s`` (from the spec's
+        ``heating`` table) and ``shell_thickness_nm`` (from ``phantom``),
+        whichever the spec holds; empty when the file carries no spec.
+    """
+    text = ds.attrs.get("spec")
+    if not isinstance(text, str):
+        return {}
+    try:
+        spec = json.loads(text)
+    except ValueError:
+        return {}
+    out = {}
+    heating = spec.get("heating") or {}
+    for key in ("standby_temperature_C", "standby_s"):
+        if isinstance(heating.get(key), (int, float)):
+            out[key] = float(heating[key])
+    phantom = spec.get("phantom") or {}
+    if isinstance(phantom.get("shell_thickness_nm"), (int, float)):
+        out["shell_thickness_nm"] = float(phantom["shell_thickness_nm"])
+    return out
+
+
+def validation_sigma(path: str | Path, variable: str) -> float:
+    """Spread of one metric in a ``validation.nc`` (metrics − truth): its root mean square.
+
+    Parameters
+    ----------
+    path : str or Path
+        A validation file (differences metrics − truth over ``(time, pair)``).
+    variable : str
+        e.g. ``"neck_radius_nm"``.
+
+    Returns
+    -------
+    float
+        ``sqrt(mean(diff**2))`` over the finite differences (nm). The root
+        mean square, not the standard deviation: a bias of the measurement is
+        noise the model does not know about.
+
+    Raises
+    ------
+    InputError
+        Missing file or variable, or no finite difference.
+    """
+    ds = open_dataset_checked(path, [variable])
+    diff = np.asarray(ds[variable].values, dtype=float)
+    diff = diff[np.isfinite(diff)]
+    if diff.size == 0:
+        raise InputError(f"{path}: {variable}: no finite difference to take a spread from")
+    sigma = float(np.sqrt(np.mean(diff**2)))
+    if not sigma > 0:
+        raise InputError(f"{path}: {variable}: every difference is 0 (no spread)")
+    return sigma
