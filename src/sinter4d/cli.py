@@ -44,6 +44,27 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .io.netcdf import write_dataset_atomic
+    from .io.stacks import read_stack
+
+    ds = read_stack(args.stack, args.angles, pixel_size_nm=args.pixel_size)
+    out = write_dataset_atomic(ds, args.out)
+    print(f"{out}: {ds.sizes['tilt']} images of {ds.sizes['y']} x {ds.sizes['x']} px at {ds.attrs['pixel_size_nm']:g} nm")
+    return 0
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> int:
+    from .experiments.reconstruct import reconstruct_path
+
+    overrides = {"method": args.method, "iterations": args.iterations, "align_method": args.align}
+    if args.no_denoise:
+        overrides["denoise"] = False
+    outs = reconstruct_path(args.path, out=args.out, overrides=overrides, progress=not args.quiet)
+    print(f"{len(outs)} reconstruction(s): {outs[0].parent}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sinter4d`` (one sub-command per stage)."""
     parser = argparse.ArgumentParser(
@@ -68,6 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder (created; an interrupted run resumes)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("import", help="turn an MRC/TIFF stack + .rawtlt angles into a tilt-series file")
+    p.add_argument("stack", help="MRC (.mrc, .st, .ali) or multi-page TIFF stack")
+    p.add_argument("--angles", required=True, help="IMOD .rawtlt file, one angle (deg) per line")
+    p.add_argument("--pixel-size", type=float, default=None, help="pixel size (nm); default from the MRC header")
+    p.add_argument("--out", required=True, help="tilt-series file to write (.nc)")
+    p.set_defaults(func=_cmd_import)
+
+    p = sub.add_parser("reconstruct", help="denoise, align, find the tilt axis, reconstruct and binarise")
+    p.add_argument("path", help="run folder (every tilts/tNN.nc -> recon/tNN.nc) or one tilt-series file")
+    p.add_argument("--method", choices=["tv", "pdhg", "sirt", "fbp"], default=None, help="algorithm (default: the spec's, tv)")
+    p.add_argument("--iterations", type=int, default=None, help="iterations of tv/sirt (default 300)")
+    p.add_argument("--align", choices=["xcorr", "mattes"], default=None, help="registration of adjacent tilts")
+    p.add_argument("--no-denoise", action="store_true", help="skip BM3D")
+    p.add_argument("--out", default=None, help="output file when PATH is a file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_reconstruct)
     return parser
 
 

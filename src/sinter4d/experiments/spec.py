@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import (
@@ -164,6 +164,27 @@ class AcquisitionSpec(BaseModel):
         return self.image_pixels // self.bin
 
 
+class PipelineSpec(BaseModel):
+    """The reconstruction chain's settings (the paper's by default)."""
+
+    model_config = _STRICT
+
+    denoise: bool = True
+    psd: Literal["g4", "white"] = "g4"
+    anscombe: bool = False
+    bm3d_profile: Literal["np", "refilter", "vn", "high", "lc"] = "np"
+    sigma_psd: PositiveFloat | None = None
+    align_method: Literal["xcorr", "mattes"] = "xcorr"
+    axis_search_px: PositiveFloat = 20.0
+    method: Literal["tv", "pdhg", "sirt", "fbp"] = "tv"
+    iterations: PositiveInt = 300
+    tv_weight: PositiveFloat | None = None
+    tol: PositiveFloat | None = None
+    slab_thickness_nm: PositiveFloat = 360.0
+    slab_z_centre_nm: float = 0.0
+    binarize_radius_nm: NonNegativeFloat = 4.0
+
+
 class ExperimentSpec(BaseModel):
     """A whole simulated experiment (one ``experiments/*.toml`` file)."""
 
@@ -176,6 +197,7 @@ class ExperimentSpec(BaseModel):
     sintering: SinteringSpec = SinteringSpec()
     heating: HeatingSpec = HeatingSpec()
     acquisition: AcquisitionSpec = AcquisitionSpec()
+    pipeline: PipelineSpec = PipelineSpec()
 
     def to_json(self) -> str:
         """The spec as a JSON string (for netCDF attributes and provenance)."""

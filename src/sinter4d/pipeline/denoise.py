@@ -63,7 +63,7 @@ __all__ = [
 ]
 
 PSD_SHAPES = ("g4", "white")
-BM3D_PROFILES = ("np", "refilter", "vn", "high")
+BM3D_PROFILES = ("np", "refilter", "vn", "high", "lc")
 
 
 # --------------------------------------------------------------------------
@@ -301,6 +301,7 @@ def _profile(bm3d, name: str):
         "refilter": bm3d.BM3DProfileRefilter,
         "vn": bm3d.BM3DProfileVN,
         "high": bm3d.BM3DProfileHigh,
+        "lc": bm3d.BM3DProfileLC,
     }
     return presets[name]()
 
@@ -373,7 +374,7 @@ def select_sigma_psnr(
         :func:`estimate_sigma_psd`.
     n_grid, n_refine : int, optional
         Grid size (>= 3) and refinement rounds (>= 0).
-    profile : {'np', 'refilter', 'vn', 'high'}, optional
+    profile : {'np', 'refilter', 'vn', 'high', 'lc'}, optional
         BM3D preset.
     n_jobs : int, optional
         Parallel BM3D runs (-1: all cores).
@@ -456,7 +457,7 @@ def denoise_bm3d(
     anscombe : bool, optional
         Images are electron counts: denoise ``anscombe(images)`` and return
         the exact unbiased inverse, i.e. estimated mean counts.
-    profile : {'np', 'refilter', 'vn', 'high'}, optional
+    profile : {'np', 'refilter', 'vn', 'high', 'lc'}, optional
         BM3D preset (``'np'``, the default of :func:`bm3d.bm3d`).
     n_jobs : int, optional
         Images denoised at once (-1: all cores). Each BM3D run is

@@ -1,0 +1,80 @@
+"""Reconstruction of a run folder or of one tilt-series file (resumable, atomic)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..errors import InputError
+from ..io.netcdf import open_dataset_checked, write_dataset_atomic
+from ..pipeline.chain import process_tilt_series
+from ..pipeline.reconstruct import ProgressCallback
+from .spec import PipelineSpec
+
+log = logging.getLogger(__name__)
+
+
+def pipeline_settings(run_dir: Path | None, overrides: dict | None = None) -> PipelineSpec:
+    """The pipeline settings of a run folder (its spec.json), with overrides.
+
+    Parameters
+    ----------
+    run_dir : Path or None
+        A run folder made by ``sinter4d simulate``; None for the defaults.
+    overrides : dict, optional
+        Settings given on the command line (None values are ignored).
+    """
+    base = {}
+    if run_dir is not None and (run_dir / "spec.json").is_file():
+        base = json.loads((run_dir / "spec.json").read_text()).get("pipeline", {})
+    base.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return PipelineSpec.model_validate(base)
+
+
+def recon_path(run_dir: str | Path, step: int) -> Path:
+    """Path of the reconstruction of time step ``step`` (0-based) in a run folder."""
+    return Path(run_dir) / "recon" / f"t{step + 1:02d}.nc"
+
+
+def reconstruct_file(tilts: str | Path, out: str | Path, settings: PipelineSpec, *, progress: bool = True) -> Path:
+    """Reconstruct one tilt-series file into ``out`` (written atomically)."""
+    ds = open_dataset_checked(tilts, ["counts", "tilt_angle"])
+    callbacks = (ProgressCallback(desc=f"{settings.method} {Path(tilts).stem}", leave=False),) if progress else ()
+    recon = process_tilt_series(ds, callbacks=callbacks, source=str(tilts), **settings.model_dump())
+    recon.attrs["source"] = str(tilts)
+    return write_dataset_atomic(recon, out)
+
+
+def reconstruct_path(
+    path: str | Path, *, out: str | Path | None = None, overrides: dict | None = None, progress: bool = True
+) -> list[Path]:
+    """Reconstruct a run folder (every ``tilts/tNN.nc``) or one tilt-series file.
+
+    A folder's finished reconstructions (``recon/tNN.nc``) are kept, so an
+    interrupted run resumes; a file is reconstructed into ``out`` (default:
+    beside it, ``NAME_recon.nc``).
+
+    Returns
+    -------
+    list of Path
+        The reconstruction files.
+    """
+    path = Path(path)
+    if path.is_dir():
+        tilts = sorted((path / "tilts").glob("t[0-9][0-9].nc"))
+        if not tilts:
+            raise InputError(f"{path}: no tilt series (tilts/tNN.nc) in this folder")
+        settings = pipeline_settings(path, overrides)
+        outs = [path / "recon" / t.name for t in tilts]
+        todo = [(t, o) for t, o in zip(tilts, outs) if not o.is_file()]
+        for t, o in tqdm(todo, desc=f"reconstruct {path.name}", unit="step", disable=not progress):
+            reconstruct_file(t, o, settings, progress=progress)
+        return outs
+    if not path.is_file():
+        raise InputError(f"{path}: no such file or folder")
+    settings = pipeline_settings(None, overrides)
+    target = Path(out) if out is not None else path.with_name(f"{path.stem}_recon.nc")
+    return [reconstruct_file(path, target, settings, progress=progress)]

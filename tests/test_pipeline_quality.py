@@ -1,0 +1,68 @@
+"""The reconstruction chain on a simulated series at the paper's dose.
+
+250 e/nm², ±40° in 2° steps, 4.16 nm pixels, with drift and a tilt-axis
+offset left for the pipeline to find (DESIGN.md; issue "Reconstruction
+pipeline", Quality). The figures are printed for the closing note.
+"""
+
+import numpy as np
+import pytest
+
+from sinter4d.experiments import parse_spec, plan_simulation
+from sinter4d.experiments.simulate import tilt_series_dataset
+from sinter4d.pipeline import prepare_tilt_series, reconstruct_and_binarize
+from sinter4d.pipeline.quality import registered_dice, rigid_residual, truth_on_grid
+
+SPEC = {
+    "name": "pipeline-quality",
+    "seed": 11,
+    "phantom": {"n_cores": 3},
+    "heating": {"pt_time_s": [0, 5, 12, 17, 22, 27], "temperature_C": [372, 370, 370, 370, 370, 372]},
+    "acquisition": {
+        "image_pixels": 640, "pixel_size_nm": 1.04, "bin": 4, "axis_offset_px": 2.6, "drift_step_sd_nm": 3.0,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def series(root):
+    spec = parse_spec(SPEC)
+    plan = plan_simulation(spec, root / "experiments" / "quick.toml")
+    ds = tilt_series_dataset(plan, 5)
+    prep = prepare_tilt_series(ds, bm3d_profile="lc")
+    return ds, prep
+
+
+def test_shifts_match_the_drift(series):
+    ds, prep = series
+    true = np.stack([ds.true_shift_y.values, ds.true_shift_x.values], axis=1)
+    err = prep.shifts_px - true
+    residual, _ = rigid_residual(err[:, 1], ds.tilt_angle.values)
+    rms_y = float(np.sqrt(np.mean(err[:, 0] ** 2)))
+    rms_x = float(np.sqrt(np.mean(residual**2)))
+    print(f"shift RMS error: y {rms_y:.3f} px, x {rms_x:.3f} px (after the unobservable rigid part)")
+    assert rms_y <= 0.5 and rms_x <= 0.5
+
+
+def test_tilt_axis_within_one_pixel(series):
+    ds, prep = series
+    err_x = prep.shifts_px[:, 1] - ds.true_shift_x.values
+    _, (_, _, c) = rigid_residual(err_x, ds.tilt_angle.values)
+    expected = ds.attrs["true_axis_offset_px"] - c
+    print(f"tilt axis: found {prep.axis_offset_px:.2f} px, true {ds.attrs['true_axis_offset_px']:.2f} px "
+          f"(aligned frame {expected:.2f} px)")
+    assert abs(prep.axis_offset_px - expected) <= 1.0
+
+
+def test_tv_beats_sirt_beats_fbp_and_reaches_dice_090(series):
+    ds, prep = series
+    scores = {}
+    for method, iterations in (("fbp", 1), ("sirt", 100), ("tv", 300)):
+        _, binary, _ = reconstruct_and_binarize(prep, method=method, iterations=iterations)
+        nz = binary.shape[0]
+        z = (np.arange(nz) - (nz - 1) / 2) * prep.pixel_size_nm
+        truth = truth_on_grid(ds.true_label.values, ds.z.values, z)
+        scores[method], _ = registered_dice(binary, truth)
+    print("Dice against the true cores: " + ", ".join(f"{m} {d:.3f}" for m, d in scores.items()))
+    assert scores["tv"] >= 0.90
+    assert scores["tv"] > scores["sirt"] > scores["fbp"]
