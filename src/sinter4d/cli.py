@@ -65,6 +65,16 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from .assimilation import fit
+
+    result = fit(args.data, args.spec, args.out, progress=not args.quiet)
+    conv = result.convergence
+    print(result.summary.to_string())
+    print(f"acceptance {float(conv.acceptance.mean()):.2f}; N/tau {conv.n_over_tau:.0f}; posterior in {result.posterior_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sinter4d`` (one sub-command per stage)."""
     parser = argparse.ArgumentParser(
@@ -106,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output file when PATH is a file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_reconstruct)
+
+    p = sub.add_parser("fit", help="fit a sintering model card to neck/distance trajectories with emcee")
+    p.add_argument("data", help="metrics.nc, truth.nc or a CSV trajectory table")
+    p.add_argument("--spec", required=True, help="fit spec (TOML), e.g. assimilation/quick.toml")
+    p.add_argument("--out", required=True, help="output folder (chain.h5, posterior.nc, figures); a rerun resumes")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_fit)
     return parser
 
 

@@ -20,6 +20,7 @@ with one line naming the file and the problem.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -28,6 +29,8 @@ import xarray as xr
 
 from ..errors import InputError
 from .netcdf import open_dataset_checked
+
+log = logging.getLogger(__name__)
 
 #: Variables of a trajectory dataset, with units and long names.
 TRAJECTORY_VARIABLES: dict[str, tuple[str, str]] = {
@@ -62,9 +65,11 @@ def read_trajectories(path: str | Path) -> xr.Dataset:
     Raises
     ------
     InputError
-        Missing file, variable or column; a value that is not a number;
-        times that do not increase; a time with two temperatures; every pair
-        NaN; a pair with necks but no particle radius.
+        Missing file, variable or column; a value that is not a number or
+        infinite; times that do not increase; a time with two temperatures;
+        every pair NaN; a negative particle radius; a pair with necks but no
+        particle radius. (A negative neck or distance is kept with a
+        warning: noise around a small value can make it negative.)
 
     Examples
     --------
@@ -208,8 +213,13 @@ def _check(ds: xr.Dataset, path: Path) -> None:
         raise InputError(f"{path}: neck_radius_nm: every pair is NaN at every time (nothing to fit)")
     for name in TRAJECTORY_VARIABLES:
         values = ds[name].values
-        if np.any(np.isinf(values)) or np.any(values[np.isfinite(values)] < 0):
-            raise InputError(f"{path}: {name}: negative or infinite values")
+        if np.any(np.isinf(values)):
+            raise InputError(f"{path}: {name}: infinite values")
+        negative = int(np.count_nonzero(values[np.isfinite(values)] < 0))
+        if negative and name == "particle_radius_nm":
+            raise InputError(f"{path}: {name}: negative values")
+        if negative:  # noise around a small neck can do this; the Gaussian likelihood takes it
+            log.warning("%s: %s: %d negative value(s) kept", path, name, negative)
     radius = ds["particle_radius_nm"].values
     for p, label in enumerate(ds["pair"].values):
         if np.any(np.isfinite(neck[:, p])) and not np.any(radius[:, p] > 0):

@@ -1,0 +1,71 @@
+"""Median time of one log-posterior evaluation of a fit: 7 pairs x 18 tilt series.
+
+Data: synthetic trajectories of each shipped model card (the paper's heating
+log, 900 s standby), both variables (neck radius and distance) fitted, every
+card parameter free. Prints, per card, the median time of the whole log
+posterior and its parts: the kinetics (``neck_growth_segments``, the
+compiled integration of all pairs), the centre approach (table lookup) and
+the rest (priors, residuals, the marginalised initial distances). Goal:
+under 1 ms.
+
+Run: ``python benchmarks/bench_likelihood.py [--repeats 7] [--number 500]``.
+Wall times are meaningful on an otherwise idle machine only: the load
+average is printed so that a busy run can be recognised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import timeit
+from pathlib import Path
+
+import numpy as np
+
+from sinter4d.assimilation import LogPosterior, TrajectoryModel, approach_nm, synthetic_trajectories
+from sinter4d.sintering import HeatingLog, load_model_card, neck_growth_segments
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _median_us(fn, repeats: int, number: int) -> float:
+    fn()
+    return float(np.median(timeit.repeat(fn, repeat=repeats, number=number)) / number * 1e6)
+
+
+def bench(card_name: str, repeats: int, number: int) -> None:
+    card = load_model_card(ROOT / "models" / f"{card_name}.toml")
+    ds = synthetic_trajectories(card, None, rng=0, n_pairs=7)
+    log = HeatingLog(pt_time_s=ds.pt_time_s.values, temperature_C=ds.temperature_C.values)
+    a = ds.particle_radius_nm.values[0]
+    model = TrajectoryModel(card, log, a, 0.0)
+    names = card.parameter_names
+    lp = LogPosterior(model, names, [card.parameters[k].prior for k in names], {},
+                      {v: ds[v].values for v in ("neck_radius_nm", "distance_nm")},
+                      {"neck_radius_nm": 1.0, "distance_nm": 2.0})
+    theta = np.array([card.parameters[k].default for k in names])
+    params = lp.card_parameters(theta)
+    temp, dur, _ = log.segments()
+    _, xd = model.necks(params)
+    total = _median_us(lambda: lp(theta), repeats, number)
+    kinetics = _median_us(lambda: neck_growth_segments(card, params, radius_nm=a, neck0_nm=card.initial_neck_nm,
+                                                       temperature_C=temp, duration_s=dur), repeats, number)
+    approach = _median_us(lambda: approach_nm(xd, a), repeats, number)
+    print(f"{card_name:20s} {len(card.mechanisms)} mechanisms, {len(np.unique(temp))} temperatures, "
+          f"{temp.size} segments: log posterior {total:7.1f} us  (kinetics {kinetics:6.1f} us, "
+          f"approach {approach:5.1f} us, rest {total - kinetics - approach:5.1f} us)  "
+          f"{'OK' if total < 1000 else 'SLOW'} (goal < 1000 us)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--number", type=int, default=500)
+    args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; 7 pairs x 18 times")
+    for name in ("cu_shell_reservoir", "cu_ashby"):
+        bench(name, args.repeats, args.number)
+
+
+if __name__ == "__main__":
+    main()

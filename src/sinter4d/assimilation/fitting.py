@@ -1,0 +1,386 @@
+"""``fit``: a model card fitted to neck/distance trajectories with emcee, end to end.
+
+Layout of the output folder::
+
+    OUT/chain.h5        emcee's HDF5 chain (resumable; written in batches)
+    OUT/posterior.nc    ArviZ InferenceData (see :mod:`.output`)
+    OUT/summary.csv     mean, sd, 94 % HDI, ESS, R-hat per parameter (+ truth)
+    OUT/summary.txt     the same as text, with the convergence figures
+    OUT/corner.png      corner plot of the posterior
+    OUT/predictive.png  posterior predictive of each pair's trajectories
+
+A fit interrupted at any point is resumed by running it again with the same
+spec and data; raising ``sampler.steps`` continues a finished chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..errors import InputError, SpecError
+from ..io.trajectories import experiment_heating, read_trajectories, validation_sigma
+from ..sintering import HeatingLog
+from .likelihood import LogPosterior
+from .model import TrajectoryModel
+from .output import build_inference_data, summary_table, write_inference_data_atomic, write_summary
+from .sampler import Convergence, convergence, initial_positions, run_chain, spawn_generators
+from .specs import INITIAL_NECK_PARAMETER, FitSpec, load_fit_spec, sigma_parameter
+
+log = logging.getLogger(__name__)
+
+_DEFAULTS = {"standby_temperature_C": 200.0, "standby_s": 900.0, "shell_thickness_nm": 10.0}
+
+
+@dataclass
+class FitProblem:
+    """A fit spec applied to data: the posterior to sample and what it was built from.
+
+    Attributes
+    ----------
+    spec : FitSpec
+    data : xarray.Dataset
+        The trajectories of the fitted pairs.
+    logpost : LogPosterior
+    start : (D,) ndarray
+        Default point of the sampled parameters (card defaults, 1 nm sigmas, the card's initial neck).
+    truth : dict
+        True parameter values found in the data file (simulated runs).
+    settings : dict
+        Resolved heating and geometry settings (for provenance).
+    """
+
+    spec: FitSpec
+    data: xr.Dataset
+    logpost: LogPosterior
+    start: np.ndarray
+    truth: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    def resume_key(self) -> str:
+        """Hash of the spec and the data a chain depends on."""
+        h = hashlib.sha256(self.spec.resume_key().encode())
+        for v in self.logpost.variables:
+            h.update(np.ascontiguousarray(self.logpost.observed[v]).tobytes())
+        m = self.logpost.model
+        for arr in (m.log.pt_time_s, m.log.temperature_C, m.log.standby_s, m.radius_nm, m.gap_nm,
+                    m.start_index, np.zeros(0) if m.neck0_nm is None else m.neck0_nm):
+            h.update(np.ascontiguousarray(arr, dtype=float).tobytes())
+        h.update(json.dumps(self.settings, sort_keys=True, default=str).encode())
+        return h.hexdigest()[:16]
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` produced.
+
+    Attributes
+    ----------
+    out_dir, posterior_path, chain_path, summary_path, corner_path, predictive_path : Path
+    summary : pandas.DataFrame
+        Mean, sd, 94 % HDI, MCSE, ESS, R-hat (and truth) per parameter.
+    convergence : Convergence
+    parameter_names : tuple of str
+    truth : dict
+        True values found in the data (simulated runs), else empty.
+    idata : arviz.InferenceData
+    """
+
+    out_dir: Path
+    posterior_path: Path
+    chain_path: Path
+    summary_path: Path
+    corner_path: Path | None
+    predictive_path: Path | None
+    summary: object
+    convergence: Convergence
+    parameter_names: tuple
+    truth: dict
+    idata: object = field(repr=False, default=None)
+
+
+def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> FitProblem:
+    """Read the data and build the posterior of a fit (no sampling, no file written).
+
+    Parameters
+    ----------
+    data_path : str or Path or None
+        ``metrics.nc``, ``truth.nc`` or a trajectory CSV; None: the spec's ``data``.
+    spec : FitSpec or str or Path
+        The fit spec or its TOML file.
+
+    Returns
+    -------
+    FitProblem
+
+    Raises
+    ------
+    SpecError, InputError
+        Invalid spec; unreadable data, a fitted variable with no value, bad heating log.
+    """
+    spec = spec if isinstance(spec, FitSpec) else load_fit_spec(spec)
+    if data_path is None:
+        if spec.data is None:
+            raise SpecError(f"{spec.path}: data: missing (name a data file here or pass DATA)")
+        data_path = spec.data
+    data_path = Path(data_path)
+    ds = _fitted_pairs(read_trajectories(data_path), spec.variables, data_path)
+    settings = _settings(spec, ds)
+    try:
+        heating = HeatingLog(pt_time_s=ds["pt_time_s"].values, temperature_C=ds["temperature_C"].values,
+                             standby_temperature_C=settings["standby_temperature_C"], standby_s=settings["standby_s"])
+    except ValueError as exc:
+        raise InputError(f"{data_path}: heating log: {exc}") from None
+    model, excluded = _pair_model(spec, ds, heating, settings["shell_thickness_nm"], data_path)
+    sigma = {}
+    for v in spec.variables:
+        noise = spec.noise[v]
+        if noise.mode == "fixed":
+            sigma[v] = noise.sigma_nm
+        elif noise.mode == "validation":
+            sigma[v] = validation_sigma(noise.validation, v)
+            log.info("sigma of %s = %.3g nm from %s", v, sigma[v], noise.validation)
+    logpost = LogPosterior(model, spec.parameter_names, spec.parameter_priors, spec.fixed,
+                           {v: ds[v].values for v in spec.variables}, sigma, neck_excluded=excluded)
+    truth = {}
+    made_with = ds.attrs.get("model_card")
+    if made_with in (None, spec.card.name):  # a truth.nc of another card has no truth for this one
+        for name in (*spec.card.parameter_names, INITIAL_NECK_PARAMETER,
+                     *(sigma_parameter(v) for v in spec.variables)):
+            if name in ds.data_vars and ds[name].ndim == 0:
+                truth[name] = float(ds[name].values)
+    fwd = spec.forward
+    settings.update(initial_neck=fwd.initial_neck, gap=fwd.gap, include_standby=fwd.include_standby,
+                    grid_points=fwd.grid_points, sigma_nm=sigma)
+    return FitProblem(spec, ds, logpost, _start_point(spec), truth, settings)
+
+
+def _fitted_pairs(ds: xr.Dataset, variables, data_path: Path) -> xr.Dataset:
+    """The pairs with something to fit (each fitted variable measured somewhere)."""
+    for v in variables:
+        if not np.any(np.isfinite(ds[v].values)):
+            raise InputError(f"{data_path}: {v}: no measured value in any pair (drop it from the spec's variables)")
+    keep = np.zeros(ds.sizes["pair"], dtype=bool)
+    for v in variables:
+        keep |= np.isfinite(ds[v].values).any(axis=0)
+    if "neck_radius_nm" in variables:
+        keep &= np.isfinite(ds["neck_radius_nm"].values).any(axis=0)
+    keep &= (ds["particle_radius_nm"].values > 0).any(axis=0)
+    dropped = [str(p) for p, ok in zip(ds["pair"].values, keep) if not ok]
+    if dropped:
+        log.info("%s: pairs without data to fit are left out: %s", data_path, ", ".join(dropped))
+    return ds.isel(pair=np.flatnonzero(keep))
+
+
+def _settings(spec: FitSpec, ds: xr.Dataset) -> dict:
+    """Standby and shell thickness: the fit spec's, else the data file's experiment spec, else defaults."""
+    recorded = experiment_heating(ds)
+    settings = {}
+    for key in ("standby_temperature_C", "standby_s", "shell_thickness_nm"):
+        given = getattr(spec.forward, key)
+        settings[key] = given if given is not None else recorded.get(key, _DEFAULTS[key])
+        source = "fit spec" if given is not None else ("data file's spec" if key in recorded else "default")
+        log.info("%s = %g (%s)", key, settings[key], source)
+    return settings
+
+
+def _pair_model(spec: FitSpec, ds: xr.Dataset, heating: HeatingLog, shell_thickness_nm: float, data_path: Path):
+    """The forward model of the pairs, and the neck points used as initial conditions (or None)."""
+    fwd = spec.forward
+    neck = ds["neck_radius_nm"].values
+    r_p = ds["particle_radius_nm"].values
+    radius = np.nanmedian(np.where(r_p > 0, r_p, np.nan), axis=0)
+    n_pair = radius.size
+    start = np.zeros(n_pair, dtype=np.int64)
+    neck0 = excluded = None
+    if fwd.initial_neck == "first":
+        neck0 = np.empty(n_pair)
+        excluded = np.zeros(neck.shape, dtype=bool)
+        for p in range(n_pair):
+            ok = np.flatnonzero(np.isfinite(neck[:, p]) & (neck[:, p] > 0))
+            if not ok.size:
+                raise InputError(f"{data_path}: neck_radius_nm: pair {ds['pair'].values[p]} has no positive neck "
+                                 'to start from (initial_neck = "first")')
+            start[p], neck0[p] = ok[0], neck[ok[0], p]
+            excluded[ok[0], p] = True
+
+    def make_model(gap):
+        return TrajectoryModel(spec.card, heating, radius, gap, start_index=start, neck0_nm=neck0,
+                               shell_thickness_nm=shell_thickness_nm, include_standby=fwd.include_standby,
+                               grid_points=fwd.grid_points)
+
+    model = make_model(np.zeros(n_pair))
+    if fwd.gap == "data" and spec.card.saturation == "shell_reservoir":
+        model = make_model(_gap_from_data(model, ds["distance_nm"].values, spec))
+    return model, excluded
+
+
+def _start_point(spec: FitSpec) -> np.ndarray:
+    """Default of each sampled parameter: the card's, 1 nm for a sigma, the card's initial neck (inside the prior)."""
+    out = []
+    for name, prior in zip(spec.parameter_names, spec.parameter_priors):
+        if name in spec.card.parameters:
+            value = spec.card.parameters[name].default
+        elif name == INITIAL_NECK_PARAMETER:
+            value = spec.card.initial_neck_nm
+        else:
+            value = 1.0
+        if not math.isfinite(float(prior.logpdf(value))):
+            if prior.dist == "normal":
+                value = prior.mean
+            elif prior.dist == "log_uniform":
+                value = math.sqrt(prior.low * prior.high)
+            else:
+                value = 0.5 * (prior.low + prior.high)
+        out.append(value)
+    return np.asarray(out, dtype=float)
+
+
+def _gap_from_data(model: TrajectoryModel, distance_nm: np.ndarray, spec: FitSpec) -> np.ndarray:
+    """Surface gap of each pair, ``max(d0 - 2a, 0)``, with d0 averaged over the pair's trajectory.
+
+    ``d0 = mean_k(d_k + A_k)`` with the approach A of the card's default
+    parameters, first with the gap read from the first measured distance,
+    then once more with the gap so found. Averaging over the trajectory
+    keeps the distance noise out of the gap (it would shift the reservoir).
+    Gaps below ``forward.gap_min_nm`` count as 0 (contact): distance noise,
+    particle shape and the pulls of other contacts in a cluster make
+    ``d0 - 2a`` uncertain by a few nm. Pairs without a distance get 0.
+    """
+    a = model.radius_nm
+    measured = np.isfinite(distance_nm)
+    gap = np.zeros(a.size)
+    for p in range(a.size):
+        ok = np.flatnonzero(measured[:, p])
+        if ok.size:
+            gap[p] = max(distance_nm[ok[0], p] - 2.0 * a[p], 0.0)
+    params = {**spec.card.default_parameters, **spec.fixed}
+    for _ in range(2):
+        trial = TrajectoryModel(model.card, model.log, a, gap, start_index=model.start_index,
+                                neck0_nm=model.neck0_nm, shell_thickness_nm=model.shell_thickness_nm,
+                                include_standby=model.include_standby, grid_points=model.grid_points)
+        _, approach = trial(params)
+        with np.errstate(invalid="ignore"):
+            total = np.where(measured, distance_nm + approach, 0.0).sum(axis=0)
+            count = (measured & np.isfinite(approach)).sum(axis=0)
+            d0 = np.where(count > 0, total / np.maximum(count, 1), 2.0 * a)
+        gap = np.maximum(d0 - 2.0 * a, 0.0)
+    gap = np.where(gap < spec.forward.gap_min_nm, 0.0, gap)
+    log.info("surface gaps from the distances (nm): %s", np.array2string(gap, precision=1))
+    return gap
+
+
+def fit(data_path: str | Path | None, spec_path: FitSpec | str | Path, out_dir: str | Path, *,
+        progress: bool = True, pool=None, callback=None) -> FitResult:
+    """Fit a sintering model card to measured neck/distance trajectories with emcee.
+
+    Parameters
+    ----------
+    data_path : str or Path or None
+        ``metrics.nc`` (or ``truth.nc``) or a trajectory CSV (DESIGN.md);
+        None: the ``data`` the spec names.
+    spec_path : str or Path or FitSpec
+        Fit spec (``assimilation/*.toml``).
+    out_dir : str or Path
+        Output folder (created). A ``chain.h5`` there from the same spec and
+        data is resumed; one from another is refused.
+    progress : bool, optional
+        Show emcee's progress bar.
+    pool : object with ``map``, optional
+        Evaluates the walkers' log posteriors in parallel (e.g.
+        ``multiprocessing.Pool(2)``); results are identical to serial ones.
+    callback : callable, optional
+        ``callback(iteration, state)`` after every sampler step (may raise to stop).
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    SpecError
+        Invalid fit spec (nothing is written).
+    InputError
+        Unreadable or unusable data, or an ``out_dir`` holding another fit.
+
+    Examples
+    --------
+    >>> result = fit("runs/quick/metrics.nc", "assimilation/quick.toml", "runs/quick/fit")  # doctest: +SKIP
+    >>> result.summary[["mean", "hdi_3%", "hdi_97%", "r_hat"]]  # doctest: +SKIP
+    """
+    import arviz  # noqa: F401 - fail before sampling when it is missing
+
+    from ..plots.assimilation import corner_plot, predictive_plot
+
+    problem = build_problem(data_path, spec_path)
+    spec, logpost = problem.spec, problem.logpost
+    sam = spec.sampler
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    chain_path = out / "chain.h5"
+    seeds = spawn_generators(sam.seed)
+    names = logpost.names
+    log.info("fitting %s to %s: %d pairs x %d times, parameters %s", spec.card.name, problem.data.attrs["source"],
+             logpost.model.n_pairs, logpost.model.n_times, ", ".join(names))
+
+    def p0():
+        return initial_positions(logpost, logpost.prior, sam.walkers, np.random.default_rng(seeds["init"]),
+                                 start=problem.start, init=sam.init)
+
+    backend = run_chain(logpost, p0, chain_path=chain_path, key=problem.resume_key(), walkers=sam.walkers,
+                        steps=sam.steps, seed=sam.seed, checkpoint_steps=sam.checkpoint_steps, pool=pool,
+                        progress=progress, callback=callback)
+    conv = convergence(backend, burn_in=sam.burn_in, steps=sam.steps, names=names)
+    log.info("N/tau = %.1f, mean acceptance %.2f, tau = %s", conv.n_over_tau, float(np.mean(conv.acceptance)),
+             np.array2string(conv.tau, precision=1))
+    chain = backend.get_chain()[sam.burn_in:sam.steps:sam.thin]
+    lp = backend.get_log_prob()[sam.burn_in:sam.steps:sam.thin]
+    idata = build_inference_data(logpost, np.swapaxes(chain, 0, 1), np.swapaxes(lp, 0, 1), problem.data,
+                                 np.random.default_rng(seeds["draws"]), attrs=_posterior_attrs(problem, conv))
+    posterior_path = write_inference_data_atomic(idata, out / "posterior.nc")
+    table = summary_table(idata, names, problem.truth)
+    header = _summary_header(problem, conv)
+    summary_path, _ = write_summary(table, out, header=header)
+    truths = {k: v for k, v in problem.truth.items() if k in names}
+    corner_path = corner_plot(idata, out / "corner.png", var_names=names, truths=truths)
+    predictive_path = predictive_plot(idata, out / "predictive.png")
+    return FitResult(out_dir=out, posterior_path=posterior_path, chain_path=chain_path, summary_path=summary_path,
+                     corner_path=corner_path, predictive_path=predictive_path, summary=table, convergence=conv,
+                     parameter_names=names, truth=dict(problem.truth), idata=idata)
+
+
+def _posterior_attrs(problem: FitProblem, conv: Convergence) -> dict:
+    """Provenance and convergence figures stored on the posterior group."""
+    spec, sam, names = problem.spec, problem.spec.sampler, problem.logpost.names
+    return {
+        "model_card": spec.card.name,
+        "data_source": str(problem.data.attrs["source"]),
+        "fit_spec": spec.to_json(),
+        "settings": json.dumps(problem.settings, default=float),
+        "parameter_names": json.dumps(list(names)),
+        "walkers": sam.walkers,
+        "steps": sam.steps,
+        "burn_in": sam.burn_in,
+        "thin": sam.thin,
+        **conv.as_dict(names),
+        **{f"truth_{k}": v for k, v in problem.truth.items()},
+    }
+
+
+def _summary_header(problem: FitProblem, conv: Convergence) -> list[str]:
+    """Lines above the summary table: what was fitted, how, and how well the chain mixed."""
+    spec, sam, names = problem.spec, problem.spec.sampler, problem.logpost.names
+    return [
+        f"model card: {spec.card.name}   data: {problem.data.attrs['source']}   spec: {spec.path}",
+        f"walkers {sam.walkers}, steps {sam.steps}, burn-in {sam.burn_in}, thin {sam.thin}, seed {sam.seed}",
+        f"N/tau = {conv.n_over_tau:.1f} (N = {conv.n_steps} steps after burn-in; want >= 50), "
+        f"acceptance fraction {np.mean(conv.acceptance):.3f} (min {np.min(conv.acceptance):.3f})",
+        "tau (steps): " + ", ".join(f"{k} {t:.1f}" for k, t in zip(names, conv.tau)),
+    ]

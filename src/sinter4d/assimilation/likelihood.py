@@ -1,0 +1,257 @@
+"""Log posterior of a fit: priors, Gaussian noise, and the initial distances marginalised.
+
+Noise. Each fitted variable has Gaussian noise of its own sigma (nm), fixed
+or sampled. NaN points are skipped.
+
+Initial distance. ``d(t) = d0_p - A_p(t)`` (:mod:`.model`): the distance of
+pair p at the first time, ``d0_p``, is a nuisance parameter with a flat
+prior. It enters linearly, so it is integrated out exactly: with
+``r_k = y_k + A_k`` over the n_p measured distances of the pair,
+
+.. math::
+
+    \\log L_p = -\\frac{\\sum_k (r_k - \\bar r)^2}{2\\sigma^2}
+               - \\frac{n_p - 1}{2}\\log(2\\pi\\sigma^2) - \\frac{1}{2}\\log n_p,
+
+so the sampler sees only the model's parameters. Its conditional posterior
+is ``d0_p | theta, y ~ N(r̄, sigma^2/n_p)``: drawing it for each posterior
+draw gives exact joint draws, from which the pointwise log-likelihood and the
+posterior predictive are computed (:meth:`LogPosterior.pointwise`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..sintering import Prior
+from .model import TrajectoryModel
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class PriorVector:
+    """Joint log prior of independent parameters, evaluated fast for one point.
+
+    Parameters
+    ----------
+    priors : sequence of Prior
+    """
+
+    def __init__(self, priors: Sequence[Prior]):
+        self.priors = tuple(priors)
+        self._terms = []
+        for p in self.priors:
+            if p.dist == "uniform":
+                self._terms.append((0, p.low, p.high, -math.log(p.high - p.low)))
+            elif p.dist == "log_uniform":
+                self._terms.append((1, p.low, p.high, -math.log(math.log(p.high / p.low))))
+            else:
+                self._terms.append((2, p.mean, p.sd, -math.log(p.sd) - 0.5 * _LOG_2PI))
+
+    def __call__(self, theta) -> float:
+        """Sum of the log densities at ``theta`` (``-inf`` outside the support)."""
+        total = 0.0
+        for (kind, a, b, c), v in zip(self._terms, theta):
+            v = float(v)
+            if kind == 2:
+                z = (v - a) / b
+                total += c - 0.5 * z * z
+            elif not a <= v <= b:
+                return -math.inf
+            elif kind == 0:
+                total += c
+            else:
+                total += c - math.log(v)
+        return total if math.isfinite(total) else -math.inf
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """``(size, D)`` draws from the priors."""
+        return np.column_stack([p.sample(rng, size) for p in self.priors]) if self.priors else np.zeros((size, 0))
+
+    @property
+    def scale(self) -> np.ndarray:
+        """A width of each prior: ``high - low`` or ``sd`` (for starting balls)."""
+        return np.array([p.sd if p.dist == "normal" else p.high - p.low for p in self.priors])
+
+
+class LogPosterior:
+    """Log posterior of the sampled parameters given neck/distance trajectories.
+
+    Parameters
+    ----------
+    model : TrajectoryModel
+    names : sequence of str
+        Sampled parameters, in order: free card parameters, then
+        ``sigma_<variable>`` for fitted noise, then ``initial_neck_nm`` when fitted.
+    priors : sequence of Prior
+        Prior of each.
+    fixed : mapping
+        Values of the card parameters that are not sampled.
+    observed : mapping
+        Variable (``neck_radius_nm``, ``distance_nm``) -> (T, P) measured values (nm, NaN = missing).
+    sigma_nm : mapping
+        Variable -> fixed noise sigma (nm); variables without one have ``sigma_<variable>`` in ``names``.
+    neck_excluded : (T, P) bool ndarray, optional
+        Neck points used as the model's initial condition (left out of the likelihood).
+
+    Notes
+    -----
+    Calling the object with a parameter vector returns the log posterior (a
+    float, ``-inf`` outside the priors' support or where the model fails):
+    it is the function emcee samples. It pickles (for a process pool).
+    """
+
+    def __init__(self, model: TrajectoryModel, names: Sequence[str], priors: Sequence[Prior],
+                 fixed: Mapping[str, float], observed: Mapping[str, np.ndarray], sigma_nm: Mapping[str, float],
+                 *, neck_excluded=None):
+        self.model = model
+        self.names = tuple(names)
+        self.prior = PriorVector(priors)
+        if len(self.prior.priors) != len(self.names):
+            raise ValueError("one prior per parameter name")
+        self.fixed = dict(fixed)
+        self.variables = tuple(observed)
+        unknown = [v for v in self.variables if v not in ("neck_radius_nm", "distance_nm")]
+        if unknown:
+            raise ValueError(f"cannot fit {unknown[0]!r} (fit neck_radius_nm and/or distance_nm)")
+        t, p = model.n_times, model.n_pairs
+        self.observed = {v: np.asarray(observed[v], dtype=float) for v in self.variables}
+        for v, y in self.observed.items():
+            if y.shape != (t, p):
+                raise ValueError(f"observed {v} has shape {y.shape}, the model ({t}, {p})")
+        self.sigma_nm = {v: float(sigma_nm[v]) for v in self.variables if v in sigma_nm}
+        self._sigma_index = {}
+        for v in self.variables:
+            name = f"sigma_{v}"
+            if name in self.names:
+                self._sigma_index[v] = self.names.index(name)
+            elif v not in self.sigma_nm:
+                raise ValueError(f"no sigma for {v}: give sigma_nm[{v!r}] or sample {name!r}")
+        self._card_index = [(k, i) for i, k in enumerate(self.names) if k in model.card.parameters]
+        self._neck0_index = self.names.index("initial_neck_nm") if "initial_neck_nm" in self.names else None
+        started = np.arange(t)[:, None] >= model.start_index[None, :]
+        self.masks = {v: np.isfinite(y) & started for v, y in self.observed.items()}
+        if neck_excluded is not None and "neck_radius_nm" in self.masks:
+            self.masks["neck_radius_nm"] &= ~np.asarray(neck_excluded, dtype=bool)
+        self.n_observations = {v: int(m.sum()) for v, m in self.masks.items()}
+        if "distance_nm" in self.masks:
+            m = self.masks["distance_nm"]
+            y = self.observed["distance_nm"]
+            self._d_index = np.nonzero(m)
+            self._d_pair = self._d_index[1]
+            self._d_count = m.sum(axis=0)
+            first = np.where(self._d_count > 0, np.nanmax(np.where(m, y, -np.inf), axis=0), 0.0)
+            self._d_ref = first  # a per-pair offset that keeps the sums small
+            self._d_y = y[self._d_index] - first[self._d_pair]
+            has = self._d_count > 0
+            self._d_const = -0.5 * float(np.log(self._d_count[has]).sum())
+            self._d_dof = int((self._d_count[has] - 1).sum())
+        if "neck_radius_nm" in self.masks:
+            self._n_index = np.nonzero(self.masks["neck_radius_nm"])
+            self._n_y = self.observed["neck_radius_nm"][self._n_index]
+
+    # -- parameters ---------------------------------------------------------------
+
+    def card_parameters(self, theta) -> dict[str, float]:
+        """Card parameters at ``theta``: the fixed values overlaid with the sampled ones."""
+        params = dict(self.fixed)
+        for name, i in self._card_index:
+            params[name] = float(theta[i])
+        return params
+
+    def sigmas(self, theta) -> dict[str, float]:
+        """Noise sigma (nm) of each variable at ``theta``."""
+        out = dict(self.sigma_nm)
+        for v, i in self._sigma_index.items():
+            out[v] = float(theta[i])
+        return out
+
+    def predict(self, theta):
+        """Model neck radius and centre approach (nm), each (T, P), at ``theta``."""
+        neck0 = None if self._neck0_index is None else float(theta[self._neck0_index])
+        return self.model(self.card_parameters(theta), neck0)
+
+    # -- densities ----------------------------------------------------------------
+
+    def log_prior(self, theta) -> float:
+        """Log prior density at ``theta``."""
+        return self.prior(theta)
+
+    def log_likelihood(self, theta) -> float:
+        """Log likelihood at ``theta``, initial distances integrated out (``-inf`` if the model fails)."""
+        try:
+            neck, approach = self.predict(theta)
+        except (ValueError, FloatingPointError, ZeroDivisionError):
+            return -math.inf
+        sig = self.sigmas(theta)
+        total = 0.0
+        if "neck_radius_nm" in self.masks:
+            s = sig["neck_radius_nm"]
+            r = self._n_y - neck[self._n_index]
+            n = r.size
+            total += -0.5 * float(r @ r) / (s * s) - n * math.log(s) - 0.5 * n * _LOG_2PI
+        if "distance_nm" in self.masks:
+            s = sig["distance_nm"]
+            r = self._d_y + approach[self._d_index]
+            count = np.maximum(self._d_count, 1)
+            mean = np.bincount(self._d_pair, r, minlength=count.size) / count
+            dev = r - mean[self._d_pair]
+            total += (-0.5 * float(dev @ dev) / (s * s) - self._d_dof * (math.log(s) + 0.5 * _LOG_2PI)
+                      + self._d_const)
+        return total if math.isfinite(total) else -math.inf
+
+    def __call__(self, theta) -> float:
+        """Log posterior at ``theta`` (the function emcee samples)."""
+        lp = self.prior(theta)
+        if not math.isfinite(lp):
+            return -math.inf
+        return lp + self.log_likelihood(theta)
+
+    # -- per draw -----------------------------------------------------------------
+
+    def pointwise(self, theta, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Pointwise log-likelihood, model curves and a posterior-predictive draw at ``theta``.
+
+        The initial distance of each pair is drawn from its conditional
+        posterior ``N(r̄, sigma^2/n_p)`` (module docstring).
+
+        Parameters
+        ----------
+        theta : (D,) ndarray
+        rng : numpy.random.Generator
+            For the initial distances and the predictive noise.
+
+        Returns
+        -------
+        dict
+            For each fitted variable ``v``: ``"log_likelihood/v"`` (T, P),
+            0 where nothing was measured; ``"model/v"`` (T, P), the noise-free
+            model (nm); ``"predictive/v"`` (T, P), the model plus noise (nm).
+            NaN where the model is undefined (before a pair's start; the
+            distance of a pair with no measured distance).
+        """
+        neck, approach = self.predict(theta)
+        sig = self.sigmas(theta)
+        out = {}
+        for v in self.variables:
+            s = sig[v]
+            y = self.observed[v]
+            m = self.masks[v]
+            if v == "neck_radius_nm":
+                model = neck
+            else:
+                r = np.where(m, y + approach, 0.0)
+                count = m.sum(axis=0)
+                mean = r.sum(axis=0) / np.maximum(count, 1)
+                d0 = mean + s / np.sqrt(np.maximum(count, 1)) * rng.standard_normal(count.size)
+                d0 = np.where(count > 0, d0, np.nan)
+                model = d0[None, :] - approach
+            resid = np.where(m, y - model, 0.0)
+            ll = np.where(m, -0.5 * (resid / s) ** 2 - math.log(s) - 0.5 * _LOG_2PI, 0.0)
+            out[f"log_likelihood/{v}"] = ll
+            out[f"model/{v}"] = model
+            out[f"predictive/{v}"] = model + s * rng.standard_normal(model.shape)
+        return out

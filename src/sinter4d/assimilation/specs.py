@@ -1,0 +1,548 @@
+"""Fit specs (``assimilation/*.toml``): loading and validation.
+
+A fit spec says which data to fit (optional: the command line passes it),
+which model card, which of the card's parameters are free and their priors
+(defaults from the card), how the forward model starts each pair, the noise
+model and the sampler settings. The layout is described in
+``assimilation/README.md``. Every mistake raises :class:`~sinter4d.errors.SpecError`
+with one line ``"<file>: <dotted.key>: <what is wrong>"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import SpecError
+from ..io.toml import read_toml
+from ..sintering import ModelCard, Prior, load_model_card
+from ..sintering.cards import PRIOR_KINDS
+
+#: Variables a fit may use.
+FIT_VARIABLES = ("neck_radius_nm", "distance_nm")
+#: How each pair's neck starts.
+INITIAL_NECK_MODES = ("card", "first", "fit")
+#: How each pair's surface gap (shell-reservoir cards) is set.
+GAP_MODES = ("data", "zero")
+#: How the sampler's walkers start.
+INIT_MODES = ("map", "prior")
+#: Name of the shared initial-neck parameter when ``initial_neck = "fit"``.
+INITIAL_NECK_PARAMETER = "initial_neck_nm"
+
+_TOP = ("description", "data", "model", "variables", "parameters", "forward", "noise", "sampler")
+_PARAMETERS = ("free", "fixed", "priors")
+_FORWARD = ("initial_neck", "initial_neck_prior", "gap", "gap_min_nm", "shell_thickness_nm", "standby_temperature_C",
+            "standby_s", "include_standby", "grid_points")
+_NOISE = ("sigma", "prior", "validation")
+_SAMPLER = ("walkers", "steps", "burn_in", "thin", "seed", "init", "checkpoint_steps")
+_DEFAULT_SIGMA_PRIOR = Prior("log_uniform", low=0.01, high=100.0)
+_DEFAULT_NECK0_PRIOR = Prior("log_uniform", low=0.5, high=20.0)
+
+
+def sigma_parameter(variable: str) -> str:
+    """Name of the fitted noise level of a variable (``sigma_<variable>``)."""
+    return f"sigma_{variable}"
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """Gaussian noise of one fitted variable.
+
+    Attributes
+    ----------
+    mode : {'fit', 'fixed', 'validation'}
+        Fitted (a free parameter ``sigma_<variable>``), a fixed value, or the
+        root mean square of the variable in a ``validation.nc``.
+    sigma_nm : float or None
+        The fixed value (nm), with ``mode == 'fixed'``.
+    prior : Prior or None
+        Prior of the fitted sigma (nm), with ``mode == 'fit'``.
+    validation : str or None
+        Path of the validation file, with ``mode == 'validation'``.
+    """
+
+    mode: str
+    sigma_nm: float | None = None
+    prior: Prior | None = None
+    validation: str | None = None
+
+
+@dataclass(frozen=True)
+class ForwardSpec:
+    """How the forward model starts each pair and integrates the heating log.
+
+    Attributes
+    ----------
+    initial_neck : {'card', 'first', 'fit'}
+        ``card``: every pair starts at the first time with the card's
+        ``contact.initial_neck`` (as the simulator starts a contact);
+        ``first``: each pair starts at its first measured neck, which then
+        leaves the likelihood; ``fit``: one shared free parameter
+        ``initial_neck_nm``.
+    initial_neck_prior : Prior
+        Its prior (nm), with ``initial_neck == 'fit'``.
+    gap : {'zero', 'data'}
+        Surface gap bridged by each neck (enters the shell reservoir): 0
+        (default), or ``max(d0 - 2 r_p, 0)`` with d0 the pair's initial
+        distance averaged over its whole distance trajectory (see
+        ``fitting._gap_from_data``).
+    gap_min_nm : float
+        With ``gap = 'data'``, gaps below this (nm) count as 0 (contact).
+    shell_thickness_nm, standby_temperature_C, standby_s : float or None
+        Shell thickness (nm) and standby wait (°C, s per tilt series); None:
+        the data file's experiment spec, else 10 nm, 200 °C and 900 s.
+    include_standby : bool
+        Integrate the standby waits.
+    grid_points : int
+        Tabulation points of the kinetics.
+    """
+
+    initial_neck: str = "card"
+    initial_neck_prior: Prior = _DEFAULT_NECK0_PRIOR
+    gap: str = "zero"
+    gap_min_nm: float = 5.0
+    shell_thickness_nm: float | None = None
+    standby_temperature_C: float | None = None
+    standby_s: float | None = None
+    include_standby: bool = True
+    grid_points: int = 128
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """emcee settings.
+
+    Attributes
+    ----------
+    walkers : int
+        Ensemble size (at least twice the number of free parameters).
+    steps : int
+        Steps per walker in all, burn-in included.
+    burn_in : int
+        Steps discarded from the start.
+    thin : int
+        Keep every ``thin``-th step after burn-in.
+    seed : int
+        Seeds the walkers' start, emcee's generator and the posterior draws.
+    init : {'map', 'prior'}
+        Start the walkers in a small ball around the maximum a posteriori
+        point, or draw them from the prior.
+    checkpoint_steps : int
+        Steps held in memory between writes to ``chain.h5``.
+    """
+
+    walkers: int = 32
+    steps: int = 3000
+    burn_in: int = 1000
+    thin: int = 10
+    seed: int = 0
+    init: str = "map"
+    checkpoint_steps: int = 100
+
+
+@dataclass(frozen=True, eq=False)
+class FitSpec:
+    """A validated fit spec.
+
+    Attributes
+    ----------
+    path : str
+        Where it came from (``"<spec>"`` for a dict).
+    description : str
+    data : Path or None
+        Data file named by the spec (relative paths are taken from the spec's folder).
+    card : ModelCard
+    free : tuple of str
+        Free card parameters, in card order.
+    fixed : mapping
+        Values of the card parameters that are not free.
+    priors : mapping
+        Prior of each free card parameter.
+    variables : tuple of str
+        Fitted variables, a subset of :data:`FIT_VARIABLES`.
+    noise : mapping
+        Variable -> :class:`NoiseSpec`.
+    forward : ForwardSpec
+    sampler : SamplerSpec
+    """
+
+    path: str
+    description: str
+    data: Path | None
+    card: ModelCard
+    free: tuple[str, ...]
+    fixed: Mapping[str, float]
+    priors: Mapping[str, Prior]
+    variables: tuple[str, ...]
+    noise: Mapping[str, NoiseSpec]
+    forward: ForwardSpec
+    sampler: SamplerSpec
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """Every sampled parameter: free card parameters, fitted sigmas, a fitted initial neck."""
+        names = list(self.free)
+        names += [sigma_parameter(v) for v in self.variables if self.noise[v].mode == "fit"]
+        if self.forward.initial_neck == "fit":
+            names.append(INITIAL_NECK_PARAMETER)
+        return tuple(names)
+
+    @property
+    def parameter_priors(self) -> tuple[Prior, ...]:
+        """Prior of each of :attr:`parameter_names`."""
+        priors = [self.priors[k] for k in self.free]
+        priors += [self.noise[v].prior for v in self.variables if self.noise[v].mode == "fit"]
+        if self.forward.initial_neck == "fit":
+            priors.append(self.forward.initial_neck_prior)
+        return tuple(priors)
+
+    def to_json(self) -> str:
+        """The validated spec as JSON (for provenance in ``posterior.nc``)."""
+        doc = {
+            "path": self.path,
+            "description": self.description,
+            "data": None if self.data is None else str(self.data),
+            "model": self.card.name,
+            "model_path": self.card.path,
+            "free": list(self.free),
+            "fixed": dict(self.fixed),
+            "priors": {k: asdict(p) for k, p in self.priors.items()},
+            "variables": list(self.variables),
+            "noise": {k: {**asdict(v), "prior": None if v.prior is None else asdict(v.prior)}
+                      for k, v in self.noise.items()},
+            "forward": {**asdict(self.forward), "initial_neck_prior": asdict(self.forward.initial_neck_prior)},
+            "sampler": asdict(self.sampler),
+        }
+        return json.dumps(doc, sort_keys=True, default=_json_number)
+
+    def resume_key(self) -> str:
+        """Hash of everything a chain depends on (not ``steps``, ``burn_in``, ``thin``, ``checkpoint_steps``).
+
+        A chain in ``chain.h5`` made with the same key is continued; extending
+        ``steps`` continues a finished chain.
+        """
+        doc = json.loads(self.to_json())
+        for key in ("path", "description", "data", "model_path"):
+            doc.pop(key)
+        for key in ("steps", "burn_in", "thin", "checkpoint_steps"):
+            doc["sampler"].pop(key)
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _json_number(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {value!r}")
+
+
+class _Reader:
+    """Walks a parsed spec and raises one-line SpecErrors naming file and key."""
+
+    def __init__(self, source):
+        self.source = str(source)
+
+    def fail(self, key: str, what: str):
+        raise SpecError(f"{self.source}: {key}: {what}")
+
+    def table(self, doc, key, allowed):
+        if not isinstance(doc, dict):
+            self.fail(key, f"must be a table, got {type(doc).__name__}")
+        for k in doc:
+            if k not in allowed:
+                self.fail(f"{key}.{k}" if key else k, f"unknown key (allowed: {', '.join(allowed)})")
+        return doc
+
+    def number(self, value, key, *, positive=True, allow_zero=False):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(key, f"must be a number (got {value!r})")
+        value = float(value)
+        if not math.isfinite(value):
+            self.fail(key, f"must be finite (got {value})")
+        if positive and (value < 0 or (value == 0 and not allow_zero)):
+            self.fail(key, f"must be {'>= 0' if allow_zero else 'positive'} (got {value:g})")
+        return value
+
+    def integer(self, value, key, *, minimum=1):
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, f"must be an integer (got {value!r})")
+        if value < minimum:
+            self.fail(key, f"must be at least {minimum} (got {value})")
+        return int(value)
+
+    def string(self, value, key, choices=None):
+        if not isinstance(value, str):
+            self.fail(key, f"must be a string (got {value!r})")
+        if choices is not None and value not in choices:
+            self.fail(key, f"unknown choice {value!r} (choose {', '.join(choices)})")
+        return value
+
+    def boolean(self, value, key):
+        if not isinstance(value, bool):
+            self.fail(key, f"must be true or false (got {value!r})")
+        return value
+
+    def prior(self, doc, key, *, positive_support=False):
+        self.table(doc, key, ("dist", "low", "high", "mean", "sd"))
+        dist = doc.get("dist")
+        if dist not in PRIOR_KINDS:
+            self.fail(f"{key}.dist", f"unknown prior {dist!r} (choose {', '.join(PRIOR_KINDS)})")
+        if dist == "normal":
+            if positive_support:
+                self.fail(f"{key}.dist", "a positive quantity needs a uniform or log_uniform prior")
+            for k in ("mean", "sd"):
+                if k not in doc:
+                    self.fail(f"{key}.{k}", "missing value")
+            extra = [k for k in ("low", "high") if k in doc]
+            if extra:
+                self.fail(f"{key}.{extra[0]}", "not used by a normal prior")
+            return Prior("normal", mean=self.number(doc["mean"], f"{key}.mean", positive=False),
+                         sd=self.number(doc["sd"], f"{key}.sd"))
+        for k in ("low", "high"):
+            if k not in doc:
+                self.fail(f"{key}.{k}", "missing value")
+        extra = [k for k in ("mean", "sd") if k in doc]
+        if extra:
+            self.fail(f"{key}.{extra[0]}", f"not used by a {dist} prior")
+        low = self.number(doc["low"], f"{key}.low", positive=dist == "log_uniform" or positive_support,
+                          allow_zero=dist == "uniform")
+        high = self.number(doc["high"], f"{key}.high", positive=False)
+        if not high > low:
+            self.fail(f"{key}.high", f"must exceed low ({low:g}) (got {high:g})")
+        return Prior(dist, low=low, high=high)
+
+    def path(self, value, key, base: Path | None) -> Path:
+        self.string(value, key)
+        if not value:
+            self.fail(key, "empty path")
+        p = Path(value)
+        if not p.is_absolute() and base is not None:
+            p = base / p
+        return p
+
+
+def resolve_card_path(name: str, spec_path: str | Path | None = None) -> Path:
+    """Find the model card a fit spec names.
+
+    ``name`` may be a path (absolute, relative to the working folder or to the
+    spec's folder) or a bare card name looked up in ``models/`` beside the
+    spec's folder (``assimilation/../models/NAME.toml``), then in ``./models``.
+
+    Raises
+    ------
+    SpecError
+        When no such card exists.
+    """
+    candidates = [Path(name)]
+    if spec_path is not None:
+        here = Path(spec_path).resolve().parent
+        candidates += [here / name, here.parent / "models" / f"{name}.toml", here.parent / "models" / name]
+    candidates.append(Path("models") / f"{name}.toml")
+    for cand in candidates:
+        if cand.is_file():
+            return cand
+    raise SpecError(f"{spec_path or '<spec>'}: model: no model card named {name!r} (looked in models/)")
+
+
+def parse_fit_spec(doc: dict, *, source: str | Path = "<spec>", base_dir: str | Path | None = None) -> FitSpec:
+    """Validate a parsed fit spec (a dict) and build a :class:`FitSpec`.
+
+    Parameters
+    ----------
+    doc : dict
+        The parsed TOML document.
+    source : str or Path
+        Name used in error messages, and the spec's path for finding the card.
+    base_dir : str or Path, optional
+        Folder relative paths (``data``, ``validation``) are taken from
+        (default: the folder of ``source`` when it is a file, else none).
+
+    Raises
+    ------
+    SpecError
+        One line ``"<source>: <dotted.key>: <what is wrong>"``.
+    """
+    r = _Reader(source)
+    spec_file = Path(source) if Path(str(source)).is_file() else None
+    base = Path(base_dir) if base_dir is not None else (spec_file.resolve().parent if spec_file else None)
+    r.table(doc, "", _TOP)
+    if "model" not in doc:
+        r.fail("model", "missing key (a card name in models/ or a path)")
+    description = r.string(doc.get("description", ""), "description")
+    data = r.path(doc["data"], "data", base) if "data" in doc else None
+    card = load_model_card(resolve_card_path(r.string(doc["model"], "model"), spec_file))
+
+    variables = doc.get("variables", list(FIT_VARIABLES))
+    if not isinstance(variables, list) or not variables:
+        r.fail("variables", f"must be a non-empty list of {', '.join(FIT_VARIABLES)}")
+    for i, v in enumerate(variables):
+        r.string(v, f"variables[{i}]", FIT_VARIABLES)
+    if len(set(variables)) != len(variables):
+        r.fail("variables", "a variable is named twice")
+    variables = tuple(v for v in FIT_VARIABLES if v in variables)
+
+    free, fixed, priors = _parameters(r, doc.get("parameters", {}), card)
+    forward = _forward(r, doc.get("forward", {}))
+    noise = _noise(r, doc.get("noise", {}), variables, base)
+    sampler = _sampler(r, doc.get("sampler", {}))
+
+    spec = FitSpec(path=str(source), description=description, data=data, card=card, free=free, fixed=fixed,
+                   priors=priors, variables=variables, noise=noise, forward=forward, sampler=sampler, raw=doc)
+    ndim = len(spec.parameter_names)
+    if ndim == 0:
+        r.fail("parameters.free", "nothing to fit (no free parameter and no fitted sigma)")
+    if sampler.walkers < 2 * ndim:
+        r.fail("sampler.walkers", f"must be at least twice the number of sampled parameters ({2 * ndim}), "
+                                  f"got {sampler.walkers}")
+    return spec
+
+
+def _parameters(r: _Reader, doc, card: ModelCard):
+    r.table(doc, "parameters", _PARAMETERS)
+    names = card.parameter_names
+    free = doc.get("free", list(names))
+    if not isinstance(free, list):
+        r.fail("parameters.free", "must be a list of parameter names of the card")
+    for i, name in enumerate(free):
+        r.string(name, f"parameters.free[{i}]")
+        if name not in names:
+            r.fail(f"parameters.free[{i}]", f"model card {card.name!r} has no parameter {name!r} "
+                                            f"(it has {', '.join(names)})")
+    if len(set(free)) != len(free):
+        r.fail("parameters.free", "a parameter is named twice")
+    fixed_doc = doc.get("fixed", {})
+    if not isinstance(fixed_doc, dict):
+        r.fail("parameters.fixed", "must be a table of parameter = value")
+    fixed = {}
+    for name, value in fixed_doc.items():
+        key = f"parameters.fixed.{name}"
+        if name not in names:
+            r.fail(key, f"model card {card.name!r} has no parameter {name!r} (it has {', '.join(names)})")
+        if name in free:
+            r.fail(key, "is also listed in parameters.free")
+        fixed[name] = r.number(value, key, positive=name.endswith("_nm"))
+    for name in names:
+        if name not in free:
+            fixed.setdefault(name, card.parameters[name].default)
+    priors_doc = doc.get("priors", {})
+    if not isinstance(priors_doc, dict):
+        r.fail("parameters.priors", "must be a table of parameter = {dist, ...}")
+    priors = {}
+    for name, pdoc in priors_doc.items():
+        key = f"parameters.priors.{name}"
+        if name not in names:
+            r.fail(key, f"model card {card.name!r} has no parameter {name!r} (it has {', '.join(names)})")
+        if name not in free:
+            r.fail(key, "a prior for a parameter that is not free")
+        priors[name] = r.prior(pdoc, key, positive_support=name.endswith("_nm"))
+    free = tuple(k for k in names if k in free)
+    priors = {k: priors.get(k, card.parameters[k].prior) for k in free}
+    return free, {k: fixed[k] for k in names if k in fixed}, priors
+
+
+def _forward(r: _Reader, doc) -> ForwardSpec:
+    r.table(doc, "forward", _FORWARD)
+    out = {}
+    if "initial_neck" in doc:
+        out["initial_neck"] = r.string(doc["initial_neck"], "forward.initial_neck", INITIAL_NECK_MODES)
+    if "initial_neck_prior" in doc:
+        if out.get("initial_neck") != "fit":
+            r.fail("forward.initial_neck_prior", 'only used with initial_neck = "fit"')
+        out["initial_neck_prior"] = r.prior(doc["initial_neck_prior"], "forward.initial_neck_prior",
+                                            positive_support=True)
+    if "gap" in doc:
+        out["gap"] = r.string(doc["gap"], "forward.gap", GAP_MODES)
+    for key in ("shell_thickness_nm", "standby_s", "gap_min_nm"):
+        if key in doc:
+            out[key] = r.number(doc[key], f"forward.{key}", allow_zero=key != "shell_thickness_nm")
+    if "gap_min_nm" in doc and out.get("gap", "zero") != "data":
+        r.fail("forward.gap_min_nm", 'only used with gap = "data"')
+    if "standby_temperature_C" in doc:
+        temp = r.number(doc["standby_temperature_C"], "forward.standby_temperature_C", positive=False)
+        if not -273.15 < temp < 1083.0:
+            r.fail("forward.standby_temperature_C", f"must lie in (-273.15, 1083) °C (got {temp:g})")
+        out["standby_temperature_C"] = temp
+    if "include_standby" in doc:
+        out["include_standby"] = r.boolean(doc["include_standby"], "forward.include_standby")
+    if "grid_points" in doc:
+        out["grid_points"] = r.integer(doc["grid_points"], "forward.grid_points", minimum=8)
+    return ForwardSpec(**out)
+
+
+def _noise(r: _Reader, doc, variables, base) -> dict[str, NoiseSpec]:
+    r.table(doc, "noise", FIT_VARIABLES)
+    for name in doc:
+        if name not in variables:
+            r.fail(f"noise.{name}", f"not a fitted variable (variables = {list(variables)})")
+    out = {}
+    for name in variables:
+        key = f"noise.{name}"
+        ndoc = r.table(doc.get(name, {}), key, _NOISE)
+        sigma = ndoc.get("sigma", "fit")
+        if isinstance(sigma, str):
+            mode = r.string(sigma, f"{key}.sigma", ("fit", "validation"))
+        else:
+            mode = "fixed"
+            value = r.number(sigma, f"{key}.sigma")
+        if "prior" in ndoc and mode != "fit":
+            r.fail(f"{key}.prior", 'only used with sigma = "fit"')
+        if "validation" in ndoc and mode != "validation":
+            r.fail(f"{key}.validation", 'only used with sigma = "validation"')
+        if mode == "fit":
+            prior = r.prior(ndoc["prior"], f"{key}.prior", positive_support=True) if "prior" in ndoc \
+                else _DEFAULT_SIGMA_PRIOR
+            out[name] = NoiseSpec("fit", prior=prior)
+        elif mode == "fixed":
+            out[name] = NoiseSpec("fixed", sigma_nm=value)
+        else:
+            if "validation" not in ndoc:
+                r.fail(f"{key}.validation", 'missing: the validation.nc to take sigma from')
+            out[name] = NoiseSpec("validation", validation=str(r.path(ndoc["validation"], f"{key}.validation", base)))
+    return out
+
+
+def _sampler(r: _Reader, doc) -> SamplerSpec:
+    r.table(doc, "sampler", _SAMPLER)
+    out = {}
+    for key, minimum in (("walkers", 2), ("steps", 1), ("burn_in", 0), ("thin", 1), ("seed", 0),
+                         ("checkpoint_steps", 1)):
+        if key in doc:
+            out[key] = r.integer(doc[key], f"sampler.{key}", minimum=minimum)
+    if "init" in doc:
+        out["init"] = r.string(doc["init"], "sampler.init", INIT_MODES)
+    spec = SamplerSpec(**out)
+    if spec.burn_in >= spec.steps:
+        r.fail("sampler.burn_in", f"must be below steps ({spec.steps}), got {spec.burn_in}")
+    return spec
+
+
+def load_fit_spec(path: str | Path) -> FitSpec:
+    """Read and validate a fit spec.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TOML file laid out as in ``assimilation/README.md``.
+
+    Returns
+    -------
+    FitSpec
+
+    Raises
+    ------
+    SpecError
+        Missing file, bad TOML, an unknown key, a wrong type, a negative
+        value, an unknown parameter or card; one line
+        ``"assimilation/x.toml: <dotted.key>: <what is wrong>"``.
+
+    Examples
+    --------
+    >>> spec = load_fit_spec("assimilation/cu_shell_reservoir.toml")  # doctest: +SKIP
+    >>> spec.parameter_names  # doctest: +SKIP
+    ('log10_C_lattice_diffusion_boundary', 'log10_C_surface_diffusion', 'capture_radius_nm', ...)
+    """
+    return parse_fit_spec(read_toml(path), source=path)

@@ -1,0 +1,226 @@
+"""End-to-end fits on synthetic trajectories: recovery, resume, output layout, model comparison."""
+
+import multiprocessing
+
+import arviz as az
+import h5py
+import numpy as np
+import pytest
+
+from sinter4d.assimilation import compare_fits, fit, synthetic_trajectories
+from sinter4d.errors import InputError
+from sinter4d.sintering import load_model_card
+
+FREE = ["log10_C_lattice_diffusion_boundary", "log10_C_surface_diffusion", "capture_radius_nm"]
+
+
+def write_spec(path, root, *, card="cu_shell_reservoir", free=FREE, variables=("neck_radius_nm", "distance_nm"),
+               noise=None, sampler=None, forward=None):
+    noise = noise or {"neck_radius_nm": "1.0", "distance_nm": "2.0"}
+    sampler = {"walkers": 16, "steps": 800, "burn_in": 300, "thin": 5, "seed": 11, **(sampler or {})}
+    lines = [f'model = "{root / "models" / (card + ".toml")}"',
+             "variables = [" + ", ".join(f'"{v}"' for v in variables) + "]",
+             "[parameters]", "free = [" + ", ".join(f'"{k}"' for k in free) + "]"]
+    if forward:
+        lines += ["[forward]", *forward]
+    for var, sigma in noise.items():
+        lines += [f"[noise.{var}]", f"sigma = {sigma}"]
+    lines += ["[sampler]", *(f"{k} = {v}" for k, v in sampler.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def synthetic(root, tmp_path_factory):
+    card = load_model_card(root / "models" / "cu_shell_reservoir.toml")
+    ds = synthetic_trajectories(card, None, rng=2024, neck_sigma_nm=1.0, distance_sigma_nm=2.0)
+    path = tmp_path_factory.mktemp("data") / "metrics.nc"
+    ds.to_netcdf(path)
+    return path, ds
+
+
+@pytest.fixture(scope="module")
+def recovery(root, synthetic, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("recovery")
+    spec = write_spec(tmp / "spec.toml", root)
+    return fit(synthetic[0], spec, tmp / "out", progress=False)
+
+
+def test_recovery_true_values_inside_95_percent_intervals(recovery, synthetic):
+    ds = synthetic[1]
+    post = recovery.idata.posterior
+    for name in FREE:
+        draws = post[name].values.reshape(-1)
+        lo, hi = np.quantile(draws, [0.025, 0.975])
+        assert lo <= float(ds[name]) <= hi, (name, lo, float(ds[name]), hi)
+    assert recovery.truth["capture_radius_nm"] == float(ds["capture_radius_nm"])
+    assert 0.2 < float(np.mean(recovery.convergence.acceptance)) < 0.8
+
+
+def test_posterior_file_layout(recovery):
+    out = recovery.out_dir
+    for name in ("posterior.nc", "chain.h5", "summary.csv", "summary.txt", "corner.png", "predictive.png"):
+        assert (out / name).is_file(), name
+    idata = az.from_netcdf(out / "posterior.nc")
+    for group in ("posterior", "posterior_predictive", "observed_data", "log_likelihood", "sample_stats"):
+        assert group in idata.groups()
+    assert set(idata.posterior.data_vars) == set(FREE)
+    assert idata.posterior.sizes["chain"] == 16 and idata.posterior.sizes["draw"] == 100
+    for group in ("observed_data", "log_likelihood"):
+        assert set(idata[group].data_vars) == {"neck_radius_nm", "distance_nm"}
+    assert {"neck_radius_nm", "distance_nm"} <= set(idata.posterior_predictive.data_vars)
+    assert idata.log_likelihood["neck_radius_nm"].dims == ("chain", "draw", "time", "pair")
+    assert idata.observed_data["distance_nm"].dims == ("time", "pair")
+    assert idata.observed_data["neck_radius_nm"].attrs["units"] == "nm"
+    assert "pt_time_s" in idata.observed_data.coords
+    assert idata.posterior.attrs["model_card"] == "cu_shell_reservoir"
+    assert idata.posterior.attrs["truth_capture_radius_nm"] == pytest.approx(35.0)
+    assert "n_over_tau" in idata.posterior.attrs
+    text = (out / "summary.txt").read_text()
+    assert "N/tau" in text and "capture_radius_nm" in text
+    for col in ("mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk", "truth"):
+        assert col in recovery.summary.columns
+
+
+def _chain(path):
+    with h5py.File(path, "r") as f:
+        g = f["mcmc"]
+        it = int(g.attrs["iteration"])
+        return g["chain"][:it], g["log_prob"][:it]
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def straight(root, synthetic, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("straight")
+    spec = write_spec(tmp / "spec.toml", root, free=FREE[1:],
+                      sampler={"walkers": 8, "steps": 40, "burn_in": 10, "thin": 1, "checkpoint_steps": 7})
+    fit(synthetic[0], spec, tmp / "out", progress=False)
+    return spec, tmp / "out"
+
+
+def test_interrupted_fit_resumes_to_the_same_chain(straight, synthetic, tmp_path):
+    spec, out_a = straight
+
+    def stop_at_23(iteration, state):
+        if iteration == 23:
+            raise Stop
+
+    with pytest.raises(Stop):
+        fit(synthetic[0], spec, tmp_path / "b", progress=False, callback=stop_at_23)
+    assert not (tmp_path / "b" / "posterior.nc").exists()
+    assert _chain(tmp_path / "b" / "chain.h5")[0].shape[0] == 23  # steps held in memory were flushed
+    fit(synthetic[0], spec, tmp_path / "b", progress=False)
+    chain_a, lp_a = _chain(out_a / "chain.h5")
+    chain_b, lp_b = _chain(tmp_path / "b" / "chain.h5")
+    assert chain_a.shape == (40, 8, 2)
+    np.testing.assert_array_equal(chain_a, chain_b)
+    np.testing.assert_array_equal(lp_a, lp_b)
+    post_a = az.from_netcdf(out_a / "posterior.nc")
+    post_b = az.from_netcdf(tmp_path / "b" / "posterior.nc")
+    np.testing.assert_array_equal(post_a.posterior_predictive["neck_radius_nm"].values,
+                                  post_b.posterior_predictive["neck_radius_nm"].values)
+
+
+def test_raising_steps_extends_a_finished_chain(root, straight, synthetic, tmp_path):
+    spec, out_a = straight
+    short = write_spec(tmp_path / "short.toml", root, free=FREE[1:],
+                       sampler={"walkers": 8, "steps": 25, "burn_in": 10, "thin": 1, "checkpoint_steps": 7})
+    fit(synthetic[0], short, tmp_path / "c", progress=False)
+    assert _chain(tmp_path / "c" / "chain.h5")[0].shape[0] == 25
+    fit(synthetic[0], spec, tmp_path / "c", progress=False)
+    np.testing.assert_array_equal(_chain(tmp_path / "c" / "chain.h5")[0], _chain(out_a / "chain.h5")[0])
+
+
+def test_a_chain_of_another_spec_is_refused(root, straight, synthetic, tmp_path):
+    _, out_a = straight
+    other = write_spec(tmp_path / "other.toml", root, free=FREE[1:],
+                       sampler={"walkers": 8, "steps": 40, "burn_in": 10, "thin": 1, "seed": 99})
+    with pytest.raises(InputError, match=r"chain\.h5: holds the chain of another fit spec"):
+        fit(synthetic[0], other, out_a, progress=False)
+
+
+def test_process_pool_gives_the_same_chain(straight, synthetic, tmp_path):
+    spec, out_a = straight
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        fit(synthetic[0], spec, tmp_path / "d", progress=False, pool=pool)
+    np.testing.assert_array_equal(_chain(tmp_path / "d" / "chain.h5")[0], _chain(out_a / "chain.h5")[0])
+
+
+def test_compare_cards_by_loo(root, synthetic, recovery, tmp_path):
+    spec = write_spec(tmp_path / "ashby.toml", root, card="cu_ashby",
+                      free=["log10_C_grain_boundary_diffusion", "log10_C_surface_diffusion"],
+                      sampler={"walkers": 12, "steps": 500, "burn_in": 250, "thin": 5})
+    ashby = fit(synthetic[0], spec, tmp_path / "ashby", progress=False)
+    table = compare_fits([recovery.posterior_path, ashby.posterior_path])
+    assert list(table.index) == ["cu_shell_reservoir", "cu_ashby"]  # the data's own card wins
+    assert table.loc["cu_ashby", "elpd_diff"] > 0
+    waic = compare_fits({"shell": recovery.posterior_path, "ashby": ashby.posterior_path}, ic="waic")
+    assert set(waic.index) == {"shell", "ashby"}
+    with pytest.raises(InputError, match="at least two"):
+        compare_fits([recovery.posterior_path])
+
+
+def test_compare_refuses_fits_of_other_data(root, recovery, tmp_path):
+    card = load_model_card(root / "models" / "cu_shell_reservoir.toml")
+    synthetic_trajectories(card, None, rng=1).to_netcdf(tmp_path / "other.nc")
+    spec = write_spec(tmp_path / "s.toml", root, free=FREE[2:], sampler={"walkers": 4, "steps": 20, "burn_in": 5})
+    other = fit(tmp_path / "other.nc", spec, tmp_path / "o", progress=False)
+    with pytest.raises(InputError, match="fits other data"):
+        compare_fits([recovery.posterior_path, other.posterior_path])
+
+
+def test_csv_neck_only_with_fitted_sigma_and_initial_neck(root, synthetic, tmp_path):
+    ds = synthetic[1]
+    rows = ["pt_time_s,temperature_C,pair,neck_radius_nm,distance_nm,particle_radius_nm"]
+    for p, label in enumerate(ds.pair.values):
+        for k in range(ds.sizes["time"]):
+            if (k, p) == (6, 2):
+                continue  # a missing row
+            neck = "" if (k, p) == (9, 1) else f"{ds.neck_radius_nm.values[k, p]:.4f}"
+            rows.append(f"{ds.pt_time_s.values[k]:g},{ds.temperature_C.values[k]:g},{label},{neck},,"
+                        f"{ds.particle_radius_nm.values[k, p]:.4f}")
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    spec = write_spec(tmp_path / "s.toml", root, free=FREE[2:], variables=("neck_radius_nm",),
+                      noise={"neck_radius_nm": '"fit"'}, forward=['initial_neck = "fit"'],
+                      sampler={"walkers": 8, "steps": 60, "burn_in": 20, "thin": 2})
+    result = fit(tmp_path / "t.csv", spec, tmp_path / "out", progress=False)
+    assert result.parameter_names == ("capture_radius_nm", "sigma_neck_radius_nm", "initial_neck_nm")
+    assert set(result.idata.observed_data.data_vars) == {"neck_radius_nm"}
+    # distance requested but the table has none
+    spec2 = write_spec(tmp_path / "s2.toml", root, free=FREE[2:], sampler={"walkers": 4, "steps": 20, "burn_in": 5})
+    with pytest.raises(InputError, match=r"t\.csv: distance_nm: no measured value in any pair"):
+        fit(tmp_path / "t.csv", spec2, tmp_path / "out2", progress=False)
+
+
+def test_initial_neck_from_the_first_measurement(root, synthetic, tmp_path):
+    spec = write_spec(tmp_path / "s.toml", root, free=FREE[2:], forward=['initial_neck = "first"'],
+                      sampler={"walkers": 4, "steps": 30, "burn_in": 10, "thin": 2, "init": '"prior"'})
+    result = fit(synthetic[0], spec, tmp_path / "out", progress=False)
+    ll = result.idata.log_likelihood["neck_radius_nm"].values
+    assert np.all(ll[:, :, 0, :] == 0.0)  # the first necks are the initial condition, not data
+    assert np.all(ll[:, :, 1:, :] != 0.0)
+
+
+def test_fit_needs_data(root, tmp_path):
+    spec = write_spec(tmp_path / "s.toml", root, free=FREE[2:], sampler={"walkers": 4, "steps": 20, "burn_in": 5})
+    with pytest.raises(Exception, match=r"s\.toml: data: missing"):
+        fit(None, spec, tmp_path / "out", progress=False)
+
+
+def test_sigma_from_a_validation_file(root, synthetic, tmp_path):
+    import xarray as xr
+
+    from sinter4d.assimilation import build_problem
+
+    diff = np.array([[0.5, -0.5], [1.5, np.nan]])
+    xr.Dataset({"neck_radius_nm": (("time", "pair"), diff)}).to_netcdf(tmp_path / "validation.nc")
+    spec = write_spec(tmp_path / "s.toml", root, free=FREE[2:], variables=("neck_radius_nm",),
+                      noise={"neck_radius_nm": '"validation"\nvalidation = "validation.nc"'},
+                      sampler={"walkers": 4, "steps": 20, "burn_in": 5})
+    problem = build_problem(synthetic[0], spec)
+    assert problem.logpost.sigma_nm["neck_radius_nm"] == pytest.approx(np.sqrt((0.25 + 0.25 + 2.25) / 3))
+    assert problem.logpost.names == ("capture_radius_nm",)

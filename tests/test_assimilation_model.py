@@ -1,0 +1,180 @@
+"""Forward model and likelihood of the fit: same physics as sinter4d.sintering, exact marginalisation."""
+
+import math
+import pickle
+import time
+
+import numpy as np
+import pytest
+from scipy import integrate
+
+from sinter4d.assimilation import LogPosterior, PriorVector, TrajectoryModel, approach_nm, synthetic_trajectories
+from sinter4d.sintering import HeatingLog, Prior, load_model_card, neck_growth, sinter_cluster, truncated_sphere_distance_ratio
+
+
+@pytest.fixture(scope="module")
+def shell_card(root):
+    return load_model_card(root / "models" / "cu_shell_reservoir.toml")
+
+
+@pytest.fixture(scope="module")
+def ashby_card(root):
+    return load_model_card(root / "models" / "cu_ashby.toml")
+
+
+def test_approach_table_matches_the_reference_geometry():
+    rng = np.random.default_rng(1)
+    u = np.concatenate([rng.uniform(0, 1, 2000), [0.0, 1e-4, 0.5, 1.0]])
+    a = 75.0
+    reference = 2 * a * (1 - truncated_sphere_distance_ratio(u))
+    assert np.max(np.abs(approach_nm(u * a, a) - reference)) / (2 * a) < 1e-6
+    assert np.isnan(approach_nm(np.nan, a))
+    assert approach_nm(2 * a, a) == pytest.approx(2 * a * (1 - truncated_sphere_distance_ratio(1.0)))  # clipped
+
+
+@pytest.mark.parametrize("card_name", ["shell_card", "ashby_card"])
+def test_model_is_neck_growth(request, card_name):
+    card = request.getfixturevalue(card_name)
+    log = HeatingLog.paper()
+    a = np.array([70.0, 75.0, 80.0])
+    gap = np.array([0.0, 3.0, 12.0])
+    params = card.default_parameters
+    model = TrajectoryModel(card, log, a, gap)
+    x, approach = model(params)
+    x_ref, xd_ref = neck_growth(card, params, radius_nm=a, neck0_nm=card.initial_neck_nm, log=log, gap_nm=gap)
+    np.testing.assert_array_equal(x, x_ref)
+    np.testing.assert_allclose(approach, 2 * a * (1 - truncated_sphere_distance_ratio(np.clip(xd_ref / a, 0, 1))),
+                               atol=1e-6)
+    x2, _ = model(params, initial_neck_nm=4.0)
+    x2_ref, _ = neck_growth(card, params, radius_nm=a, neck0_nm=4.0, log=log, gap_nm=gap)
+    np.testing.assert_array_equal(x2, x2_ref)
+
+
+def test_model_started_later_continues_the_trajectory(shell_card):
+    log = HeatingLog.paper()
+    a = np.array([72.0, 76.0])
+    params = shell_card.default_parameters
+    x_ref, _ = neck_growth(shell_card, params, radius_nm=a, neck0_nm=shell_card.initial_neck_nm, log=log)
+    start = np.array([0, 3])
+    neck0 = np.array([shell_card.initial_neck_nm, x_ref[3, 1]])
+    x, _ = TrajectoryModel(shell_card, log, a, 0.0, start_index=start, neck0_nm=neck0).necks(params)
+    assert np.all(np.isnan(x[:3, 1])) and np.all(np.isfinite(x[3:, 1]))
+    np.testing.assert_allclose(x[3:, 1], x_ref[3:, 1], atol=0.02)  # tabulation grids differ
+    np.testing.assert_array_equal(x[:, 0], x_ref[:, 0])
+
+
+def test_isolated_sphere_pair_matches_the_simulator(shell_card):
+    """The fit's pair model against sinter_cluster + pair_truth for two spheres alone."""
+    from sinter4d.phantom import make_cluster, pair_truth
+    from sinter4d.phantom._cluster import surface_gap_nm
+
+    log = HeatingLog.paper()
+    c0 = make_cluster(n_cores=2, rng=1, aspect_ratio_range=(1.0, 1.0))
+    clusters = sinter_cluster(c0, shell_card, None, log)
+    pairs = np.asarray(clusters[0].contact)
+    truth = {k: np.array([pair_truth(c, pairs)[k][0] for c in clusters]) for k in ("neck_radius_nm", "distance_nm")}
+    a = float(np.mean(c0.initial_radius_nm))
+    model = TrajectoryModel(shell_card, log, [a], surface_gap_nm(c0, pairs))
+    x, approach = model(shell_card.default_parameters)
+    np.testing.assert_allclose(x[:, 0], truth["neck_radius_nm"], atol=0.02)
+    np.testing.assert_allclose(truth["distance_nm"][0] - approach[:, 0], truth["distance_nm"], atol=0.02)
+
+
+def test_prior_vector_matches_prior_logpdf():
+    priors = [Prior("uniform", low=-3, high=5), Prior("log_uniform", low=5, high=150), Prior("normal", mean=1, sd=2)]
+    pv = PriorVector(priors)
+    for theta in ([0.0, 30.0, 0.5], [4.9, 5.0, -3.0], [-3.0, 149.0, 10.0]):
+        assert pv(theta) == pytest.approx(sum(p.logpdf(v) for p, v in zip(priors, theta)), rel=1e-12)
+    assert pv([6.0, 30.0, 0.0]) == -math.inf
+    assert pv([0.0, 4.0, 0.0]) == -math.inf
+    draws = pv.sample(np.random.default_rng(0), 100)
+    assert draws.shape == (100, 3) and np.all(np.isfinite([pv(d) for d in draws]))
+
+
+def _posterior(card, ds, *, sigma_neck=1.0, sigma_distance=2.0, names=("capture_radius_nm",)):
+    log = HeatingLog(pt_time_s=ds.pt_time_s.values, temperature_C=ds.temperature_C.values)
+    model = TrajectoryModel(card, log, ds.particle_radius_nm.values[0], 0.0)
+    priors = [card.parameters[k].prior for k in names]
+    fixed = {k: v for k, v in card.default_parameters.items() if k not in names}
+    obs = {v: ds[v].values for v in ("neck_radius_nm", "distance_nm")}
+    return LogPosterior(model, names, priors, fixed, obs, {"neck_radius_nm": sigma_neck, "distance_nm": sigma_distance})
+
+
+def test_distance_marginal_is_the_integral_over_the_initial_distance(shell_card):
+    ds = synthetic_trajectories(shell_card, None, rng=3, n_pairs=2)
+    ds["distance_nm"][[4, 9], 1] = np.nan
+    lp = _posterior(shell_card, ds)
+    theta = np.array([33.0])
+    _, approach = lp.predict(theta)
+    s = 2.0
+    expected = 0.0
+    for p in range(2):
+        y = ds.distance_nm.values[:, p]
+        ok = np.isfinite(y)
+
+        def like(d0):
+            r = y[ok] - (d0 - approach[ok, p])
+            return np.exp(-0.5 * np.sum(r**2) / s**2 - ok.sum() * math.log(s * math.sqrt(2 * math.pi)) + 60.0)
+
+        centre = np.mean(y[ok] + approach[ok, p])
+        value, _ = integrate.quad(like, centre - 30, centre + 30, points=[centre], epsabs=0, epsrel=1e-11)
+        expected += math.log(value) - 60.0
+    neck = ds.neck_radius_nm.values
+    x, _ = lp.predict(theta)
+    expected += float(np.sum(-0.5 * (neck - x) ** 2 - 0.5 * math.log(2 * math.pi)))
+    assert lp.log_likelihood(theta) == pytest.approx(expected, rel=1e-9, abs=1e-6)
+
+
+def test_nan_points_are_skipped(shell_card):
+    ds = synthetic_trajectories(shell_card, None, rng=4, n_pairs=3)
+    y = ds.neck_radius_nm.values.copy()
+    y[5, 1] = y[0, 2] = np.nan
+    log = HeatingLog(pt_time_s=ds.pt_time_s.values, temperature_C=ds.temperature_C.values)
+    model = TrajectoryModel(shell_card, log, ds.particle_radius_nm.values[0], 0.0)
+    lp = LogPosterior(model, ("capture_radius_nm",), [shell_card.parameters["capture_radius_nm"].prior],
+                      {}, {"neck_radius_nm": y}, {"neck_radius_nm": 1.0})
+    theta = np.array([30.0])
+    x, _ = lp.predict(theta)
+    ok = np.isfinite(y)
+    expected = float(np.sum(-0.5 * (y[ok] - x[ok]) ** 2 - 0.5 * math.log(2 * math.pi)))
+    assert lp.log_likelihood(theta) == pytest.approx(expected, rel=1e-12)
+    assert lp.n_observations == {"neck_radius_nm": y.size - 2}
+
+
+def test_pointwise_terms_add_up(shell_card):
+    ds = synthetic_trajectories(shell_card, None, rng=5, n_pairs=3)
+    lp = _posterior(shell_card, ds)
+    theta = np.array([36.0])
+    res = lp.pointwise(theta, np.random.default_rng(0))
+    assert res["log_likelihood/neck_radius_nm"].shape == (18, 3)
+    x, _ = lp.predict(theta)
+    np.testing.assert_allclose(res["model/neck_radius_nm"], x)
+    neck_part = float(res["log_likelihood/neck_radius_nm"].sum())
+    assert neck_part == pytest.approx(float(np.sum(-0.5 * (ds.neck_radius_nm.values - x) ** 2 - 0.5 * math.log(2 * math.pi))))
+    assert np.all(np.isfinite(res["predictive/distance_nm"]))
+
+
+def test_posterior_pickles_and_is_outside_support(shell_card):
+    ds = synthetic_trajectories(shell_card, None, rng=6)
+    lp = _posterior(shell_card, ds, names=("log10_C_surface_diffusion", "capture_radius_nm"))
+    theta = np.array([-2.0, 35.0])
+    clone = pickle.loads(pickle.dumps(lp))
+    assert clone(theta) == lp(theta)
+    assert lp(np.array([-2.0, 500.0])) == -math.inf
+
+
+def test_likelihood_is_fast(shell_card, ashby_card):
+    """7 pairs x 18 times: well under 1 ms on an idle machine (benchmarks/bench_likelihood.py); 5 ms here."""
+    for card in (shell_card, ashby_card):
+        ds = synthetic_trajectories(card, None, rng=7)
+        names = tuple(card.parameter_names)
+        lp = _posterior(card, ds, names=names)
+        theta = np.array([card.parameters[k].default for k in names])
+        lp(theta)
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(50):
+                lp(theta)
+            times.append((time.perf_counter() - t0) / 50)
+        assert np.median(times) < 5e-3
