@@ -17,10 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import SpecError
 from ..io.toml import read_toml
 from ..sintering import ModelCard, Prior, load_model_card
-from ..sintering.cards import PRIOR_KINDS
+from ..sintering.cards import SpecReader, find_model_card
 
 #: Variables a fit may use.
 FIT_VARIABLES = ("neck_radius_nm", "distance_nm")
@@ -240,114 +239,6 @@ def _json_number(value):
     raise TypeError(f"not JSON serialisable: {value!r}")
 
 
-class _Reader:
-    """Walks a parsed spec and raises one-line SpecErrors naming file and key."""
-
-    def __init__(self, source):
-        self.source = str(source)
-
-    def fail(self, key: str, what: str):
-        raise SpecError(f"{self.source}: {key}: {what}")
-
-    def table(self, doc, key, allowed):
-        if not isinstance(doc, dict):
-            self.fail(key, f"must be a table, got {type(doc).__name__}")
-        for k in doc:
-            if k not in allowed:
-                self.fail(f"{key}.{k}" if key else k, f"unknown key (allowed: {', '.join(allowed)})")
-        return doc
-
-    def number(self, value, key, *, positive=True, allow_zero=False):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(key, f"must be a number (got {value!r})")
-        value = float(value)
-        if not math.isfinite(value):
-            self.fail(key, f"must be finite (got {value})")
-        if positive and (value < 0 or (value == 0 and not allow_zero)):
-            self.fail(key, f"must be {'>= 0' if allow_zero else 'positive'} (got {value:g})")
-        return value
-
-    def integer(self, value, key, *, minimum=1):
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(key, f"must be an integer (got {value!r})")
-        if value < minimum:
-            self.fail(key, f"must be at least {minimum} (got {value})")
-        return int(value)
-
-    def string(self, value, key, choices=None):
-        if not isinstance(value, str):
-            self.fail(key, f"must be a string (got {value!r})")
-        if choices is not None and value not in choices:
-            self.fail(key, f"unknown choice {value!r} (choose {', '.join(choices)})")
-        return value
-
-    def boolean(self, value, key):
-        if not isinstance(value, bool):
-            self.fail(key, f"must be true or false (got {value!r})")
-        return value
-
-    def prior(self, doc, key, *, positive_support=False):
-        self.table(doc, key, ("dist", "low", "high", "mean", "sd"))
-        dist = doc.get("dist")
-        if dist not in PRIOR_KINDS:
-            self.fail(f"{key}.dist", f"unknown prior {dist!r} (choose {', '.join(PRIOR_KINDS)})")
-        if dist == "normal":
-            if positive_support:
-                self.fail(f"{key}.dist", "a positive quantity needs a uniform or log_uniform prior")
-            for k in ("mean", "sd"):
-                if k not in doc:
-                    self.fail(f"{key}.{k}", "missing value")
-            extra = [k for k in ("low", "high") if k in doc]
-            if extra:
-                self.fail(f"{key}.{extra[0]}", "not used by a normal prior")
-            return Prior("normal", mean=self.number(doc["mean"], f"{key}.mean", positive=False),
-                         sd=self.number(doc["sd"], f"{key}.sd"))
-        for k in ("low", "high"):
-            if k not in doc:
-                self.fail(f"{key}.{k}", "missing value")
-        extra = [k for k in ("mean", "sd") if k in doc]
-        if extra:
-            self.fail(f"{key}.{extra[0]}", f"not used by a {dist} prior")
-        low = self.number(doc["low"], f"{key}.low", positive=dist == "log_uniform" or positive_support,
-                          allow_zero=dist == "uniform")
-        high = self.number(doc["high"], f"{key}.high", positive=False)
-        if not high > low:
-            self.fail(f"{key}.high", f"must exceed low ({low:g}) (got {high:g})")
-        return Prior(dist, low=low, high=high)
-
-    def path(self, value, key, base: Path | None) -> Path:
-        self.string(value, key)
-        if not value:
-            self.fail(key, "empty path")
-        p = Path(value)
-        if not p.is_absolute() and base is not None:
-            p = base / p
-        return p
-
-
-def resolve_card_path(name: str, spec_path: str | Path | None = None) -> Path:
-    """Find the model card a fit spec names.
-
-    ``name`` may be a path (absolute, relative to the working folder or to the
-    spec's folder) or a bare card name looked up in ``models/`` beside the
-    spec's folder (``assimilation/../models/NAME.toml``), then in ``./models``.
-
-    Raises
-    ------
-    SpecError
-        When no such card exists.
-    """
-    candidates = [Path(name)]
-    if spec_path is not None:
-        here = Path(spec_path).resolve().parent
-        candidates += [here / name, here.parent / "models" / f"{name}.toml", here.parent / "models" / name]
-    candidates.append(Path("models") / f"{name}.toml")
-    for cand in candidates:
-        if cand.is_file():
-            return cand
-    raise SpecError(f"{spec_path or '<spec>'}: model: no model card named {name!r} (looked in models/)")
-
-
 def parse_fit_spec(doc: dict, *, source: str | Path = "<spec>", base_dir: str | Path | None = None) -> FitSpec:
     """Validate a parsed fit spec (a dict) and build a :class:`FitSpec`.
 
@@ -366,7 +257,7 @@ def parse_fit_spec(doc: dict, *, source: str | Path = "<spec>", base_dir: str | 
     SpecError
         One line ``"<source>: <dotted.key>: <what is wrong>"``.
     """
-    r = _Reader(source)
+    r = SpecReader(source)
     spec_file = Path(source) if Path(str(source)).is_file() else None
     base = Path(base_dir) if base_dir is not None else (spec_file.resolve().parent if spec_file else None)
     r.table(doc, "", _TOP)
@@ -374,7 +265,7 @@ def parse_fit_spec(doc: dict, *, source: str | Path = "<spec>", base_dir: str | 
         r.fail("model", "missing key (a card name in models/ or a path)")
     description = r.string(doc.get("description", ""), "description")
     data = r.path(doc["data"], "data", base) if "data" in doc else None
-    card = load_model_card(resolve_card_path(r.string(doc["model"], "model"), spec_file))
+    card = load_model_card(find_model_card(r.string(doc["model"], "model"), spec_file))
 
     variables = doc.get("variables", list(FIT_VARIABLES))
     if not isinstance(variables, list) or not variables:
@@ -401,7 +292,7 @@ def parse_fit_spec(doc: dict, *, source: str | Path = "<spec>", base_dir: str | 
     return spec
 
 
-def _parameters(r: _Reader, doc, card: ModelCard):
+def _parameters(r: SpecReader, doc, card: ModelCard):
     r.table(doc, "parameters", _PARAMETERS)
     names = card.parameter_names
     free = doc.get("free", list(names))
@@ -444,7 +335,7 @@ def _parameters(r: _Reader, doc, card: ModelCard):
     return free, {k: fixed[k] for k in names if k in fixed}, priors
 
 
-def _forward(r: _Reader, doc) -> ForwardSpec:
+def _forward(r: SpecReader, doc) -> ForwardSpec:
     r.table(doc, "forward", _FORWARD)
     out = {}
     if "initial_neck" in doc:
@@ -473,7 +364,7 @@ def _forward(r: _Reader, doc) -> ForwardSpec:
     return ForwardSpec(**out)
 
 
-def _noise(r: _Reader, doc, variables, base) -> dict[str, NoiseSpec]:
+def _noise(r: SpecReader, doc, variables, base) -> dict[str, NoiseSpec]:
     r.table(doc, "noise", FIT_VARIABLES)
     for name in doc:
         if name not in variables:
@@ -505,7 +396,7 @@ def _noise(r: _Reader, doc, variables, base) -> dict[str, NoiseSpec]:
     return out
 
 
-def _sampler(r: _Reader, doc) -> SamplerSpec:
+def _sampler(r: SpecReader, doc) -> SamplerSpec:
     r.table(doc, "sampler", _SAMPLER)
     out = {}
     for key, minimum in (("walkers", 2), ("steps", 1), ("burn_in", 0), ("thin", 1), ("seed", 0),

@@ -31,6 +31,7 @@ from pydantic import (
 
 from ..errors import SpecError
 from ..io.toml import read_toml
+from ..sintering.cards import find_model_card
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
@@ -269,24 +270,8 @@ def load_spec(path: str | Path) -> ExperimentSpec:
 
 
 def resolve_model_card(name: str, spec_path: str | Path | None = None) -> Path:
-    """Find the model card a spec names.
+    """Find the model card an experiment spec names (``sintering.model``).
 
-    ``name`` may be a path (absolute, relative to the working folder or to the
-    spec's folder) or a bare card name looked up in the ``models/`` folder
-    beside the spec's folder (``experiments/../models/NAME.toml``).
-
-    Raises
-    ------
-    SpecError
-        When no such card exists.
+    See :func:`sinter4d.sintering.cards.find_model_card`.
     """
-    candidates = [Path(name)]
-    if spec_path is not None:
-        here = Path(spec_path).resolve().parent
-        candidates += [here / name, here.parent / "models" / f"{name}.toml", here.parent / "models" / name]
-    candidates.append(Path("models") / f"{name}.toml")
-    for cand in candidates:
-        if cand.is_file():
-            return cand
-    where = spec_path if spec_path is not None else "<spec>"
-    raise SpecError(f"{where}: sintering.model: no model card named {name!r} (looked in models/)")
+    return find_model_card(name, spec_path, key="sintering.model")

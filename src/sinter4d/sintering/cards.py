@@ -198,15 +198,19 @@ def allowed_parameter_names(mechanisms, saturation: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-class _Reader:
-    """Walks a parsed card and raises one-line SpecErrors naming file and key."""
+class SpecReader:
+    """Walks a parsed TOML card or spec and raises one-line SpecErrors naming file and key.
 
-    def __init__(self, path):
-        self.path = str(path)
+    Shared by the model cards here and the fit specs of
+    :mod:`sinter4d.assimilation`, so both report errors the same way.
+    """
+
+    def __init__(self, source):
+        self.source = str(source)
         self.sources: dict[str, str] = {}
 
     def fail(self, key: str, what: str):
-        raise SpecError(f"{self.path}: {key}: {what}")
+        raise SpecError(f"{self.source}: {key}: {what}")
 
     def table(self, doc, key, allowed):
         if not isinstance(doc, dict):
@@ -252,34 +256,96 @@ class _Reader:
             self.sources[key] = doc["source"]
         return float(si)
 
-    def prior(self, doc, key):
+    def integer(self, value, key, *, minimum=1):
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, f"must be an integer (got {value!r})")
+        if value < minimum:
+            self.fail(key, f"must be at least {minimum} (got {value})")
+        return int(value)
+
+    def string(self, value, key, choices=None):
+        if not isinstance(value, str):
+            self.fail(key, f"must be a string (got {value!r})")
+        if choices is not None and value not in choices:
+            self.fail(key, f"unknown choice {value!r} (choose {', '.join(choices)})")
+        return value
+
+    def boolean(self, value, key):
+        if not isinstance(value, bool):
+            self.fail(key, f"must be true or false (got {value!r})")
+        return value
+
+    def prior(self, doc, key, *, positive_support=False):
         self.table(doc, key, ("dist", "low", "high", "mean", "sd"))
         dist = doc.get("dist")
         if dist not in PRIOR_KINDS:
             self.fail(f"{key}.dist", f"unknown prior {dist!r} (choose {', '.join(PRIOR_KINDS)})")
         if dist == "normal":
+            if positive_support:
+                self.fail(f"{key}.dist", "a positive quantity needs a uniform or log_uniform prior")
             for k in ("mean", "sd"):
                 if k not in doc:
                     self.fail(f"{key}.{k}", "missing value")
             extra = [k for k in ("low", "high") if k in doc]
             if extra:
                 self.fail(f"{key}.{extra[0]}", "not used by a normal prior")
-            return Prior(
-                "normal",
-                mean=self.number(doc["mean"], f"{key}.mean", positive=False),
-                sd=self.number(doc["sd"], f"{key}.sd"),
-            )
+            return Prior("normal", mean=self.number(doc["mean"], f"{key}.mean", positive=False),
+                         sd=self.number(doc["sd"], f"{key}.sd"))
         for k in ("low", "high"):
             if k not in doc:
                 self.fail(f"{key}.{k}", "missing value")
         extra = [k for k in ("mean", "sd") if k in doc]
         if extra:
             self.fail(f"{key}.{extra[0]}", f"not used by a {dist} prior")
-        low = self.number(doc["low"], f"{key}.low", positive=dist == "log_uniform")
+        low = self.number(doc["low"], f"{key}.low", positive=dist == "log_uniform" or positive_support,
+                          allow_zero=dist == "uniform")
         high = self.number(doc["high"], f"{key}.high", positive=False)
         if not high > low:
             self.fail(f"{key}.high", f"must exceed low ({low:g}) (got {high:g})")
         return Prior(dist, low=low, high=high)
+
+    def path(self, value, key, base: Path | None) -> Path:
+        self.string(value, key)
+        if not value:
+            self.fail(key, "empty path")
+        p = Path(value)
+        if not p.is_absolute() and base is not None:
+            p = base / p
+        return p
+
+
+
+def find_model_card(name: str, spec_path: str | Path | None = None, *, key: str = "model") -> Path:
+    """Find the model card a spec names.
+
+    ``name`` may be a path (absolute, relative to the working folder or to the
+    spec's folder) or a bare card name looked up in the ``models/`` folder
+    beside the spec's folder (``experiments/../models/NAME.toml``), then in
+    ``./models``.
+
+    Parameters
+    ----------
+    name : str
+        Card name or path.
+    spec_path : str or Path, optional
+        The spec that names it.
+    key : str
+        The spec's key holding ``name`` (for the error message).
+
+    Raises
+    ------
+    SpecError
+        When no such card exists.
+    """
+    candidates = [Path(name)]
+    if spec_path is not None:
+        here = Path(spec_path).resolve().parent
+        candidates += [here / name, here.parent / "models" / f"{name}.toml", here.parent / "models" / name]
+    candidates.append(Path("models") / f"{name}.toml")
+    for cand in candidates:
+        if cand.is_file():
+            return cand
+    raise SpecError(f"{spec_path or '<spec>'}: {key}: no model card named {name!r} (looked in models/)")
 
 
 def parse_model_card(doc: dict, *, source: str | Path = "<card>") -> ModelCard:
@@ -290,7 +356,7 @@ def parse_model_card(doc: dict, *, source: str | Path = "<card>") -> ModelCard:
     SpecError
         One line ``"<source>: <dotted.key>: <what is wrong>"``.
     """
-    r = _Reader(source)
+    r = SpecReader(source)
     r.table(doc, "", _TOP_KEYS)
     for key in ("name", "mechanisms", "material", "transport", "parameters"):
         if key not in doc:
