@@ -2,7 +2,9 @@
 
 250 e/nm², ±40° in 2° steps, 4.16 nm pixels, with drift and a tilt-axis
 offset left for the pipeline to find (DESIGN.md; issue "Reconstruction
-pipeline", Quality). The figures are printed for the closing note.
+pipeline", Quality). The series is projected on a voxel grid twice finer than
+the pixels, so the reconstruction's projector is not the one that made the
+data (no inverse crime). The figures are printed for the closing note.
 """
 
 import numpy as np
@@ -19,7 +21,8 @@ SPEC = {
     "phantom": {"n_cores": 3},
     "heating": {"pt_time_s": [0, 5, 12, 17, 22, 27], "temperature_C": [372, 370, 370, 370, 370, 372]},
     "acquisition": {
-        "image_pixels": 640, "pixel_size_nm": 1.04, "bin": 4, "axis_offset_px": 2.6, "drift_step_sd_nm": 3.0,
+        "image_pixels": 640, "pixel_size_nm": 1.04, "bin": 4, "oversample": 2,
+        "axis_offset_px": 2.6, "drift_step_sd_nm": 3.0,
     },
 }
 
