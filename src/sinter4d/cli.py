@@ -65,6 +65,22 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_measure(args: argparse.Namespace) -> int:
+    from .experiments.measure import measure_run
+
+    out = measure_run(args.path, out=args.out, progress=not args.quiet)
+    print(f"metrics in {out}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .experiments.measure import validate_run
+
+    out = validate_run(args.run, progress=not args.quiet)
+    print(f"validation in {out}")
+    return 0
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     from .assimilation import fit
 
@@ -116,6 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output file when PATH is a file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_reconstruct)
+
+    p = sub.add_parser("measure", help="particles, pairs and the paper's Fig. 7 metrics of every reconstruction")
+    p.add_argument("path", help="run folder (recon/tNN.nc -> metrics.nc) or one reconstruction file")
+    p.add_argument("--out", default=None, help="metrics file to write (default RUNDIR/metrics.nc)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_measure)
+
+    p = sub.add_parser("validate", help="metrics minus truth per pair and time, Dice per step -> validation.nc")
+    p.add_argument("run", help="run folder holding metrics.nc, truth.nc and tilts/")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("fit", help="fit a sintering model card to neck/distance trajectories with emcee")
     p.add_argument("data", help="metrics.nc, truth.nc or a CSV trajectory table")
