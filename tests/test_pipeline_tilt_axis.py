@@ -5,41 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _synthetic import sphere_series
+
 from sinter4d.pipeline.align import align_translations, apply_shifts
 from sinter4d.pipeline.tilt_axis import center_tilt_axis, find_tilt_axis
 
 ANGLES = np.arange(-40.0, 41.0, 2.0)  # the paper's 41 tilts, +-40 deg
 
-
-def sphere_series(angles_deg, *, shape=(96, 96), drift=None, axis_offset_px=0.0, centre=(0.0, 0.0), seed=0):
-    """Noise-free HAADF-like tilt series of 7 spheres: background + chord lengths (analytic).
-
-    The spheres' mass centre is at ``centre`` = (x, z) px from the tilt axis,
-    which projects to column ``(nx - 1) / 2 + axis_offset_px``; image k's
-    content is displaced by ``drift[k]`` = (dy, dx) px. Mean ~5.5 e-/px.
-    """
-    rng = np.random.default_rng(seed)
-    ny, nx = shape
-    r = rng.uniform(5, 11, 7)
-    c = np.column_stack([rng.uniform(-28, 28, 7), rng.uniform(-28, 28, 7), rng.uniform(-14, 14, 7)])  # x, y, z
-    c -= (r**3 / (r**3).sum()) @ c * np.array([1, 0, 1])
-    c[:, 0] += centre[0]
-    c[:, 2] += centre[1]
-    theta = np.deg2rad(angles_deg)
-    drift = np.zeros((theta.size, 2)) if drift is None else np.asarray(drift)
-    yy, xx = np.mgrid[:ny, :nx]
-    out = np.zeros((theta.size, ny, nx))
-    for k, t in enumerate(theta):
-        for (x, y, z), rad in zip(c, r):
-            u = x * np.cos(t) + z * np.sin(t) + (nx - 1) / 2 + axis_offset_px + drift[k, 1]
-            v = y + (ny - 1) / 2 + drift[k, 0]
-            out[k] += 2 * np.sqrt(np.clip(rad**2 - (xx - u) ** 2 - (yy - v) ** 2, 0, None))
-    return 4.0 + 0.6 * out
-
-
 def _counts(clean, seed=1):
     return np.random.default_rng(seed).poisson(clean).astype(np.float32)
-
 
 # measured over 24 series (3 offsets x 2 centres x 4 seeds) at ~5.5 e-/px:
 # RMS error 0.27 px, max 0.68 px; noise-free 0.20 px.
@@ -50,14 +24,12 @@ def test_finds_known_offset_at_paper_dose(offset, centre):
     found = find_tilt_axis(images, ANGLES)
     assert abs(found - offset) < 1.0, found
 
-
 def test_centering_moves_the_axis_to_the_middle():
     images = _counts(sphere_series(ANGLES, axis_offset_px=3.4, seed=3))
     found = find_tilt_axis(images, ANGLES)
     centred = center_tilt_axis(images, found)
     assert centred.dtype == np.float32
     assert abs(find_tilt_axis(centred, ANGLES)) < 0.3
-
 
 def test_alignment_and_axis_together_are_a_rigid_motion():
     """After alignment the axis found is that of the aligned series: together with the
@@ -80,13 +52,11 @@ def test_alignment_and_axis_together_are_a_rigid_motion():
     assert np.sqrt(np.mean(resid**2)) < 0.3
     assert np.sqrt(np.mean((shifts[:, 0] - drift[:, 0]) ** 2)) < 0.5
 
-
 def test_sharpness_method_on_noise_free_images():
     # the paper's criterion; reliable only without noise (see the module docstring)
     images = sphere_series(ANGLES, axis_offset_px=3.4, seed=2)
     found = find_tilt_axis(images, ANGLES, method="sharpness", search_px=(-6, 10))
     assert abs(found - 3.4) < 2.0
-
 
 def test_bad_arguments():
     images = sphere_series(ANGLES[::10], seed=0)
