@@ -13,22 +13,27 @@ from sinter4d.pipeline.align import align_translations, apply_shifts, register_p
 ANGLES = np.arange(-40.0, 41.0, 2.0)  # the paper's 41 tilts
 REF = 20  # index of 0 deg
 
+
 def _drift(seed=5, step_px=1.5):
     walk = np.cumsum(np.random.default_rng(seed).normal(0, step_px, (ANGLES.size, 2)), axis=0)
     return walk - walk[REF]
+
 
 def _noisy_light(clean, seed=1):
     """Poisson counts at ~5.5 e-/px, then a light denoise (Gaussian, sigma 1.5 px)."""
     counts = np.random.default_rng(seed).poisson(clean).astype(np.float32)
     return ndimage.gaussian_filter(counts, (0, 1.5, 1.5))
 
+
 def _rms(a):
     return float(np.sqrt(np.mean(np.square(a))))
+
 
 @pytest.fixture(scope="module")
 def drifted():
     drift = _drift()
     return drift, _noisy_light(sphere_series(ANGLES, drift=drift, seed=3))
+
 
 # measured (2 cores): xcorr RMS 0.14 px (y 0.11, x 0.17) in 0.3 s;
 # mattes RMS ~0.25-0.30 px in ~5 s (41 images, 96 x 96).
@@ -41,10 +46,12 @@ def test_recovers_random_walk_drift(drifted, method, tol):
     assert _rms(err) <= tol, (_rms(err[:, 0]), _rms(err[:, 1]))
     assert _rms(err[:, 0]) <= tol and _rms(err[:, 1]) <= tol
 
+
 def test_zero_drift_gives_zero_shifts():
     clean = sphere_series(ANGLES, seed=3)
     assert np.abs(align_translations(clean, ANGLES)).max() < 0.1
     assert _rms(align_translations(_noisy_light(clean), ANGLES)) < 0.3
+
 
 def test_undoing_the_shifts_aligns_the_series(drifted):
     drift, images = drifted
@@ -53,6 +60,7 @@ def test_undoing_the_shifts_aligns_the_series(drifted):
     profile = aligned[:, 20:-20, 20:-20].mean(axis=2)
     truth = apply_shifts(images, -drift)[:, 20:-20, 20:-20].mean(axis=2)
     assert np.abs(profile - truth).max() < 0.2 * np.ptp(truth)
+
 
 def test_apply_shifts_convention_and_round_trip():
     img = np.zeros((32, 32), np.float32)
@@ -64,11 +72,13 @@ def test_apply_shifts_convention_and_round_trip():
     back = apply_shifts(apply_shifts(smooth, (1.3, -0.7)), (-1.3, 0.7))
     np.testing.assert_allclose(back[5:-5, 5:-5], smooth[5:-5, 5:-5], atol=1e-3)
 
+
 @pytest.mark.parametrize("method", ["xcorr", "mattes"])
 def test_register_pair_sign(method):
     fixed = sphere_series(ANGLES[REF : REF + 1], seed=2)[0]
     moving = sphere_series(ANGLES[REF : REF + 1], drift=[(1.4, -2.3)], seed=2)[0]
     np.testing.assert_allclose(register_pair(fixed, moving, method=method), (1.4, -2.3), atol=0.15)
+
 
 def test_bad_arguments():
     images = np.zeros((3, 16, 16))

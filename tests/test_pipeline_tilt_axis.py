@@ -12,8 +12,10 @@ from sinter4d.pipeline.tilt_axis import center_tilt_axis, find_tilt_axis
 
 ANGLES = np.arange(-40.0, 41.0, 2.0)  # the paper's 41 tilts, +-40 deg
 
+
 def _counts(clean, seed=1):
     return np.random.default_rng(seed).poisson(clean).astype(np.float32)
+
 
 # measured over 24 series (3 offsets x 2 centres x 4 seeds) at ~5.5 e-/px:
 # RMS error 0.27 px, max 0.68 px; noise-free 0.20 px.
@@ -24,12 +26,14 @@ def test_finds_known_offset_at_paper_dose(offset, centre):
     found = find_tilt_axis(images, ANGLES)
     assert abs(found - offset) < 1.0, found
 
+
 def test_centering_moves_the_axis_to_the_middle():
     images = _counts(sphere_series(ANGLES, axis_offset_px=3.4, seed=3))
     found = find_tilt_axis(images, ANGLES)
     centred = center_tilt_axis(images, found)
     assert centred.dtype == np.float32
     assert abs(find_tilt_axis(centred, ANGLES)) < 0.3
+
 
 def test_alignment_and_axis_together_are_a_rigid_motion():
     """After alignment the axis found is that of the aligned series: together with the
@@ -52,11 +56,13 @@ def test_alignment_and_axis_together_are_a_rigid_motion():
     assert np.sqrt(np.mean(resid**2)) < 0.3
     assert np.sqrt(np.mean((shifts[:, 0] - drift[:, 0]) ** 2)) < 0.5
 
+
 def test_sharpness_method_on_noise_free_images():
     # the paper's criterion; reliable only without noise (see the module docstring)
     images = sphere_series(ANGLES, axis_offset_px=3.4, seed=2)
     found = find_tilt_axis(images, ANGLES, method="sharpness", search_px=(-6, 10))
     assert abs(found - 3.4) < 2.0
+
 
 def test_bad_arguments():
     images = sphere_series(ANGLES[::10], seed=0)
