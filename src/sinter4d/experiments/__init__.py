@@ -1,15 +1,20 @@
-"""Experiment specs and the runs made from them (simulation; later the full job and sweeps)."""
+"""Experiment specs and the runs made from them: simulate, reconstruct, measure, validate."""
 
+from .measure import measure_run, validate_run
+from .reconstruct import reconstruct_path
 from .simulate import plan_simulation, simulate_run, tilt_path, truth_dataset
 from .spec import ExperimentSpec, load_spec, parse_spec, resolve_model_card
 
 __all__ = [
     "ExperimentSpec",
     "load_spec",
+    "measure_run",
     "parse_spec",
     "plan_simulation",
+    "reconstruct_path",
     "resolve_model_card",
     "simulate_run",
     "tilt_path",
     "truth_dataset",
+    "validate_run",
 ]

@@ -23,7 +23,8 @@ Choices (measured on simulated series, see the docstring of
   paper's d_z (mean of the lowest and highest voxel) moves in half voxels;
 - r_n, r_p and H/W follow the paper's projection protocol with its x-y
   centre of mass (``centre="com"``);
-- ``neck_radius_3d_nm`` uses the estimator chosen in :data:`DEFAULT_NECK_3D`.
+- ``neck_radius_3d_nm`` uses the ``"in_plane"`` estimator, the least biased
+  on reconstructions (:data:`DEFAULT_NECK_3D`).
 """
 
 from __future__ import annotations
@@ -64,7 +65,16 @@ DISTANCE_METHODS = ("com3d", "protocol")
 """How d is measured: between 3D centres of mass, or by the paper's protocol."""
 
 DEFAULT_NECK_3D = "in_plane"
-"""Estimator of ``neck_radius_3d_nm`` (see the module docstring)."""
+"""Estimator of ``neck_radius_3d_nm``: the least biased on reconstructions.
+
+On the quick spec's reconstructions (TV, 4.16 nm voxels, 18 steps x 9 pairs)
+the error against the true neck has median +3.3 nm with ``"in_plane"``,
++5.4 nm with ``"stretch_corrected"`` and +8.8 nm with ``"equal_area"`` (the
+missing wedge stretches the section along z and fills the concave neck).
+On noiseless voxelised phantoms ``"equal_area"`` is the better one (median
+|error| 0.13 voxel against 0.27; half the in-plane extent of a spheroid
+pair's elliptic contact is not its equal-area radius), but it is the
+reconstructions that are measured."""
 
 STATUS_MEANINGS = {
     "ok": "measured",
@@ -144,9 +154,12 @@ def measure_volumes(
         with ``'inscribed'``): the watershed cut at the neck takes a circular
         segment off a particle's projection and shifts its x-y centre away
         from the neck, and the paper's d_z moves in half voxels (median error
-        0.49 voxel).
+        0.49 voxel). On the quick spec's reconstructions (18 steps x 9
+        pairs) median |d - d_true| is 0.63 nm with ``'com3d'``, 1.5 nm with
+        the protocol and ``'com'``, 2.1 nm with ``'inscribed'``.
     neck_3d_method : {'in_plane', 'equal_area', 'stretch_corrected'}, optional
-        Estimator of ``neck_radius_3d_nm`` (default ``'in_plane'``), see
+        Estimator of ``neck_radius_3d_nm`` (default ``'in_plane'``, the least
+        biased on reconstructions: :data:`DEFAULT_NECK_3D`), see
         :func:`~sinter4d.measurement.neck_radius_3d`.
     gate_nm, merge_gate_nm : float, optional
         Largest move of a particle between two steps, and largest distance to
@@ -489,7 +502,7 @@ def _register_centres(measured: np.ndarray, true: np.ndarray, *, gate: float) ->
 # --------------------------------------------------------------------------- files
 
 
-class _RecordSeries(Sequence):
+class _BinarySeries(Sequence):
     """The ``binary`` of each reconstruction file, read when indexed."""
 
     def __init__(self, files: list[Path]):
@@ -595,7 +608,7 @@ def measure_run(
                     raise InputError(f"{f}: its {a} grid differs from that of {files[0]}; all reconstructions must share one grid")
         vox = heads[0]["pixel_size_nm"]
         ds = measure_volumes(
-            _RecordSeries(files),
+            _BinarySeries(files),
             heads[0]["z"],
             heads[0]["y"],
             heads[0]["x"],
