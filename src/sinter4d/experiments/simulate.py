@@ -25,7 +25,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..acquisition import simulate_tilt_series
+from ..acquisition import dose_e_per_nm2, simulate_tilt_series
 from ..errors import InputError, SpecError
 from ..io.netcdf import write_dataset_atomic
 from ..operators import ParallelProjector
@@ -235,8 +235,6 @@ def tilt_series_dataset(plan: SimulationPlan, step: int, projector=None) -> xr.D
     pixel = acq.output_pixel_size_nm
     current = acq.probe_current_pA
     if acq.dose_e_per_nm2 is not None:
-        from ..acquisition import dose_e_per_nm2
-
         nominal = dose_e_per_nm2(
             probe_current_pA=1.0,
             dwell_time_ns=acq.dwell_time_ns,
