@@ -138,3 +138,17 @@ def test_dose_command_prints_the_papers_numbers(capsys):
     dose = float(out.split("dose per series:")[1].split()[0])
     assert round(electrons / 1e8, 1) == 2.7
     assert 235.0 <= dose <= 250.0
+
+
+def test_dose_key_sets_the_dose_of_the_file(root):
+    from sinter4d.experiments import parse_spec
+    from sinter4d.experiments.simulate import tilt_series_dataset
+
+    spec = parse_spec({
+        "name": "dose", "seed": 1, "phantom": {"n_cores": 2},
+        "heating": {"pt_time_s": [0], "temperature_C": [372]},
+        "acquisition": {"image_pixels": 512, "pixel_size_nm": 2.08, "bin": 4, "tilt_step_deg": 10.0,
+                        "reference_frames": 0, "dose_e_per_nm2": 500.0},
+    })
+    ds = tilt_series_dataset(plan_simulation(spec, root / "experiments" / "quick.toml"), 0)
+    assert ds.attrs["dose_e_per_nm2"] == pytest.approx(500.0, rel=1e-9)
