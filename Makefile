@@ -15,7 +15,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/sinter4d simulate experiments/quick.toml --out runs/quick
+	$(BIN)/sinter4d run experiments/quick.toml --out runs/quick
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q

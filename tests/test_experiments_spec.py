@@ -10,11 +10,18 @@ from sinter4d.errors import SpecError
 from sinter4d.experiments import load_spec, parse_spec
 
 
+PAPER_TIMES_S = [0, 5, 12, 17, 22, 27, 31, 36, 41, 46, 51, 61, 71, 81, 100, 120, 150, 209]
+PAPER_TEMPERATURES_C = [372, 370, 370, 370, 370, 372, 372, 370, 370, 372, 370, 364, 364, 364, 354, 353, 351, 350]
+
+
 @pytest.mark.parametrize("name", ["quick", "paper_cu_350c"])
-def test_shipped_specs_load(root, name):
+def test_shipped_specs_use_the_papers_tilts_and_heating_log(root, name):
     spec = load_spec(root / "experiments" / f"{name}.toml")
     assert spec.acquisition.angles_deg.size == 41
-    assert len(spec.heating.pt_time_s) == 18
+    # the quick run keeps a subset of the paper's series, each with its own median temperature
+    paper = dict(zip(PAPER_TIMES_S, PAPER_TEMPERATURES_C))
+    assert all(paper[t] == temp for t, temp in zip(spec.heating.pt_time_s, spec.heating.temperature_C))
+    assert len(spec.heating.pt_time_s) == (18 if name == "paper_cu_350c" else 7)
 
 
 def test_paper_spec_has_the_papers_acquisition(root):

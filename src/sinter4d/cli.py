@@ -91,6 +91,34 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .experiments import run_experiment
+
+    stages = tuple(args.stages.split(",")) if args.stages else None
+    kwargs = {"stages": stages} if stages else {}
+    result = run_experiment(args.spec, args.out, force=args.force, progress=not args.quiet, **kwargs)
+    for stage, entry in result.stages.items():
+        print(f"{stage:12s} {entry['status']:8s} {entry['seconds']:8.1f} s")
+    print(f"run folder {result.run_dir} ({result.seconds:.0f} s); log in {result.run_dir / 'run.log'}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .experiments.sweep import run_sweep
+
+    out = run_sweep(args.spec, args.out, scheduler=args.scheduler, force=args.force, progress=not args.quiet)
+    print(f"sweep results in {out}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    out = build_report(args.run, progress=not args.quiet)
+    print(f"report in {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sinter4d`` (one sub-command per stage)."""
     parser = argparse.ArgumentParser(
@@ -150,6 +178,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (chain.h5, posterior.nc, figures); a rerun resumes")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("run", help="every stage of a spec: simulate, reconstruct, measure, validate, fit, report")
+    p.add_argument("spec", help="experiment spec (TOML), e.g. experiments/quick.toml")
+    p.add_argument("--out", required=True, help="run folder (created; a killed run resumes where it stopped)")
+    p.add_argument("--force", action="store_true", help="redo the stages even when their outputs exist")
+    p.add_argument("--stages", default=None,
+                   help="comma-separated subset of simulate,reconstruct,measure,validate,fit,report")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("sweep", help="what-if sweep: one full run per cell of a grid of settings, on Dask")
+    p.add_argument("spec", help="sweep spec (TOML), e.g. experiments/dose_sweep.toml")
+    p.add_argument("--out", required=True, help="sweep folder: one run folder per cell, sweep.nc, heatmaps")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a running Dask scheduler (default: a LocalCluster over this machine's cores)")
+    p.add_argument("--force", action="store_true", help="rerun cells that already finished")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("report", help="(re)build RUNDIR/report.html from a run folder")
+    p.add_argument("run", help="run folder")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -23,8 +23,6 @@ file, the convergence figures and, for simulated data, the true values
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -32,6 +30,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
+from ..io.atomic import atomic_path, write_text_atomic
 
 _UNITS = {"neck_radius_nm": "nm", "distance_nm": "nm", "initial_neck_nm": "nm"}
 _LONG = {"neck_radius_nm": "neck radius r_n", "distance_nm": "centre-to-centre distance d"}
@@ -122,16 +121,8 @@ def _attr(value):
 def write_inference_data_atomic(idata, path: str | Path) -> Path:
     """Write an InferenceData to netCDF atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         idata.to_netcdf(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -163,15 +154,9 @@ def write_summary(table, out_dir: str | Path, *, header: Sequence[str] = ()) -> 
     """Write the summary as ``summary.csv`` and ``summary.txt`` (with ``header`` lines), atomically."""
     out_dir = Path(out_dir)
     csv_path, txt_path = out_dir / "summary.csv", out_dir / "summary.txt"
-    _write_text_atomic(csv_path, table.to_csv())
-    _write_text_atomic(txt_path, "\n".join([*header, "", table.to_string(), ""]))
+    write_text_atomic(csv_path, table.to_csv())
+    write_text_atomic(txt_path, "\n".join([*header, "", table.to_string(), ""]))
     return csv_path, txt_path
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def compare_fits(posterior_paths: Sequence[str | Path] | Mapping[str, str | Path], *, ic: str = "loo"):

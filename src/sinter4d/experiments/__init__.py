@@ -1,18 +1,22 @@
-"""Experiment specs and the runs made from them: simulate, reconstruct, measure, validate."""
+"""Experiment specs and the runs made from them: simulate, reconstruct, measure, validate, run."""
 
 from .measure import measure_run, validate_run
 from .reconstruct import reconstruct_path
+from .run import STAGES, RunResult, run_experiment
 from .simulate import plan_simulation, simulate_run, tilt_path, truth_dataset
 from .spec import ExperimentSpec, load_spec, parse_spec, resolve_model_card
 
 __all__ = [
     "ExperimentSpec",
+    "RunResult",
+    "STAGES",
     "load_spec",
     "measure_run",
     "parse_spec",
     "plan_simulation",
     "reconstruct_path",
     "resolve_model_card",
+    "run_experiment",
     "simulate_run",
     "tilt_path",
     "truth_dataset",

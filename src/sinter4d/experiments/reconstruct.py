@@ -6,11 +6,14 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+import xarray as xr
 from tqdm.auto import tqdm
 
 from ..errors import InputError
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
-from ..pipeline.chain import process_tilt_series
+from ..pipeline.chain import check_tilt_series, process_tilt_series
+from ..pipeline.denoise import select_sigma_psnr
 from ..pipeline.reconstruct import ProgressCallback
 from .spec import PipelineSpec
 
@@ -48,13 +51,44 @@ def reconstruct_file(tilts: str | Path, out: str | Path, settings: PipelineSpec,
     return write_dataset_atomic(recon, out)
 
 
+def run_sigma_psd(tilts: list[Path], outs: list[Path], settings: PipelineSpec) -> float | None:
+    """One BM3D noise level for a whole run, as the paper tuned it once and kept it.
+
+    The level already used by a finished reconstruction of the run is reused
+    (so a resumed run denoises like the first part); otherwise it is chosen
+    on the first tilt series holding a reference average (maximum PSNR, see
+    :func:`~sinter4d.pipeline.denoise.select_sigma_psnr`). None when the
+    settings fix it, skip denoising, or no series has a reference.
+    """
+    if not settings.denoise or settings.sigma_psd is not None:
+        return settings.sigma_psd
+    for out in outs:
+        if out.is_file():
+            with xr.open_dataset(out) as done:
+                sigma = float(done.attrs.get("denoise_sigma_psd", np.nan))
+            if np.isfinite(sigma):
+                return sigma
+    for path in tilts:
+        ds = open_dataset_checked(path, ["counts", "tilt_angle"])
+        if "reference" not in ds:
+            continue
+        images, angles, _ = check_tilt_series(ds, source=str(path))
+        k = int(np.argmin(np.abs(angles - float(ds.attrs.get("reference_tilt_deg", 0.0)))))
+        return float(select_sigma_psnr(
+            images[k], ds["reference"].values, psd=settings.psd, anscombe=settings.anscombe,
+            profile=settings.bm3d_profile, stages=settings.bm3d_stages,
+        ))
+    return None
+
+
 def reconstruct_path(
     path: str | Path, *, out: str | Path | None = None, overrides: dict | None = None, progress: bool = True
 ) -> list[Path]:
     """Reconstruct a run folder (every ``tilts/tNN.nc``) or one tilt-series file.
 
     A folder's finished reconstructions (``recon/tNN.nc``) are kept, so an
-    interrupted run resumes; a file is reconstructed into ``out`` (default:
+    interrupted run resumes, and one BM3D noise level serves the whole run
+    (:func:`run_sigma_psd`); a file is reconstructed into ``out`` (default:
     beside it, ``NAME_recon.nc``).
 
     Returns
@@ -70,6 +104,8 @@ def reconstruct_path(
         settings = pipeline_settings(path, overrides)
         outs = [path / "recon" / t.name for t in tilts]
         todo = [(t, o) for t, o in zip(tilts, outs) if not o.is_file()]
+        if todo:
+            settings = settings.model_copy(update={"sigma_psd": run_sigma_psd(tilts, outs, settings)})
         for t, o in tqdm(todo, desc=f"reconstruct {path.name}", unit="step", disable=not progress):
             reconstruct_file(t, o, settings, progress=progress)
         return outs

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..acquisition import dose_e_per_nm2, simulate_tilt_series
 from ..errors import InputError, SpecError
+from ..io.atomic import write_text_atomic
 from ..io.netcdf import write_dataset_atomic
 from ..operators import ParallelProjector
 from ..phantom import Cluster, Grid, make_cluster, pair_truth, voxelize
@@ -276,16 +277,25 @@ def tilt_series_dataset(plan: SimulationPlan, step: int, projector=None) -> xr.D
     return ds
 
 
-def simulate_run(spec_path: str | Path, out_dir: str | Path, *, progress: bool = True) -> Path:
+def simulate_run(
+    spec: str | Path | ExperimentSpec,
+    out_dir: str | Path,
+    *,
+    spec_path: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
     """Simulate a whole run from a spec file into ``out_dir`` (resumable).
 
     Parameters
     ----------
-    spec_path : str or Path
-        Experiment spec (TOML).
+    spec : str or Path or ExperimentSpec
+        Experiment spec: a TOML file, or one already validated.
     out_dir : str or Path
         Run folder. Created only once the spec is valid; finished files in it
         are kept, so an interrupted run resumes.
+    spec_path : str or Path, optional
+        Where relative names in a validated ``spec`` are looked up (the
+        model card); default: ``spec`` itself when it is a file.
     progress : bool, optional
         Show a progress bar over the time steps.
 
@@ -301,7 +311,9 @@ def simulate_run(spec_path: str | Path, out_dir: str | Path, *, progress: bool =
     InputError
         ``out_dir`` holds a run made from another spec.
     """
-    spec = load_spec(spec_path)
+    if not isinstance(spec, ExperimentSpec):
+        spec_path = spec
+        spec = load_spec(spec)
     plan = plan_simulation(spec, spec_path)
     out = Path(out_dir)
     spec_json = plan.spec.to_json()
@@ -310,9 +322,7 @@ def simulate_run(spec_path: str | Path, out_dir: str | Path, *, progress: bool =
         raise InputError(f"{out}: holds a run of a different spec; choose another --out or remove it")
     out.mkdir(parents=True, exist_ok=True)
     if not stamp.is_file():
-        tmp = stamp.with_suffix(".json.tmp")
-        tmp.write_text(spec_json)
-        tmp.replace(stamp)
+        write_text_atomic(stamp, spec_json)
     if not (out / "truth.nc").is_file():
         write_dataset_atomic(truth_dataset(plan), out / "truth.nc")
     todo = [k for k in range(len(plan.clusters)) if not tilt_path(out, k).is_file()]

@@ -174,6 +174,7 @@ class PipelineSpec(BaseModel):
     psd: Literal["g4", "white"] = "g4"
     anscombe: bool = False
     bm3d_profile: Literal["np", "refilter", "vn", "high", "lc"] = "np"
+    bm3d_stages: Literal["all", "hard"] = "all"
     sigma_psd: PositiveFloat | None = None
     align_method: Literal["xcorr", "mattes"] = "xcorr"
     axis_search_px: PositiveFloat = 20.0
@@ -184,6 +185,29 @@ class PipelineSpec(BaseModel):
     slab_thickness_nm: PositiveFloat = 360.0
     slab_z_centre_nm: float = 0.0
     binarize_radius_nm: NonNegativeFloat = 4.0
+
+
+class FitStageSpec(BaseModel):
+    """The fit stage of ``sinter4d run``: which fit spec, and sampler overrides.
+
+    ``spec`` is a fit spec (``assimilation/*.toml``), relative to the
+    experiment spec's folder; its ``data`` is replaced by the run's
+    ``metrics.nc``. Without it, a run stops after validation. The sampler
+    settings given here replace the fit spec's (sweeps use shorter chains).
+    """
+
+    model_config = _STRICT
+
+    spec: str | None = None
+    walkers: PositiveInt | None = None
+    steps: PositiveInt | None = None
+    burn_in: NonNegativeInt | None = None
+    thin: PositiveInt | None = None
+
+    def sampler_overrides(self) -> dict[str, int]:
+        """The sampler keys this section sets."""
+        keys = ("walkers", "steps", "burn_in", "thin")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
 class ExperimentSpec(BaseModel):
@@ -199,6 +223,7 @@ class ExperimentSpec(BaseModel):
     heating: HeatingSpec = HeatingSpec()
     acquisition: AcquisitionSpec = AcquisitionSpec()
     pipeline: PipelineSpec = PipelineSpec()
+    fit: FitStageSpec = FitStageSpec()
 
     def to_json(self) -> str:
         """The spec as a JSON string (for netCDF attributes and provenance)."""

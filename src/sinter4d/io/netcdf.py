@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
+from .atomic import atomic_path
 
 
 def _encoding(ds: xr.Dataset, compress: bool) -> dict:
@@ -46,15 +45,8 @@ def write_dataset_atomic(ds: xr.Dataset, path: str | Path, *, compress: bool = T
         ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds, compress))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

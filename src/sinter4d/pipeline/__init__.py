@@ -6,7 +6,13 @@ on a tilt-series Dataset and returns the reconstruction Dataset.
 
 from .align import align_translations, apply_shifts, register_pair
 from .binarize import dice, threshold_binary
-from .chain import PreparedSeries, prepare_tilt_series, process_tilt_series, reconstruct_and_binarize, subtract_background
+from .chain import (
+    PreparedSeries,
+    prepare_tilt_series,
+    process_tilt_series,
+    reconstruct_and_binarize,
+    subtract_background,
+)
 from .denoise import anscombe, denoise_bm3d, estimate_sigma_psd, inverse_anscombe, noise_psd, select_sigma_psnr
 from .functions import LeastSquares, NonNegativity, TotalVariation
 from .reconstruct import (

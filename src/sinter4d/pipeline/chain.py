@@ -118,6 +118,7 @@ def prepare_tilt_series(
     psd: str = "g4",
     anscombe: bool = False,
     bm3d_profile: str = "np",
+    bm3d_stages: str = "all",
     sigma_psd: float | None = None,
     align_method: str = "xcorr",
     axis_search_px: float = 20.0,
@@ -142,6 +143,8 @@ def prepare_tilt_series(
     bm3d_profile : {'np', 'refilter', 'vn', 'high', 'lc'}
         BM3D preset; ``'lc'`` (low complexity) is about 3x faster than the
         normal ``'np'``.
+    bm3d_stages : {'all', 'hard'}
+        Both BM3D stages, or hard thresholding alone (half the cost).
     sigma_psd : float, optional
         BM3D noise level to use as it is (the paper tuned it once and kept
         it); by default it is chosen against ``reference`` when the series
@@ -169,7 +172,8 @@ def prepare_tilt_series(
             ref_index = int(np.argmin(np.abs(angles - float(ds.attrs.get("reference_tilt_deg", 0.0)))))
             sigma = float(
                 select_sigma_psnr(
-                    images[ref_index], reference, psd=psd, anscombe=anscombe, profile=bm3d_profile, n_jobs=n_jobs
+                    images[ref_index], reference, psd=psd, anscombe=anscombe, profile=bm3d_profile, stages=bm3d_stages,
+                    n_jobs=n_jobs,
                 )
             )
         images = denoise_bm3d(
@@ -178,6 +182,7 @@ def prepare_tilt_series(
             psd=psd,
             anscombe=anscombe,
             profile=bm3d_profile,
+            stages=bm3d_stages,
             n_jobs=n_jobs,
         ).astype(np.float32)
     seconds["denoise"] = time.perf_counter() - t0
@@ -201,6 +206,7 @@ def process_tilt_series(
     psd: str = "g4",
     anscombe: bool = False,
     bm3d_profile: str = "np",
+    bm3d_stages: str = "all",
     sigma_psd: float | None = None,
     align_method: str = "xcorr",
     axis_search_px: float = 20.0,
@@ -240,7 +246,7 @@ def process_tilt_series(
         Radius of the erosion/dilation after Otsu's threshold (nm).
     callbacks : tuple
         Callbacks of the reconstruction algorithm (e.g. a progress bar).
-    denoise, psd, anscombe, bm3d_profile, sigma_psd, align_method, axis_search_px, n_jobs, source
+    denoise, psd, anscombe, bm3d_profile, bm3d_stages, sigma_psd, align_method, axis_search_px, n_jobs, source
         As in :func:`prepare_tilt_series`.
 
     Returns
@@ -255,7 +261,8 @@ def process_tilt_series(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     prep = prepare_tilt_series(
-        ds, denoise=denoise, psd=psd, anscombe=anscombe, bm3d_profile=bm3d_profile, sigma_psd=sigma_psd,
+        ds, denoise=denoise, psd=psd, anscombe=anscombe, bm3d_profile=bm3d_profile, bm3d_stages=bm3d_stages,
+        sigma_psd=sigma_psd,
         align_method=align_method,
         axis_search_px=axis_search_px, n_jobs=n_jobs, source=source,
     )
@@ -288,6 +295,7 @@ def process_tilt_series(
             "denoise": int(denoise),
             "denoise_psd": psd,
             "denoise_profile": bm3d_profile,
+            "denoise_stages": bm3d_stages,
             "denoise_sigma_psd": prep.sigma_psd,
             "align_method": align_method,
             "binarize_radius_nm": float(binarize_radius_nm),

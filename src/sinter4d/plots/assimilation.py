@@ -6,25 +6,19 @@ global backend, no display) and write a PNG atomically.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from ..io.atomic import save_figure_atomic
 
 _LABEL = {"neck_radius_nm": "neck radius r_n (nm)", "distance_nm": "distance d (nm)"}
 
 
 def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    os.replace(tmp, path)
-    return path
+    return save_figure_atomic(fig, path, dpi=dpi)
 
 
 def corner_plot(idata, path: str | Path, *, var_names: Sequence[str] | None = None,

@@ -7,31 +7,21 @@ global backend, no display) and write the PNG atomically.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from ..io.atomic import save_figure_atomic
 from ..sintering import cylinder_neck_distance_ratio, truncated_sphere_pair
 
 
 def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
     """Write ``fig`` to ``path`` as PNG through a temporary file in the same folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return save_figure_atomic(fig, path, dpi=dpi)
 
 
 def _check(ds: xr.Dataset, names: tuple[str, ...], what: str) -> None:

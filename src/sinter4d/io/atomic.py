@@ -1,0 +1,64 @@
+"""Atomic writes: a temporary file in the destination's folder, renamed over it when complete.
+
+An interrupted write leaves the old file or none, never a partial one, so
+every command can resume by looking at which files exist (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed over it when the block ends without error.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination; its folder is created when missing.
+
+    Yields
+    ------
+    Path
+        Where to write (same folder, hidden name). It is removed if the block
+        raises.
+
+    Examples
+    --------
+    >>> with atomic_path("out/table.csv") as tmp:  # doctest: +SKIP
+    ...     frame.to_csv(tmp)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def save_figure_atomic(fig, path: str | Path, *, dpi: int = 100) -> Path:
+    """Save a matplotlib figure as PNG to ``path`` atomically; returns ``path``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    return Path(path)

@@ -1,0 +1,113 @@
+"""``sinter4d run``: every stage into one folder, the run record, skip, resume and force."""
+
+import json
+
+import pytest
+import xarray as xr
+
+from sinter4d.cli import main
+from sinter4d.errors import InputError
+from sinter4d.experiments import STAGES, run_experiment
+from sinter4d.experiments.run import package_versions
+
+STEPS = 2
+
+
+def _write_spec(path, root, *, seed=4, fit=True):
+    fit_section = (
+        f'[fit]\nspec = "{root / "assimilation" / "quick.toml"}"\nwalkers = 12\nsteps = 80\nburn_in = 20\nthin = 2\n'
+        if fit else ""
+    )
+    path.write_text(
+        f'name = "tiny-run"\nseed = {seed}\n'
+        "[phantom]\nn_cores = 2\n"
+        f'[sintering]\nmodel = "{root / "models" / "cu_shell_reservoir.toml"}"\n'
+        "[heating]\npt_time_s = [0, 41]\ntemperature_C = [372, 370]\n"
+        "[acquisition]\nimage_pixels = 512\npixel_size_nm = 1.04\nbin = 4\ntilt_step_deg = 10.0\n"
+        '[pipeline]\ndenoise = false\nmethod = "pdhg"\niterations = 30\n'
+        + fit_section
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, root):
+    folder = tmp_path_factory.mktemp("run")
+    spec = _write_spec(folder / "tiny.toml", root)
+    result = run_experiment(spec, folder / "run", stages=STAGES[:-1], progress=False)
+    return spec, folder / "run", result
+
+
+def test_every_stage_writes_its_outputs_and_the_record(finished_run):
+    _, run, result = finished_run
+    assert result.failed is None
+    assert [s for s, e in result.stages.items() if e["status"] == "done"] == list(STAGES[:-1])
+    assert (run / "truth.nc").is_file() and len(list((run / "tilts").glob("t*.nc"))) == STEPS
+    assert len(list((run / "recon").glob("t*.nc"))) == STEPS
+    with xr.open_dataset(run / "validation.nc") as val:
+        assert val.sizes["time"] == STEPS and val.attrs["pairs_found"] >= 1
+    with xr.open_dataset(run / "fit" / "posterior.nc", group="posterior") as post:
+        assert post.sizes["draw"] == (80 - 20) // 2
+    record = json.loads((run / "run.json").read_text())
+    assert record["versions"]["numpy"] == package_versions()["numpy"]
+    assert record["versions"]["sinter4d"] != "not installed"
+    assert all(record["stages"][s]["seconds"] > 0 for s in STAGES[:-1])
+    log = (run / "run.log").read_text()
+    assert "simulate: done" in log and "fit: done" in log
+
+
+def test_a_rerun_skips_finished_stages(finished_run):
+    spec, run, _ = finished_run
+    stamp = (run / "metrics.nc").stat().st_mtime_ns
+    result = run_experiment(spec, run, stages=STAGES[:-1], progress=False)
+    assert {e["status"] for e in result.stages.values()} == {"skipped"}
+    assert (run / "metrics.nc").stat().st_mtime_ns == stamp
+
+
+def test_a_killed_run_resumes_where_it_stopped(tmp_path, finished_run):
+    spec, run, _ = finished_run
+    # a run killed during reconstruction: one reconstruction and everything after it missing
+    (run / "recon" / "t02.nc").unlink()
+    kept = (run / "recon" / "t01.nc").stat().st_mtime_ns
+    for name in ("metrics.nc", "validation.nc"):
+        (run / name).unlink()
+    result = run_experiment(spec, run, stages=STAGES[:4], progress=False)
+    status = {s: e["status"] for s, e in result.stages.items()}
+    assert status == {"simulate": "skipped", "reconstruct": "done", "measure": "done", "validate": "done"}
+    assert (run / "recon" / "t01.nc").stat().st_mtime_ns == kept
+    assert (run / "recon" / "t02.nc").is_file()
+
+
+def test_force_redoes_a_stage(finished_run):
+    spec, run, _ = finished_run
+    stamp = (run / "validation.nc").stat().st_mtime_ns
+    result = run_experiment(spec, run, stages=("validate",), force=True, progress=False)
+    assert result.stages["validate"]["status"] == "done"
+    assert (run / "validation.nc").stat().st_mtime_ns > stamp
+
+
+def test_a_folder_of_another_spec_is_refused(tmp_path, root, finished_run):
+    _, run, _ = finished_run
+    other = _write_spec(tmp_path / "other.toml", root, seed=5)
+    with pytest.raises(InputError, match="different spec"):
+        run_experiment(other, run, progress=False)
+
+
+def test_without_a_fit_spec_the_fit_stage_is_not_run(tmp_path, root):
+    spec = _write_spec(tmp_path / "nofit.toml", root, fit=False)
+    result = run_experiment(spec, tmp_path / "run", stages=("simulate", "fit"), progress=False)
+    assert result.stages["simulate"]["status"] == "done"
+    assert result.stages["fit"]["status"] == "not run"
+
+
+def test_cli_bad_spec_and_bad_stage_are_one_line(tmp_path, root, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nseed = 1\n[acquisition]\ndose_e_per_nm2 = -5\n')
+    assert main(["run", str(bad), "--out", str(tmp_path / "r"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "acquisition.dose_e_per_nm2" in err[0]
+    assert not (tmp_path / "r").exists()
+    spec = _write_spec(tmp_path / "ok.toml", root, fit=False)
+    assert main(["run", str(spec), "--out", str(tmp_path / "r"), "--stages", "simulate,polish", "-q"]) == 2
+    assert "unknown stage 'polish'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
