@@ -42,6 +42,17 @@ def test_psnr_gain_at_paper_dose(psd, use_anscombe):
     assert gain >= 5.0, gain  # measured: g4 +10.5 dB, g4 + Anscombe +13.5 dB
 
 
+def test_hard_thresholding_alone_still_denoises_at_paper_dose():
+    clean = _discs(96)
+    noisy = np.random.default_rng(1).poisson(clean).astype(np.float32)
+    both = denoise_bm3d(noisy, profile="lc", n_jobs=1)
+    hard = denoise_bm3d(noisy, profile="lc", stages="hard", n_jobs=1)
+    assert not np.array_equal(hard, both)  # the Wiener stage was skipped
+    gain_hard = _psnr(hard, clean) - _psnr(noisy, clean)
+    gain_both = _psnr(both, clean) - _psnr(noisy, clean)
+    assert gain_hard >= 5.0 and gain_hard >= gain_both - 1.5, (gain_hard, gain_both)
+
+
 def test_psnr_selected_sigma_is_near_best_of_sweep():
     rng = np.random.default_rng(2)
     clean = _discs(64, seed=3)
@@ -108,7 +119,7 @@ def test_noise_psd_convention():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"psd": "g5"}, "psd='g5' is not one of 'g4', 'white'"), ({"profile": "fast"}, "profile='fast'"),
-     ({"sigma_psd": -1.0}, "sigma_psd must be > 0"), ({"n_jobs": 0}, "n_jobs=0")],
+     ({"sigma_psd": -1.0}, "sigma_psd must be > 0"), ({"stages": "wiener"}, "stages='wiener'"), ({"n_jobs": 0}, "n_jobs=0")],
 )
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
