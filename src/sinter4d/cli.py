@@ -106,8 +106,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .experiments.sweep import run_sweep
 
+    import xarray as xr
+
     out = run_sweep(args.spec, args.out, scheduler=args.scheduler, force=args.force, progress=not args.quiet)
-    print(f"sweep results in {out}")
+    with xr.open_dataset(out) as ds:
+        status = ds["status"].values.ravel().astype(str)
+    failed = int((status != "ok").sum())
+    print(f"{status.size - failed} cell(s) ok, {failed} failed; sweep results in {out}")
     return 0
 
 

@@ -42,16 +42,18 @@ def recon_path(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / "recon" / f"t{step + 1:02d}.nc"
 
 
-def reconstruct_file(tilts: str | Path, out: str | Path, settings: PipelineSpec, *, progress: bool = True) -> Path:
-    """Reconstruct one tilt-series file into ``out`` (written atomically)."""
+def reconstruct_file(
+    tilts: str | Path, out: str | Path, settings: PipelineSpec, *, progress: bool = True, n_jobs: int = -1
+) -> Path:
+    """Reconstruct one tilt-series file into ``out`` (written atomically); ``n_jobs`` BM3D threads (-1: all cores)."""
     ds = open_dataset_checked(tilts, ["counts", "tilt_angle"])
     callbacks = (ProgressCallback(desc=f"{settings.method} {Path(tilts).stem}", leave=False),) if progress else ()
-    recon = process_tilt_series(ds, callbacks=callbacks, source=str(tilts), **settings.model_dump())
+    recon = process_tilt_series(ds, callbacks=callbacks, source=str(tilts), n_jobs=n_jobs, **settings.model_dump())
     recon.attrs["source"] = str(tilts)
     return write_dataset_atomic(recon, out)
 
 
-def run_sigma_psd(tilts: list[Path], outs: list[Path], settings: PipelineSpec) -> float | None:
+def run_sigma_psd(tilts: list[Path], outs: list[Path], settings: PipelineSpec, *, n_jobs: int = -1) -> float | None:
     """One BM3D noise level for a whole run, as the paper tuned it once and kept it.
 
     The level already used by a finished reconstruction of the run is reused
@@ -76,13 +78,18 @@ def run_sigma_psd(tilts: list[Path], outs: list[Path], settings: PipelineSpec) -
         k = int(np.argmin(np.abs(angles - float(ds.attrs.get("reference_tilt_deg", 0.0)))))
         return float(select_sigma_psnr(
             images[k], ds["reference"].values, psd=settings.psd, anscombe=settings.anscombe,
-            profile=settings.bm3d_profile, stages=settings.bm3d_stages,
+            profile=settings.bm3d_profile, stages=settings.bm3d_stages, n_jobs=n_jobs,
         ))
     return None
 
 
 def reconstruct_path(
-    path: str | Path, *, out: str | Path | None = None, overrides: dict | None = None, progress: bool = True
+    path: str | Path,
+    *,
+    out: str | Path | None = None,
+    overrides: dict | None = None,
+    progress: bool = True,
+    n_jobs: int = -1,
 ) -> list[Path]:
     """Reconstruct a run folder (every ``tilts/tNN.nc``) or one tilt-series file.
 
@@ -90,6 +97,9 @@ def reconstruct_path(
     interrupted run resumes, and one BM3D noise level serves the whole run
     (:func:`run_sigma_psd`); a file is reconstructed into ``out`` (default:
     beside it, ``NAME_recon.nc``).
+
+    ``n_jobs`` is the number of images BM3D denoises at once (-1: every
+    core this process may use; a sweep running one cell per core passes 1).
 
     Returns
     -------
@@ -105,12 +115,13 @@ def reconstruct_path(
         outs = [path / "recon" / t.name for t in tilts]
         todo = [(t, o) for t, o in zip(tilts, outs) if not o.is_file()]
         if todo:
-            settings = settings.model_copy(update={"sigma_psd": run_sigma_psd(tilts, outs, settings)})
+            sigma = run_sigma_psd(tilts, outs, settings, n_jobs=n_jobs)
+            settings = settings.model_copy(update={"sigma_psd": sigma})
         for t, o in tqdm(todo, desc=f"reconstruct {path.name}", unit="step", disable=not progress):
-            reconstruct_file(t, o, settings, progress=progress)
+            reconstruct_file(t, o, settings, progress=progress, n_jobs=n_jobs)
         return outs
     if not path.is_file():
         raise InputError(f"{path}: no such file or folder")
     settings = pipeline_settings(None, overrides)
     target = Path(out) if out is not None else path.with_name(f"{path.stem}_recon.nc")
-    return [reconstruct_file(path, target, settings, progress=progress)]
+    return [reconstruct_file(path, target, settings, progress=progress, n_jobs=n_jobs)]

@@ -164,6 +164,7 @@ def run_experiment(
     stages: tuple[str, ...] = STAGES,
     progress: bool = True,
     raise_errors: bool = True,
+    n_jobs: int = -1,
 ) -> RunResult:
     """Run every stage of an experiment spec into one run folder.
 
@@ -185,6 +186,9 @@ def run_experiment(
     raise_errors : bool, optional
         Re-raise a stage's exception after recording it (default); else
         return with the failed stage marked (sweeps go on with other cells).
+    n_jobs : int, optional
+        Images denoised at once (-1: every core this process may use; a
+        sweep running one cell per core passes 1).
 
     Returns
     -------
@@ -235,7 +239,8 @@ def run_experiment(
     try:
         for stage in stages:
             bar.set_postfix_str(stage)
-            entry = _run_stage(stage, spec, spec_path, fit_spec, run_dir, force=force, progress=progress)
+            entry = _run_stage(stage, spec, spec_path, fit_spec, run_dir, force=force, progress=progress,
+                               n_jobs=n_jobs)
             result.stages[stage] = entry
             record["stages"][stage] = entry
             _write_json_atomic(record, record_path)
@@ -268,7 +273,7 @@ def _cpu_count() -> int:
 
 
 def _run_stage(stage: str, spec: ExperimentSpec, spec_path, fit_spec, run_dir: Path, *, force: bool,
-               progress: bool) -> dict:
+               progress: bool, n_jobs: int) -> dict:
     """Run (or skip) one stage; its status, wall time and error (never raises)."""
     if stage == "fit" and fit_spec is None:
         log.info("fit: skipped, the spec names no fit spec ([fit] spec)")
@@ -284,7 +289,7 @@ def _run_stage(stage: str, spec: ExperimentSpec, spec_path, fit_spec, run_dir: P
         if stage == "simulate":
             simulate_run(spec, run_dir, spec_path=spec_path, progress=progress)
         elif stage == "reconstruct":
-            reconstruct_path(run_dir, progress=progress)
+            reconstruct_path(run_dir, progress=progress, n_jobs=n_jobs)
         elif stage == "measure":
             measure_run(run_dir, progress=progress)
         elif stage == "validate":
