@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -111,3 +112,36 @@ def test_cli_bad_spec_and_bad_stage_are_one_line(tmp_path, root, capsys):
     assert main(["run", str(spec), "--out", str(tmp_path / "r"), "--stages", "simulate,polish", "-q"]) == 2
     assert "unknown stage 'polish'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_one_bm3d_noise_level_per_run(tmp_path, monkeypatch):
+    from sinter4d.experiments import reconstruct as rc
+    from sinter4d.experiments.spec import PipelineSpec
+    from sinter4d.io.netcdf import write_dataset_atomic
+
+    angles = np.array([-20.0, 0.0, 20.0])
+    rng = np.random.default_rng(0)
+    tilts = []
+    for k, with_reference in enumerate((False, True, True)):
+        ds = xr.Dataset({"counts": (("tilt", "y", "x"), rng.poisson(5.0, (3, 8, 8)).astype(np.float32))},
+                        coords={"tilt_angle": ("tilt", angles)}, attrs={"pixel_size_nm": 4.0})
+        if with_reference:
+            ds["reference"] = (("y", "x"), np.full((8, 8), 5.0 + k))
+        tilts.append(write_dataset_atomic(ds, tmp_path / "tilts" / f"t{k + 1:02d}.nc"))
+    outs = [tmp_path / "recon" / t.name for t in tilts]
+    calls = []
+
+    def fake_select(image, reference, **kwargs):
+        calls.append(float(reference[0, 0]))
+        return 3.5
+
+    monkeypatch.setattr(rc, "select_sigma_psnr", fake_select)
+    settings = PipelineSpec()
+    # chosen once, on the first series that has a reference average (the second)
+    assert rc.run_sigma_psd(tilts, outs, settings) == 3.5 and calls == [6.0]
+    # a resumed run reuses the level its finished reconstructions were made with
+    write_dataset_atomic(xr.Dataset(attrs={"denoise_sigma_psd": 2.25}), outs[2])
+    assert rc.run_sigma_psd(tilts, outs, settings) == 2.25 and len(calls) == 1
+    # a level fixed by the spec, or no denoising, is left alone
+    assert rc.run_sigma_psd(tilts, outs, PipelineSpec(sigma_psd=1.0)) == 1.0
+    assert rc.run_sigma_psd(tilts, outs, PipelineSpec(denoise=False)) is None
