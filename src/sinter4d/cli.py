@@ -104,9 +104,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .experiments.sweep import run_sweep
-
     import xarray as xr
+
+    from .experiments.sweep import run_sweep
 
     out = run_sweep(args.spec, args.out, scheduler=args.scheduler, force=args.force, progress=not args.quiet)
     with xr.open_dataset(out) as ds:
