@@ -238,7 +238,8 @@ def _settings(run: _Run, spec: dict | None) -> dict:
         elif denoise is not None:
             sigma = float(ra.get("denoise_sigma_psd", np.nan))
             items["denoising"] = (f"BM3D, PSD {ra.get('denoise_psd', pipe.get('psd'))}, profile "
-                                  f"{ra.get('denoise_profile', pipe.get('bm3d_profile'))}"
+                                  f"{ra.get('denoise_profile', pipe.get('bm3d_profile'))}, stages "
+                                  f"{ra.get('denoise_stages', pipe.get('bm3d_stages', 'all'))}"
                                   + (f", σ_psd = {sigma:.3g}" if np.isfinite(sigma) else ""))
         if "align_method" in ra or "align_method" in pipe:
             items["alignment"] = ra.get("align_method", pipe.get("align_method"))
@@ -394,7 +395,8 @@ def _section_tilts(run: _Run) -> str:
     dose = attrs.get("dose_e_per_nm2")
     caption = (f"{_step_label(attrs, path.name)}; dose {float(dose):.0f} e⁻/nm² over {angles.size} images"
                if dose is not None else _step_label(attrs, path.name))
-    caption += (f". Top: raw counts; bottom: BM3D ({kwargs['psd']} PSD, profile {kwargs['profile']}, {how}; "
+    caption += (f". Top: raw counts; bottom: BM3D ({kwargs['psd']} PSD, profile {kwargs['profile']}, "
+                f"stages {kwargs.get('stages', 'all')}, {how}; "
                 f"{crop.shape[2]} × {crop.shape[1]} px crop around the cluster, denoised in {seconds:.1f} s). "
                 f"Each image has its own grey scale (0.5–99.5 percentiles).")
     return hp.image(fg.figure_png(fig), alt="tilt series montage", caption=caption)
