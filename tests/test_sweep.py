@@ -190,3 +190,23 @@ def test_plots_of_a_1d_sweep_mark_failed_cells(tmp_path):
     assert png == tmp_path / "sweep_dose_e_per_nm2.png" and png.stat().st_size > 0
     two = xr.concat([ds, ds], dim=xr.DataArray([1, 2], dims="tilt_step_deg", name="tilt_step_deg"))
     assert [p.name for p in plot_sweep(two, tmp_path)] == ["heatmap_median_abs_error_neck_ratio.png"]
+
+
+@pytest.mark.timeout(180)
+def test_sweep_on_an_existing_scheduler(tmp_path, root):
+    from distributed import Client, LocalCluster
+
+    from sinter4d.experiments.sweep import WORKER_ENV
+
+    body = 'base = "base.toml"\n[sweep]\n"acquisition.tilt_step_deg" = [20]\n'
+    spec, out = _write(tmp_path, root, body), tmp_path / "out"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, env=dict(WORKER_ENV),
+                      dashboard_address=None) as cluster:
+        path = run_sweep(spec, out, scheduler=cluster.scheduler_address, progress=False)
+        with Client(cluster) as client:  # the sweep leaves a cluster it did not start running
+            assert len(client.scheduler_info()["workers"]) == 1
+    ds = xr.open_dataset(path)
+    assert ds["status"].values.tolist() == ["ok"]
+    assert np.isfinite(ds["median_abs_error_distance_ratio"].values).all()
+    record = json.loads((out / "cells" / "tilt_step_deg-20" / "cell.json").read_text())
+    assert record["worker"]["numba_pool_threads"] == 1
