@@ -12,8 +12,7 @@ from tqdm.auto import tqdm
 
 from ..errors import InputError
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
-from ..pipeline.chain import check_tilt_series, process_tilt_series
-from ..pipeline.denoise import select_sigma_psnr
+from ..pipeline.chain import check_tilt_series, process_tilt_series, reference_noise_level
 from ..pipeline.reconstruct import ProgressCallback
 from .spec import PipelineSpec
 
@@ -75,11 +74,10 @@ def run_sigma_psd(tilts: list[Path], outs: list[Path], settings: PipelineSpec, *
         if "reference" not in ds:
             continue
         images, angles, _ = check_tilt_series(ds, source=str(path))
-        k = int(np.argmin(np.abs(angles - float(ds.attrs.get("reference_tilt_deg", 0.0)))))
-        return float(select_sigma_psnr(
-            images[k], ds["reference"].values, psd=settings.psd, anscombe=settings.anscombe,
-            profile=settings.bm3d_profile, stages=settings.bm3d_stages, n_jobs=n_jobs,
-        ))
+        return reference_noise_level(
+            ds, images, angles, psd=settings.psd, anscombe=settings.anscombe, bm3d_profile=settings.bm3d_profile,
+            bm3d_stages=settings.bm3d_stages, n_jobs=n_jobs,
+        )
     return None
 
 

@@ -81,6 +81,45 @@ def subtract_background(images: np.ndarray) -> np.ndarray:
     return out
 
 
+def reference_noise_level(
+    ds: xr.Dataset,
+    images: np.ndarray,
+    angles_deg: np.ndarray,
+    *,
+    psd: str = "g4",
+    anscombe: bool = False,
+    bm3d_profile: str = "np",
+    bm3d_stages: str = "all",
+    n_jobs: int = 2,
+) -> float:
+    """BM3D noise level of a series chosen against its reference average (the paper's protocol).
+
+    The raw frame nearest the reference's tilt (attribute
+    ``reference_tilt_deg``, default 0°) is denoised at several levels and
+    the one closest in PSNR to ``ds["reference"]`` is kept
+    (:func:`~sinter4d.pipeline.denoise.select_sigma_psnr`).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The tilt series, holding ``reference`` (y, x).
+    images : (n, ny, nx) ndarray
+        Its raw images; ``angles_deg`` (n,) their tilts.
+    psd, anscombe, bm3d_profile, bm3d_stages, n_jobs
+        As in :func:`prepare_tilt_series`.
+
+    Returns
+    -------
+    float
+        The selected ``sigma_psd``.
+    """
+    k = int(np.argmin(np.abs(np.asarray(angles_deg) - float(ds.attrs.get("reference_tilt_deg", 0.0)))))
+    return float(select_sigma_psnr(
+        images[k], ds["reference"].values, psd=psd, anscombe=anscombe, profile=bm3d_profile, stages=bm3d_stages,
+        n_jobs=n_jobs,
+    ))
+
+
 @dataclass(frozen=True)
 class PreparedSeries:
     """A tilt series made ready for reconstruction (denoised, aligned, axis-centred).
@@ -167,14 +206,10 @@ def prepare_tilt_series(
     t0 = time.perf_counter()
     sigma = np.nan if sigma_psd is None else float(sigma_psd)
     if denoise:
-        reference = ds["reference"].values if "reference" in ds else None
-        if np.isnan(sigma) and reference is not None:
-            ref_index = int(np.argmin(np.abs(angles - float(ds.attrs.get("reference_tilt_deg", 0.0)))))
-            sigma = float(
-                select_sigma_psnr(
-                    images[ref_index], reference, psd=psd, anscombe=anscombe, profile=bm3d_profile, stages=bm3d_stages,
-                    n_jobs=n_jobs,
-                )
+        if np.isnan(sigma) and "reference" in ds:
+            sigma = reference_noise_level(
+                ds, images, angles, psd=psd, anscombe=anscombe, bm3d_profile=bm3d_profile, bm3d_stages=bm3d_stages,
+                n_jobs=n_jobs,
             )
         images = denoise_bm3d(
             images,
