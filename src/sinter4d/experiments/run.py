@@ -37,7 +37,7 @@ from ..io.atomic import write_text_atomic
 from ..io.toml import read_toml
 from .measure import measure_run, validate_run
 from .reconstruct import reconstruct_path
-from .simulate import simulate_run
+from .simulate import same_spec, simulate_run
 from .spec import ExperimentSpec, load_spec
 
 log = logging.getLogger(__name__)
@@ -113,20 +113,6 @@ def stage_complete(run_dir: Path, stage: str, spec: ExperimentSpec) -> bool:
     if stage == "fit":
         return (run_dir / "fit" / "posterior.nc").is_file()
     return (run_dir / "report.html").is_file()
-
-
-def same_spec(stamp: Path, spec: ExperimentSpec) -> bool:
-    """Whether a run folder's ``spec.json`` (if any) was made from ``spec``.
-
-    The simulator records the tilt-axis offset it drew; a spec leaving it
-    open matches whatever was drawn.
-    """
-    if not stamp.is_file():
-        return True
-    stored = json.loads(stamp.read_text())
-    if spec.acquisition.axis_offset_px is None:
-        stored.get("acquisition", {})["axis_offset_px"] = None
-    return stored == json.loads(spec.to_json())
 
 
 def fit_spec_for_run(spec: ExperimentSpec, spec_path: str | Path | None):

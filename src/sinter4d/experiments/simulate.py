@@ -277,6 +277,20 @@ def tilt_series_dataset(plan: SimulationPlan, step: int, projector=None) -> xr.D
     return ds
 
 
+def same_spec(stamp: Path, spec: ExperimentSpec) -> bool:
+    """Whether a run folder's ``spec.json`` (if any) was made from ``spec``.
+
+    The simulator records the tilt-axis offset it drew; a spec leaving it
+    open matches whatever was drawn.
+    """
+    if not stamp.is_file():
+        return True
+    stored = json.loads(stamp.read_text())
+    if spec.acquisition.axis_offset_px is None:
+        stored.get("acquisition", {})["axis_offset_px"] = None
+    return stored == json.loads(spec.to_json())
+
+
 def simulate_run(
     spec: str | Path | ExperimentSpec,
     out_dir: str | Path,
@@ -316,13 +330,12 @@ def simulate_run(
         spec = load_spec(spec)
     plan = plan_simulation(spec, spec_path)
     out = Path(out_dir)
-    spec_json = plan.spec.to_json()
     stamp = out / "spec.json"
-    if stamp.is_file() and stamp.read_text() != spec_json:
+    if not same_spec(stamp, plan.spec):
         raise InputError(f"{out}: holds a run of a different spec; choose another --out or remove it")
     out.mkdir(parents=True, exist_ok=True)
     if not stamp.is_file():
-        write_text_atomic(stamp, spec_json)
+        write_text_atomic(stamp, plan.spec.to_json())
     if not (out / "truth.nc").is_file():
         write_dataset_atomic(truth_dataset(plan), out / "truth.nc")
     todo = [k for k in range(len(plan.clusters)) if not tilt_path(out, k).is_file()]

@@ -665,7 +665,7 @@ def _sweep_record(sweep: SweepSpec, cells: list[Cell]) -> dict:
 def _cells_to_run(cells: list[Cell], out: Path, *, force: bool) -> list[Cell]:
     """Cells to submit; invalid cells (or folders holding a run of another spec) get a failed
     ``cell.json`` here; finished ones are skipped."""
-    from .run import same_spec
+    from .simulate import same_spec
 
     todo = []
     for cell in cells:
