@@ -32,6 +32,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .._cores import available_cores
 from ..errors import InputError
 from ..io.atomic import write_text_atomic
 from ..io.toml import read_toml
@@ -215,7 +216,7 @@ def run_experiment(
         "started": _now(),
         "finished": None,
         "versions": package_versions(),
-        "host": {"platform": platform.platform(), "machine": platform.machine(), "cpus": _cpu_count()},
+        "host": {"platform": platform.platform(), "machine": platform.machine(), "cpus": available_cores()},
     })
     record.setdefault("stages", {})
     result = RunResult(run_dir)
@@ -250,12 +251,6 @@ def run_experiment(
         pkg_logger.setLevel(old_level)
         handler.close()
     return result
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _run_stage(stage: str, spec: ExperimentSpec, spec_path, fit_spec, run_dir: Path, *, force: bool,

@@ -62,6 +62,7 @@ import xarray as xr
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from tqdm.auto import tqdm
 
+from .._cores import available_cores
 from ..errors import SpecError
 from ..io.atomic import write_text_atomic
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
@@ -528,10 +529,6 @@ def _float(value) -> float:
 # the sweep
 
 
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _cost(spec: ExperimentSpec) -> float:
     """Relative cost of a cell (images x pixels), to start the longest cells first."""
     acq = spec.acquisition
@@ -600,7 +597,7 @@ def run_sweep(
         log.info("sweep %s (%s): %d cells, %d to run, %d done before%s", sweep.name, spec_path, len(cells),
                  len(todo), len(cells) - len(todo) - sum(c.spec is None for c in cells), " (force)" if force else "")
         stats = _run_cells(todo, cells, sweep, out, scheduler=scheduler, progress=progress,
-                           n_workers=n_workers or _cpu_count())
+                           n_workers=n_workers or available_cores())
         ds = sweep_dataset(sweep, cells, out)
         target = write_dataset_atomic(ds, out / "sweep.nc")
         from ..plots.sweep import plot_sweep
@@ -658,7 +655,7 @@ def _sweep_record(sweep: SweepSpec, cells: list[Cell]) -> dict:
         "base": str(sweep.base_path), "base_spec": json.loads(sweep.base_spec.to_json()),
         "grid": {k: list(v) for k, v in zip(sweep.keys, sweep.values)}, "dims": list(sweep.dims),
         "cells": [c.name for c in cells], "stages": list(CELL_STAGES), "started": _now(), "finished": None,
-        "versions": package_versions(), "host": {"hostname": socket.gethostname(), "cpus": _cpu_count()},
+        "versions": package_versions(), "host": {"hostname": socket.gethostname(), "cpus": available_cores()},
     }
 
 

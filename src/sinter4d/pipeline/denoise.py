@@ -45,13 +45,14 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import types
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
 from scipy.special import gammaln
+
+from .._cores import available_cores
 
 __all__ = [
     "anscombe",
@@ -313,10 +314,7 @@ def _profile(bm3d, name: str):
 def _n_workers(n_jobs: int, n_tasks: int) -> int:
     if n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs={n_jobs} must be a positive int or -1 (all cores)")
-    if n_jobs == -1:
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    else:
-        n = n_jobs
+    n = available_cores() if n_jobs == -1 else n_jobs
     return max(1, min(n, n_tasks))
 
 
