@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from .._cores import available_cores
 from ..errors import InputError
-from ..io.atomic import write_text_atomic
+from ..io.atomic import write_json_atomic
 from ..io.toml import read_toml
 from .measure import measure_run, validate_run
 from .reconstruct import reconstruct_path
@@ -134,11 +134,8 @@ def fit_spec_for_run(spec: ExperimentSpec, spec_path: str | Path | None):
     return parse_fit_spec(doc, source=path)
 
 
-def _write_json_atomic(data: dict, path: Path) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, default=str))
-
-
-def _now() -> str:
+def utc_timestamp() -> str:
+    """The time now in UTC, ISO 8601 to the second (``2026-11-23T22:26:45+00:00``)."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -213,7 +210,7 @@ def run_experiment(
     record.update({
         "spec_file": str(spec_path) if spec_path is not None else None,
         "spec_name": spec.name,
-        "started": _now(),
+        "started": utc_timestamp(),
         "finished": None,
         "versions": package_versions(),
         "host": {"platform": platform.platform(), "machine": platform.machine(), "cpus": available_cores()},
@@ -230,7 +227,7 @@ def run_experiment(
                                n_jobs=n_jobs)
             result.stages[stage] = entry
             record["stages"][stage] = entry
-            _write_json_atomic(record, record_path)
+            write_json_atomic(record_path, record)
             bar.update(1)
             if entry["status"] == "failed":
                 if raise_errors:
@@ -242,9 +239,9 @@ def run_experiment(
         for entry in result.stages.values():
             entry.pop("exception", None)
         result.seconds = time.perf_counter() - t_start
-        record["finished"] = _now()
+        record["finished"] = utc_timestamp()
         record["seconds_last_invocation"] = round(result.seconds, 1)
-        _write_json_atomic(record, record_path)
+        write_json_atomic(record_path, record)
         log.info("run %s: %s in %.1f s", spec.name,
                  f"failed at {result.failed}" if result.failed else "finished", result.seconds)
         pkg_logger.removeHandler(handler)

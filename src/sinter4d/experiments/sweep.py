@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import datetime as _dt
 import itertools
 import json
 import logging
@@ -64,10 +63,11 @@ from tqdm.auto import tqdm
 
 from .._cores import available_cores
 from ..errors import SpecError
-from ..io.atomic import write_text_atomic
+from ..io.atomic import write_json_atomic
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
 from ..io.toml import read_toml
 from ..sintering.cards import SpecReader
+from .run import utc_timestamp
 from .spec import ExperimentSpec, parse_spec
 
 log = logging.getLogger(__name__)
@@ -329,14 +329,6 @@ def load_sweep_spec(path: str | Path) -> SweepSpec:
 # one cell (runs in a Dask worker)
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _write_json_atomic(data: dict, path: Path) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, default=str))
-
-
 def read_cell_record(cell_dir: str | Path) -> dict | None:
     """A cell's ``cell.json``, or None when missing or unreadable."""
     path = Path(cell_dir) / "cell.json"
@@ -414,7 +406,7 @@ def run_cell(spec_doc: dict, cell_dir: str, spec_path: str, name: str, settings:
     cell_dir = Path(cell_dir)
     earlier = _earlier_stages(cell_dir)
     record = {"cell": name, "settings": settings, "status": "failed", "failed_stage": "setup", "error": None,
-              "started": _now(), "stages": {}, "results": None}
+              "started": utc_timestamp(), "stages": {}, "results": None}
     try:
         record["worker"] = {"host": socket.gethostname(), "pid": os.getpid(), **_limit_threads()}
         spec = parse_spec(spec_doc, source=f"cell {name}")
@@ -434,8 +426,8 @@ def run_cell(spec_doc: dict, cell_dir: str, spec_path: str, name: str, settings:
         record["traceback"] = traceback.format_exc()
     record["run_seconds"] = round(sum(s.get("seconds", 0.0) for s in record["stages"].values()), 2)
     record["wall_seconds"] = round(time.perf_counter() - t0, 2)
-    record["finished"] = _now()
-    _write_json_atomic(record, cell_dir / "cell.json")
+    record["finished"] = utc_timestamp()
+    write_json_atomic(cell_dir / "cell.json", record)
     return record
 
 
@@ -592,7 +584,7 @@ def run_sweep(
     out.mkdir(parents=True, exist_ok=True)
     with _sweep_logging(out / "sweep.log"):
         record = _sweep_record(sweep, cells)
-        _write_json_atomic(record, out / "sweep.json")
+        write_json_atomic(out / "sweep.json", record)
         todo = _cells_to_run(cells, out, force=force)
         log.info("sweep %s (%s): %d cells, %d to run, %d done before%s", sweep.name, spec_path, len(cells),
                  len(todo), len(cells) - len(todo) - sum(c.spec is None for c in cells), " (force)" if force else "")
@@ -603,10 +595,10 @@ def run_sweep(
         from ..plots.sweep import plot_sweep
 
         pngs = plot_sweep(ds, out)
-        record.update(finished=_now(), seconds=round(time.perf_counter() - t_start, 1), **stats,
+        record.update(finished=utc_timestamp(), seconds=round(time.perf_counter() - t_start, 1), **stats,
                       status={s: int((ds["status"].values == s).sum()) for s in ("ok", "failed")},
                       figures=[p.name for p in pngs])
-        _write_json_atomic(record, out / "sweep.json")
+        write_json_atomic(out / "sweep.json", record)
         log.info("sweep %s: %d ok, %d failed in %.1f s; %s", sweep.name, record["status"]["ok"],
                  record["status"]["failed"], record["seconds"], target)
         return target
@@ -654,7 +646,7 @@ def _sweep_record(sweep: SweepSpec, cells: list[Cell]) -> dict:
         "spec_file": str(sweep.source.resolve()), "name": sweep.name, "description": sweep.description,
         "base": str(sweep.base_path), "base_spec": json.loads(sweep.base_spec.to_json()),
         "grid": {k: list(v) for k, v in zip(sweep.keys, sweep.values)}, "dims": list(sweep.dims),
-        "cells": [c.name for c in cells], "stages": list(CELL_STAGES), "started": _now(), "finished": None,
+        "cells": [c.name for c in cells], "stages": list(CELL_STAGES), "started": utc_timestamp(), "finished": None,
         "versions": package_versions(), "host": {"hostname": socket.gethostname(), "cpus": available_cores()},
     }
 
@@ -675,9 +667,10 @@ def _cells_to_run(cells: list[Cell], out: Path, *, force: bool) -> list[Cell]:
                      "rerun with --force to redo the cell, or sweep into another --out")
         if error is not None:
             log.warning("cell %s: %s", cell.name, error)
-            _write_json_atomic({"cell": cell.name, "settings": cell.settings, "status": "failed",
-                                "failed_stage": "spec", "error": error, "stages": {}, "results": None,
-                                "run_seconds": 0.0, "finished": _now()}, cell_dir / "cell.json")
+            write_json_atomic(cell_dir / "cell.json", {
+                "cell": cell.name, "settings": cell.settings, "status": "failed", "failed_stage": "spec",
+                "error": error, "stages": {}, "results": None, "run_seconds": 0.0, "finished": utc_timestamp(),
+            })
             continue
         done = read_cell_record(cell_dir)
         if done and done.get("status") == "ok" and done.get("spec") == cell.spec.to_json():
@@ -768,8 +761,8 @@ def _record_lost(cell: Cell, out: Path, counts: dict, bar, exc: BaseException) -
     """A cell whose task did not return: failed at stage ``worker`` with ``exc``."""
     rec = {"cell": cell.name, "settings": cell.settings, "status": "failed", "failed_stage": "worker",
            "error": f"{type(exc).__name__}: {exc}", "stages": {}, "results": None, "run_seconds": 0.0,
-           "finished": _now()}
-    _write_json_atomic(rec, out / "cells" / cell.name / "cell.json")
+           "finished": utc_timestamp()}
+    write_json_atomic(out / "cells" / cell.name / "cell.json", rec)
     _count(rec, counts, bar)
 
 

@@ -6,6 +6,7 @@ every command can resume by looking at which files exist (DESIGN.md).
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -51,6 +52,11 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def write_json_atomic(path: str | Path, data) -> Path:
+    """Write ``data`` as indented JSON to ``path`` atomically (values JSON cannot hold as their ``str``)."""
+    return write_text_atomic(path, json.dumps(data, indent=2, default=str))
 
 
 def save_figure_atomic(fig, path: str | Path, *, dpi: int = 100) -> Path:
