@@ -43,9 +43,11 @@ from ..errors import InputError
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
 from ..measurement import (
     CENTRE_METHODS,
+    HALF_HEIGHT_Z,
     METRIC_NAMES,
     NECK_3D_METHODS,
     find_pairs,
+    fit_neck_fill,
     match_pairs_to_truth,
     measure_tracked_pairs,
     particle_centres_nm,
@@ -173,8 +175,10 @@ def measure_volumes(
         Dims ``(time, pair)`` with coordinates ``pt_time_s``,
         ``temperature_C`` on ``time`` and ``pair`` labels ``P1, P2, ...`` (in
         order of first appearance); the nine metrics of DESIGN.md (NaN where
-        not measured) and ``status`` (:data:`STATUS_MEANINGS`). For
-        traceability: ``particle_label`` ``(time, pair, end)`` (the pair's two
+        not measured) and ``status`` (:data:`STATUS_MEANINGS`);
+        ``tilt_axis_angle_deg``, the angle of each pair's axis to the tilt
+        axis (the neck's error depends on it, see :func:`compare_to_truth`).
+        For traceability: ``particle_label`` ``(time, pair, end)`` (the pair's two
         watershed labels, 0 where absent), ``pair_centre_nm`` ``(time, pair,
         end, axis)`` (their 3D centres of mass), ``particle_centre_nm``
         ``(time, particle, axis)`` and ``particle_volume_nm3`` of every
@@ -291,6 +295,8 @@ def _metrics_dataset(metrics, tracks, centres, volumes, times, temps) -> xr.Data
         particle_label=(("time", "pair", "end"), lab, {"units": "1", "long_name": "watershed labels of the pair's particles (0 = not present)"}),
         pair_centre_nm=(("time", "pair", "end", "axis"), pair_centre, {"units": "nm", "long_name": "3D centre of mass of the pair's particles"}),
         pair_track=(("pair", "end"), pair_track, {"units": "1", "long_name": "particle tracks the pair joins"}),
+        tilt_axis_angle_deg=(("time", "pair"), pair_axis_angle_deg(pair_centre[:, :, 0], pair_centre[:, :, 1]),
+                             {"units": "degree", "long_name": "angle of the pair's axis (3D centres of mass) to the tilt axis"}),
         particle_centre_nm=(("time", "particle", "axis"), part_centre, {"units": "nm", "long_name": "3D centre of mass of each labelled particle"}),
         particle_volume_nm3=(("time", "particle"), part_volume, {"units": "nm3", "long_name": "volume of each labelled particle"}),
         particle_track=(("time", "particle"), part_track, {"units": "1", "long_name": "track id of each labelled particle (-1 = none)"}),
@@ -366,7 +372,16 @@ def compare_to_truth(
         ``""`` if none); per time ``found``, ``missed``, ``spurious``,
         ``registration_offset_nm`` (added to the measured centres) and
         ``dice``; 0-d ``<metric>_median_abs_error`` and
-        ``<metric>_max_abs_error``. Attributes repeat the summary of
+        ``<metric>_max_abs_error``. The neck's error depends on how the pair
+        lies against the tilt axis (the missing wedge), so
+        ``tilt_axis_angle_deg`` ``(time, pair)`` holds the angle of each true
+        pair's axis to the tilt axis, and over ``orientation``
+        (:data:`ORIENTATIONS`: within 45° of it, beyond, all pairs)
+        ``neck_radius_nm_median_error`` (signed median of measured - true)
+        and ``neck_fill_nm2`` (median of r_meas² - r_true², the fill K of
+        :mod:`sinter4d.measurement._fill`; its attribute ``resolution_nm`` is
+        the Gaussian blur that would give it at the median r_p). Attributes
+        repeat the summary of
         ``neck_ratio`` and ``distance_ratio`` and hold the pair counts over
         the run: ``pairs_found`` (true pairs matched at some time),
         ``pairs_missed`` (never matched), ``pairs_spurious`` (measured pairs
@@ -433,6 +448,8 @@ def compare_to_truth(
         data[f"{name}_median_abs_error"] = ((), med, {"units": units, "long_name": f"median |error| of the {long_name}"})
         data[f"{name}_max_abs_error"] = ((), top, {"units": units, "long_name": f"largest |error| of the {long_name}"})
         summary[name] = (med, top, int(finite.size))
+    angle = pair_axis_angle_deg(true_centres[:, true_pairs[:, 0]], true_centres[:, true_pairs[:, 1]])
+    data.update(_orientation_summary(metrics, truth, match, angle))
     measured_pair = np.where(match >= 0, np.asarray(m_names + [""], dtype=object)[match], "").astype(str)
     data.update(
         measured_pair=(("time", "pair"), measured_pair, {"long_name": "measured pair matched to the true pair (empty: not found)"}),
@@ -452,6 +469,7 @@ def compare_to_truth(
         "temperature_C": ("time", metrics["temperature_C"].values, dict(metrics["temperature_C"].attrs)),
         "pair": ("pair", [str(p) for p in truth["pair"].values], {"long_name": "true particle pair"}),
         "axis": ("axis", list(_AXES), {"long_name": "spatial axis"}),
+        "orientation": ("orientation", list(ORIENTATIONS), {"long_name": "pairs by the angle of their axis to the tilt axis (< 45 deg, >= 45 deg, all)"}),
     }
     attrs = {
         "title": "sinter4d validation: measured pair metrics minus the truth",
@@ -465,9 +483,73 @@ def compare_to_truth(
     for name in ("neck_ratio", "distance_ratio", "neck_radius_nm", "distance_nm", "neck_radius_3d_nm"):
         attrs[f"median_abs_error_{name}"] = summary[name][0]
         attrs[f"max_abs_error_{name}"] = summary[name][1]
+    for k, name in enumerate(ORIENTATIONS):
+        attrs[f"median_error_neck_radius_nm_{name}"] = float(data["neck_radius_nm_median_error"][1][k])
     if dice is not None:
         attrs["median_dice"] = float(np.nanmedian(dice_arr)) if np.isfinite(dice_arr).any() else float("nan")
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+ORIENTATIONS = ("along_tilt_axis", "across_tilt_axis", "all")
+"""Classes of pairs by the angle of their axis to the tilt axis: < 45°, >= 45°, any."""
+
+
+def pair_axis_angle_deg(centre_a_nm: np.ndarray, centre_b_nm: np.ndarray) -> np.ndarray:
+    """Angle (degrees, 0–90) between the line joining two centres and the tilt axis (y).
+
+    Parameters
+    ----------
+    centre_a_nm, centre_b_nm : (..., 3) ndarray
+        ``(z, y, x)`` centres of the two particles, nm.
+
+    Returns
+    -------
+    (...) ndarray
+        0 for a pair lying along the tilt axis, 90 across it; NaN where a
+        centre is missing or the two coincide.
+
+    Examples
+    --------
+    >>> pair_axis_angle_deg(np.array([0.0, 0.0, 0.0]), np.array([0.0, 10.0, 10.0])).round(1)
+    np.float64(45.0)
+    """
+    sep = np.asarray(centre_b_nm, dtype=float) - np.asarray(centre_a_nm, dtype=float)
+    length = np.linalg.norm(sep, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.abs(sep[..., 1]) / length
+    return np.degrees(np.arccos(np.clip(cos, 0.0, 1.0)))
+
+
+def _orientation_summary(metrics: xr.Dataset, truth: xr.Dataset, match: np.ndarray, angle: np.ndarray) -> dict:
+    """Signed neck error and neck fill of the found pairs, along / across the tilt axis and overall."""
+    n_t = match.shape[0]
+    ok = match >= 0
+    t_idx = np.broadcast_to(np.arange(n_t)[:, None], match.shape)
+    read = np.full(match.shape, np.nan)
+    read[ok] = metrics["neck_radius_nm"].values[t_idx[ok], match[ok]]
+    true = truth["neck_radius_nm"].values
+    r_p = truth["particle_radius_nm"].values
+    classes = (angle < 45.0, angle >= 45.0, np.isfinite(angle))
+    med_err, fill, n_necks, blur = [], [], [], []
+    for sel in classes:
+        err = (read - true)[sel & ok]
+        err = err[np.isfinite(err)]
+        med_err.append(float(np.median(err)) if err.size else float("nan"))
+        k, n = fit_neck_fill(read[sel], true[sel])
+        fill.append(k)
+        n_necks.append(n)
+        rp = np.nanmedian(r_p[sel]) if np.isfinite(r_p[sel]).any() else float("nan")
+        blur.append(k / (2.0 * HALF_HEIGHT_Z * rp) if k > 0 and rp > 0 else float("nan"))
+    return {
+        "tilt_axis_angle_deg": (("time", "pair"), angle, {"units": "degree", "long_name": "angle of the true pair axis to the tilt axis"}),
+        "neck_radius_nm_median_error": (("orientation",), np.array(med_err), {
+            "units": "nm", "long_name": "median of measured - true neck radius over the found pairs"}),
+        "neck_fill_nm2": (("orientation",), np.array(fill), {
+            "units": "nm2", "long_name": "median of r_n,measured^2 - r_n,true^2 over the necks seen in both (the fill K)"}),
+        "neck_fill_necks": (("orientation",), np.array(n_necks), {"units": "1", "long_name": "necks neck_fill_nm2 is the median of"}),
+        "neck_fill_resolution_nm": (("orientation",), np.array(blur), {
+            "units": "nm", "long_name": "Gaussian blur along the pair axis that gives neck_fill_nm2 at the median r_p (NaN if K <= 0)"}),
+    }
 
 
 def _register_centres(measured: np.ndarray, true: np.ndarray, *, gate: float) -> np.ndarray:

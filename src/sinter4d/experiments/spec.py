@@ -176,6 +176,7 @@ class PipelineSpec(BaseModel):
     bm3d_profile: Literal["np", "refilter", "vn", "high", "lc"] = "np"
     bm3d_stages: Literal["all", "hard"] = "all"
     sigma_psd: PositiveFloat | None = None
+    denoise_strength: PositiveFloat = 1.0
     align_method: Literal["xcorr", "mattes"] = "xcorr"
     axis_search_px: PositiveFloat = 20.0
     method: Literal["tv", "pdhg", "sirt", "fbp"] = "tv"

@@ -9,9 +9,12 @@ Arrays in, arrays out (lengths in nm, volumes ``(z, y, x)``):
   ``metrics.nc``), and :func:`neck_radius_3d` the neck measured in 3D;
 - :func:`track_pairs`, :func:`measure_tracked_pairs`: pairs named P1, P2, ...
   over time, stopped when they merge with a third particle;
-- :func:`match_pairs_to_truth`: found / missed / spurious pairs for validation.
+- :func:`match_pairs_to_truth`: found / missed / spurious pairs for validation;
+- :func:`neck_fill_nm2`, :func:`fit_neck_fill`, :func:`correct_neck_fill`: the
+  widening of a neck by the reconstruction's resolution, and its removal.
 """
 
+from ._fill import HALF_HEIGHT_Z, correct_neck_fill, fit_neck_fill, neck_fill_nm2
 from ._pairs import find_pairs, neighbour_gaps
 from ._particles import particle_centres_nm, split_particles
 from ._protocol import (
@@ -27,16 +30,20 @@ from ._tracking import TRACK_STATUS_VALUES, PairTracks, TruthMatch, match_pairs_
 
 __all__ = [
     "CENTRE_METHODS",
+    "HALF_HEIGHT_Z",
     "METRIC_NAMES",
     "NECK_3D_METHODS",
     "STATUS_VALUES",
     "TRACK_STATUS_VALUES",
     "PairTracks",
     "TruthMatch",
+    "correct_neck_fill",
     "find_pairs",
+    "fit_neck_fill",
     "match_pairs_to_truth",
     "measure_pairs",
     "measure_tracked_pairs",
+    "neck_fill_nm2",
     "neck_radius_3d",
     "neighbour_gaps",
     "particle_centres_nm",

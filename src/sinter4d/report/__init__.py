@@ -237,10 +237,12 @@ def _settings(run: _Run, spec: dict | None) -> dict:
             items["denoising"] = "off"
         elif denoise is not None:
             sigma = float(ra.get("denoise_sigma_psd", np.nan))
+            strength = float(ra.get("denoise_strength", pipe.get("denoise_strength", 1.0)))
             items["denoising"] = (f"BM3D, PSD {ra.get('denoise_psd', pipe.get('psd'))}, profile "
                                   f"{ra.get('denoise_profile', pipe.get('bm3d_profile'))}, stages "
                                   f"{ra.get('denoise_stages', pipe.get('bm3d_stages', 'all'))}"
-                                  + (f", σ_psd = {sigma:.3g}" if np.isfinite(sigma) else ""))
+                                  + (f", σ_psd = {sigma:.3g}" if np.isfinite(sigma) else "")
+                                  + (f" × strength {strength:g}" if strength != 1.0 else ""))
         if "align_method" in ra or "align_method" in pipe:
             items["alignment"] = ra.get("align_method", pipe.get("align_method"))
         if "axis_offset_px" in ra:
@@ -362,9 +364,10 @@ def _denoise_settings(run: _Run, name: str) -> tuple[dict, str]:
     if stages is not None:
         kwargs["stages"] = stages
     sigma = float(attrs.get("denoise_sigma_psd", np.nan))
+    strength = float(attrs.get("denoise_strength", spec_pipe.get("denoise_strength", 1.0)))
     if np.isfinite(sigma) and sigma > 0:
-        kwargs["sigma_psd"] = sigma
-        how = f"σ_psd = {sigma:.3g} as used by the reconstruction"
+        kwargs["sigma_psd"] = strength * sigma
+        how = f"σ_psd = {strength * sigma:.3g} as used by the reconstruction"
     else:
         how = "σ_psd estimated from the 0° image (the reconstruction records none)"
     return kwargs, how
