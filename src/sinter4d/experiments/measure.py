@@ -377,11 +377,11 @@ def compare_to_truth(
         ``tilt_axis_angle_deg`` ``(time, pair)`` holds the angle of each true
         pair's axis to the tilt axis, and over ``orientation``
         (:data:`ORIENTATIONS`: within 45° of it, beyond, all pairs)
-        ``neck_radius_nm_median_error`` (signed median of measured - true)
-        and ``neck_fill_nm2`` (median of r_meas² - r_true², the fill K of
-        :mod:`sinter4d.measurement._fill`; its attribute ``resolution_nm`` is
-        the Gaussian blur that would give it at the median r_p). Attributes
-        repeat the summary of
+        ``neck_radius_nm_median_error`` (signed median of measured - true),
+        ``neck_fill_nm2`` (median of r_meas² - r_true² over ``neck_fill_necks``
+        necks: the fill K of :func:`~sinter4d.measurement.neck_fill_nm2`) and
+        ``neck_fill_resolution_nm`` (the Gaussian blur along the pair axis
+        that gives that K at the median r_p). Attributes repeat the summary of
         ``neck_ratio`` and ``distance_ratio`` and hold the pair counts over
         the run: ``pairs_found`` (true pairs matched at some time),
         ``pairs_missed`` (never matched), ``pairs_spurious`` (measured pairs
