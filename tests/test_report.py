@@ -95,7 +95,13 @@ def _validation() -> xr.Dataset:
         "found": ("time", [2, 1]), "missed": ("time", [0, 1]), "spurious": ("time", [0, 0]),
         "dice": ("time", [0.91, 0.88]),
         "registration_offset_nm": (("time", "axis"), np.zeros((2, 3))),
+        "tilt_axis_angle_deg": (("time", "pair"), np.array([[10.0, 80.0], [12.0, 79.0]]), {"units": "degree"}),
+        "neck_radius_nm_median_error": ("orientation", [6.25, -3.5, 1.0]),
+        "neck_fill_nm2": ("orientation", [426.0, -142.0, 385.0]),
+        "neck_fill_necks": ("orientation", [3, 1, 4]),
+        "neck_fill_resolution_nm": ("orientation", [3.9, np.nan, 3.6]),
     })
+    coords["orientation"] = ["along_tilt_axis", "across_tilt_axis", "all"]
     return xr.Dataset(data, coords=coords, attrs={"pairs_true": 2, "pairs_found": 2, "pairs_missed": 0,
                                                    "pairs_spurious": 0, "median_dice": 0.895})
 
@@ -181,6 +187,8 @@ def test_report_content(full_html):
     assert "boom &lt;&amp;&gt;" in sec["metadata"] and "failed" in sec["metadata"]
     assert "line two" in sec["metadata"]
     assert "all pairs" in sec["validation"] and "0.91" in sec["validation"]
+    assert "along tilt axis" in sec["validation"] and "6.25" in sec["validation"] and "-142" in sec["validation"]
+    assert "tilt_axis_angle_deg" not in sec["validation"]  # an angle, not an error
     assert "k_param" in sec["fit"] and "truth in HDI" in sec["fit"] and "N/tau = 60" in sec["fit"]
 
 

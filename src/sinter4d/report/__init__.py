@@ -542,7 +542,7 @@ def _validation_pairs(val: xr.Dataset) -> str:
 def _validation_variables(val: xr.Dataset) -> str:
     rows = []
     for name, var in val.data_vars.items():
-        if var.dims != ("time", "pair") or var.dtype.kind != "f":
+        if var.dims != ("time", "pair") or var.dtype.kind != "f" or name == "tilt_axis_angle_deg":
             continue
         med, mx = _abs_stats(var.values)
         if f"{name}_median_abs_error" in val:
@@ -580,6 +580,19 @@ def _validation_steps(val: xr.Dataset) -> str:
         header, rows, row_classes=classes, digits=3)
 
 
+def _validation_orientation(val: xr.Dataset) -> str:
+    need = ("neck_radius_nm_median_error", "neck_fill_nm2", "neck_fill_necks", "neck_fill_resolution_nm")
+    if "orientation" not in val.dims or any(v not in val for v in need):
+        return ""
+    rows = [[str(o).replace("_", " "), *(val[v].values[k].item() for v in need)]
+            for k, o in enumerate(val["orientation"].values)]
+    return (hp.heading("Neck radius by the pair's angle to the tilt axis (< 45° along, ≥ 45° across)")
+            + hp.table(["pairs", "median error (nm)", "fill K (nm²)", "necks", "blur giving K (nm)"], rows, digits=3)
+            + hp.paragraph("Error is measured − true (signed). K is the median of r_measured² − r_true²; a Gaussian blur "
+                           "of the given SD along the pair axis widens a neck by that much at half height.",
+                           css_class="caption"))
+
+
 def _section_validation(run: _Run) -> str:
     val = run.dataset("validation.nc")
     if val is None:
@@ -599,6 +612,7 @@ def _section_validation(run: _Run) -> str:
     parts.append(hp.paragraph("Errors are measured − true for each true pair matched to a measured pair, over the "
                               "steps where both are finite; the summary row is over all pairs and steps "
                               "(validation.nc's *_median_abs_error / *_max_abs_error).", css_class="caption"))
+    parts.append(_validation_orientation(val))
     parts.append(_validation_steps(val))
     parts.append(_validation_variables(val))
     return "\n".join(parts)
