@@ -40,7 +40,7 @@ def test_quick_run_measures_every_pair_within_the_issue_targets(quick_run):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 5, open: the capture radius reads 29.1 nm (94% HDI 25.9-32.3) against a true 35 nm; the bridged pair "
+    "issue 5, open: the capture radius reads 29.1 nm (94% HDI 26.1-32.6) against a true 35 nm; the bridged pair "
     "across the tilt axis reads its neck ~10 nm narrow (fitting truth.nc itself gives 34.9, HDI 32.6-37.2)"))
 def test_quick_run_fit_recovers_the_true_parameters(quick_run, root, tmp_path):
     from sinter4d.assimilation import fit
