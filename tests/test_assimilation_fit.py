@@ -205,6 +205,22 @@ def test_initial_neck_from_the_first_measurement(root, synthetic, tmp_path):
     assert np.all(ll[:, :, 1:, :] != 0.0)
 
 
+def test_initial_neck_first_with_a_late_starting_pair(root, synthetic, tmp_path):
+    # a pair read apart (r_n = 0) at the first times starts at its first neck; the surface
+    # gaps from its distances before that start used to be NaN and the fit failed
+    ds = synthetic[1].copy(deep=True)
+    ds["neck_radius_nm"].values[:2, 0] = 0.0
+    path = tmp_path / "late.nc"
+    ds.to_netcdf(path)
+    spec = write_spec(tmp_path / "s.toml", root, free=FREE[2:], forward=['initial_neck = "first"', 'gap = "data"'],
+                      sampler={"walkers": 4, "steps": 30, "burn_in": 10, "thin": 2, "init": '"prior"'})
+    result = fit(path, spec, tmp_path / "out", progress=False)
+    ll = result.idata.log_likelihood["neck_radius_nm"].values
+    assert np.all(ll[:, :, :3, 0] == 0.0)  # read apart twice, then the initial condition
+    assert np.all(ll[:, :, 3:, 0] != 0.0)
+    assert np.all(np.isfinite(result.idata.posterior["capture_radius_nm"].values))
+
+
 def test_fit_needs_data(root, tmp_path):
     spec = write_spec(tmp_path / "s.toml", root, free=FREE[2:], sampler={"walkers": 4, "steps": 20, "burn_in": 5})
     with pytest.raises(Exception, match=r"s\.toml: data: missing"):

@@ -267,10 +267,11 @@ def _gap_from_data(model: TrajectoryModel, distance_nm: np.ndarray, spec: FitSpe
                                 neck0_nm=model.neck0_nm, shell_thickness_nm=model.shell_thickness_nm,
                                 include_standby=model.include_standby, grid_points=model.grid_points)
         _, approach = trial(params)
-        with np.errstate(invalid="ignore"):
-            total = np.where(measured, distance_nm + approach, 0.0).sum(axis=0)
-            count = (measured & np.isfinite(approach)).sum(axis=0)
-            d0 = np.where(count > 0, total / np.maximum(count, 1), 2.0 * a)
+        # a pair that starts late (initial_neck = "first") has no approach before its start
+        valid = measured & np.isfinite(approach)
+        total = np.where(valid, distance_nm + np.where(valid, approach, 0.0), 0.0).sum(axis=0)
+        count = valid.sum(axis=0)
+        d0 = np.where(count > 0, total / np.maximum(count, 1), 2.0 * a)
         gap = np.maximum(d0 - 2.0 * a, 0.0)
     gap = np.where(gap < spec.forward.gap_min_nm, 0.0, gap)
     log.info("surface gaps from the distances (nm): %s", np.array2string(gap, precision=1))
