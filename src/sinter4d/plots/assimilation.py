@@ -6,6 +6,7 @@ global backend, no display) and write a PNG atomically.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -119,7 +120,8 @@ def predictive_plot(idata, path: str | Path, *, interval: float = 0.9, dpi: int 
         model = pp[f"{v}_model"].values if f"{v}_model" in pp else pp[v].values
         model = model.reshape(-1, *model.shape[-2:])
         pred = pp[v].values.reshape(-1, *pp[v].shape[-2:])
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # the times before a pair's start are all NaN: left blank
+            warnings.simplefilter("ignore", RuntimeWarning)
             q_model = np.nanquantile(model, [lo_q, 0.5, hi_q], axis=0)
             q_pred = np.nanquantile(pred, [lo_q, hi_q], axis=0)
         for c, label in enumerate(pairs):
