@@ -434,12 +434,10 @@ def compare_to_truth(
 
     data = {}
     summary = {}
+    on_true = {}
     for name in METRIC_NAMES:
-        meas = metrics[name].values
-        err = np.full((n_t, n_true), np.nan)
-        ok = match >= 0
-        t_idx = np.broadcast_to(np.arange(n_t)[:, None], match.shape)
-        err[ok] = meas[t_idx[ok], match[ok]] - truth[name].values[ok]
+        on_true[name] = _on_true_pairs(metrics[name].values, match)
+        err = on_true[name] - truth[name].values
         units, long_name = PAIR_METRICS[name]
         data[name] = (("time", "pair"), err, {"units": units, "long_name": f"error of the {long_name} (measured - true)"})
         finite = np.abs(err[np.isfinite(err)])
@@ -449,7 +447,7 @@ def compare_to_truth(
         data[f"{name}_max_abs_error"] = ((), top, {"units": units, "long_name": f"largest |error| of the {long_name}"})
         summary[name] = (med, top, int(finite.size))
     angle = pair_axis_angle_deg(true_centres[:, true_pairs[:, 0]], true_centres[:, true_pairs[:, 1]])
-    data.update(_orientation_summary(metrics, truth, match, angle))
+    data.update(_orientation_summary(on_true["neck_radius_nm"], truth, angle))
     measured_pair = np.where(match >= 0, np.asarray(m_names + [""], dtype=object)[match], "").astype(str)
     data.update(
         measured_pair=(("time", "pair"), measured_pair, {"long_name": "measured pair matched to the true pair (empty: not found)"}),
@@ -520,19 +518,29 @@ def pair_axis_angle_deg(centre_a_nm: np.ndarray, centre_b_nm: np.ndarray) -> np.
     return np.degrees(np.arccos(np.clip(cos, 0.0, 1.0)))
 
 
-def _orientation_summary(metrics: xr.Dataset, truth: xr.Dataset, match: np.ndarray, angle: np.ndarray) -> dict:
-    """Signed neck error and neck fill of the found pairs, along / across the tilt axis and overall."""
-    n_t = match.shape[0]
+def _on_true_pairs(values: np.ndarray, match: np.ndarray) -> np.ndarray:
+    """A measured (time, measured pair) array on the truth's (time, pair) grid; NaN where not found.
+
+    ``match[t, j]`` is the measured pair matched to true pair j at time t (-1: none).
+    """
+    out = np.full(match.shape, np.nan)
     ok = match >= 0
-    t_idx = np.broadcast_to(np.arange(n_t)[:, None], match.shape)
-    read = np.full(match.shape, np.nan)
-    read[ok] = metrics["neck_radius_nm"].values[t_idx[ok], match[ok]]
+    t_idx = np.broadcast_to(np.arange(match.shape[0])[:, None], match.shape)
+    out[ok] = values[t_idx[ok], match[ok]]
+    return out
+
+
+def _orientation_summary(read: np.ndarray, truth: xr.Dataset, angle: np.ndarray) -> dict:
+    """Signed neck error and neck fill of the found pairs, along / across the tilt axis and overall.
+
+    ``read`` is the measured neck radius on the truth's (time, pair) grid (NaN where not found).
+    """
     true = truth["neck_radius_nm"].values
     r_p = truth["particle_radius_nm"].values
     classes = (angle < 45.0, angle >= 45.0, np.isfinite(angle))
     med_err, fill, n_necks, blur = [], [], [], []
     for sel in classes:
-        err = (read - true)[sel & ok]
+        err = (read - true)[sel]
         err = err[np.isfinite(err)]
         med_err.append(float(np.median(err)) if err.size else float("nan"))
         k, n = fit_neck_fill(read[sel], true[sel])
