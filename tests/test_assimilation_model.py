@@ -178,3 +178,105 @@ def test_likelihood_is_fast(shell_card, ashby_card):
                 lp(theta)
             times.append((time.perf_counter() - t0) / 50)
         assert np.median(times) < 5e-3
+
+
+def test_pair_offsets_are_the_correlated_gaussian(shell_card):
+    """Offsets integrated out = the multivariate normal with covariance sigma^2 I + tau^2 1 1^T per pair."""
+    from scipy.stats import multivariate_normal
+
+    ds = synthetic_trajectories(shell_card, None, rng=8, n_pairs=3, neck_pair_sigma_nm=3.0)
+    y = ds.neck_radius_nm.values.copy()
+    y[4, 1] = np.nan
+    out = np.zeros(y.shape, dtype=bool)
+    out[0] = True  # series 0 left out
+    log = HeatingLog(pt_time_s=ds.pt_time_s.values, temperature_C=ds.temperature_C.values)
+    model = TrajectoryModel(shell_card, log, ds.particle_radius_nm.values[0], 0.0)
+    names = ("capture_radius_nm", "sigma_neck_radius_nm", "sigma_pair_neck_radius_nm")
+    priors = [shell_card.parameters["capture_radius_nm"].prior, Prior("log_uniform", low=0.01, high=100.0),
+              Prior("log_uniform", low=0.01, high=100.0)]
+    lp = LogPosterior(model, names, priors, {}, {"neck_radius_nm": y}, {},
+                      excluded={"neck_radius_nm": out})
+    theta = np.array([33.0, 1.3, 2.7])
+    x, _ = lp.predict(theta)
+    expected = 0.0
+    for p in range(3):
+        ok = np.isfinite(y[:, p]) & ~out[:, p]
+        n = int(ok.sum())
+        cov = 1.3**2 * np.eye(n) + 2.7**2 * np.ones((n, n))
+        expected += multivariate_normal(mean=x[ok, p], cov=cov).logpdf(y[ok, p])
+    assert lp.log_likelihood(theta) == pytest.approx(expected, rel=1e-10)
+    assert lp.n_observations == {"neck_radius_nm": 3 * 17 - 1}
+    # tau -> 0 is the independent model
+    lp0 = LogPosterior(model, names[:2], priors[:2], {}, {"neck_radius_nm": y}, {}, excluded={"neck_radius_nm": out})
+    assert lp.log_likelihood([33.0, 1.3, 1e-9]) == pytest.approx(lp0.log_likelihood([33.0, 1.3]), rel=1e-10)
+
+
+def test_pair_offset_draws_follow_their_conditional_posterior(shell_card):
+    """The offsets drawn per posterior draw are N(v S / sigma^2, v): mean and spread over many draws."""
+    ds = synthetic_trajectories(shell_card, None, rng=9, n_pairs=2, neck_sigma_nm=1.0, neck_pair_sigma_nm=4.0)
+    y = ds.neck_radius_nm.values
+    log = HeatingLog(pt_time_s=ds.pt_time_s.values, temperature_C=ds.temperature_C.values)
+    model = TrajectoryModel(shell_card, log, ds.particle_radius_nm.values[0], 0.0)
+    lp = LogPosterior(model, ("capture_radius_nm",), [shell_card.parameters["capture_radius_nm"].prior], {},
+                      {"neck_radius_nm": y}, {"neck_radius_nm": 1.0}, pair_sigma_nm={"neck_radius_nm": 4.0})
+    theta = np.array([35.0])
+    x, _ = lp.predict(theta)
+    rng = np.random.default_rng(1)
+    offsets = np.array([lp.pointwise(theta, rng)["model/neck_radius_nm"][5] - x[5] for _ in range(4000)])
+    n = y.shape[0]
+    v = 1.0 / (n / 1.0 + 1.0 / 16.0)
+    mean = v * (y - x).sum(axis=0)
+    np.testing.assert_allclose(offsets.mean(axis=0), mean, atol=4 * math.sqrt(v / 4000))
+    np.testing.assert_allclose(offsets.std(axis=0), math.sqrt(v), rtol=0.05)
+
+
+def test_pair_offsets_only_for_the_neck(shell_card):
+    ds = synthetic_trajectories(shell_card, None, rng=10, n_pairs=2)
+    log = HeatingLog(pt_time_s=ds.pt_time_s.values, temperature_C=ds.temperature_C.values)
+    model = TrajectoryModel(shell_card, log, ds.particle_radius_nm.values[0], 0.0)
+    with pytest.raises(ValueError, match="neck_radius_nm only"):
+        LogPosterior(model, ("capture_radius_nm",), [shell_card.parameters["capture_radius_nm"].prior], {},
+                     {"distance_nm": ds.distance_nm.values}, {"distance_nm": 1.0}, pair_sigma_nm={"distance_nm": 1.0})
+
+
+def _three_pairs(card, rng):
+    """Neck readings of three synthetic pairs, their forward model and the capture radius's prior."""
+    ds = synthetic_trajectories(card, None, rng=rng, n_pairs=3)
+    log = HeatingLog(pt_time_s=ds.pt_time_s.values, temperature_C=ds.temperature_C.values)
+    model = TrajectoryModel(card, log, ds.particle_radius_nm.values[0], 0.0)
+    return ds.neck_radius_nm.values, model, [card.parameters["capture_radius_nm"].prior]
+
+
+def test_a_bias_is_subtracted_from_every_reading(shell_card):
+    y, model, prior = _three_pairs(shell_card, 11)
+    shifted = LogPosterior(model, ("capture_radius_nm",), prior, {}, {"neck_radius_nm": y - 1.7},
+                           {"neck_radius_nm": 1.0}, pair_sigma_nm={"neck_radius_nm": 2.0})
+    fixed = LogPosterior(model, ("capture_radius_nm",), prior, {}, {"neck_radius_nm": y}, {"neck_radius_nm": 1.0},
+                         pair_sigma_nm={"neck_radius_nm": 2.0}, bias_nm={"neck_radius_nm": 1.7})
+    sampled = LogPosterior(model, ("capture_radius_nm", "bias_neck_radius_nm"),
+                           [*prior, Prior("normal", mean=-1.0, sd=0.5)], {}, {"neck_radius_nm": y},
+                           {"neck_radius_nm": 1.0}, pair_sigma_nm={"neck_radius_nm": 2.0})
+    assert fixed.log_likelihood([33.0]) == pytest.approx(shifted.log_likelihood([33.0]), rel=1e-12)
+    assert sampled.log_likelihood([33.0, 1.7]) == pytest.approx(shifted.log_likelihood([33.0]), rel=1e-12)
+    x, _ = fixed.predict([33.0])
+    draw = fixed.pointwise([33.0], np.random.default_rng(0))
+    # the model curves carry the bias (and each pair's offset, ~ the mean residual)
+    np.testing.assert_allclose((draw["model/neck_radius_nm"] - x - 1.7).std(axis=0), 0.0, atol=1e-9)
+
+
+def test_a_reading_curve_maps_the_law_to_the_readings(shell_card):
+    """gain g about x_ref and bias beta: the readings are x_ref + g (x - x_ref) + beta of the law's x."""
+    y, model, prior = _three_pairs(shell_card, 12)
+    names = ("capture_radius_nm", "bias_neck_radius_nm", "gain_neck_radius_nm")
+    lp = LogPosterior(model, names, [*prior, Prior("normal", mean=0.0, sd=1.0), Prior("normal", mean=1.0, sd=0.1)],
+                      {}, {"neck_radius_nm": y}, {"neck_radius_nm": 1.0}, reference_nm={"neck_radius_nm": 20.0})
+    theta = [33.0, -0.6, 0.85]
+    x, _ = lp.predict(theta)
+    read = 20.0 + 0.85 * (x - 20.0) - 0.6
+    expected = float(np.sum(-0.5 * (y - read) ** 2 - 0.5 * math.log(2 * math.pi)))
+    assert lp.log_likelihood(theta) == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(lp.pointwise(theta, np.random.default_rng(0))["model/neck_radius_nm"], read)
+    fixed = LogPosterior(model, ("capture_radius_nm",), prior, {}, {"neck_radius_nm": y}, {"neck_radius_nm": 1.0},
+                         bias_nm={"neck_radius_nm": -0.6}, gain={"neck_radius_nm": 0.85},
+                         reference_nm={"neck_radius_nm": 20.0})
+    assert fixed.log_likelihood([33.0]) == pytest.approx(expected, rel=1e-12)

@@ -104,6 +104,20 @@ def _set(doc, dotted, value):
         ("noise.neck_radius_nm.prior", {"dist": "uniform", "low": 0, "high": 1}, r"noise\.neck_radius_nm\.prior: only used with sigma = \"fit\""),
         ("noise.distance_nm.sigma", "validation", r"noise\.distance_nm\.validation: missing"),
         ("noise.aspect_ratio", {"sigma": 1.0}, r"<spec>: noise\.aspect_ratio: unknown key"),
+        ("noise.distance_nm.pair_sigma", "fit", r"noise\.distance_nm\.pair_sigma: neck_radius_nm only"),
+        ("noise.neck_radius_nm.pair_sigma", "guess", r"noise\.neck_radius_nm\.pair_sigma: unknown choice 'guess'"),
+        ("noise.neck_radius_nm.pair_sigma", -2.0, r"noise\.neck_radius_nm\.pair_sigma: must be positive"),
+        ("noise.neck_radius_nm.pair_prior", {"dist": "uniform", "low": 0, "high": 1}, r"noise\.neck_radius_nm\.pair_prior: only used with pair_sigma = \"fit\""),
+        ("noise.neck_radius_nm.exclude_series", 0, r"noise\.neck_radius_nm\.exclude_series: must be a list"),
+        ("noise.distance_nm.bias", 1.0, r"noise\.distance_nm\.bias: neck_radius_nm only"),
+        ("noise.distance_nm.gain", 1.0, r"noise\.distance_nm\.gain: neck_radius_nm only"),
+        ("noise.neck_radius_nm.gain", -0.5, r"noise\.neck_radius_nm\.gain: must be positive"),
+        ("noise.neck_radius_nm.reference_nm", 20.0, r"noise\.neck_radius_nm\.reference_nm: only used with a gain"),
+        ("noise.neck_radius_nm.bias", "x", r"noise\.neck_radius_nm\.bias: must be a number"),
+        ("noise.neck_radius_nm.bias", {"dist": "normal", "mean": -1.0}, r"noise\.neck_radius_nm\.bias\.sd: missing"),
+        ("noise.neck_radius_nm.exclude_series", [0, -1], r"noise\.neck_radius_nm\.exclude_series\[1\]: must be at least 0"),
+        ("noise.neck_radius_nm.exclude_series", [1.5], r"noise\.neck_radius_nm\.exclude_series\[0\]: must be an integer"),
+        ("noise.neck_radius_nm.exclude_series", [2, 2], r"noise\.neck_radius_nm\.exclude_series: a series is named twice"),
         ("forward.initial_neck", "zero", r"forward\.initial_neck: unknown choice 'zero'"),
         ("forward.initial_neck_prior", {"dist": "uniform", "low": 1, "high": 2}, r"forward\.initial_neck_prior: only used with initial_neck = \"fit\""),
         ("forward.gap_min_nm", 2.0, r"forward\.gap_min_nm: only used with gap = \"data\""),
@@ -157,3 +171,29 @@ def test_relative_paths_are_taken_from_the_spec_folder(tmp_path, root):
     spec = load_fit_spec(path)
     assert spec.data == tmp_path / "d" / "metrics.nc"
     assert spec.noise["neck_radius_nm"].validation == str(tmp_path / "v.nc")
+
+
+def test_pair_offset_and_excluded_series(root):
+    doc = base(root)
+    doc["noise"]["neck_radius_nm"] = {"sigma": "fit", "pair_sigma": "fit", "exclude_series": [3, 0]}
+    doc["sampler"]["walkers"] = 10
+    spec = parse_fit_spec(doc)
+    noise = spec.noise["neck_radius_nm"]
+    assert noise.pair_mode == "fit" and noise.exclude_series == (0, 3)
+    assert spec.parameter_names[-3:] == ("sigma_neck_radius_nm", "sigma_distance_nm", "sigma_pair_neck_radius_nm")
+    assert spec.parameter_priors[-1].dist == "log_uniform"
+    doc["noise"]["neck_radius_nm"] = {"sigma": 1.0, "pair_sigma": 2.5}
+    fixed = parse_fit_spec(doc)
+    assert fixed.noise["neck_radius_nm"].pair_sigma_nm == 2.5
+    assert "sigma_pair_neck_radius_nm" not in fixed.parameter_names
+    assert fixed.resume_key() != spec.resume_key()
+    doc["noise"]["neck_radius_nm"] = {"sigma": 1.0, "bias": {"dist": "normal", "mean": -1.0, "sd": 0.5}}
+    sampled = parse_fit_spec(doc)
+    assert sampled.parameter_names[-1] == "bias_neck_radius_nm"
+    assert sampled.parameter_priors[-1].mean == -1.0
+    doc["noise"]["neck_radius_nm"] = {"sigma": 1.0, "bias": -1.2}
+    assert parse_fit_spec(doc).noise["neck_radius_nm"].bias_nm == -1.2
+    doc["noise"]["neck_radius_nm"] = {"sigma": 1.0, "gain": {"dist": "normal", "mean": 0.9, "sd": 0.1},
+                                      "reference_nm": 20.0}
+    curve = parse_fit_spec(doc)
+    assert curve.parameter_names[-1] == "gain_neck_radius_nm" and curve.noise["neck_radius_nm"].reference_nm == 20.0

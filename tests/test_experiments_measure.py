@@ -193,6 +193,11 @@ def test_run_writes_metrics_validation_and_figures_and_resumes(run_dir, phantom)
         assert val.attrs["median_abs_error_distance_ratio"] <= 0.01
         assert val.attrs["max_abs_error_distance_ratio"] <= 0.03
         assert val.attrs["median_abs_error_neck_ratio"] <= 0.05
+        # noiseless voxels: the reading curve is near the identity, the surface gap within half a voxel
+        assert val.attrs["neck_reading_points"] >= 8
+        assert abs(val.attrs["neck_reading_bias_nm"]) <= 0.5 * VOX
+        assert 0.9 <= val.attrs["neck_reading_gain"] <= 1.25
+        assert val.attrs["median_abs_error_surface_gap_nm"] <= 0.5 * VOX
 
     # a newer reconstruction is measured again
     recon = run_dir / "recon" / "t02.nc"

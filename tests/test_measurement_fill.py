@@ -129,3 +129,19 @@ def test_pair_axis_angle():
     b = np.array([[0.0, 5.0, 0.0], [0.0, 0.0, 5.0], [5.0, 0.0, 0.0], [0.0, -3.0, 3.0]])
     np.testing.assert_allclose(pair_axis_angle_deg(a, b), [0.0, 90.0, 90.0, 45.0])
     assert np.isnan(pair_axis_angle_deg(a[0], a[0])) and np.isnan(pair_axis_angle_deg(a[0], np.full(3, np.nan)))
+
+
+def test_reading_curve_recovers_a_known_line():
+    from sinter4d.measurement import neck_reading_curve
+
+    rng = np.random.default_rng(3)
+    true = rng.uniform(12.0, 32.0, 400)
+    measured = 25.0 + 0.85 * (true - 25.0) - 0.7 + 0.5 * rng.standard_normal(true.size)
+    measured[::50] = np.nan
+    gain, bias = neck_reading_curve(true, measured)
+    assert gain == pytest.approx(0.85, abs=0.02)
+    assert bias == pytest.approx(-0.7, abs=0.06)
+    gain30, bias30 = neck_reading_curve(true, measured, reference_nm=30.0)
+    assert gain30 == pytest.approx(gain) and bias30 == pytest.approx(bias + (gain - 1.0) * 5.0)
+    with pytest.raises(ValueError, match="three points"):
+        neck_reading_curve([20.0, 20.0, 20.0], [21.0, 22.0, 20.0])

@@ -99,9 +99,18 @@ def test_cluster_pairs_in_either_order():
     assert np.all(a["neck_radius_nm"] >= 20.0 * 0.999)
     assert set(a) == {
         "neck_radius_nm", "distance_nm", "distance_xy_nm", "distance_z_nm", "particle_radius_nm",
-        "aspect_ratio", "neck_ratio", "distance_ratio", "neck_radius_3d_nm",
+        "aspect_ratio", "neck_ratio", "distance_ratio", "neck_radius_3d_nm", "surface_gap_nm",
     }
     assert all(v.shape == (c.n_contacts,) for v in a.values())
+    np.testing.assert_allclose(a["surface_gap_nm"], b["surface_gap_nm"], atol=1e-9)
+
+
+def test_surface_gap_of_spheres_is_d_minus_the_radii():
+    c = make_cluster(n_cores=5, rng=4, aspect_ratio_range=(1.0, 1.0))
+    g = pair_truth(c, c.contact)["surface_gap_nm"]
+    i, j = c.contact[:, 0], c.contact[:, 1]
+    d = np.linalg.norm(c.centre_nm[j] - c.centre_nm[i], axis=1)
+    np.testing.assert_allclose(g, d - c.radius_nm[i] - c.radius_nm[j], atol=1e-9)
 
 
 def test_bad_input_raises():

@@ -32,7 +32,7 @@ from .likelihood import LogPosterior
 from .model import TrajectoryModel
 from .output import build_inference_data, summary_table, write_inference_data_atomic, write_summary
 from .sampler import Convergence, convergence, initial_positions, run_chain, spawn_generators
-from .specs import INITIAL_NECK_PARAMETER, FitSpec, load_fit_spec, sigma_parameter
+from .specs import INITIAL_NECK_PARAMETER, FitSpec, load_fit_spec, pair_sigma_parameter, sigma_parameter
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
     except ValueError as exc:
         raise InputError(f"{data_path}: heating log: {exc}") from None
     model, excluded = _pair_model(spec, ds, heating, settings["shell_thickness_nm"], data_path)
-    sigma = {}
+    sigma, pair_sigma, bias, gain, reference, left_out = {}, {}, {}, {}, {}, {}
     for v in spec.variables:
         noise = spec.noise[v]
         if noise.mode == "fixed":
@@ -147,13 +147,32 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
         elif noise.mode == "validation":
             sigma[v] = validation_sigma(noise.validation, v)
             log.info("sigma of %s = %.3g nm from %s", v, sigma[v], noise.validation)
+        if noise.pair_mode == "fixed":
+            pair_sigma[v] = noise.pair_sigma_nm
+        if noise.bias_nm and noise.bias_prior is None:
+            bias[v] = noise.bias_nm
+        if noise.gain != 1.0 and noise.gain_prior is None:
+            gain[v] = noise.gain
+        if noise.gain_prior is not None or noise.gain != 1.0:
+            reference[v] = noise.reference_nm
+        out = np.zeros(ds[v].shape, dtype=bool)
+        for k in noise.exclude_series:
+            if k >= ds.sizes["time"]:
+                raise InputError(f"{spec.path}: noise.{v}.exclude_series: series {k} does not exist "
+                                 f"({data_path} has {ds.sizes['time']}, numbered from 0)")
+            out[k] = True
+        if v == "neck_radius_nm" and excluded is not None:
+            out |= excluded
+        left_out[v] = out
     logpost = LogPosterior(model, spec.parameter_names, spec.parameter_priors, spec.fixed,
-                           {v: ds[v].values for v in spec.variables}, sigma, neck_excluded=excluded)
+                           {v: ds[v].values for v in spec.variables}, sigma, pair_sigma_nm=pair_sigma,
+                           bias_nm=bias, gain=gain, reference_nm=reference, excluded=left_out)
     truth = {}
     made_with = ds.attrs.get("model_card")
     if made_with in (None, spec.card.name):  # a truth.nc of another card has no truth for this one
         for name in (*spec.card.parameter_names, INITIAL_NECK_PARAMETER,
-                     *(sigma_parameter(v) for v in spec.variables)):
+                     *(sigma_parameter(v) for v in spec.variables),
+                     *(pair_sigma_parameter(v) for v in spec.variables)):
             if name in ds.data_vars and ds[name].ndim == 0:
                 truth[name] = float(ds[name].values)
     fwd = spec.forward
@@ -218,18 +237,25 @@ def _pair_model(spec: FitSpec, ds: xr.Dataset, heating: HeatingLog, shell_thickn
 
     model = make_model(np.zeros(n_pair))
     if fwd.gap == "data" and spec.card.saturation == "shell_reservoir":
-        model = make_model(_gap_from_data(model, ds["distance_nm"].values, spec))
+        if "surface_gap_nm" in ds and np.isfinite(ds["surface_gap_nm"].values).any():
+            gap, source = ds["surface_gap_nm"].values, "surface_gap_nm"
+        else:
+            gap, source = ds["distance_nm"].values - 2.0 * radius[None, :], "distance_nm - 2 r_p"
+        model = make_model(_gap_from_data(model, gap, spec, source))
     return model, excluded
 
 
 def _start_point(spec: FitSpec) -> np.ndarray:
-    """Default of each sampled parameter: the card's, 1 nm for a sigma, the card's initial neck (inside the prior)."""
+    """Default of each sampled parameter: the card's, 1 nm for a sigma, 0 (or the prior's mean) for a bias,
+    the card's initial neck (inside the prior)."""
     out = []
     for name, prior in zip(spec.parameter_names, spec.parameter_priors):
         if name in spec.card.parameters:
             value = spec.card.parameters[name].default
         elif name == INITIAL_NECK_PARAMETER:
             value = spec.card.initial_neck_nm
+        elif name.startswith(("bias_", "gain_")):
+            value = prior.mean if prior.dist == "normal" else (0.0 if name.startswith("bias_") else 1.0)
         else:
             value = 1.0
         if not math.isfinite(float(prior.logpdf(value))):
@@ -243,24 +269,27 @@ def _start_point(spec: FitSpec) -> np.ndarray:
     return np.asarray(out, dtype=float)
 
 
-def _gap_from_data(model: TrajectoryModel, distance_nm: np.ndarray, spec: FitSpec) -> np.ndarray:
-    """Surface gap of each pair, ``max(d0 - 2a, 0)``, with d0 averaged over the pair's trajectory.
+def _gap_from_data(model: TrajectoryModel, gap_nm: np.ndarray, spec: FitSpec, source: str = "") -> np.ndarray:
+    """Surface gap of each pair at its start, ``max(g0, 0)``, with g0 averaged over the pair's trajectory.
 
-    ``d0 = mean_k(d_k + A_k)`` with the approach A of the card's default
-    parameters, first with the gap read from the first measured distance,
-    then once more with the gap so found. Averaging over the trajectory
-    keeps the distance noise out of the gap (it would shift the reservoir).
-    Gaps below ``forward.gap_min_nm`` count as 0 (contact): distance noise,
-    particle shape and the pulls of other contacts in a cluster make
-    ``d0 - 2a`` uncertain by a few nm. Pairs without a distance get 0.
+    ``gap_nm`` (T, P) is the measured gap at each time: the file's
+    ``surface_gap_nm`` (along the line of centres, which for cores that are
+    not spheres is what matters), else ``d - 2 r_p``. It shrinks by the
+    centre approach A, so ``g0 = mean_k(g_k + A_k)`` with the approach of the
+    card's default parameters, first with the gap read at the first
+    measured time, then once more with the gap so found. Averaging over the
+    trajectory keeps the measurement noise out of the gap (it would shift
+    the reservoir). Gaps below ``forward.gap_min_nm`` count as 0 (contact):
+    voxels of 4 nm, binarisation and the shell particles on the cores make a
+    measured gap uncertain by a few nm. Pairs without a gap get 0.
     """
     a = model.radius_nm
-    measured = np.isfinite(distance_nm)
+    measured = np.isfinite(gap_nm)
     gap = np.zeros(a.size)
     for p in range(a.size):
         ok = np.flatnonzero(measured[:, p])
         if ok.size:
-            gap[p] = max(distance_nm[ok[0], p] - 2.0 * a[p], 0.0)
+            gap[p] = max(gap_nm[ok[0], p], 0.0)
     params = {**spec.card.default_parameters, **spec.fixed}
     for _ in range(2):
         trial = TrajectoryModel(model.card, model.log, a, gap, start_index=model.start_index,
@@ -269,12 +298,11 @@ def _gap_from_data(model: TrajectoryModel, distance_nm: np.ndarray, spec: FitSpe
         _, approach = trial(params)
         # a pair that starts late (initial_neck = "first") has no approach before its start
         valid = measured & np.isfinite(approach)
-        total = np.where(valid, distance_nm + np.where(valid, approach, 0.0), 0.0).sum(axis=0)
+        total = np.where(valid, gap_nm + np.where(valid, approach, 0.0), 0.0).sum(axis=0)
         count = valid.sum(axis=0)
-        d0 = np.where(count > 0, total / np.maximum(count, 1), 2.0 * a)
-        gap = np.maximum(d0 - 2.0 * a, 0.0)
+        gap = np.maximum(np.where(count > 0, total / np.maximum(count, 1), 0.0), 0.0)
     gap = np.where(gap < spec.forward.gap_min_nm, 0.0, gap)
-    log.info("surface gaps from the distances (nm): %s", np.array2string(gap, precision=1))
+    log.info("surface gaps from %s (nm): %s", source or "the data", np.array2string(gap, precision=1))
     return gap
 
 

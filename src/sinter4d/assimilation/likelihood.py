@@ -17,6 +17,34 @@ so the sampler sees only the model's parameters. Its conditional posterior
 is ``d0_p | theta, y ~ N(r̄, sigma^2/n_p)``: drawing it for each posterior
 draw gives exact joint draws, from which the pointwise log-likelihood and the
 posterior predictive are computed (:meth:`LogPosterior.pointwise`).
+
+Pair offsets (optional, neck radius). A reconstruction's error on a neck is
+mostly systematic per pair, not independent per time: it follows the pair's
+angle to the tilt axis and the shell particles in its crevice (see
+``validation.nc``). With a pair-offset sigma tau, each pair's readings share
+an offset ``b_p ~ N(0, tau^2)`` on top of the independent noise sigma, so
+the n_p residuals ``r`` of a pair are ``N(0, sigma^2 I + tau^2 11^T)``,
+integrated out exactly:
+
+.. math::
+
+    \\log L_p = -\\frac{\\sum_k r_k^2 - \\tau^2 (\\sum_k r_k)^2 / (\\sigma^2 + n_p \\tau^2)}{2\\sigma^2}
+               - (n_p - 1)\\log\\sigma - \\frac{1}{2}\\log(\\sigma^2 + n_p\\tau^2)
+               - \\frac{n_p}{2}\\log 2\\pi.
+
+Its conditional posterior ``b_p | theta, y ~ N(v_p S_p / sigma^2, v_p)`` with
+``S_p = sum_k r_k`` and ``1/v_p = n_p/sigma^2 + 1/tau^2`` is drawn like d0.
+The parameters are then pinned down by what the pairs share (the law's
+shape, and its level only as well as the mean of n_pairs offsets allows),
+not by many points each of which repeats a pair's bias.
+
+Reading curve (optional, neck radius). An error the pairs share moves the
+whole data set, which the fit cannot tell from the law: a reconstruction
+reads small necks wide (resolution) and large ones narrow. The readings are
+then taken as ``x_ref + g (x - x_ref) + beta`` of the law's neck x, with a
+gain g and a bias beta at the reference neck x_ref, each fixed or sampled
+under a prior from validation runs (what they are known to within then
+widens the parameters' intervals).
 """
 
 from __future__ import annotations
@@ -77,6 +105,14 @@ class PriorVector:
         return np.array([p.sd if p.dist == "normal" else p.high - p.low for p in self.priors])
 
 
+def _overlay(fixed: Mapping[str, float], index: Mapping[str, int], theta) -> dict[str, float]:
+    """Per-variable values: the fixed ones overlaid with those sampled at ``theta[index[v]]``."""
+    out = dict(fixed)
+    for v, i in index.items():
+        out[v] = float(theta[i])
+    return out
+
+
 class LogPosterior:
     """Log posterior of the sampled parameters given neck/distance trajectories.
 
@@ -85,7 +121,9 @@ class LogPosterior:
     model : TrajectoryModel
     names : sequence of str
         Sampled parameters, in order: free card parameters, then
-        ``sigma_<variable>`` for fitted noise, then ``initial_neck_nm`` when fitted.
+        ``sigma_<variable>`` for fitted noise, ``sigma_pair_<variable>`` for
+        fitted pair offsets, ``bias_<variable>`` and ``gain_<variable>`` for a
+        sampled reading curve, then ``initial_neck_nm`` when fitted.
     priors : sequence of Prior
         Prior of each.
     fixed : mapping
@@ -94,8 +132,24 @@ class LogPosterior:
         Variable (``neck_radius_nm``, ``distance_nm``) -> (T, P) measured values (nm, NaN = missing).
     sigma_nm : mapping
         Variable -> fixed noise sigma (nm); variables without one have ``sigma_<variable>`` in ``names``.
-    neck_excluded : (T, P) bool ndarray, optional
-        Neck points used as the model's initial condition (left out of the likelihood).
+    pair_sigma_nm : mapping, optional
+        Variable -> fixed pair-offset sigma tau (nm); ``neck_radius_nm`` only
+        (a distance has its own free initial value per pair already). A
+        variable with ``sigma_pair_<variable>`` in ``names`` has it sampled;
+        one with neither has no pair offset.
+    bias_nm : mapping, optional
+        Variable -> fixed bias beta (nm) of the readings at ``reference_nm``;
+        ``neck_radius_nm`` only. A variable with ``bias_<variable>`` in
+        ``names`` has it sampled.
+    gain : mapping, optional
+        Variable -> fixed gain g of the readings (default 1); sampled when
+        ``gain_<variable>`` is in ``names``.
+    reference_nm : mapping, optional
+        Variable -> reference neck x_ref (nm) of the gain (default 25).
+    excluded : mapping, optional
+        Variable -> (T, P) bool ndarray of points left out of the likelihood
+        (a neck used as the model's initial condition; a series the fit spec
+        leaves out).
 
     Notes
     -----
@@ -106,7 +160,9 @@ class LogPosterior:
 
     def __init__(self, model: TrajectoryModel, names: Sequence[str], priors: Sequence[Prior],
                  fixed: Mapping[str, float], observed: Mapping[str, np.ndarray], sigma_nm: Mapping[str, float],
-                 *, neck_excluded=None):
+                 *, pair_sigma_nm: Mapping[str, float] | None = None, bias_nm: Mapping[str, float] | None = None,
+                 gain: Mapping[str, float] | None = None, reference_nm: Mapping[str, float] | None = None,
+                 excluded: Mapping[str, np.ndarray] | None = None):
         self.model = model
         self.names = tuple(names)
         self.prior = PriorVector(priors)
@@ -130,12 +186,26 @@ class LogPosterior:
                 self._sigma_index[v] = self.names.index(name)
             elif v not in self.sigma_nm:
                 raise ValueError(f"no sigma for {v}: give sigma_nm[{v!r}] or sample {name!r}")
+        self.pair_sigma_nm = {v: float(s) for v, s in (pair_sigma_nm or {}).items()}
+        self._pair_index = {v: self.names.index(f"sigma_pair_{v}") for v in self.variables
+                            if f"sigma_pair_{v}" in self.names}
+        self.bias_nm = {v: float(b) for v, b in (bias_nm or {}).items()}
+        self._bias_index = {v: self.names.index(f"bias_{v}") for v in self.variables if f"bias_{v}" in self.names}
+        self.gain = {v: float(g) for v, g in (gain or {}).items()}
+        self._gain_index = {v: self.names.index(f"gain_{v}") for v in self.variables if f"gain_{v}" in self.names}
+        self.reference_nm = {v: float(x) for v, x in (reference_nm or {}).items()}
+        for v in (*self.pair_sigma_nm, *self._pair_index, *self.bias_nm, *self._bias_index, *self.gain,
+                  *self._gain_index):
+            if v != "neck_radius_nm":
+                raise ValueError(f"pair offsets and reading curves are for neck_radius_nm only, not {v!r} "
+                                 "(a distance has its own initial value per pair)")
         self._card_index = [(k, i) for i, k in enumerate(self.names) if k in model.card.parameters]
         self._neck0_index = self.names.index("initial_neck_nm") if "initial_neck_nm" in self.names else None
         started = np.arange(t)[:, None] >= model.start_index[None, :]
         self.masks = {v: np.isfinite(y) & started for v, y in self.observed.items()}
-        if neck_excluded is not None and "neck_radius_nm" in self.masks:
-            self.masks["neck_radius_nm"] &= ~np.asarray(neck_excluded, dtype=bool)
+        for v, out in (excluded or {}).items():
+            if v in self.masks:
+                self.masks[v] &= ~np.asarray(out, dtype=bool)
         self.n_observations = {v: int(m.sum()) for v, m in self.masks.items()}
         if "distance_nm" in self.masks:
             m = self.masks["distance_nm"]
@@ -152,6 +222,7 @@ class LogPosterior:
         if "neck_radius_nm" in self.masks:
             self._n_index = np.nonzero(self.masks["neck_radius_nm"])
             self._n_y = self.observed["neck_radius_nm"][self._n_index]
+            self._n_count = self.masks["neck_radius_nm"].sum(axis=0)
 
     # -- parameters ---------------------------------------------------------------
 
@@ -164,10 +235,24 @@ class LogPosterior:
 
     def sigmas(self, theta) -> dict[str, float]:
         """Noise sigma (nm) of each variable at ``theta``."""
-        out = dict(self.sigma_nm)
-        for v, i in self._sigma_index.items():
-            out[v] = float(theta[i])
-        return out
+        return _overlay(self.sigma_nm, self._sigma_index, theta)
+
+    def pair_sigmas(self, theta) -> dict[str, float]:
+        """Pair-offset sigma tau (nm) of each variable that has one, at ``theta``."""
+        return _overlay(self.pair_sigma_nm, self._pair_index, theta)
+
+    def biases(self, theta) -> dict[str, float]:
+        """Bias beta (nm) of each variable that has one, at ``theta``."""
+        return _overlay(self.bias_nm, self._bias_index, theta)
+
+    def reading(self, variable: str, model_nm, theta):
+        """What the pipeline reads for the law's value ``model_nm``: ``x_ref + g (x - x_ref) + beta``."""
+        g = float(theta[self._gain_index[variable]]) if variable in self._gain_index else self.gain.get(variable, 1.0)
+        beta = self.biases(theta).get(variable, 0.0)
+        if g == 1.0:
+            return model_nm + beta
+        ref = self.reference_nm.get(variable, 25.0)
+        return ref + g * (model_nm - ref) + beta
 
     def predict(self, theta):
         """Model neck radius and centre approach (nm), each (T, P), at ``theta``."""
@@ -190,9 +275,17 @@ class LogPosterior:
         total = 0.0
         if "neck_radius_nm" in self.masks:
             s = sig["neck_radius_nm"]
-            r = self._n_y - neck[self._n_index]
+            r = self._n_y - self.reading("neck_radius_nm", neck[self._n_index], theta)
             n = r.size
+            tau = self.pair_sigmas(theta).get("neck_radius_nm", 0.0)
             total += -0.5 * float(r @ r) / (s * s) - n * math.log(s) - 0.5 * n * _LOG_2PI
+            if tau > 0.0:
+                count = self._n_count
+                s1 = np.bincount(self._n_index[1], r, minlength=count.size)
+                v = s * s + count * (tau * tau)
+                # the terms of pairs without a point are 0 (s1 = 0, log(v / s^2) = 0)
+                total += float(0.5 * tau * tau * (s1 * s1 / v).sum() / (s * s)
+                               - 0.5 * np.log(v / (s * s)).sum())
         if "distance_nm" in self.masks:
             s = sig["distance_nm"]
             r = self._d_y + approach[self._d_index]
@@ -229,19 +322,29 @@ class LogPosterior:
         dict
             For each fitted variable ``v``: ``"log_likelihood/v"`` (T, P),
             0 where nothing was measured; ``"model/v"`` (T, P), the noise-free
-            model (nm); ``"predictive/v"`` (T, P), the model plus noise (nm).
+            model (nm) as the pipeline reads it (reading curve, the pair's drawn
+            offset) when those are modelled;
+            ``"predictive/v"`` (T, P), the model plus noise (nm).
             NaN where the model is undefined (before a pair's start; the
             distance of a pair with no measured distance).
         """
         neck, approach = self.predict(theta)
         sig = self.sigmas(theta)
+        pair_sig = self.pair_sigmas(theta)
         out = {}
         for v in self.variables:
             s = sig[v]
             y = self.observed[v]
             m = self.masks[v]
             if v == "neck_radius_nm":
-                model = neck
+                model = self.reading(v, neck, theta)
+                tau = pair_sig.get(v, 0.0)
+                if tau > 0.0:
+                    count = m.sum(axis=0)
+                    s1 = np.where(m, y - model, 0.0).sum(axis=0)
+                    var = 1.0 / (count / (s * s) + 1.0 / (tau * tau))
+                    offset = var * s1 / (s * s) + np.sqrt(var) * rng.standard_normal(count.size)
+                    model = model + offset[None, :]
             else:
                 r = np.where(m, y + approach, 0.0)
                 count = m.sum(axis=0)

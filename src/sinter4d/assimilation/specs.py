@@ -36,7 +36,7 @@ _TOP = ("description", "data", "model", "variables", "parameters", "forward", "n
 _PARAMETERS = ("free", "fixed", "priors")
 _FORWARD = ("initial_neck", "initial_neck_prior", "gap", "gap_min_nm", "shell_thickness_nm", "standby_temperature_C",
             "standby_s", "include_standby", "grid_points")
-_NOISE = ("sigma", "prior", "validation")
+_NOISE = ("sigma", "prior", "validation", "pair_sigma", "pair_prior", "bias", "gain", "reference_nm", "exclude_series")
 _SAMPLER = ("walkers", "steps", "burn_in", "thin", "seed", "init", "checkpoint_steps")
 _DEFAULT_SIGMA_PRIOR = Prior("log_uniform", low=0.01, high=100.0)
 _DEFAULT_NECK0_PRIOR = Prior("log_uniform", low=0.5, high=20.0)
@@ -45,6 +45,21 @@ _DEFAULT_NECK0_PRIOR = Prior("log_uniform", low=0.5, high=20.0)
 def sigma_parameter(variable: str) -> str:
     """Name of the fitted noise level of a variable (``sigma_<variable>``)."""
     return f"sigma_{variable}"
+
+
+def pair_sigma_parameter(variable: str) -> str:
+    """Name of the fitted pair-offset sigma of a variable (``sigma_pair_<variable>``)."""
+    return f"sigma_pair_{variable}"
+
+
+def bias_parameter(variable: str) -> str:
+    """Name of the sampled bias of a variable (``bias_<variable>``)."""
+    return f"bias_{variable}"
+
+
+def gain_parameter(variable: str) -> str:
+    """Name of the sampled gain of a variable (``gain_<variable>``)."""
+    return f"gain_{variable}"
 
 
 @dataclass(frozen=True)
@@ -62,12 +77,42 @@ class NoiseSpec:
         Prior of the fitted sigma (nm), with ``mode == 'fit'``.
     validation : str or None
         Path of the validation file, with ``mode == 'validation'``.
+    pair_mode : {'none', 'fit', 'fixed'}
+        Offset shared by all the readings of a pair, ``N(0, tau^2)`` and
+        integrated out (:mod:`.likelihood`): none, tau fitted (a free
+        parameter ``sigma_pair_<variable>``) or fixed. Neck radius only.
+    pair_sigma_nm : float or None
+        The fixed tau (nm), with ``pair_mode == 'fixed'``.
+    pair_prior : Prior or None
+        Prior of the fitted tau (nm), with ``pair_mode == 'fit'``.
+    bias_nm : float
+        Fixed bias of the readings at ``reference_nm`` (nm), with ``bias_prior`` None.
+    bias_prior : Prior or None
+        Prior of a sampled bias ``bias_<variable>`` (nm). Neck radius only.
+    gain : float
+        Fixed gain of the readings, with ``gain_prior`` None: they are
+        ``reference_nm + gain (x - reference_nm) + bias`` for the law's x.
+    gain_prior : Prior or None
+        Prior of a sampled gain ``gain_<variable>``. Neck radius only.
+    reference_nm : float
+        Reference neck of the gain (nm).
+    exclude_series : tuple of int
+        Tilt series (0-based) whose points of this variable leave the likelihood.
     """
 
     mode: str
     sigma_nm: float | None = None
     prior: Prior | None = None
     validation: str | None = None
+    pair_mode: str = "none"
+    pair_sigma_nm: float | None = None
+    pair_prior: Prior | None = None
+    bias_nm: float = 0.0
+    bias_prior: Prior | None = None
+    gain: float = 1.0
+    gain_prior: Prior | None = None
+    reference_nm: float = 25.0
+    exclude_series: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,9 +229,12 @@ class FitSpec:
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
-        """Every sampled parameter: free card parameters, fitted sigmas, a fitted initial neck."""
+        """Every sampled parameter: free card parameters, fitted sigmas and pair sigmas, a fitted initial neck."""
         names = list(self.free)
         names += [sigma_parameter(v) for v in self.variables if self.noise[v].mode == "fit"]
+        names += [pair_sigma_parameter(v) for v in self.variables if self.noise[v].pair_mode == "fit"]
+        names += [bias_parameter(v) for v in self.variables if self.noise[v].bias_prior is not None]
+        names += [gain_parameter(v) for v in self.variables if self.noise[v].gain_prior is not None]
         if self.forward.initial_neck == "fit":
             names.append(INITIAL_NECK_PARAMETER)
         return tuple(names)
@@ -196,6 +244,9 @@ class FitSpec:
         """Prior of each of :attr:`parameter_names`."""
         priors = [self.priors[k] for k in self.free]
         priors += [self.noise[v].prior for v in self.variables if self.noise[v].mode == "fit"]
+        priors += [self.noise[v].pair_prior for v in self.variables if self.noise[v].pair_mode == "fit"]
+        priors += [self.noise[v].bias_prior for v in self.variables if self.noise[v].bias_prior is not None]
+        priors += [self.noise[v].gain_prior for v in self.variables if self.noise[v].gain_prior is not None]
         if self.forward.initial_neck == "fit":
             priors.append(self.forward.initial_neck_prior)
         return tuple(priors)
@@ -212,7 +263,11 @@ class FitSpec:
             "fixed": dict(self.fixed),
             "priors": {k: asdict(p) for k, p in self.priors.items()},
             "variables": list(self.variables),
-            "noise": {k: {**asdict(v), "prior": None if v.prior is None else asdict(v.prior)}
+            "noise": {k: {**asdict(v), "prior": None if v.prior is None else asdict(v.prior),
+                          "pair_prior": None if v.pair_prior is None else asdict(v.pair_prior),
+                          "bias_prior": None if v.bias_prior is None else asdict(v.bias_prior),
+                          "gain_prior": None if v.gain_prior is None else asdict(v.gain_prior),
+                          "exclude_series": list(v.exclude_series)}
                       for k, v in self.noise.items()},
             "forward": {**asdict(self.forward), "initial_neck_prior": asdict(self.forward.initial_neck_prior)},
             "sampler": asdict(self.sampler),
@@ -383,16 +438,66 @@ def _noise(r: SpecReader, doc, variables, base) -> dict[str, NoiseSpec]:
             r.fail(f"{key}.prior", 'only used with sigma = "fit"')
         if "validation" in ndoc and mode != "validation":
             r.fail(f"{key}.validation", 'only used with sigma = "validation"')
+        extra = _error_model(r, ndoc, key, name)
         if mode == "fit":
             prior = r.prior(ndoc["prior"], f"{key}.prior", positive_support=True) if "prior" in ndoc \
                 else _DEFAULT_SIGMA_PRIOR
-            out[name] = NoiseSpec("fit", prior=prior)
+            out[name] = NoiseSpec("fit", prior=prior, **extra)
         elif mode == "fixed":
-            out[name] = NoiseSpec("fixed", sigma_nm=value)
+            out[name] = NoiseSpec("fixed", sigma_nm=value, **extra)
         else:
             if "validation" not in ndoc:
                 r.fail(f"{key}.validation", 'missing: the validation.nc to take sigma from')
-            out[name] = NoiseSpec("validation", validation=str(r.path(ndoc["validation"], f"{key}.validation", base)))
+            out[name] = NoiseSpec("validation", validation=str(r.path(ndoc["validation"], f"{key}.validation", base)),
+                                  **extra)
+    return out
+
+
+def _error_model(r: SpecReader, ndoc, key: str, variable: str) -> dict:
+    """``pair_sigma``, ``pair_prior``, ``bias``, ``gain``, ``reference_nm`` and ``exclude_series`` of one noise table."""
+    out = {}
+    for name in ("bias", "gain", "reference_nm"):
+        if name in ndoc and variable != "neck_radius_nm":
+            r.fail(f"{key}.{name}", "neck_radius_nm only (a distance has its own initial value per pair)")
+    if "bias" in ndoc:
+        value = ndoc["bias"]
+        if isinstance(value, dict):
+            out["bias_prior"] = r.prior(value, f"{key}.bias", positive_support=False)
+        else:
+            out["bias_nm"] = r.number(value, f"{key}.bias", positive=False)
+    if "gain" in ndoc:
+        value = ndoc["gain"]
+        if isinstance(value, dict):
+            out["gain_prior"] = r.prior(value, f"{key}.gain", positive_support=False)
+        else:
+            out["gain"] = r.number(value, f"{key}.gain")
+    if "reference_nm" in ndoc:
+        if "gain" not in ndoc:
+            r.fail(f"{key}.reference_nm", "only used with a gain")
+        out["reference_nm"] = r.number(ndoc["reference_nm"], f"{key}.reference_nm")
+    if "pair_sigma" in ndoc:
+        if variable != "neck_radius_nm":
+            r.fail(f"{key}.pair_sigma", "neck_radius_nm only (a distance has its own initial value per pair)")
+        value = ndoc["pair_sigma"]
+        if isinstance(value, str):
+            out["pair_mode"] = r.string(value, f"{key}.pair_sigma", ("fit",))
+        else:
+            out["pair_mode"], out["pair_sigma_nm"] = "fixed", r.number(value, f"{key}.pair_sigma")
+    if "pair_prior" in ndoc:
+        if out.get("pair_mode") != "fit":
+            r.fail(f"{key}.pair_prior", 'only used with pair_sigma = "fit"')
+        out["pair_prior"] = r.prior(ndoc["pair_prior"], f"{key}.pair_prior", positive_support=True)
+    elif out.get("pair_mode") == "fit":
+        out["pair_prior"] = _DEFAULT_SIGMA_PRIOR
+    if "exclude_series" in ndoc:
+        series = ndoc["exclude_series"]
+        if not isinstance(series, list):
+            r.fail(f"{key}.exclude_series", "must be a list of tilt-series indices (0 = the first)")
+        for i, k in enumerate(series):
+            r.integer(k, f"{key}.exclude_series[{i}]", minimum=0)
+        if len(set(series)) != len(series):
+            r.fail(f"{key}.exclude_series", "a series is named twice")
+        out["exclude_series"] = tuple(sorted(series))
     return out
 
 

@@ -20,6 +20,7 @@ from ..sintering import HeatingLog, ModelCard, neck_growth, truncated_sphere_dis
 def synthetic_trajectories(card: ModelCard, params: Mapping[str, float] | None, *, rng: np.random.Generator | int,
                            n_pairs: int = 7, log: HeatingLog | None = None, radius_range_nm=(65.0, 80.0),
                            neck_sigma_nm: float = 1.0, distance_sigma_nm: float = 2.0,
+                           neck_pair_sigma_nm: float = 0.0,
                            initial_neck_nm: float | None = None, shell_thickness_nm: float = 10.0) -> xr.Dataset:
     """Neck and distance trajectories of isolated sphere pairs, with Gaussian measurement noise.
 
@@ -38,6 +39,9 @@ def synthetic_trajectories(card: ModelCard, params: Mapping[str, float] | None, 
         Sphere radii are uniform in this range (nm).
     neck_sigma_nm, distance_sigma_nm : float
         Standard deviation of the noise on the neck radius and the distance (nm).
+    neck_pair_sigma_nm : float
+        Standard deviation (nm) of an offset shared by all the neck readings
+        of a pair (a reconstruction's systematic error per pair); 0: none.
     initial_neck_nm : float, optional
         Neck at the first time (default: the card's ``contact.initial_neck``).
     shell_thickness_nm : float
@@ -47,7 +51,8 @@ def synthetic_trajectories(card: ModelCard, params: Mapping[str, float] | None, 
     -------
     xarray.Dataset
         Laid out as ``metrics.nc`` (dims ``(time, pair)``; ``neck_radius_nm``,
-        ``distance_nm``, ``particle_radius_nm``; coordinates ``pt_time_s``,
+        ``distance_nm``, ``particle_radius_nm``, ``surface_gap_nm`` (the
+        noisy distance less 2a); coordinates ``pt_time_s``,
         ``temperature_C``), with the noise-free ``true_neck_radius_nm`` and
         ``true_distance_nm`` and, as 0-d variables, the parameter values used
         (as ``truth.nc`` records them). Pairs touch at the start (no gap):
@@ -63,11 +68,14 @@ def synthetic_trajectories(card: ModelCard, params: Mapping[str, float] | None, 
     d = 2.0 * a * truncated_sphere_distance_ratio(np.clip(xd / a, 0.0, 1.0))
     noisy_x = x + neck_sigma_nm * rng.standard_normal(x.shape)
     noisy_d = d + distance_sigma_nm * rng.standard_normal(d.shape)
+    if neck_pair_sigma_nm > 0:
+        noisy_x = noisy_x + neck_pair_sigma_nm * rng.standard_normal(n_pairs)[None, :]
     dims = ("time", "pair")
     data = {
         "neck_radius_nm": (dims, noisy_x),
         "distance_nm": (dims, noisy_d),
         "particle_radius_nm": (dims, np.broadcast_to(a, x.shape).copy()),
+        "surface_gap_nm": (dims, noisy_d - 2.0 * a),
     }
     for name, (units, long_name) in TRAJECTORY_VARIABLES.items():
         data[name] += ({"units": units, "long_name": long_name},)
@@ -83,5 +91,6 @@ def synthetic_trajectories(card: ModelCard, params: Mapping[str, float] | None, 
         "pair": ("pair", [f"P{k + 1}" for k in range(n_pairs)], {"long_name": "particle pair"}),
     }
     attrs = {"title": f"synthetic trajectories of card {card.name}", "model_card": card.name,
-             "neck_sigma_nm": float(neck_sigma_nm), "distance_sigma_nm": float(distance_sigma_nm)}
+             "neck_sigma_nm": float(neck_sigma_nm), "distance_sigma_nm": float(distance_sigma_nm),
+             "neck_pair_sigma_nm": float(neck_pair_sigma_nm)}
     return xr.Dataset(data, coords=coords, attrs=attrs)

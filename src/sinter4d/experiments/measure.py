@@ -50,6 +50,7 @@ from ..measurement import (
     fit_neck_fill,
     match_pairs_to_truth,
     measure_tracked_pairs,
+    neck_reading_curve,
     particle_centres_nm,
     split_particles,
     track_pairs,
@@ -478,11 +479,13 @@ def compare_to_truth(
         "gate_nm": gate,
         "sinter4d_version": __version__,
     }
-    for name in ("neck_ratio", "distance_ratio", "neck_radius_nm", "distance_nm", "neck_radius_3d_nm"):
+    for name in ("neck_ratio", "distance_ratio", "neck_radius_nm", "distance_nm", "neck_radius_3d_nm",
+                 "surface_gap_nm"):
         attrs[f"median_abs_error_{name}"] = summary[name][0]
         attrs[f"max_abs_error_{name}"] = summary[name][1]
     for k, name in enumerate(ORIENTATIONS):
         attrs[f"median_error_neck_radius_nm_{name}"] = float(data["neck_radius_nm_median_error"][1][k])
+    attrs.update(_reading_curve_attrs(on_true["neck_radius_nm"], truth))
     if dice is not None:
         attrs["median_dice"] = float(np.nanmedian(dice_arr)) if np.isfinite(dice_arr).any() else float("nan")
     return xr.Dataset(data, coords=coords, attrs=attrs)
@@ -528,6 +531,27 @@ def _on_true_pairs(values: np.ndarray, match: np.ndarray) -> np.ndarray:
     t_idx = np.broadcast_to(np.arange(match.shape[0])[:, None], match.shape)
     out[ok] = values[t_idx[ok], match[ok]]
     return out
+
+
+READING_CURVE_MIN_NECK_NM = 10.0
+"""True necks below this (nm) are left out of the reading curve: below ~2 voxels
+the reading is the crevice's shell particles, not the neck."""
+READING_CURVE_MAX_GAP_NM = 5.0
+"""Pairs whose true surface gap exceeds this (nm) are left out of the reading curve:
+their bridges read far narrower (validation.nc) and a fit gives them their own offsets."""
+
+
+def _reading_curve_attrs(measured_on_true: np.ndarray, truth: xr.Dataset) -> dict:
+    """Gain and bias (at 25 nm) of the measured against the true necks of contacts (attributes)."""
+    true = truth["neck_radius_nm"].values
+    gap = truth["surface_gap_nm"].values
+    use = (true >= READING_CURVE_MIN_NECK_NM) & (gap <= READING_CURVE_MAX_GAP_NM) & (measured_on_true > 0)
+    try:
+        gain, bias = neck_reading_curve(true[use], measured_on_true[use])
+    except ValueError:
+        gain = bias = float("nan")
+    return {"neck_reading_gain": gain, "neck_reading_bias_nm": bias, "neck_reading_reference_nm": 25.0,
+            "neck_reading_points": int(use.sum())}
 
 
 def _orientation_summary(read: np.ndarray, truth: xr.Dataset, angle: np.ndarray) -> dict:

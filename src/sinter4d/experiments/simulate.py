@@ -47,6 +47,7 @@ PAIR_METRICS: dict[str, tuple[str, str]] = {
     "neck_ratio": ("1", "neck ratio r_n/r_p"),
     "distance_ratio": ("1", "distance ratio d/2r_p"),
     "neck_radius_3d_nm": ("nm", "neck radius at the narrowest 3D cross-section"),
+    "surface_gap_nm": ("nm", "gap between the two particles' surfaces along the line of centres (moment ellipsoids)"),
 }
 
 

@@ -10,7 +10,9 @@ Both layouts of DESIGN.md are read into one :class:`xarray.Dataset` with dims
   made with) are kept.
 * a trajectory table (``.csv``): columns ``pt_time_s, temperature_C, pair,
   neck_radius_nm, distance_nm, particle_radius_nm``, one row per pair and
-  time; ``distance_nm`` may be empty or absent.
+  time; ``distance_nm`` may be empty or absent. An optional column (and
+  variable) ``surface_gap_nm`` gives the gap along the line of centres,
+  which a shell-reservoir fit uses for the gap a neck bridges.
 
 NaN marks a point that could not be measured; it is skipped by the fit, not
 fatal. Errors a user can cause raise :class:`~sinter4d.errors.InputError`
@@ -37,9 +39,11 @@ TRAJECTORY_VARIABLES: dict[str, tuple[str, str]] = {
     "neck_radius_nm": ("nm", "neck radius r_n = W_n/2"),
     "distance_nm": ("nm", "centre-to-centre distance d"),
     "particle_radius_nm": ("nm", "particle radius r_p (mean of the pair)"),
+    "surface_gap_nm": ("nm", "gap between the particles' surfaces along the line of centres"),
 }
 _REQUIRED_NC = ("neck_radius_nm", "particle_radius_nm", "pt_time_s", "temperature_C")
-_CSV_COLUMNS = ("pt_time_s", "temperature_C", "pair", "neck_radius_nm", "distance_nm", "particle_radius_nm")
+_CSV_COLUMNS = ("pt_time_s", "temperature_C", "pair", "neck_radius_nm", "distance_nm", "particle_radius_nm",
+                "surface_gap_nm")
 _CSV_REQUIRED = ("pt_time_s", "temperature_C", "pair", "neck_radius_nm", "particle_radius_nm")
 
 
@@ -56,7 +60,8 @@ def read_trajectories(path: str | Path) -> xr.Dataset:
     -------
     xarray.Dataset
         Dims ``(time, pair)``; variables ``neck_radius_nm``, ``distance_nm``
-        (all NaN when the file has none) and ``particle_radius_nm`` (nm);
+        and ``surface_gap_nm`` (all NaN when the file has none) and
+        ``particle_radius_nm`` (nm);
         coordinates ``pt_time_s`` (s), ``temperature_C`` (°C) and ``pair``
         (labels); 0-d parameter variables of a simulated run; attribute
         ``source`` (the path) and, when the file carries one, ``spec`` (the
@@ -135,7 +140,7 @@ def _read_csv(path: Path) -> xr.Dataset:
         row = int(np.flatnonzero(table["pair"].isna().values)[0]) + 2
         raise InputError(f"{path}: line {row}: pair: empty label")
     cols = {}
-    for name in ("pt_time_s", "temperature_C", "neck_radius_nm", "distance_nm", "particle_radius_nm"):
+    for name in ("pt_time_s", "temperature_C", "neck_radius_nm", "distance_nm", "particle_radius_nm", "surface_gap_nm"):
         if name not in table.columns:
             cols[name] = np.full(len(table), np.nan)
             continue
@@ -218,7 +223,7 @@ def _check(ds: xr.Dataset, path: Path) -> None:
         negative = int(np.count_nonzero(values[np.isfinite(values)] < 0))
         if negative and name == "particle_radius_nm":
             raise InputError(f"{path}: {name}: negative values")
-        if negative:  # noise around a small neck can do this; the Gaussian likelihood takes it
+        if negative and name != "surface_gap_nm":  # noise around a small neck can do this; the likelihood takes it
             log.warning("%s: %s: %d negative value(s) kept", path, name, negative)
     radius = ds["particle_radius_nm"].values
     for p, label in enumerate(ds["pair"].values):

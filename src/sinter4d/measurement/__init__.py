@@ -11,10 +11,11 @@ Arrays in, arrays out (lengths in nm, volumes ``(z, y, x)``):
   over time, stopped when they merge with a third particle;
 - :func:`match_pairs_to_truth`: found / missed / spurious pairs for validation;
 - :func:`neck_fill_nm2`, :func:`fit_neck_fill`, :func:`correct_neck_fill`: the
-  widening of a neck by the reconstruction's resolution, and its removal.
+  widening of a neck by the reconstruction's resolution, and its removal;
+  :func:`neck_reading_curve`: the straight line of measured against true necks.
 """
 
-from ._fill import HALF_HEIGHT_Z, correct_neck_fill, fit_neck_fill, neck_fill_nm2
+from ._fill import HALF_HEIGHT_Z, correct_neck_fill, fit_neck_fill, neck_fill_nm2, neck_reading_curve
 from ._pairs import find_pairs, neighbour_gaps
 from ._particles import particle_centres_nm, split_particles
 from ._protocol import (
@@ -23,6 +24,7 @@ from ._protocol import (
     NECK_3D_METHODS,
     STATUS_VALUES,
     measure_pairs,
+    moment_radius_along,
     neck_radius_3d,
 )
 from ._series import measure_tracked_pairs
@@ -42,8 +44,10 @@ __all__ = [
     "fit_neck_fill",
     "match_pairs_to_truth",
     "measure_pairs",
+    "moment_radius_along",
     "measure_tracked_pairs",
     "neck_fill_nm2",
+    "neck_reading_curve",
     "neck_radius_3d",
     "neighbour_gaps",
     "particle_centres_nm",

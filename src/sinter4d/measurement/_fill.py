@@ -134,3 +134,51 @@ def fit_neck_fill(measured_nm, true_nm) -> tuple[float, int]:
     if n == 0:
         return float("nan"), 0
     return float(np.median(m[seen] ** 2 - t[seen] ** 2)), n
+
+
+def neck_reading_curve(true_nm, measured_nm, *, reference_nm: float = 25.0) -> tuple[float, float]:
+    """Straight line through the measured necks against the true ones, about a reference neck.
+
+    Least squares fit of ``measured = reference + gain (true - reference) + bias``:
+    how a pipeline reads necks (gain < 1: small necks read wide and large
+    ones narrow, as resolution does). A fit spec takes gain and bias (or
+    priors on them, from several validation runs) as the reading curve of its
+    neck noise model (``assimilation/README.md``).
+
+    Parameters
+    ----------
+    true_nm, measured_nm : array_like
+        Pairs of true and measured neck radii (nm), same shape; points where
+        either is NaN are skipped.
+    reference_nm : float, optional
+        Neck (nm) at which ``bias`` is read (default 25, mid-way between the
+        quick run's early and plateau necks).
+
+    Returns
+    -------
+    gain : float
+    bias_nm : float
+        Measured minus true at ``reference_nm`` (nm).
+
+    Raises
+    ------
+    ValueError
+        Fewer than three points, or all at one true value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> true = np.array([10.0, 20.0, 30.0])
+    >>> [round(v, 3) for v in neck_reading_curve(true, 0.8 * true + 6.0)]
+    [0.8, 1.0]
+    """
+    x = np.asarray(true_nm, dtype=float).ravel()
+    y = np.asarray(measured_nm, dtype=float).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"true_nm and measured_nm differ in size ({x.size} and {y.size})")
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok] - reference_nm, y[ok] - reference_nm
+    if x.size < 3 or np.ptp(x) == 0:
+        raise ValueError(f"need three points at two true necks or more, got {x.size}")
+    (gain, bias), *_ = np.linalg.lstsq(np.column_stack([x, np.ones_like(x)]), y, rcond=None)
+    return float(gain), float(bias)

@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 from scipy.optimize import minimize_scalar
 
-from ._cluster import Cluster, radius_along, spheroid_semi_axes
+from ._cluster import Cluster, radius_along, spheroid_semi_axes, surface_gap_nm
 from ._geometry import inverse_quadric_matrices, orthonormal_frame, quadric_matrices, support_nm
 
 NECK_METHODS = ("joint", "section")
@@ -75,6 +75,10 @@ def pair_truth(cluster: Cluster, pairs: np.ndarray, *, neck: str = "joint") -> d
             r_n / r_p.
         ``distance_ratio``
             d / (2 r_p).
+        ``surface_gap_nm``
+            Gap between the two spheroids' surfaces along the line of
+            centres (nm; negative where they overlap): the gap a bridge
+            between them spans, which sets its shell reservoir.
 
     Examples
     --------
@@ -109,6 +113,7 @@ def pair_truth(cluster: Cluster, pairs: np.ndarray, *, neck: str = "joint") -> d
         "neck_ratio": r_n / r_p,
         "distance_ratio": dist / (2.0 * r_p),
         "neck_radius_3d_nm": r_n.copy(),
+        "surface_gap_nm": surface_gap_nm(cluster, pairs),
     }
 
 
