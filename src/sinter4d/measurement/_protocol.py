@@ -20,10 +20,10 @@ evaluation"):
 
 Not in the paper: the surface gap along the line of centres, the distance
 between the particles' centroids less the radius of each one's moment
-ellipsoid in that direction
-(:func:`moment_radius_along`). For cores that are not spheres it is what
-``d - 2 r_p`` is not: the gap a bridge between them spans (the shell
-reservoir of a contact depends on it), and about 0 for cores in contact.
+ellipsoid in that direction (:func:`moment_radius_along`). For cores that
+are not spheres it is what ``d - 2 r_p`` is not: the gap a bridge between
+them spans (the shell reservoir of a contact depends on it), and about 0 for
+cores in contact.
 
 The projection reads the waist of the silhouette, which for a pair tilted
 out of the x–y plane is wider than the real neck (two spheres of radius
