@@ -56,6 +56,7 @@ import numpy as np
 
 from ..sintering import Prior
 from .model import TrajectoryModel
+from .specs import NECK_READING_REFERENCE_NM
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -145,7 +146,8 @@ class LogPosterior:
         Variable -> fixed gain g of the readings (default 1); sampled when
         ``gain_<variable>`` is in ``names``.
     reference_nm : mapping, optional
-        Variable -> reference neck x_ref (nm) of the gain (default 25).
+        Variable -> reference neck x_ref (nm) of the gain (default
+        :data:`.specs.NECK_READING_REFERENCE_NM`).
     excluded : mapping, optional
         Variable -> (T, P) bool ndarray of points left out of the likelihood
         (a neck used as the model's initial condition; a series the fit spec
@@ -251,7 +253,7 @@ class LogPosterior:
         beta = self.biases(theta).get(variable, 0.0)
         if g == 1.0:
             return model_nm + beta
-        ref = self.reference_nm.get(variable, 25.0)
+        ref = self.reference_nm.get(variable, NECK_READING_REFERENCE_NM)
         return ref + g * (model_nm - ref) + beta
 
     def predict(self, theta):

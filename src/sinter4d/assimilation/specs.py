@@ -40,6 +40,10 @@ _NOISE = ("sigma", "prior", "validation", "pair_sigma", "pair_prior", "bias", "g
 _SAMPLER = ("walkers", "steps", "burn_in", "thin", "seed", "init", "checkpoint_steps")
 _DEFAULT_SIGMA_PRIOR = Prior("log_uniform", low=0.01, high=100.0)
 _DEFAULT_NECK0_PRIOR = Prior("log_uniform", low=0.5, high=20.0)
+#: Default reference neck (nm) of a reading curve: the one ``validate`` reads its
+#: ``neck_reading_bias_nm`` at (measurement.NECK_READING_REFERENCE_NM; not imported,
+#: to keep a fit's processes free of the image-analysis stack).
+NECK_READING_REFERENCE_NM = 25.0
 
 
 def sigma_parameter(variable: str) -> str:
@@ -111,7 +115,7 @@ class NoiseSpec:
     bias_prior: Prior | None = None
     gain: float = 1.0
     gain_prior: Prior | None = None
-    reference_nm: float = 25.0
+    reference_nm: float = NECK_READING_REFERENCE_NM
     exclude_series: tuple[int, ...] = ()
 
 
@@ -263,11 +267,7 @@ class FitSpec:
             "fixed": dict(self.fixed),
             "priors": {k: asdict(p) for k, p in self.priors.items()},
             "variables": list(self.variables),
-            "noise": {k: {**asdict(v), "prior": None if v.prior is None else asdict(v.prior),
-                          "pair_prior": None if v.pair_prior is None else asdict(v.pair_prior),
-                          "bias_prior": None if v.bias_prior is None else asdict(v.bias_prior),
-                          "gain_prior": None if v.gain_prior is None else asdict(v.gain_prior),
-                          "exclude_series": list(v.exclude_series)}
+            "noise": {k: {**asdict(v), "prior": None if v.prior is None else asdict(v.prior)}
                       for k, v in self.noise.items()},
             "forward": {**asdict(self.forward), "initial_neck_prior": asdict(self.forward.initial_neck_prior)},
             "sampler": asdict(self.sampler),
@@ -456,7 +456,7 @@ def _noise(r: SpecReader, doc, variables, base) -> dict[str, NoiseSpec]:
 def _error_model(r: SpecReader, ndoc, key: str, variable: str) -> dict:
     """``pair_sigma``, ``pair_prior``, ``bias``, ``gain``, ``reference_nm`` and ``exclude_series`` of one noise table."""
     out = {}
-    for name in ("bias", "gain", "reference_nm"):
+    for name in ("pair_sigma", "bias", "gain", "reference_nm"):
         if name in ndoc and variable != "neck_radius_nm":
             r.fail(f"{key}.{name}", "neck_radius_nm only (a distance has its own initial value per pair)")
     if "bias" in ndoc:
@@ -476,8 +476,6 @@ def _error_model(r: SpecReader, ndoc, key: str, variable: str) -> dict:
             r.fail(f"{key}.reference_nm", "only used with a gain")
         out["reference_nm"] = r.number(ndoc["reference_nm"], f"{key}.reference_nm")
     if "pair_sigma" in ndoc:
-        if variable != "neck_radius_nm":
-            r.fail(f"{key}.pair_sigma", "neck_radius_nm only (a distance has its own initial value per pair)")
         value = ndoc["pair_sigma"]
         if isinstance(value, str):
             out["pair_mode"] = r.string(value, f"{key}.pair_sigma", ("fit",))

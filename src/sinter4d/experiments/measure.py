@@ -43,13 +43,14 @@ from ..errors import InputError
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
 from ..measurement import (
     CENTRE_METHODS,
-    HALF_HEIGHT_Z,
     METRIC_NAMES,
     NECK_3D_METHODS,
+    NECK_READING_REFERENCE_NM,
     find_pairs,
     fit_neck_fill,
     match_pairs_to_truth,
     measure_tracked_pairs,
+    neck_fill_nm2,
     neck_reading_curve,
     particle_centres_nm,
     split_particles,
@@ -542,7 +543,7 @@ their bridges read far narrower (validation.nc) and a fit gives them their own o
 
 
 def _reading_curve_attrs(measured_on_true: np.ndarray, truth: xr.Dataset) -> dict:
-    """Gain and bias (at 25 nm) of the measured against the true necks of contacts (attributes)."""
+    """Gain and bias (at the reference neck) of the measured against the true necks of contacts (attributes)."""
     true = truth["neck_radius_nm"].values
     gap = truth["surface_gap_nm"].values
     use = (true >= READING_CURVE_MIN_NECK_NM) & (gap <= READING_CURVE_MAX_GAP_NM) & (measured_on_true > 0)
@@ -550,7 +551,7 @@ def _reading_curve_attrs(measured_on_true: np.ndarray, truth: xr.Dataset) -> dic
         gain, bias = neck_reading_curve(true[use], measured_on_true[use])
     except ValueError:
         gain = bias = float("nan")
-    return {"neck_reading_gain": gain, "neck_reading_bias_nm": bias, "neck_reading_reference_nm": 25.0,
+    return {"neck_reading_gain": gain, "neck_reading_bias_nm": bias, "neck_reading_reference_nm": NECK_READING_REFERENCE_NM,
             "neck_reading_points": int(use.sum())}
 
 
@@ -571,7 +572,7 @@ def _orientation_summary(read: np.ndarray, truth: xr.Dataset, angle: np.ndarray)
         fill.append(k)
         n_necks.append(n)
         rp = np.nanmedian(r_p[sel]) if np.isfinite(r_p[sel]).any() else float("nan")
-        blur.append(k / (2.0 * HALF_HEIGHT_Z * rp) if k > 0 and rp > 0 else float("nan"))
+        blur.append(k / neck_fill_nm2(rp, 1.0) if k > 0 and rp > 0 else float("nan"))  # K is linear in the blur
     return {
         "tilt_axis_angle_deg": (("time", "pair"), angle, {"units": "degree", "long_name": "angle of the true pair axis to the tilt axis"}),
         "neck_radius_nm_median_error": (("orientation",), np.array(med_err), {

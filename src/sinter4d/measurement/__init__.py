@@ -15,7 +15,14 @@ Arrays in, arrays out (lengths in nm, volumes ``(z, y, x)``):
   :func:`neck_reading_curve`: the straight line of measured against true necks.
 """
 
-from ._fill import HALF_HEIGHT_Z, correct_neck_fill, fit_neck_fill, neck_fill_nm2, neck_reading_curve
+from ._fill import (
+    HALF_HEIGHT_Z,
+    NECK_READING_REFERENCE_NM,
+    correct_neck_fill,
+    fit_neck_fill,
+    neck_fill_nm2,
+    neck_reading_curve,
+)
 from ._pairs import find_pairs, neighbour_gaps
 from ._particles import particle_centres_nm, split_particles
 from ._protocol import (
@@ -35,6 +42,7 @@ __all__ = [
     "HALF_HEIGHT_Z",
     "METRIC_NAMES",
     "NECK_3D_METHODS",
+    "NECK_READING_REFERENCE_NM",
     "STATUS_VALUES",
     "TRACK_STATUS_VALUES",
     "PairTracks",

@@ -35,6 +35,10 @@ from ._checks import check_positive
 #: Φ⁻¹(3/4): the half-height offset, in SDs, of a Gaussian-blurred kink.
 HALF_HEIGHT_Z = float(ndtri(0.75))
 
+#: Neck (nm) about which a reading curve's bias is read: mid-way between the
+#: quick run's early and plateau necks.
+NECK_READING_REFERENCE_NM = 25.0
+
 
 def neck_fill_nm2(particle_radius_nm, resolution_nm, neck_radius_nm=0.0):
     """Fill K (nm²) that a Gaussian blur adds to the squared neck radius.
@@ -136,7 +140,7 @@ def fit_neck_fill(measured_nm, true_nm) -> tuple[float, int]:
     return float(np.median(m[seen] ** 2 - t[seen] ** 2)), n
 
 
-def neck_reading_curve(true_nm, measured_nm, *, reference_nm: float = 25.0) -> tuple[float, float]:
+def neck_reading_curve(true_nm, measured_nm, *, reference_nm: float = NECK_READING_REFERENCE_NM) -> tuple[float, float]:
     """Straight line through the measured necks against the true ones, about a reference neck.
 
     Least squares fit of ``measured = reference + gain (true - reference) + bias``:
@@ -151,8 +155,8 @@ def neck_reading_curve(true_nm, measured_nm, *, reference_nm: float = 25.0) -> t
         Pairs of true and measured neck radii (nm), same shape; points where
         either is NaN are skipped.
     reference_nm : float, optional
-        Neck (nm) at which ``bias`` is read (default 25, mid-way between the
-        quick run's early and plateau necks).
+        Neck (nm) at which ``bias`` is read (default
+        :data:`NECK_READING_REFERENCE_NM`, 25 nm).
 
     Returns
     -------
@@ -162,8 +166,8 @@ def neck_reading_curve(true_nm, measured_nm, *, reference_nm: float = 25.0) -> t
 
     Raises
     ------
-    ValueError
-        Fewer than three points, or all at one true value.
+    InputError
+        Shapes that differ, fewer than three points, or all at one true value.
 
     Examples
     --------
@@ -175,10 +179,10 @@ def neck_reading_curve(true_nm, measured_nm, *, reference_nm: float = 25.0) -> t
     x = np.asarray(true_nm, dtype=float).ravel()
     y = np.asarray(measured_nm, dtype=float).ravel()
     if x.shape != y.shape:
-        raise ValueError(f"true_nm and measured_nm differ in size ({x.size} and {y.size})")
+        raise InputError(f"true_nm and measured_nm differ in size ({x.size} and {y.size})")
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok] - reference_nm, y[ok] - reference_nm
     if x.size < 3 or np.ptp(x) == 0:
-        raise ValueError(f"need three points at two true necks or more, got {x.size}")
+        raise InputError(f"need three points at two true necks or more, got {x.size}")
     (gain, bias), *_ = np.linalg.lstsq(np.column_stack([x, np.ones_like(x)]), y, rcond=None)
     return float(gain), float(bias)
