@@ -1,0 +1,304 @@
+"""The run folder: the one owner of its file names, its step files and its stages.
+
+A run of ``sinter4d run`` writes one folder; every stage reads and writes it
+through :class:`RunFolder` and the stage table :data:`STAGES`, so no other
+module spells a file name::
+
+    RUNDIR/spec.json            the validated experiment spec     simulate
+    RUNDIR/truth.nc             true geometry and pair metrics    simulate
+    RUNDIR/tilts/tNN.nc         one HAADF tilt series per step    simulate
+    RUNDIR/recon/tNN.nc         reconstruction and binary volume  reconstruct
+    RUNDIR/metrics.nc           the paper's metrics per pair      measure
+    RUNDIR/metrics_fig8.png, metrics_fig9a.png                    measure
+    RUNDIR/validation.nc        metrics minus truth, Dice         validate
+    RUNDIR/validation_fig8.png                                    validate
+    RUNDIR/fit/                 chain.h5, posterior.nc, figures   fit
+    RUNDIR/report.html          the whole run on one page         report
+    RUNDIR/run.json, run.log    the run's record and its log      (runner)
+
+Step ``k`` (0-based) of a 4D experiment is the file ``t{k+1:02d}.nc``: two
+digits up to the 99th step, more beyond (``t100.nc``); :func:`step_files`
+finds them all and sorts them by number.
+
+A sweep folder (``sinter4d sweep``) holds one run folder per cell under
+``cells/`` (:class:`SweepFolder`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "STAGES",
+    "STAGE_NAMES",
+    "STEP_PATTERN",
+    "FitFolder",
+    "RunFolder",
+    "Stage",
+    "SweepFolder",
+    "stage",
+    "step_files",
+    "step_index",
+    "step_name",
+]
+
+#: A step file's name: ``t`` then the 1-based step number, at least two digits.
+STEP_PATTERN = re.compile(r"^t(\d{2,})\.nc$")
+
+
+def step_name(step: int) -> str:
+    """The file name of step ``step`` (0-based): ``t01.nc``, …, ``t99.nc``, ``t100.nc``."""
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    return f"t{step + 1:02d}.nc"
+
+
+def step_index(name: str | Path) -> int | None:
+    """The 0-based step of a step file's name, or None when ``name`` is not one."""
+    match = STEP_PATTERN.match(Path(name).name)
+    return int(match.group(1)) - 1 if match else None
+
+
+def step_files(folder: str | Path) -> list[Path]:
+    """The step files of ``folder`` sorted by step number (empty when the folder is missing)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(step_index(p.name), p) for p in folder.iterdir() if p.is_file()]
+    return [p for k, p in sorted((k, p) for k, p in found if k is not None)]
+
+
+@dataclass(frozen=True)
+class FitFolder:
+    """The files of one fit (``sinter4d fit --out DIR``; ``RUNDIR/fit`` in a run)."""
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def chain(self) -> Path:
+        """emcee's HDF5 backend: the chain, resumable."""
+        return self.path / "chain.h5"
+
+    @property
+    def posterior(self) -> Path:
+        """ArviZ InferenceData (netCDF): posterior, observed data, diagnostics."""
+        return self.path / "posterior.nc"
+
+    @property
+    def summary_csv(self) -> Path:
+        return self.path / "summary.csv"
+
+    @property
+    def summary_txt(self) -> Path:
+        return self.path / "summary.txt"
+
+    @property
+    def corner(self) -> Path:
+        return self.path / "corner.png"
+
+    @property
+    def predictive(self) -> Path:
+        return self.path / "predictive.png"
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The files of one run folder, by role.
+
+    Parameters
+    ----------
+    path : str or Path
+        The run folder (it need not exist yet).
+    """
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    # the runner's record
+    @property
+    def spec(self) -> Path:
+        """The validated experiment spec as JSON (a rerun with another spec is refused)."""
+        return self.path / "spec.json"
+
+    @property
+    def record(self) -> Path:
+        """``run.json``: spec file, package versions, status and time of each stage."""
+        return self.path / "run.json"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "run.log"
+
+    # simulate
+    @property
+    def truth(self) -> Path:
+        return self.path / "truth.nc"
+
+    @property
+    def tilts(self) -> Path:
+        """The folder of the tilt series, one step file each."""
+        return self.path / "tilts"
+
+    # reconstruct
+    @property
+    def recon(self) -> Path:
+        """The folder of the reconstructions, one step file each."""
+        return self.path / "recon"
+
+    # measure
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.nc"
+
+    @property
+    def metrics_fig8(self) -> Path:
+        return self.path / "metrics_fig8.png"
+
+    @property
+    def metrics_fig9a(self) -> Path:
+        return self.path / "metrics_fig9a.png"
+
+    # validate
+    @property
+    def validation(self) -> Path:
+        return self.path / "validation.nc"
+
+    @property
+    def validation_fig8(self) -> Path:
+        return self.path / "validation_fig8.png"
+
+    # fit
+    @property
+    def fit(self) -> FitFolder:
+        return FitFolder(self.path / "fit")
+
+    # report
+    @property
+    def report(self) -> Path:
+        return self.path / "report.html"
+
+    # step files
+    def tilt(self, step: int) -> Path:
+        """The tilt series of step ``step`` (0-based)."""
+        return self.tilts / step_name(step)
+
+    def recon_of(self, step: int) -> Path:
+        """The reconstruction of step ``step`` (0-based)."""
+        return self.recon / step_name(step)
+
+    def tilt_files(self) -> list[Path]:
+        return step_files(self.tilts)
+
+    def recon_files(self) -> list[Path]:
+        return step_files(self.recon)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a run: its name, the roles it reads and the roles it writes.
+
+    Roles are attribute names of :class:`RunFolder`. A role that is a folder
+    of step files (``tilts``, ``recon``) is complete when it holds one file
+    per step; the fit is complete when its posterior exists; any other role
+    when its file exists.
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    help: str
+
+    def output_paths(self, run: RunFolder) -> list[Path]:
+        """The files and folders this stage writes (``force`` removes them)."""
+        return [_role_path(run, role) for role in self.outputs]
+
+    def complete(self, run: RunFolder, n_steps: int) -> bool:
+        """Whether every output of this stage is there (then a run skips it)."""
+        return all(_role_complete(run, role, n_steps) for role in self.outputs)
+
+
+_STEP_ROLES = {"tilts": RunFolder.tilt_files, "recon": RunFolder.recon_files}
+
+
+def _role_path(run: RunFolder, role: str) -> Path:
+    value = getattr(run, role)
+    return value.path if isinstance(value, FitFolder) else value
+
+
+def _role_complete(run: RunFolder, role: str, n_steps: int) -> bool:
+    if role in _STEP_ROLES:
+        return len(_STEP_ROLES[role](run)) == n_steps
+    if role == "fit":
+        return run.fit.posterior.is_file()
+    return _role_path(run, role).is_file()
+
+
+#: The stages of a run, in the order they run.
+STAGES: tuple[Stage, ...] = (
+    Stage("simulate", (), ("truth", "tilts"), "truth.nc and tilts/tNN.nc from an experiment spec"),
+    Stage("reconstruct", ("tilts",), ("recon",), "BM3D, alignment, tilt axis, TV reconstruction, binary: recon/tNN.nc"),
+    Stage("measure", ("recon",), ("metrics", "metrics_fig8", "metrics_fig9a"),
+          "the paper's metrics per pair and step: metrics.nc, Fig. 8 and 9(a)"),
+    Stage("validate", ("metrics", "truth", "recon", "tilts"), ("validation", "validation_fig8"),
+          "metrics minus truth, pairs found and missed, Dice: validation.nc"),
+    Stage("fit", ("metrics",), ("fit",), "a sintering model fitted to metrics.nc: fit/"),
+    Stage("report", (), ("report",), "every output of the run on one page: report.html"),
+)
+
+#: The stage names, in order.
+STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+
+
+def stage(name: str) -> Stage:
+    """The stage called ``name``."""
+    for s in STAGES:
+        if s.name == name:
+            return s
+    raise KeyError(f"no stage {name!r}; the stages are {', '.join(STAGE_NAMES)}")
+
+
+@dataclass(frozen=True)
+class SweepFolder:
+    """The files of a sweep folder: the sweep's record and one run folder per cell."""
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def dataset(self) -> Path:
+        """``sweep.nc``: the validation summaries and the fit's widths on the sweep's grid."""
+        return self.path / "sweep.nc"
+
+    @property
+    def record(self) -> Path:
+        return self.path / "sweep.json"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "sweep.log"
+
+    @property
+    def cells(self) -> Path:
+        return self.path / "cells"
+
+    def cell(self, name: str) -> RunFolder:
+        """The run folder of the cell called ``name``."""
+        return RunFolder(self.cells / name)
+
+    @staticmethod
+    def cell_record(run: RunFolder) -> Path:
+        """``cell.json`` of a cell's run folder: its status as the sweep saw it."""
+        return run.path / "cell.json"
+
+    @staticmethod
+    def worker_log(run: RunFolder) -> Path:
+        return run.path / "worker.log"
