@@ -54,9 +54,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..sintering import Prior
+from .priors import Prior
 from .model import TrajectoryModel
-from .specs import NECK_READING_REFERENCE_NM
+from .noise import NECK_READING_REFERENCE_NM
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -262,10 +262,6 @@ class LogPosterior:
         return self.model(self.card_parameters(theta), neck0)
 
     # -- densities ----------------------------------------------------------------
-
-    def log_prior(self, theta) -> float:
-        """Log prior density at ``theta``."""
-        return self.prior(theta)
 
     def log_likelihood(self, theta) -> float:
         """Log likelihood at ``theta``, initial distances integrated out (``-inf`` if the model fails)."""
