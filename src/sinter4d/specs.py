@@ -17,11 +17,12 @@ sub-table inside such a check and keeps the key of its first error.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
+from pydantic import BaseModel, ConfigDict, PlainValidator, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 
 from .errors import SpecError
@@ -97,13 +98,21 @@ def format_validation_error(source: str | Path, exc: ValidationError) -> str:
     return f"{source}: {dotted(loc)}: {msg}"
 
 
-def nested(model: type[S], value: Any, *at: str | int, context: dict | None = None) -> S:
-    """Validate ``value`` as a ``model`` inside a validator; its first error is raised at ``at`` + its key."""
+def nested(model: Any, value: Any, *at: str | int, context: dict | None = None) -> Any:
+    """Validate ``value`` as a ``model`` (or any field type) inside a validator; its first error is raised at
+    ``at`` + its key."""
     try:
-        return model.model_validate(value, context=context)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model.model_validate(value, context=context)
+        return _adapter(model).validate_python(value, context=context)
     except ValidationError as exc:
         loc, msg = _describe(exc.errors(include_url=False)[0])
         raise fail(msg, *at, *loc) from None
+
+
+@lru_cache(maxsize=None)
+def _adapter(field_type) -> TypeAdapter:
+    return TypeAdapter(field_type)
 
 
 def parse(model: type[S], doc: dict, *, source: str | Path = "<spec>", context: dict | None = None,
