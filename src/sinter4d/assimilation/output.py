@@ -189,7 +189,7 @@ def compare_fits(posterior_paths: Sequence[str | Path] | Mapping[str, str | Path
     import arviz as az
 
     if ic not in ("loo", "waic"):
-        raise ValueError(f"ic must be 'loo' or 'waic', got {ic!r}")
+        raise InputError(f"ic must be 'loo' or 'waic', got {ic!r}")
     if isinstance(posterior_paths, Mapping):
         items = [(str(k), Path(v)) for k, v in posterior_paths.items()]
     else:
