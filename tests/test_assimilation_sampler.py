@@ -25,6 +25,19 @@ def _start():
     return np.random.default_rng(1).normal(size=(WALKERS, NDIM))
 
 
+def _flushed(backend):
+    if hasattr(backend, "flush"):
+        backend.flush()
+    return backend
+
+
+def _sampled(path, make, steps):
+    backend = make(path)
+    backend.reset(WALKERS, NDIM)
+    _run(backend, steps)
+    return _flushed(backend)
+
+
 def _run(backend, steps, state=None):
     sampler = emcee.EnsembleSampler(WALKERS, NDIM, log_prob, backend=backend)
     if state is None:
@@ -60,39 +73,24 @@ def _assert_same(backend, ref):
 
 @pytest.mark.parametrize("make", BACKENDS.values(), ids=BACKENDS.keys())
 def test_sampling_stores_what_memory_stores(tmp_path, make, reference):
-    backend = make(tmp_path / "chain.h5")
-    backend.reset(WALKERS, NDIM)
-    _run(backend, STEPS)
-    if hasattr(backend, "flush"):
-        backend.flush()
-    _assert_same(backend, reference)
+    _assert_same(_sampled(tmp_path / "chain.h5", make, STEPS), reference)
 
 
 @pytest.mark.parametrize("make", BACKENDS.values(), ids=BACKENDS.keys())
 def test_resume_continues_the_same_chain(tmp_path, make, reference):
     path = tmp_path / "chain.h5"
-    first = make(path)
-    first.reset(WALKERS, NDIM)
-    _run(first, 10)
-    if hasattr(first, "flush"):
-        first.flush()
+    _sampled(path, make, 10)
     again = make(path)  # a new process: only the file is left
     assert again.initialized and again.iteration == 10
     sampler = emcee.EnsembleSampler(WALKERS, NDIM, log_prob, backend=again)
     sampler.run_mcmc(again.get_last_sample(), STEPS - 10, progress=False)
-    if hasattr(again, "flush"):
-        again.flush()
-    _assert_same(again, reference)
+    _assert_same(_flushed(again), reference)
 
 
 @pytest.mark.parametrize("make", BACKENDS.values(), ids=BACKENDS.keys())
 def test_a_fresh_reader_sees_the_chain(tmp_path, make, reference):
     path = tmp_path / "chain.h5"
-    backend = make(path)
-    backend.reset(WALKERS, NDIM)
-    _run(backend, STEPS)
-    if hasattr(backend, "flush"):
-        backend.flush()
+    _sampled(path, make, STEPS)
     _assert_same(HDFBackend(str(path), read_only=True), reference)
 
 

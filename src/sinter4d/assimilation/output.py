@@ -1,6 +1,6 @@
 """What a fit leaves behind: ``posterior.nc`` (ArviZ InferenceData), summary table, model comparison.
 
-``posterior.nc`` (DESIGN.md, "Fit output"): an ArviZ InferenceData in netCDF
+``posterior.nc`` (docs/design.md, "Fit output"): an ArviZ InferenceData in netCDF
 with groups
 
 * ``posterior``: one variable per sampled parameter, named as in the model

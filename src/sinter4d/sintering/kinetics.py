@@ -13,8 +13,8 @@ is one table per distinct temperature; the segments are then stepped in
 order, consistently (splitting a segment changes nothing). The densifying
 neck ``x_d`` follows from ``dx_d/dx = (densifying rate)/(total rate)``
 (trapezoid in x). Everything runs in one compiled (numba) kernel, with no
-Python loop over contacts or segments: 7 contacts × 18 tilt series take
-about 0.2 ms.
+Python loop over contacts or segments (``benchmarks/bench_neck_growth.py``
+times it against scipy's ``solve_ivp``).
 
 Accuracy: exact to rounding for a single law; for sums of laws and with
 saturation, second order in the grid step (at the default 128 points about
