@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sinter4d.assimilation import LogPosterior, TrajectoryModel, approach_nm, synthetic_trajectories
+from sinter4d.assimilation import LogPosterior, TrajectoryModel, approach_nm, card_priors, synthetic_trajectories
 from sinter4d.sintering import HeatingLog, load_model_card, neck_growth_segments
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,12 +40,12 @@ def bench(card_name: str, repeats: int, number: int) -> None:
     a = ds.particle_radius_nm.values[0]
     model = TrajectoryModel(card, log, a, 0.0)
     names = card.parameter_names
-    lp = LogPosterior(model, names, [card.parameters[k].prior for k in names], {},
+    lp = LogPosterior(model, names, [card_priors(card)[k] for k in names], {},
                       {v: ds[v].values for v in ("neck_radius_nm", "distance_nm")},
                       {"neck_radius_nm": 1.0, "distance_nm": 2.0})
     theta = np.array([card.parameters[k].default for k in names])
     # the quick run's noise model: pair offsets and a reading curve on the neck
-    lp_full = LogPosterior(model, names, [card.parameters[k].prior for k in names], {},
+    lp_full = LogPosterior(model, names, [card_priors(card)[k] for k in names], {},
                            {v: ds[v].values for v in ("neck_radius_nm", "distance_nm")},
                            {"neck_radius_nm": 1.0, "distance_nm": 2.0}, pair_sigma_nm={"neck_radius_nm": 3.0},
                            bias_nm={"neck_radius_nm": 0.5}, gain={"neck_radius_nm": 0.9})

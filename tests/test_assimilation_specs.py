@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from sinter4d.assimilation import load_fit_spec, parse_fit_spec
+from sinter4d.assimilation import card_priors, load_fit_spec, parse_fit_spec
 from sinter4d.errors import SpecError
 
 
@@ -36,7 +36,7 @@ def test_quick_spec_names_the_quick_runs_metrics(root):
 def test_defaults(root):
     spec = parse_fit_spec({"model": str(root / "models" / "cu_ashby.toml"), "sampler": {"walkers": 12}})
     assert spec.free == spec.card.parameter_names
-    assert spec.priors["log10_C_surface_diffusion"] == spec.card.parameters["log10_C_surface_diffusion"].prior
+    assert spec.priors["log10_C_surface_diffusion"] == card_priors(spec.card)["log10_C_surface_diffusion"]
     assert spec.variables == ("neck_radius_nm", "distance_nm")
     assert spec.noise["neck_radius_nm"].mode == "fit"
     assert spec.parameter_names[-2:] == ("sigma_neck_radius_nm", "sigma_distance_nm")
@@ -92,7 +92,7 @@ def _set(doc, dotted, value):
         ("parameters.fixed", {"log10_C_lattice_diffusion_boundary": "x"}, r"parameters\.fixed\.log10_C_lattice_diffusion_boundary: must be a number"),
         ("parameters.fixed", {"nope": 1.0}, r"<spec>: parameters\.fixed\.nope: model card .* has no parameter 'nope'"),
         ("parameters.priors", {"capture_radius_nm": {"dist": "cauchy"}}, r"parameters\.priors\.capture_radius_nm\.dist: unknown prior 'cauchy'"),
-        ("parameters.priors", {"capture_radius_nm": {"dist": "uniform", "low": 5.0}}, r"parameters\.priors\.capture_radius_nm\.high: missing value"),
+        ("parameters.priors", {"capture_radius_nm": {"dist": "uniform", "low": 5.0}}, r"parameters\.priors\.capture_radius_nm\.high: missing key"),
         ("parameters.priors", {"capture_radius_nm": {"dist": "uniform", "low": 50.0, "high": 5.0}}, r"capture_radius_nm\.high: must exceed low"),
         ("parameters.priors", {"capture_radius_nm": {"dist": "normal", "mean": 30.0, "sd": 5.0}}, r"capture_radius_nm\.dist: a positive quantity"),
         ("parameters.priors", {"log10_C_lattice_diffusion_boundary": {"dist": "normal", "mean": 0.0, "sd": 1.0}}, r"priors\.log10_C_lattice_diffusion_boundary: a prior for a parameter that is not free"),

@@ -13,9 +13,11 @@ ranks fits of different cards to the same data by LOO or WAIC.
 from .fitting import FitProblem, FitResult, build_problem, fit
 from .likelihood import LogPosterior, PriorVector
 from .model import TrajectoryModel, approach_nm
+from .noise import NoiseSpec
 from .output import build_inference_data, compare_fits, summary_table, write_inference_data_atomic
 from .sampler import BatchedHDFBackend, Convergence, convergence, initial_positions, run_chain, spawn_generators
-from .specs import FitSpec, ForwardSpec, NoiseSpec, SamplerSpec, load_fit_spec, parse_fit_spec
+from .priors import Prior, card_priors
+from .specs import FitSpec, ForwardSpec, SamplerSpec, load_fit_spec, parse_fit_spec
 from .synthetic import synthetic_trajectories
 
 __all__ = [
@@ -27,12 +29,14 @@ __all__ = [
     "ForwardSpec",
     "LogPosterior",
     "NoiseSpec",
+    "Prior",
     "PriorVector",
     "SamplerSpec",
     "TrajectoryModel",
     "approach_nm",
     "build_inference_data",
     "build_problem",
+    "card_priors",
     "compare_fits",
     "convergence",
     "fit",

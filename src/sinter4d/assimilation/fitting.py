@@ -313,7 +313,7 @@ def fit(data_path: str | Path | None, spec_path: FitSpec | str | Path, out_dir: 
     Parameters
     ----------
     data_path : str or Path or None
-        ``metrics.nc`` (or ``truth.nc``) or a trajectory CSV (DESIGN.md);
+        ``metrics.nc`` (or ``truth.nc``) or a trajectory CSV (docs/design.md);
         None: the ``data`` the spec names.
     spec_path : str or Path or FitSpec
         Fit spec (``assimilation/*.toml``).

@@ -54,9 +54,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..sintering import Prior
+from ..errors import InputError
+from .priors import Prior
 from .model import TrajectoryModel
-from .specs import NECK_READING_REFERENCE_NM
+from .noise import NECK_READING_REFERENCE_NM
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -169,17 +170,17 @@ class LogPosterior:
         self.names = tuple(names)
         self.prior = PriorVector(priors)
         if len(self.prior.priors) != len(self.names):
-            raise ValueError("one prior per parameter name")
+            raise InputError("one prior per parameter name")
         self.fixed = dict(fixed)
         self.variables = tuple(observed)
         unknown = [v for v in self.variables if v not in ("neck_radius_nm", "distance_nm")]
         if unknown:
-            raise ValueError(f"cannot fit {unknown[0]!r} (fit neck_radius_nm and/or distance_nm)")
+            raise InputError(f"cannot fit {unknown[0]!r} (fit neck_radius_nm and/or distance_nm)")
         t, p = model.n_times, model.n_pairs
         self.observed = {v: np.asarray(observed[v], dtype=float) for v in self.variables}
         for v, y in self.observed.items():
             if y.shape != (t, p):
-                raise ValueError(f"observed {v} has shape {y.shape}, the model ({t}, {p})")
+                raise InputError(f"observed {v} has shape {y.shape}, the model ({t}, {p})")
         self.sigma_nm = {v: float(sigma_nm[v]) for v in self.variables if v in sigma_nm}
         self._sigma_index = {}
         for v in self.variables:
@@ -187,7 +188,7 @@ class LogPosterior:
             if name in self.names:
                 self._sigma_index[v] = self.names.index(name)
             elif v not in self.sigma_nm:
-                raise ValueError(f"no sigma for {v}: give sigma_nm[{v!r}] or sample {name!r}")
+                raise InputError(f"no sigma for {v}: give sigma_nm[{v!r}] or sample {name!r}")
         self.pair_sigma_nm = {v: float(s) for v, s in (pair_sigma_nm or {}).items()}
         self._pair_index = {v: self.names.index(f"sigma_pair_{v}") for v in self.variables
                             if f"sigma_pair_{v}" in self.names}
@@ -199,7 +200,7 @@ class LogPosterior:
         for v in (*self.pair_sigma_nm, *self._pair_index, *self.bias_nm, *self._bias_index, *self.gain,
                   *self._gain_index):
             if v != "neck_radius_nm":
-                raise ValueError(f"pair offsets and reading curves are for neck_radius_nm only, not {v!r} "
+                raise InputError(f"pair offsets and reading curves are for neck_radius_nm only, not {v!r} "
                                  "(a distance has its own initial value per pair)")
         self._card_index = [(k, i) for i, k in enumerate(self.names) if k in model.card.parameters]
         self._neck0_index = self.names.index("initial_neck_nm") if "initial_neck_nm" in self.names else None
@@ -262,10 +263,6 @@ class LogPosterior:
         return self.model(self.card_parameters(theta), neck0)
 
     # -- densities ----------------------------------------------------------------
-
-    def log_prior(self, theta) -> float:
-        """Log prior density at ``theta``."""
-        return self.prior(theta)
 
     def log_likelihood(self, theta) -> float:
         """Log likelihood at ``theta``, initial distances integrated out (``-inf`` if the model fails)."""

@@ -1,6 +1,6 @@
 """What a fit leaves behind: ``posterior.nc`` (ArviZ InferenceData), summary table, model comparison.
 
-``posterior.nc`` (DESIGN.md, "Fit output"): an ArviZ InferenceData in netCDF
+``posterior.nc`` (docs/design.md, "Fit output"): an ArviZ InferenceData in netCDF
 with groups
 
 * ``posterior``: one variable per sampled parameter, named as in the model
@@ -189,7 +189,7 @@ def compare_fits(posterior_paths: Sequence[str | Path] | Mapping[str, str | Path
     import arviz as az
 
     if ic not in ("loo", "waic"):
-        raise ValueError(f"ic must be 'loo' or 'waic', got {ic!r}")
+        raise InputError(f"ic must be 'loo' or 'waic', got {ic!r}")
     if isinstance(posterior_paths, Mapping):
         items = [(str(k), Path(v)) for k, v in posterior_paths.items()]
     else:

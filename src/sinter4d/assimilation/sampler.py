@@ -52,7 +52,7 @@ class BatchedHDFBackend(HDFBackend):
     def __init__(self, filename, *, batch_steps: int = 100, name: str = "mcmc"):
         super().__init__(str(filename), name=name)
         if batch_steps < 1:
-            raise ValueError(f"batch_steps must be at least 1, got {batch_steps}")
+            raise InputError(f"batch_steps must be at least 1, got {batch_steps}")
         self.batch_steps = int(batch_steps)
         self._buffer: list[tuple] = []
         self._shape = None  # (walkers, ndim), read once: emcee's checks open the file at every step
@@ -307,7 +307,7 @@ def run_chain(log_prob: Callable, p0_fn: Callable[[], np.ndarray], *, chain_path
     else:
         p0 = np.asarray(p0_fn(), dtype=float)
         if p0.shape[0] != walkers:
-            raise ValueError(f"p0_fn returned {p0.shape[0]} walkers, expected {walkers}")
+            raise InputError(f"p0_fn returned {p0.shape[0]} walkers, expected {walkers}")
         done = 0
     ndim = backend.shape[1] if p0 is None else p0.shape[1]
     if p0 is not None and backend.initialized:

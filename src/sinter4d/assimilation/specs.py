@@ -13,13 +13,36 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any
 
-from ..io.toml import read_toml
-from ..sintering import ModelCard, Prior, load_model_card
-from ..sintering.cards import SpecReader, find_model_card
+from pydantic import Field, PlainValidator, PrivateAttr, ValidationInfo, model_validator
+
+from ..sintering import ModelCard, load_model_card
+from ..sintering.cards import find_model_card
+from ..specs import (
+    Elsewhere,
+    Flag,
+    NonNegative,
+    Number,
+    Positive,
+    Spec,
+    Text,
+    check_choice,
+    check_integer,
+    check_number,
+    check_text,
+    choice,
+    fail,
+    integer,
+    load,
+    nested,
+    optional,
+    parse,
+)
+from ..errors import SpecError
+from .noise import NECK_READING_REFERENCE_NM, DEFAULT_SIGMA_PRIOR, NoiseSpec, NoiseTable, NoiseTables, relative_path
+from .priors import PositivePrior, Prior, card_priors
 
 #: Variables a fit may use.
 FIT_VARIABLES = ("neck_radius_nm", "distance_nm")
@@ -32,18 +55,7 @@ INIT_MODES = ("map", "prior")
 #: Name of the shared initial-neck parameter when ``initial_neck = "fit"``.
 INITIAL_NECK_PARAMETER = "initial_neck_nm"
 
-_TOP = ("description", "data", "model", "variables", "parameters", "forward", "noise", "sampler")
-_PARAMETERS = ("free", "fixed", "priors")
-_FORWARD = ("initial_neck", "initial_neck_prior", "gap", "gap_min_nm", "shell_thickness_nm", "standby_temperature_C",
-            "standby_s", "include_standby", "grid_points")
-_NOISE = ("sigma", "prior", "validation", "pair_sigma", "pair_prior", "bias", "gain", "reference_nm", "exclude_series")
-_SAMPLER = ("walkers", "steps", "burn_in", "thin", "seed", "init", "checkpoint_steps")
-_DEFAULT_SIGMA_PRIOR = Prior("log_uniform", low=0.01, high=100.0)
 _DEFAULT_NECK0_PRIOR = Prior("log_uniform", low=0.5, high=20.0)
-#: Default reference neck (nm) of a reading curve: the one ``validate`` reads its
-#: ``neck_reading_bias_nm`` at (measurement.NECK_READING_REFERENCE_NM; not imported,
-#: to keep a fit's processes free of the image-analysis stack).
-NECK_READING_REFERENCE_NM = 25.0
 
 
 def sigma_parameter(variable: str) -> str:
@@ -66,61 +78,8 @@ def gain_parameter(variable: str) -> str:
     return f"gain_{variable}"
 
 
-@dataclass(frozen=True)
-class NoiseSpec:
-    """Gaussian noise of one fitted variable.
 
-    Attributes
-    ----------
-    mode : {'fit', 'fixed', 'validation'}
-        Fitted (a free parameter ``sigma_<variable>``), a fixed value, or the
-        root mean square of the variable in a ``validation.nc``.
-    sigma_nm : float or None
-        The fixed value (nm), with ``mode == 'fixed'``.
-    prior : Prior or None
-        Prior of the fitted sigma (nm), with ``mode == 'fit'``.
-    validation : str or None
-        Path of the validation file, with ``mode == 'validation'``.
-    pair_mode : {'none', 'fit', 'fixed'}
-        Offset shared by all the readings of a pair, ``N(0, tau^2)`` and
-        integrated out (:mod:`.likelihood`): none, tau fitted (a free
-        parameter ``sigma_pair_<variable>``) or fixed. Neck radius only.
-    pair_sigma_nm : float or None
-        The fixed tau (nm), with ``pair_mode == 'fixed'``.
-    pair_prior : Prior or None
-        Prior of the fitted tau (nm), with ``pair_mode == 'fit'``.
-    bias_nm : float
-        Fixed bias of the readings at ``reference_nm`` (nm), with ``bias_prior`` None.
-    bias_prior : Prior or None
-        Prior of a sampled bias ``bias_<variable>`` (nm). Neck radius only.
-    gain : float
-        Fixed gain of the readings, with ``gain_prior`` None: they are
-        ``reference_nm + gain (x - reference_nm) + bias`` for the law's x.
-    gain_prior : Prior or None
-        Prior of a sampled gain ``gain_<variable>``. Neck radius only.
-    reference_nm : float
-        Reference neck of the gain (nm).
-    exclude_series : tuple of int
-        Tilt series (0-based) whose points of this variable leave the likelihood.
-    """
-
-    mode: str
-    sigma_nm: float | None = None
-    prior: Prior | None = None
-    validation: str | None = None
-    pair_mode: str = "none"
-    pair_sigma_nm: float | None = None
-    pair_prior: Prior | None = None
-    bias_nm: float = 0.0
-    bias_prior: Prior | None = None
-    gain: float = 1.0
-    gain_prior: Prior | None = None
-    reference_nm: float = NECK_READING_REFERENCE_NM
-    exclude_series: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class ForwardSpec:
+class ForwardSpec(Spec):
     """How the forward model starts each pair and integrates the heating log.
 
     Attributes
@@ -148,20 +107,30 @@ class ForwardSpec:
     grid_points : int
         Tabulation points of the kinetics.
     """
+    initial_neck: choice(INITIAL_NECK_MODES) = "card"
+    initial_neck_prior: PositivePrior = _DEFAULT_NECK0_PRIOR
+    gap: choice(GAP_MODES) = "zero"
+    gap_min_nm: NonNegative = 5.0
+    shell_thickness_nm: optional(Positive) = None
+    standby_temperature_C: optional(Number) = None
+    standby_s: optional(NonNegative) = None
+    include_standby: Flag = True
+    grid_points: integer(8) = 128
 
-    initial_neck: str = "card"
-    initial_neck_prior: Prior = _DEFAULT_NECK0_PRIOR
-    gap: str = "zero"
-    gap_min_nm: float = 5.0
-    shell_thickness_nm: float | None = None
-    standby_temperature_C: float | None = None
-    standby_s: float | None = None
-    include_standby: bool = True
-    grid_points: int = 128
+    @model_validator(mode="after")
+    def _consistent(self):
+        given = self.model_fields_set
+        if "initial_neck_prior" in given and self.initial_neck != "fit":
+            raise fail('only used with initial_neck = "fit"', "initial_neck_prior")
+        if "gap_min_nm" in given and self.gap != "data":
+            raise fail('only used with gap = "data"', "gap_min_nm")
+        temp = self.standby_temperature_C
+        if temp is not None and not -273.15 < temp < 1083.0:
+            raise fail(f"must lie in (-273.15, 1083) °C (got {temp:g})", "standby_temperature_C")
+        return self
 
 
-@dataclass(frozen=True)
-class SamplerSpec:
+class SamplerSpec(Spec):
     """emcee settings.
 
     Attributes
@@ -182,18 +151,41 @@ class SamplerSpec:
     checkpoint_steps : int
         Steps held in memory between writes to ``chain.h5``.
     """
+    walkers: integer(2) = 32
+    steps: integer(1) = 3000
+    burn_in: integer(0) = 1000
+    thin: integer(1) = 10
+    seed: integer(0) = 0
+    init: choice(INIT_MODES) = "map"
+    checkpoint_steps: integer(1) = 100
 
-    walkers: int = 32
-    steps: int = 3000
-    burn_in: int = 1000
-    thin: int = 10
-    seed: int = 0
-    init: str = "map"
-    checkpoint_steps: int = 100
+    @model_validator(mode="after")
+    def _burn_in_below_steps(self):
+        if self.burn_in >= self.steps:
+            raise fail(f"must be below steps ({self.steps}), got {self.burn_in}", "burn_in")
+        return self
 
 
-@dataclass(frozen=True, eq=False)
-class FitSpec:
+def _names(value) -> list[str]:
+    if not isinstance(value, list):
+        raise ValueError("must be a list of parameter names of the card")
+    for i, name in enumerate(value):
+        try:
+            check_text(name)
+        except ValueError as exc:
+            raise fail(str(exc), i) from None
+    return value
+
+
+class ParametersTable(Spec):
+    """``[parameters]`` as written: ``free`` names, ``fixed`` values and ``priors`` of the card's parameters."""
+
+    free: Annotated[list[str] | None, PlainValidator(lambda v: None if v is None else _names(v))] = None
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    priors: dict[str, Any] = Field(default_factory=dict)
+
+
+class FitSpec(Spec):
     """A validated fit spec.
 
     Attributes
@@ -217,19 +209,95 @@ class FitSpec:
     forward : ForwardSpec
     sampler : SamplerSpec
     """
+    description: Text = ""
+    data_name: optional(Text) = Field(None, alias="data")
+    model: Text
+    variables_named: list[choice(FIT_VARIABLES)] = Field(default_factory=lambda: list(FIT_VARIABLES),
+                                                         alias="variables")
+    parameters: ParametersTable = ParametersTable()
+    forward: ForwardSpec = ForwardSpec()
+    noise_tables: NoiseTables = Field(NoiseTables(), alias="noise")
+    sampler: SamplerSpec = SamplerSpec()
 
-    path: str
-    description: str
-    data: Path | None
-    card: ModelCard
-    free: tuple[str, ...]
-    fixed: Mapping[str, float]
-    priors: Mapping[str, Prior]
-    variables: tuple[str, ...]
-    noise: Mapping[str, NoiseSpec]
-    forward: ForwardSpec
-    sampler: SamplerSpec
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    _resolved: dict = PrivateAttr(default_factory=dict)
+
+    def __eq__(self, other):  # one object per file read: cached per card (kinetics), compared by identity
+        return self is other
+
+    __hash__ = object.__hash__
+
+    @model_validator(mode="after")
+    def _resolve(self, info: ValidationInfo):
+        ctx = info.context or {}
+        source = ctx.get("source", "<spec>")
+        spec_file = Path(source) if Path(source).is_file() else None
+        base_dir = ctx.get("base_dir")
+        base = Path(base_dir) if base_dir is not None else (spec_file.resolve().parent if spec_file else None)
+        try:
+            card = load_model_card(find_model_card(self.model, spec_file))
+        except SpecError as exc:
+            raise Elsewhere(exc) from None
+        variables = self.variables_named
+        if not variables:
+            raise fail(f"must be a non-empty list of {', '.join(FIT_VARIABLES)}", "variables")
+        if len(set(variables)) != len(variables):
+            raise fail("a variable is named twice", "variables")
+        variables = tuple(v for v in FIT_VARIABLES if v in variables)
+        free, fixed, priors = _parameters(self.parameters, card)
+        for name in self.noise_tables.model_fields_set:
+            if name not in variables:
+                raise fail(f"not a fitted variable (variables = {list(variables)})", "noise", name)
+        noise = {v: (getattr(self.noise_tables, v) or NoiseTable()).resolve(base) for v in variables}
+        data = None if self.data_name is None else relative_path(self.data_name, base, "data")
+        self._resolved = dict(path=str(source), data=data, card=card, free=free, fixed=fixed, priors=priors,
+                              variables=variables, noise=noise)
+        ndim = len(self.parameter_names)
+        if ndim == 0:
+            raise fail("nothing to fit (no free parameter and no fitted sigma)", "parameters", "free")
+        if self.sampler.walkers < 2 * ndim:
+            raise fail(f"must be at least twice the number of sampled parameters ({2 * ndim}), "
+                       f"got {self.sampler.walkers}", "sampler", "walkers")
+        return self
+
+    @property
+    def path(self) -> str:
+        """The file the spec came from (``"<spec>"`` for a dict)."""
+        return self._resolved["path"]
+
+    @property
+    def data(self) -> Path | None:
+        """Data file named by the spec (relative paths are taken from the spec's folder)."""
+        return self._resolved["data"]
+
+    @property
+    def card(self) -> ModelCard:
+        """The model card."""
+        return self._resolved["card"]
+
+    @property
+    def free(self) -> tuple[str, ...]:
+        """Free card parameters, in card order."""
+        return self._resolved["free"]
+
+    @property
+    def fixed(self) -> dict[str, float]:
+        """Values of the card parameters that are not free."""
+        return self._resolved["fixed"]
+
+    @property
+    def priors(self) -> dict[str, Prior]:
+        """Prior of each free card parameter."""
+        return self._resolved["priors"]
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """Fitted variables, in the order of :data:`FIT_VARIABLES`."""
+        return self._resolved["variables"]
+
+    @property
+    def noise(self) -> dict[str, NoiseSpec]:
+        """Variable -> :class:`NoiseSpec`."""
+        return self._resolved["noise"]
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -265,12 +333,11 @@ class FitSpec:
             "model_path": self.card.path,
             "free": list(self.free),
             "fixed": dict(self.fixed),
-            "priors": {k: asdict(p) for k, p in self.priors.items()},
+            "priors": {k: p.as_dict() for k, p in self.priors.items()},
             "variables": list(self.variables),
-            "noise": {k: {**asdict(v), "prior": None if v.prior is None else asdict(v.prior)}
-                      for k, v in self.noise.items()},
-            "forward": {**asdict(self.forward), "initial_neck_prior": asdict(self.forward.initial_neck_prior)},
-            "sampler": asdict(self.sampler),
+            "noise": {k: v.model_dump() for k, v in self.noise.items()},
+            "forward": self.forward.model_dump(),
+            "sampler": self.sampler.model_dump(),
         }
         return json.dumps(doc, sort_keys=True, default=_json_number)
 
@@ -286,6 +353,43 @@ class FitSpec:
         for key in ("steps", "burn_in", "thin", "checkpoint_steps"):
             doc["sampler"].pop(key)
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+
+def _parameters(table: ParametersTable, card: ModelCard):
+    names = card.parameter_names
+
+    def known(name, *at):
+        if name not in names:
+            raise fail(f"model card {card.name!r} has no parameter {name!r} (it has {', '.join(names)})", *at)
+
+    free = list(names) if table.free is None else table.free
+    for i, name in enumerate(free):
+        known(name, "parameters", "free", i)
+    if len(set(free)) != len(free):
+        raise fail("a parameter is named twice", "parameters", "free")
+    fixed = {}
+    for name, value in table.fixed.items():
+        known(name, "parameters", "fixed", name)
+        if name in free:
+            raise fail("is also listed in parameters.free", "parameters", "fixed", name)
+        try:
+            fixed[name] = check_number(value, positive=name.endswith("_nm"))
+        except ValueError as exc:
+            raise fail(str(exc), "parameters", "fixed", name) from None
+    for name in names:
+        if name not in free:
+            fixed.setdefault(name, card.parameters[name].default)
+    priors = {}
+    for name, pdoc in table.priors.items():
+        known(name, "parameters", "priors", name)
+        if name not in free:
+            raise fail("a prior for a parameter that is not free", "parameters", "priors", name)
+        priors[name] = nested(PositivePrior if name.endswith("_nm") else Prior, pdoc, "parameters", "priors", name)
+    free = tuple(k for k in names if k in free)
+    proposed = card_priors(card) if set(free) - set(priors) else {}
+    priors = {k: priors[k] if k in priors else proposed[k] for k in free}
+    return free, {k: fixed[k] for k in names if k in fixed}, priors
 
 
 def _json_number(value):
@@ -312,206 +416,7 @@ def parse_fit_spec(doc: dict, *, source: str | Path = "<spec>", base_dir: str | 
     SpecError
         One line ``"<source>: <dotted.key>: <what is wrong>"``.
     """
-    r = SpecReader(source)
-    spec_file = Path(source) if Path(str(source)).is_file() else None
-    base = Path(base_dir) if base_dir is not None else (spec_file.resolve().parent if spec_file else None)
-    r.table(doc, "", _TOP)
-    if "model" not in doc:
-        r.fail("model", "missing key (a card name in models/ or a path)")
-    description = r.string(doc.get("description", ""), "description")
-    data = r.path(doc["data"], "data", base) if "data" in doc else None
-    card = load_model_card(find_model_card(r.string(doc["model"], "model"), spec_file))
-
-    variables = doc.get("variables", list(FIT_VARIABLES))
-    if not isinstance(variables, list) or not variables:
-        r.fail("variables", f"must be a non-empty list of {', '.join(FIT_VARIABLES)}")
-    for i, v in enumerate(variables):
-        r.string(v, f"variables[{i}]", FIT_VARIABLES)
-    if len(set(variables)) != len(variables):
-        r.fail("variables", "a variable is named twice")
-    variables = tuple(v for v in FIT_VARIABLES if v in variables)
-
-    free, fixed, priors = _parameters(r, doc.get("parameters", {}), card)
-    forward = _forward(r, doc.get("forward", {}))
-    noise = _noise(r, doc.get("noise", {}), variables, base)
-    sampler = _sampler(r, doc.get("sampler", {}))
-
-    spec = FitSpec(path=str(source), description=description, data=data, card=card, free=free, fixed=fixed,
-                   priors=priors, variables=variables, noise=noise, forward=forward, sampler=sampler, raw=doc)
-    ndim = len(spec.parameter_names)
-    if ndim == 0:
-        r.fail("parameters.free", "nothing to fit (no free parameter and no fitted sigma)")
-    if sampler.walkers < 2 * ndim:
-        r.fail("sampler.walkers", f"must be at least twice the number of sampled parameters ({2 * ndim}), "
-                                  f"got {sampler.walkers}")
-    return spec
-
-
-def _parameters(r: SpecReader, doc, card: ModelCard):
-    r.table(doc, "parameters", _PARAMETERS)
-    names = card.parameter_names
-    free = doc.get("free", list(names))
-    if not isinstance(free, list):
-        r.fail("parameters.free", "must be a list of parameter names of the card")
-    for i, name in enumerate(free):
-        r.string(name, f"parameters.free[{i}]")
-        if name not in names:
-            r.fail(f"parameters.free[{i}]", f"model card {card.name!r} has no parameter {name!r} "
-                                            f"(it has {', '.join(names)})")
-    if len(set(free)) != len(free):
-        r.fail("parameters.free", "a parameter is named twice")
-    fixed_doc = doc.get("fixed", {})
-    if not isinstance(fixed_doc, dict):
-        r.fail("parameters.fixed", "must be a table of parameter = value")
-    fixed = {}
-    for name, value in fixed_doc.items():
-        key = f"parameters.fixed.{name}"
-        if name not in names:
-            r.fail(key, f"model card {card.name!r} has no parameter {name!r} (it has {', '.join(names)})")
-        if name in free:
-            r.fail(key, "is also listed in parameters.free")
-        fixed[name] = r.number(value, key, positive=name.endswith("_nm"))
-    for name in names:
-        if name not in free:
-            fixed.setdefault(name, card.parameters[name].default)
-    priors_doc = doc.get("priors", {})
-    if not isinstance(priors_doc, dict):
-        r.fail("parameters.priors", "must be a table of parameter = {dist, ...}")
-    priors = {}
-    for name, pdoc in priors_doc.items():
-        key = f"parameters.priors.{name}"
-        if name not in names:
-            r.fail(key, f"model card {card.name!r} has no parameter {name!r} (it has {', '.join(names)})")
-        if name not in free:
-            r.fail(key, "a prior for a parameter that is not free")
-        priors[name] = r.prior(pdoc, key, positive_support=name.endswith("_nm"))
-    free = tuple(k for k in names if k in free)
-    priors = {k: priors.get(k, card.parameters[k].prior) for k in free}
-    return free, {k: fixed[k] for k in names if k in fixed}, priors
-
-
-def _forward(r: SpecReader, doc) -> ForwardSpec:
-    r.table(doc, "forward", _FORWARD)
-    out = {}
-    if "initial_neck" in doc:
-        out["initial_neck"] = r.string(doc["initial_neck"], "forward.initial_neck", INITIAL_NECK_MODES)
-    if "initial_neck_prior" in doc:
-        if out.get("initial_neck") != "fit":
-            r.fail("forward.initial_neck_prior", 'only used with initial_neck = "fit"')
-        out["initial_neck_prior"] = r.prior(doc["initial_neck_prior"], "forward.initial_neck_prior",
-                                            positive_support=True)
-    if "gap" in doc:
-        out["gap"] = r.string(doc["gap"], "forward.gap", GAP_MODES)
-    for key in ("shell_thickness_nm", "standby_s", "gap_min_nm"):
-        if key in doc:
-            out[key] = r.number(doc[key], f"forward.{key}", allow_zero=key != "shell_thickness_nm")
-    if "gap_min_nm" in doc and out.get("gap", "zero") != "data":
-        r.fail("forward.gap_min_nm", 'only used with gap = "data"')
-    if "standby_temperature_C" in doc:
-        temp = r.number(doc["standby_temperature_C"], "forward.standby_temperature_C", positive=False)
-        if not -273.15 < temp < 1083.0:
-            r.fail("forward.standby_temperature_C", f"must lie in (-273.15, 1083) °C (got {temp:g})")
-        out["standby_temperature_C"] = temp
-    if "include_standby" in doc:
-        out["include_standby"] = r.boolean(doc["include_standby"], "forward.include_standby")
-    if "grid_points" in doc:
-        out["grid_points"] = r.integer(doc["grid_points"], "forward.grid_points", minimum=8)
-    return ForwardSpec(**out)
-
-
-def _noise(r: SpecReader, doc, variables, base) -> dict[str, NoiseSpec]:
-    r.table(doc, "noise", FIT_VARIABLES)
-    for name in doc:
-        if name not in variables:
-            r.fail(f"noise.{name}", f"not a fitted variable (variables = {list(variables)})")
-    out = {}
-    for name in variables:
-        key = f"noise.{name}"
-        ndoc = r.table(doc.get(name, {}), key, _NOISE)
-        sigma = ndoc.get("sigma", "fit")
-        if isinstance(sigma, str):
-            mode = r.string(sigma, f"{key}.sigma", ("fit", "validation"))
-        else:
-            mode = "fixed"
-            value = r.number(sigma, f"{key}.sigma")
-        if "prior" in ndoc and mode != "fit":
-            r.fail(f"{key}.prior", 'only used with sigma = "fit"')
-        if "validation" in ndoc and mode != "validation":
-            r.fail(f"{key}.validation", 'only used with sigma = "validation"')
-        extra = _error_model(r, ndoc, key, name)
-        if mode == "fit":
-            prior = r.prior(ndoc["prior"], f"{key}.prior", positive_support=True) if "prior" in ndoc \
-                else _DEFAULT_SIGMA_PRIOR
-            out[name] = NoiseSpec("fit", prior=prior, **extra)
-        elif mode == "fixed":
-            out[name] = NoiseSpec("fixed", sigma_nm=value, **extra)
-        else:
-            if "validation" not in ndoc:
-                r.fail(f"{key}.validation", 'missing: the validation.nc to take sigma from')
-            out[name] = NoiseSpec("validation", validation=str(r.path(ndoc["validation"], f"{key}.validation", base)),
-                                  **extra)
-    return out
-
-
-def _error_model(r: SpecReader, ndoc, key: str, variable: str) -> dict:
-    """``pair_sigma``, ``pair_prior``, ``bias``, ``gain``, ``reference_nm`` and ``exclude_series`` of one noise table."""
-    out = {}
-    for name in ("pair_sigma", "bias", "gain", "reference_nm"):
-        if name in ndoc and variable != "neck_radius_nm":
-            r.fail(f"{key}.{name}", "neck_radius_nm only (a distance has its own initial value per pair)")
-    if "bias" in ndoc:
-        value = ndoc["bias"]
-        if isinstance(value, dict):
-            out["bias_prior"] = r.prior(value, f"{key}.bias", positive_support=False)
-        else:
-            out["bias_nm"] = r.number(value, f"{key}.bias", positive=False)
-    if "gain" in ndoc:
-        value = ndoc["gain"]
-        if isinstance(value, dict):
-            out["gain_prior"] = r.prior(value, f"{key}.gain", positive_support=False)
-        else:
-            out["gain"] = r.number(value, f"{key}.gain")
-    if "reference_nm" in ndoc:
-        if "gain" not in ndoc:
-            r.fail(f"{key}.reference_nm", "only used with a gain")
-        out["reference_nm"] = r.number(ndoc["reference_nm"], f"{key}.reference_nm")
-    if "pair_sigma" in ndoc:
-        value = ndoc["pair_sigma"]
-        if isinstance(value, str):
-            out["pair_mode"] = r.string(value, f"{key}.pair_sigma", ("fit",))
-        else:
-            out["pair_mode"], out["pair_sigma_nm"] = "fixed", r.number(value, f"{key}.pair_sigma")
-    if "pair_prior" in ndoc:
-        if out.get("pair_mode") != "fit":
-            r.fail(f"{key}.pair_prior", 'only used with pair_sigma = "fit"')
-        out["pair_prior"] = r.prior(ndoc["pair_prior"], f"{key}.pair_prior", positive_support=True)
-    elif out.get("pair_mode") == "fit":
-        out["pair_prior"] = _DEFAULT_SIGMA_PRIOR
-    if "exclude_series" in ndoc:
-        series = ndoc["exclude_series"]
-        if not isinstance(series, list):
-            r.fail(f"{key}.exclude_series", "must be a list of tilt-series indices (0 = the first)")
-        for i, k in enumerate(series):
-            r.integer(k, f"{key}.exclude_series[{i}]", minimum=0)
-        if len(set(series)) != len(series):
-            r.fail(f"{key}.exclude_series", "a series is named twice")
-        out["exclude_series"] = tuple(sorted(series))
-    return out
-
-
-def _sampler(r: SpecReader, doc) -> SamplerSpec:
-    r.table(doc, "sampler", _SAMPLER)
-    out = {}
-    for key, minimum in (("walkers", 2), ("steps", 1), ("burn_in", 0), ("thin", 1), ("seed", 0),
-                         ("checkpoint_steps", 1)):
-        if key in doc:
-            out[key] = r.integer(doc[key], f"sampler.{key}", minimum=minimum)
-    if "init" in doc:
-        out["init"] = r.string(doc["init"], "sampler.init", INIT_MODES)
-    spec = SamplerSpec(**out)
-    if spec.burn_in >= spec.steps:
-        r.fail("sampler.burn_in", f"must be below steps ({spec.steps}), got {spec.burn_in}")
-    return spec
+    return parse(FitSpec, doc, source=source, context={"base_dir": base_dir})
 
 
 def load_fit_spec(path: str | Path) -> FitSpec:
@@ -539,4 +444,4 @@ def load_fit_spec(path: str | Path) -> FitSpec:
     >>> spec.parameter_names  # doctest: +SKIP
     ('log10_C_lattice_diffusion_boundary', 'log10_C_surface_diffusion', 'capture_radius_nm', ...)
     """
-    return parse_fit_spec(read_toml(path), source=path)
+    return load(FitSpec, path)

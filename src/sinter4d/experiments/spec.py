@@ -18,29 +18,23 @@ from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
-    ValidationError,
     model_validator,
 )
 
 from ..errors import SpecError
-from ..io.toml import read_toml
 from ..sintering.cards import find_model_card
+from ..specs import Spec, load, parse
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
-class PhantomSpec(BaseModel):
+class PhantomSpec(Spec):
     """The specimen: Cu cores with a sparse shell on a Si3N4 film."""
-
-    model_config = _STRICT
 
     n_cores: Annotated[int, Field(ge=2, le=30)] = 7
     mean_diameter_nm: PositiveFloat = 150.0
@@ -65,24 +59,20 @@ class PhantomSpec(BaseModel):
         return self
 
 
-class SinteringSpec(BaseModel):
+class SinteringSpec(Spec):
     """Which model card makes the truth, and with which parameter values."""
-
-    model_config = _STRICT
 
     model: str = "cu_shell_reservoir"
     parameters: dict[str, float] = Field(default_factory=dict)
 
 
-class HeatingSpec(BaseModel):
+class HeatingSpec(Spec):
     """The heating log: tilt series taken at cumulative processing (PT) times.
 
     ``temperature_C[k]`` is the median temperature of the PT step that ended
     at series k (the paper's Fig. 3); between PT steps the specimen waits at
     ``standby_temperature_C`` for ``standby_s`` while a tilt series is taken.
     """
-
-    model_config = _STRICT
 
     pt_time_s: list[NonNegativeFloat] = [0, 5, 12, 17, 22, 27, 31, 36, 41, 46, 51, 61, 71, 81, 100, 120, 150, 209]
     temperature_C: list[float] = [372, 370, 370, 370, 370, 372, 372, 370, 370, 372, 370, 364, 364, 364, 354, 353, 351, 350]
@@ -106,15 +96,13 @@ class HeatingSpec(BaseModel):
         return self
 
 
-class AcquisitionSpec(BaseModel):
+class AcquisitionSpec(Spec):
     """Microscope settings of one HAADF-STEM tilt series (the paper's by default).
 
     ``pixel_size_nm`` and ``image_pixels`` are the microscope's; ``bin`` sums
     ``bin × bin`` of them into one output pixel, keeping the dose per nm².
     When ``dose_e_per_nm2`` is given, the probe current is scaled to give it.
     """
-
-    model_config = _STRICT
 
     voltage_kV: PositiveFloat = 300.0
     image_pixels: Annotated[int, Field(ge=16, le=8192)] = 1024
@@ -165,10 +153,8 @@ class AcquisitionSpec(BaseModel):
         return self.image_pixels // self.bin
 
 
-class PipelineSpec(BaseModel):
+class PipelineSpec(Spec):
     """The reconstruction chain's settings (the paper's by default)."""
-
-    model_config = _STRICT
 
     denoise: bool = True
     psd: Literal["g4", "white"] = "g4"
@@ -188,7 +174,7 @@ class PipelineSpec(BaseModel):
     binarize_radius_nm: NonNegativeFloat = 4.0
 
 
-class FitStageSpec(BaseModel):
+class FitStageSpec(Spec):
     """The fit stage of ``sinter4d run``: which fit spec, and sampler overrides.
 
     ``spec`` is a fit spec (``assimilation/*.toml``), relative to the
@@ -196,8 +182,6 @@ class FitStageSpec(BaseModel):
     ``metrics.nc``. Without it, a run stops after validation. The sampler
     settings given here replace the fit spec's (sweeps use shorter chains).
     """
-
-    model_config = _STRICT
 
     spec: str | None = None
     walkers: PositiveInt | None = None
@@ -211,10 +195,8 @@ class FitStageSpec(BaseModel):
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
-class ExperimentSpec(BaseModel):
+class ExperimentSpec(Spec):
     """A whole simulated experiment (one ``experiments/*.toml`` file)."""
-
-    model_config = _STRICT
 
     name: str
     description: str = ""
@@ -229,21 +211,6 @@ class ExperimentSpec(BaseModel):
     def to_json(self) -> str:
         """The spec as a JSON string (for netCDF attributes and provenance)."""
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
-
-
-def _format_error(path: Path, exc: ValidationError) -> str:
-    err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        return f"{path}: {loc}: unknown key"
-    if kind == "missing":
-        return f"{path}: {loc}: missing key"
-    msg = err["msg"].removeprefix("Value error, ")
-    got = err.get("input")
-    if kind != "value_error" and not isinstance(got, dict):
-        msg = f"{msg} (got {got!r})"
-    return f"{path}: {loc}: {msg}"
 
 
 def parse_spec(data: dict, *, source: str | Path = "<spec>") -> ExperimentSpec:
@@ -265,14 +232,15 @@ def parse_spec(data: dict, *, source: str | Path = "<spec>") -> ExperimentSpec:
     SpecError
         One line: ``"<source>: <dotted.key>: <what is wrong>"``.
     """
-    try:
-        spec = ExperimentSpec.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(_format_error(Path(source), exc)) from None
+    spec = parse(ExperimentSpec, data, source=source)
+    _check_parameters(spec, source)
+    return spec
+
+
+def _check_parameters(spec: ExperimentSpec, source) -> None:
     for key, value in spec.sintering.parameters.items():
         if not math.isfinite(value):
             raise SpecError(f"{source}: sintering.parameters.{key}: must be finite (got {value})")
-    return spec
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
@@ -292,7 +260,9 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     SpecError
         Missing or unreadable file, bad TOML, or an invalid key (one line).
     """
-    return parse_spec(read_toml(path), source=path)
+    spec = load(ExperimentSpec, path)
+    _check_parameters(spec, path)
+    return spec
 
 
 def resolve_model_card(name: str, spec_path: str | Path | None = None) -> Path:

@@ -8,7 +8,7 @@ contacts along a :class:`HeatingLog`; :func:`sinter_cluster` moves a whole
 contacts) and returns one cluster per tilt series.
 """
 
-from .cards import ModelCard, Parameter, Prior, load_model_card, parse_model_card
+from .cards import ModelCard, Parameter, load_model_card, parse_model_card
 from .cluster import sinter_cluster
 from .geometry import (
     conserving_radius_nm,
@@ -42,7 +42,6 @@ __all__ = [
     "PAPER_PT_TIME_S",
     "PAPER_TEMPERATURE_C",
     "Parameter",
-    "Prior",
     "SATURATIONS",
     "TRANSPORTS",
     "conserving_radius_nm",

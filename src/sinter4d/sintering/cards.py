@@ -2,8 +2,9 @@
 
 A card names mechanisms and a saturation law from the registries of
 :mod:`sinter4d.sintering.laws`, gives the material data (each value with its
-unit and source), and declares the free parameters with defaults and priors.
-It never holds code. The layout is described in ``models/README.md``.
+unit and source), and declares the free parameters with their defaults (and the prior each
+proposes to a fit, read by :mod:`sinter4d.assimilation.priors`). It never
+holds code. The layout is described in ``models/README.md``.
 
 Every physical quantity is a table ``{value = ..., unit = "...", source = "..."}``;
 the unit is converted with pint to the SI unit the law needs, and a unit of the
@@ -16,41 +17,25 @@ constant C).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 
-import numpy as np
+from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
 
-from ..errors import SpecError
-from ..io.toml import read_toml
+from ..errors import InputError, SpecError
+from ..specs import NonNegative, Number, Positive, Spec, Text, choice, fail, load, parse
 from .laws import MECHANISMS, SATURATIONS, TRANSPORTS
-
-#: Prior distributions a free parameter may have.
-PRIOR_KINDS = ("uniform", "log_uniform", "normal")
 
 _MATERIAL = {
     "atomic_volume": ("m^3", "atomic volume Omega"),
     "surface_energy": ("J/m^2", "surface energy gamma_s"),
     "melting_point": ("K", "melting point T_m"),
 }
-_TRANSPORT_KEYS = ("prefactor", "activation_energy")
-_TOP_KEYS = (
-    "name",
-    "description",
-    "mechanisms",
-    "saturation",
-    "material",
-    "transport",
-    "contact",
-    "reservoir",
-    "parameters",
-)
-_QUANTITY_KEYS = ("value", "unit", "source")
-_PARAMETER_KEYS = ("default", "prior", "description", "source")
+
+_Mechanism = choice(MECHANISMS, noun="law", verb="known:")
+_Saturation = choice(SATURATIONS, noun="law", verb="known:")
 
 
 @lru_cache(maxsize=1)
@@ -60,72 +45,78 @@ def _units():
     return pint.UnitRegistry()
 
 
-@dataclass(frozen=True)
-class Prior:
-    """A prior of one free parameter.
+class Quantity(Spec):
+    """A physical quantity of a card: ``{value = ..., unit = "...", source = "..."}`` (value > 0)."""
+
+    value: Positive
+    unit: Text
+    source: Text = ""
+
+    def to_si(self, unit: str, what: str, *at: str) -> float:
+        """The value in ``unit``; a unit of another dimension fails at ``<at>.unit``."""
+        import pint
+
+        try:
+            si = _units().Quantity(self.value, self.unit.strip() or "dimensionless").to(unit).magnitude
+        except pint.DimensionalityError:
+            raise fail(f"{self.unit!r} does not match {what} (expected a unit convertible to {unit})",
+                       *at, "unit") from None
+        except Exception:
+            raise fail(f"unknown unit {self.unit!r} (expected a unit convertible to {unit})", *at, "unit") from None
+        return float(si)
+
+
+class EnergyQuantity(Quantity):
+    """A quantity that may be 0 (an activation energy)."""
+
+    value: NonNegative
+
+
+class Material(Spec):
+    """``[material]``: atomic volume, surface energy, melting point."""
+
+    atomic_volume: Quantity
+    surface_energy: Quantity
+    melting_point: Quantity
+
+
+class TransportData(Spec):
+    """``[transport.<kind>]``: the diffusion prefactor and the activation energy."""
+
+    prefactor: Quantity
+    activation_energy: EnergyQuantity
+
+
+class Contact(Spec):
+    """``[contact]``: the neck a contact starts with."""
+
+    initial_neck: Quantity
+
+
+class Reservoir(Spec):
+    """``[reservoir]``: packing of the shell (shell reservoir only)."""
+
+    shell_packing_fraction: Quantity
+
+
+class Parameter(Spec):
+    """A free parameter of a card: default value, the prior it proposes (a table read by the
+    assimilation, :func:`sinter4d.assimilation.priors.card_priors`), and where the default comes from."""
+
+    default: Number
+    prior: dict
+    description: Text = ""
+    source: Text = ""
+
+
+class ModelCard(Spec):
+    """A validated sintering-model card; the quantities in SI through the properties.
 
     Attributes
     ----------
-    dist : {'uniform', 'log_uniform', 'normal'}
-    low, high : float
-        Support of ``uniform`` and ``log_uniform`` (``0 < low`` for the latter).
-    mean, sd : float
-        Of ``normal``.
-    """
-
-    dist: str
-    low: float = -math.inf
-    high: float = math.inf
-    mean: float = 0.0
-    sd: float = 1.0
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        """Support ``(low, high)`` (infinite for ``normal``)."""
-        return (self.low, self.high) if self.dist != "normal" else (-math.inf, math.inf)
-
-    def logpdf(self, value):
-        """Log density at ``value`` (``-inf`` outside the support)."""
-        v = np.asarray(value, dtype=float)
-        if self.dist == "normal":
-            out = -0.5 * ((v - self.mean) / self.sd) ** 2 - math.log(self.sd * math.sqrt(2 * math.pi))
-        else:
-            inside = (v >= self.low) & (v <= self.high)
-            if self.dist == "uniform":
-                dens = np.full(v.shape, -math.log(self.high - self.low))
-            else:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    dens = -np.log(v) - math.log(math.log(self.high / self.low))
-            out = np.where(inside, dens, -np.inf)
-        return out if out.ndim else float(out)
-
-    def sample(self, rng: np.random.Generator, size=None):
-        """Draw from the prior with the given generator."""
-        if self.dist == "normal":
-            return rng.normal(self.mean, self.sd, size)
-        if self.dist == "uniform":
-            return rng.uniform(self.low, self.high, size)
-        return np.exp(rng.uniform(math.log(self.low), math.log(self.high), size))
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """A free parameter of a card: default value, prior, and where the default comes from."""
-
-    name: str
-    default: float
-    prior: Prior
-    description: str = ""
-    source: str = ""
-
-
-@dataclass(frozen=True, eq=False)
-class ModelCard:
-    """A validated sintering-model card, all quantities in SI.
-
-    Attributes
-    ----------
-    name, description, path : str
+    name, description : str
+    path : str
+        The file it came from (``"<card>"`` for a dict).
     mechanisms : tuple of str
         Names in :data:`~sinter4d.sintering.laws.MECHANISMS`.
     saturation : str
@@ -143,19 +134,127 @@ class ModelCard:
         Dotted key -> source of each quantity (provenance).
     """
 
-    name: str
-    description: str
-    path: str
-    mechanisms: tuple[str, ...]
-    saturation: str
-    atomic_volume_m3: float
-    surface_energy_J_m2: float
-    melting_point_K: float
-    transport: Mapping[str, tuple[float, float]]
-    initial_neck_nm: float
-    shell_packing_fraction: float | None
-    parameters: Mapping[str, Parameter]
-    sources: Mapping[str, str] = field(default_factory=dict)
+    name: Text
+    description: Text = ""
+    mechanisms: tuple[_Mechanism, ...]
+    saturation: _Saturation = "none"
+    material: Material
+    transport_data: dict[str, TransportData] = Field(alias="transport")
+    contact: Contact
+    reservoir: Reservoir | None = None
+    parameters: dict[str, Parameter]
+
+    _path: str = PrivateAttr("<card>")
+
+    def __eq__(self, other):  # one object per file read: cached per card (kinetics), compared by identity
+        return self is other
+
+    __hash__ = object.__hash__
+    _si: dict = PrivateAttr(default_factory=dict)
+    _sources: dict = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo):
+        if not self.name:
+            raise fail(f"must be a non-empty string, got {self.name!r}", "name")
+        mechs = self.mechanisms
+        if not mechs:
+            raise fail("must be a non-empty list of law names", "mechanisms")
+        if len(set(mechs)) != len(mechs):
+            raise fail("a law is named twice", "mechanisms")
+        si, sources = {}, {}
+
+        def convert(q: Quantity, unit: str, what: str, *at: str) -> float:
+            value = q.to_si(unit, what, *at)
+            if "source" in q.model_fields_set:
+                sources[".".join(at)] = q.source
+            return value
+
+        for key, (unit, what) in _MATERIAL.items():
+            si[key] = convert(getattr(self.material, key), unit, what, "material", key)
+        needed = sorted({MECHANISMS[m].transport for m in mechs})
+        for kind in self.transport_data:
+            if kind not in needed:
+                raise fail(f"unknown key (allowed: {', '.join(needed)})", "transport", kind)
+        transport = {}
+        for kind in needed:
+            if kind not in self.transport_data:
+                users = ", ".join(m for m in mechs if MECHANISMS[m].transport == kind)
+                raise fail(f"missing (needed by {users})", "transport", kind)
+            t = self.transport_data[kind]
+            transport[kind] = (
+                convert(t.prefactor, TRANSPORTS[kind].unit, f"the {kind} transport prefactor",
+                        "transport", kind, "prefactor"),
+                convert(t.activation_energy, "J/mol", "an activation energy per amount (e.g. kJ/mol or eV/particle)",
+                        "transport", kind, "activation_energy"),
+            )
+        si["transport"] = MappingProxyType(transport)
+        si["initial_neck"] = convert(self.contact.initial_neck, "nm", "the initial neck radius (a length)",
+                                     "contact", "initial_neck")
+        si["packing"] = None
+        if self.saturation == "shell_reservoir":
+            if self.reservoir is None:
+                raise fail("missing key", "reservoir", "shell_packing_fraction")
+            packing = convert(self.reservoir.shell_packing_fraction, "dimensionless",
+                              "a volume fraction (dimensionless)", "reservoir", "shell_packing_fraction")
+            if packing > 1:
+                raise fail(f"must be at most 1 (got {packing:g})", "reservoir", "shell_packing_fraction", "value")
+            si["packing"] = packing
+        elif self.reservoir is not None:
+            raise fail(f'only used with saturation = "shell_reservoir" (this card has {self.saturation!r})',
+                       "reservoir")
+        allowed = allowed_parameter_names(mechs, self.saturation)
+        for pname, param in self.parameters.items():
+            if pname not in allowed:
+                raise fail(f"unknown key (allowed: {', '.join(allowed)})", "parameters", pname)
+            if pname.endswith("_nm") and not param.default > 0:
+                raise fail(f"must be positive (got {param.default:g})", "parameters", pname, "default")
+        if self.saturation == "shell_reservoir" and "capture_radius_nm" not in self.parameters:
+            raise fail("missing (the shell_reservoir law needs it)", "parameters", "capture_radius_nm")
+        self._si = si
+        self._sources = MappingProxyType(sources)
+        self._path = str((info.context or {}).get("source", "<card>"))
+        return self
+
+    @property
+    def path(self) -> str:
+        """The file the card came from."""
+        return self._path
+
+    @property
+    def sources(self) -> Mapping[str, str]:
+        """Dotted key -> source of each quantity (provenance)."""
+        return self._sources
+
+    @property
+    def atomic_volume_m3(self) -> float:
+        """Atomic volume Omega (m^3)."""
+        return self._si["atomic_volume"]
+
+    @property
+    def surface_energy_J_m2(self) -> float:
+        """Surface energy gamma_s (J/m^2)."""
+        return self._si["surface_energy"]
+
+    @property
+    def melting_point_K(self) -> float:
+        """Melting point T_m (K)."""
+        return self._si["melting_point"]
+
+    @property
+    def transport(self) -> Mapping[str, tuple[float, float]]:
+        """Transport kind -> ``(prefactor in SI, activation energy in J/mol)``."""
+        return self._si["transport"]
+
+    @property
+    def initial_neck_nm(self) -> float:
+        """Neck radius a contact starts with when the shells bridge it (nm)."""
+        return self._si["initial_neck"]
+
+    @property
+    def shell_packing_fraction(self) -> float | None:
+        """Volume fraction of shell material in the shell (shell reservoir only)."""
+        return self._si["packing"]
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -167,17 +266,12 @@ class ModelCard:
         """Default value of each free parameter."""
         return {k: p.default for k, p in self.parameters.items()}
 
-    @property
-    def priors(self) -> dict[str, Prior]:
-        """Prior of each free parameter."""
-        return {k: p.prior for k, p in self.parameters.items()}
-
     def resolve_parameters(self, params: Mapping[str, float] | None = None) -> dict[str, float]:
-        """Defaults overlaid with ``params``; an unknown name raises ``ValueError``."""
+        """Defaults overlaid with ``params``; an unknown name raises :class:`~sinter4d.errors.InputError`."""
         params = dict(params or {})
         unknown = sorted(set(params) - set(self.parameters))
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"model card {self.name!r} has no parameter {unknown[0]!r} (it has {', '.join(self.parameters)})"
             )
         out = self.default_parameters
@@ -196,123 +290,6 @@ def allowed_parameter_names(mechanisms, saturation: str) -> tuple[str, ...]:
     if saturation == "shell_reservoir":
         names.append("capture_radius_nm")
     return tuple(names)
-
-
-class SpecReader:
-    """Walks a parsed TOML card or spec and raises one-line SpecErrors naming file and key.
-
-    Shared by the model cards here and the fit specs of
-    :mod:`sinter4d.assimilation`, so both report errors the same way.
-    """
-
-    def __init__(self, source):
-        self.source = str(source)
-        self.sources: dict[str, str] = {}
-
-    def fail(self, key: str, what: str):
-        raise SpecError(f"{self.source}: {key}: {what}")
-
-    def table(self, doc, key, allowed):
-        if not isinstance(doc, dict):
-            self.fail(key, f"must be a table, got {type(doc).__name__}")
-        for k in doc:
-            if k not in allowed:
-                self.fail(f"{key}.{k}" if key else k, f"unknown key (allowed: {', '.join(allowed)})")
-        return doc
-
-    def number(self, value, key, *, positive=True, allow_zero=False):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(key, f"must be a number (got {value!r})")
-        value = float(value)
-        if not math.isfinite(value):
-            self.fail(key, f"must be finite (got {value})")
-        if positive and (value < 0 or (value == 0 and not allow_zero)):
-            self.fail(key, f"must be {'>= 0' if allow_zero else 'positive'} (got {value:g})")
-        return value
-
-    def quantity(self, doc, key, unit, what, *, allow_zero=False):
-        if doc is None:
-            self.fail(key, f"missing {what} (a table {{value, unit, source}} in {unit})")
-        self.table(doc, key, _QUANTITY_KEYS)
-        for k in ("value", "unit"):
-            if k not in doc:
-                self.fail(f"{key}.{k}", "missing value" if k == "value" else f"missing unit (expected {unit})")
-        value = self.number(doc["value"], f"{key}.value", allow_zero=allow_zero)
-        given = doc["unit"]
-        if not isinstance(given, str):
-            self.fail(f"{key}.unit", f"must be a string, got {given!r}")
-        import pint
-
-        ureg = _units()
-        try:
-            si = ureg.Quantity(value, given.strip() or "dimensionless").to(unit).magnitude
-        except pint.DimensionalityError:
-            self.fail(f"{key}.unit", f"{given!r} does not match {what} (expected a unit convertible to {unit})")
-        except Exception:
-            self.fail(f"{key}.unit", f"unknown unit {given!r} (expected a unit convertible to {unit})")
-        if "source" in doc:
-            if not isinstance(doc["source"], str):
-                self.fail(f"{key}.source", "must be a string")
-            self.sources[key] = doc["source"]
-        return float(si)
-
-    def integer(self, value, key, *, minimum=1):
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(key, f"must be an integer (got {value!r})")
-        if value < minimum:
-            self.fail(key, f"must be at least {minimum} (got {value})")
-        return int(value)
-
-    def string(self, value, key, choices=None):
-        if not isinstance(value, str):
-            self.fail(key, f"must be a string (got {value!r})")
-        if choices is not None and value not in choices:
-            self.fail(key, f"unknown choice {value!r} (choose {', '.join(choices)})")
-        return value
-
-    def boolean(self, value, key):
-        if not isinstance(value, bool):
-            self.fail(key, f"must be true or false (got {value!r})")
-        return value
-
-    def prior(self, doc, key, *, positive_support=False):
-        self.table(doc, key, ("dist", "low", "high", "mean", "sd"))
-        dist = doc.get("dist")
-        if dist not in PRIOR_KINDS:
-            self.fail(f"{key}.dist", f"unknown prior {dist!r} (choose {', '.join(PRIOR_KINDS)})")
-        if dist == "normal":
-            if positive_support:
-                self.fail(f"{key}.dist", "a positive quantity needs a uniform or log_uniform prior")
-            for k in ("mean", "sd"):
-                if k not in doc:
-                    self.fail(f"{key}.{k}", "missing value")
-            extra = [k for k in ("low", "high") if k in doc]
-            if extra:
-                self.fail(f"{key}.{extra[0]}", "not used by a normal prior")
-            return Prior("normal", mean=self.number(doc["mean"], f"{key}.mean", positive=False),
-                         sd=self.number(doc["sd"], f"{key}.sd"))
-        for k in ("low", "high"):
-            if k not in doc:
-                self.fail(f"{key}.{k}", "missing value")
-        extra = [k for k in ("mean", "sd") if k in doc]
-        if extra:
-            self.fail(f"{key}.{extra[0]}", f"not used by a {dist} prior")
-        low = self.number(doc["low"], f"{key}.low", positive=dist == "log_uniform" or positive_support,
-                          allow_zero=dist == "uniform")
-        high = self.number(doc["high"], f"{key}.high", positive=False)
-        if not high > low:
-            self.fail(f"{key}.high", f"must exceed low ({low:g}) (got {high:g})")
-        return Prior(dist, low=low, high=high)
-
-    def path(self, value, key, base: Path | None) -> Path:
-        self.string(value, key)
-        if not value:
-            self.fail(key, "empty path")
-        p = Path(value)
-        if not p.is_absolute() and base is not None:
-            p = base / p
-        return p
-
 
 
 def find_model_card(name: str, spec_path: str | Path | None = None, *, key: str = "model") -> Path:
@@ -356,112 +333,7 @@ def parse_model_card(doc: dict, *, source: str | Path = "<card>") -> ModelCard:
     SpecError
         One line ``"<source>: <dotted.key>: <what is wrong>"``.
     """
-    r = SpecReader(source)
-    r.table(doc, "", _TOP_KEYS)
-    for key in ("name", "mechanisms", "material", "transport", "parameters"):
-        if key not in doc:
-            r.fail(key, "missing key")
-    name = doc["name"]
-    if not isinstance(name, str) or not name:
-        r.fail("name", f"must be a non-empty string, got {name!r}")
-    description = doc.get("description", "")
-    if not isinstance(description, str):
-        r.fail("description", "must be a string")
-
-    mechs = doc["mechanisms"]
-    if not isinstance(mechs, list) or not mechs:
-        r.fail("mechanisms", "must be a non-empty list of law names")
-    for i, m in enumerate(mechs):
-        if not isinstance(m, str) or m not in MECHANISMS:
-            r.fail(f"mechanisms[{i}]", f"unknown law {m!r} (known: {', '.join(MECHANISMS)})")
-    if len(set(mechs)) != len(mechs):
-        r.fail("mechanisms", "a law is named twice")
-    saturation = doc.get("saturation", "none")
-    if saturation not in SATURATIONS:
-        r.fail("saturation", f"unknown law {saturation!r} (known: {', '.join(SATURATIONS)})")
-
-    material = r.table(doc["material"], "material", tuple(_MATERIAL))
-    mat = {k: r.quantity(material.get(k), f"material.{k}", unit, what) for k, (unit, what) in _MATERIAL.items()}
-
-    needed = sorted({MECHANISMS[m].transport for m in mechs})
-    transport_doc = r.table(doc["transport"], "transport", needed)
-    transport = {}
-    for kind in needed:
-        if kind not in transport_doc:
-            r.fail(
-                f"transport.{kind}",
-                f"missing (needed by {', '.join(m for m in mechs if MECHANISMS[m].transport == kind)})",
-            )
-        tdoc = r.table(transport_doc[kind], f"transport.{kind}", _TRANSPORT_KEYS)
-        pre = r.quantity(
-            tdoc.get("prefactor"),
-            f"transport.{kind}.prefactor",
-            TRANSPORTS[kind].unit,
-            f"the {kind} transport prefactor",
-        )
-        q = r.quantity(
-            tdoc.get("activation_energy"),
-            f"transport.{kind}.activation_energy",
-            "J/mol",
-            "an activation energy per amount (e.g. kJ/mol or eV/particle)",
-            allow_zero=True,
-        )
-        transport[kind] = (pre, q)
-
-    contact = r.table(doc.get("contact", {}), "contact", ("initial_neck",))
-    initial_neck = r.quantity(
-        contact.get("initial_neck"), "contact.initial_neck", "nm", "the initial neck radius (a length)"
-    )
-
-    packing = None
-    if saturation == "shell_reservoir":
-        res = r.table(doc.get("reservoir", {}), "reservoir", ("shell_packing_fraction",))
-        packing = r.quantity(
-            res.get("shell_packing_fraction"),
-            "reservoir.shell_packing_fraction",
-            "dimensionless",
-            "a volume fraction (dimensionless)",
-        )
-        if packing > 1:
-            r.fail("reservoir.shell_packing_fraction.value", f"must be at most 1 (got {packing:g})")
-    elif "reservoir" in doc:
-        r.fail("reservoir", f'only used with saturation = "shell_reservoir" (this card has {saturation!r})')
-
-    allowed = allowed_parameter_names(mechs, saturation)
-    params_doc = r.table(doc["parameters"], "parameters", allowed)
-    parameters = {}
-    for pname, pdoc in params_doc.items():
-        key = f"parameters.{pname}"
-        r.table(pdoc, key, _PARAMETER_KEYS)
-        for k in ("default", "prior"):
-            if k not in pdoc:
-                r.fail(f"{key}.{k}", "missing value")
-        default = r.number(pdoc["default"], f"{key}.default", positive=pname.endswith("_nm"))
-        prior = r.prior(pdoc["prior"], f"{key}.prior")
-        if not np.isfinite(prior.logpdf(default)):
-            r.fail(f"{key}.default", f"{default:g} lies outside its prior's support {prior.bounds}")
-        for k in ("description", "source"):
-            if not isinstance(pdoc.get(k, ""), str):
-                r.fail(f"{key}.{k}", "must be a string")
-        parameters[pname] = Parameter(pname, default, prior, pdoc.get("description", ""), pdoc.get("source", ""))
-    if saturation == "shell_reservoir" and "capture_radius_nm" not in parameters:
-        r.fail("parameters.capture_radius_nm", "missing (the shell_reservoir law needs it)")
-
-    return ModelCard(
-        name=name,
-        description=description,
-        path=str(source),
-        mechanisms=tuple(mechs),
-        saturation=saturation,
-        atomic_volume_m3=mat["atomic_volume"],
-        surface_energy_J_m2=mat["surface_energy"],
-        melting_point_K=mat["melting_point"],
-        transport=MappingProxyType(transport),
-        initial_neck_nm=initial_neck,
-        shell_packing_fraction=packing,
-        parameters=MappingProxyType(parameters),
-        sources=MappingProxyType(dict(r.sources)),
-    )
+    return parse(ModelCard, doc, source=source)
 
 
 def load_model_card(path: str | Path) -> ModelCard:
@@ -489,4 +361,4 @@ def load_model_card(path: str | Path) -> ModelCard:
     >>> card.parameter_names  # doctest: +SKIP
     ('log10_C_grain_boundary_diffusion', 'log10_C_surface_diffusion', 'capture_radius_nm')
     """
-    return parse_model_card(read_toml(path), source=path)
+    return load(ModelCard, path)

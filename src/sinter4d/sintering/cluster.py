@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import InputError
 from .cards import ModelCard
 from .geometry import conserving_radius_nm, truncated_sphere_distance_ratio
 from .heating import HeatingLog
@@ -123,13 +124,13 @@ def sinter_cluster(
 
     params = card.resolve_parameters(params)
     if not shell_thickness_nm > 0:
-        raise ValueError(f"shell_thickness_nm must be positive, got {shell_thickness_nm}")
+        raise InputError(f"shell_thickness_nm must be positive, got {shell_thickness_nm}")
     if not max_step_s > 0 or max_substeps < 1:
-        raise ValueError("max_step_s must be positive and max_substeps at least 1")
+        raise InputError("max_step_s must be positive and max_substeps at least 1")
     bridge = 2.0 * shell_thickness_nm if bridging_distance_nm is None else float(bridging_distance_nm)
     x_init = card.initial_neck_nm if initial_neck_nm is None else float(initial_neck_nm)
     if not x_init > 0:
-        raise ValueError(f"initial_neck_nm must be positive, got {x_init}")
+        raise InputError(f"initial_neck_nm must be positive, got {x_init}")
     kin = dict(
         shell_thickness_nm=shell_thickness_nm, shell_packing_fraction=shell_packing_fraction, grid_points=grid_points
     )
@@ -141,7 +142,7 @@ def sinter_cluster(
     radius = np.array(cluster0.radius_nm, dtype=float)
     contact = np.asarray(cluster0.contact, dtype=np.int64).reshape(-1, 2)
     if contact.size and (np.any(contact[:, 0] >= contact[:, 1]) or contact.max() >= n_cores):
-        raise ValueError("cluster0.contact must hold index pairs i < j of existing cores")
+        raise InputError("cluster0.contact must hold index pairs i < j of existing cores")
     neck = np.maximum(np.asarray(cluster0.neck_radius_nm, dtype=float), x_init)
 
     fine_temp, fine_dur, fine_end = _substeps(log, include_standby, max_step_s, max_substeps)

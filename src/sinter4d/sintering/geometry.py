@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
+
 _BISECT_STEPS = 60
 
 
@@ -44,7 +46,7 @@ def truncated_sphere_from_xi(xi):
     """
     xi = np.asarray(xi, dtype=float)
     if np.any((xi < 0) | (xi > 1)):
-        raise ValueError("xi must lie in [0, 1]")
+        raise InputError("xi must lie in [0, 1]")
     return _from_xi(xi)
 
 
@@ -73,7 +75,7 @@ def truncated_sphere_pair(neck_ratio):
     """
     u = np.asarray(neck_ratio, dtype=float)
     if np.any((u < 0) | (u > 2.0 ** (1.0 / 3.0))):
-        raise ValueError("neck_ratio x/a0 must lie in [0, 2**(1/3)] (two spheres merged into one)")
+        raise InputError("neck_ratio x/a0 must lie in [0, 2**(1/3)] (two spheres merged into one)")
     # x/a0 decreases monotonically in xi on [0, 1]: bisect (vectorised).
     lo = np.zeros_like(u)
     hi = np.ones_like(u)
@@ -99,7 +101,7 @@ def cylinder_neck_distance_ratio(neck_ratio):
     """
     u = np.asarray(neck_ratio, dtype=float)
     if np.any((u < 0) | (u > 1)):
-        raise ValueError("neck_ratio x/a0 must lie in [0, 1] for the cylindrical-neck model")
+        raise InputError("neck_ratio x/a0 must lie in [0, 1] for the cylindrical-neck model")
     root = (1.0 - u**2) ** 1.5
 
     def excess(delta):  # filled crevice minus removed caps, a0 = 1
@@ -159,7 +161,7 @@ def conserving_radius_nm(
     i, j = pairs[:, 0], pairs[:, 1]
     d = np.linalg.norm(centre[j] - centre[i], axis=1)
     if np.any(d <= 0):
-        raise ValueError("two cores in contact share a centre")
+        raise InputError("two cores in contact share a centre")
     target = 4.0 / 3.0 * np.pi * a0**3
     n = a0.size
     for _ in range(max_iterations):

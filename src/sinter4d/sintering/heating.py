@@ -23,6 +23,8 @@ from functools import cached_property
 
 import numpy as np
 
+from ..errors import InputError
+
 #: The paper's heating log (Ihara et al. 2023, Fig. 3): cumulative PT time (s)
 #: of each tilt series T1..T18 and the median temperature (°C) of the PT step
 #: that ended there.
@@ -58,18 +60,18 @@ class HeatingLog:
         t = np.asarray(self.pt_time_s, dtype=float).reshape(-1)
         temp = np.asarray(self.temperature_C, dtype=float).reshape(-1)
         if t.size < 1:
-            raise ValueError("pt_time_s must hold at least one time")
+            raise InputError("pt_time_s must hold at least one time")
         if temp.shape != t.shape:
-            raise ValueError(f"temperature_C has {temp.size} values but pt_time_s has {t.size}")
+            raise InputError(f"temperature_C has {temp.size} values but pt_time_s has {t.size}")
         if np.any(np.diff(t) <= 0) or not np.all(np.isfinite(t)):
-            raise ValueError(f"pt_time_s must be finite and increase strictly, got {t.tolist()}")
+            raise InputError(f"pt_time_s must be finite and increase strictly, got {t.tolist()}")
         if np.any(temp <= -273.15) or not np.all(np.isfinite(temp)):
-            raise ValueError(f"temperature_C must be finite and above -273.15 °C, got {temp.tolist()}")
+            raise InputError(f"temperature_C must be finite and above -273.15 °C, got {temp.tolist()}")
         standby = np.broadcast_to(np.asarray(self.standby_s, dtype=float), t.shape).copy()
         if np.any(standby < 0) or not np.all(np.isfinite(standby)):
-            raise ValueError(f"standby_s must be finite and >= 0, got {np.asarray(self.standby_s).tolist()}")
+            raise InputError(f"standby_s must be finite and >= 0, got {np.asarray(self.standby_s).tolist()}")
         if not self.standby_temperature_C > -273.15:
-            raise ValueError(f"standby_temperature_C must be above -273.15 °C, got {self.standby_temperature_C}")
+            raise InputError(f"standby_temperature_C must be above -273.15 °C, got {self.standby_temperature_C}")
         for name, value in (("pt_time_s", t), ("temperature_C", temp), ("standby_s", standby)):
             value.flags.writeable = False
             object.__setattr__(self, name, value)

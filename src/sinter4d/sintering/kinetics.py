@@ -13,8 +13,8 @@ is one table per distinct temperature; the segments are then stepped in
 order, consistently (splitting a segment changes nothing). The densifying
 neck ``x_d`` follows from ``dx_d/dx = (densifying rate)/(total rate)``
 (trapezoid in x). Everything runs in one compiled (numba) kernel, with no
-Python loop over contacts or segments: 7 contacts × 18 tilt series take
-about 0.2 ms.
+Python loop over contacts or segments (``benchmarks/bench_neck_growth.py``
+times it against scipy's ``solve_ivp``).
 
 Accuracy: exact to rounding for a single law; for sums of laws and with
 saturation, second order in the grid step (at the default 128 points about
@@ -32,6 +32,7 @@ from functools import lru_cache
 import numba
 import numpy as np
 
+from ..errors import InputError
 from .cards import ModelCard
 from .heating import HeatingLog
 from .laws import (
@@ -68,7 +69,7 @@ def _as_contacts(name, value, m):
     if arr.shape != (m,):
         arr = np.broadcast_to(arr, (m,)).astype(float)
     if not np.isfinite(arr.sum()):
-        raise ValueError(f"{name} must be finite, got {arr.tolist()}")
+        raise InputError(f"{name} must be finite, got {arr.tolist()}")
     return arr
 
 
@@ -95,9 +96,9 @@ def _reservoir_nm3(card, params, radius_nm, shell_thickness_nm, shell_packing_fr
         return None
     packing = card.shell_packing_fraction if shell_packing_fraction is None else float(shell_packing_fraction)
     if not 0 < packing <= 1:
-        raise ValueError(f"shell_packing_fraction must be in (0, 1], got {packing}")
+        raise InputError(f"shell_packing_fraction must be in (0, 1], got {packing}")
     if not shell_thickness_nm > 0:
-        raise ValueError(f"shell_thickness_nm must be positive, got {shell_thickness_nm}")
+        raise InputError(f"shell_thickness_nm must be positive, got {shell_thickness_nm}")
     return reservoir_volume_nm3(
         radius_nm,
         radius_nm,
@@ -149,7 +150,7 @@ def neck_growth_rate(
         *(np.asarray(v, dtype=float) for v in (neck_radius_nm, radius_nm, temperature_C, gap_nm))
     )
     if np.any(x <= 0) or np.any(a <= 0):
-        raise ValueError("neck_radius_nm and radius_nm must be positive")
+        raise InputError("neck_radius_nm and radius_nm must be positive")
     mechs, n, m_exp, dens = _law_table(card)
     kk = _rate_constants(card, params, celsius_to_kelvin(temp).reshape(-1)).reshape(temp.shape + (len(mechs),))
     u = (x / a)[..., None]
@@ -208,11 +209,11 @@ def neck_growth_segments(
     temp = np.atleast_1d(np.asarray(temperature_C, dtype=float))
     dt = np.atleast_1d(np.asarray(duration_s, dtype=float))
     if temp.shape != dt.shape or temp.ndim != 1:
-        raise ValueError(f"temperature_C and duration_s must be 1-D of one length, got {temp.shape} and {dt.shape}")
+        raise InputError(f"temperature_C and duration_s must be 1-D of one length, got {temp.shape} and {dt.shape}")
     if np.any(dt < 0) or not np.all(np.isfinite(dt)):
-        raise ValueError("duration_s must be finite and >= 0")
+        raise InputError("duration_s must be finite and >= 0")
     if not np.all(temp > -273.15):
-        raise ValueError("temperature_C must be above -273.15 °C")
+        raise InputError("temperature_C must be above -273.15 °C")
     uniq, seg_idx = np.unique(temp, return_inverse=True)
     return _integrate_contacts(
         card,
@@ -251,9 +252,9 @@ def _integrate_contacts(
     xd0 = _as_contacts("densifying_neck0_nm", densifying_neck0_nm, m)
     gap = np.maximum(_as_contacts("gap_nm", gap_nm, m), 0.0)
     if (a <= 0).any() or (x0 <= 0).any() or not np.isfinite(a.sum()):
-        raise ValueError("radius_nm and neck0_nm must be positive (start a neck at the card's initial_neck_nm)")
+        raise InputError("radius_nm and neck0_nm must be positive (start a neck at the card's initial_neck_nm)")
     if grid_points < 8:
-        raise ValueError(f"grid_points must be at least 8, got {grid_points}")
+        raise InputError(f"grid_points must be at least 8, got {grid_points}")
 
     _, n, m_exp, dens = _law_table(card)
     kk = _rate_constants(card, params, celsius_to_kelvin(uniq))  # (U, K) SI

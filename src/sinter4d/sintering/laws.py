@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
+
 #: Boltzmann constant (J/K) and gas constant (J/(mol K)).
 K_B = 1.380649e-23
 R_GAS = 8.314462618
@@ -107,7 +109,7 @@ SATURATIONS: dict[str, str] = {
 def register_transport(transport: Transport) -> Transport:
     """Add a transport kind to :data:`TRANSPORTS` (its name must be new)."""
     if transport.name in TRANSPORTS:
-        raise ValueError(f"transport {transport.name!r} is already registered")
+        raise InputError(f"transport {transport.name!r} is already registered")
     TRANSPORTS[transport.name] = transport
     return transport
 
@@ -115,9 +117,9 @@ def register_transport(transport: Transport) -> Transport:
 def register_mechanism(mechanism: Mechanism) -> Mechanism:
     """Add a mechanism to :data:`MECHANISMS` (its name must be new, its transport known)."""
     if mechanism.name in MECHANISMS:
-        raise ValueError(f"mechanism {mechanism.name!r} is already registered")
+        raise InputError(f"mechanism {mechanism.name!r} is already registered")
     if mechanism.transport not in TRANSPORTS:
-        raise ValueError(f"mechanism {mechanism.name!r}: unknown transport {mechanism.transport!r}")
+        raise InputError(f"mechanism {mechanism.name!r}: unknown transport {mechanism.transport!r}")
     MECHANISMS[mechanism.name] = mechanism
     return mechanism
 
