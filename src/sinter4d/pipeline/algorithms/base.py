@@ -77,6 +77,15 @@ class Algorithm:
         """Value of the objective the algorithm decreases, at ``x``."""
         raise NotImplementedError
 
+    def _set_problem(self, operator: LinearOperator, data: np.ndarray, initial: np.ndarray | None,
+                     nonneg: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Hold the operator, the checked data, the start ``x`` and the constraint; return :func:`system_sums`."""
+        self.operator = operator
+        self.data = check_data(operator, data)
+        self.x = initial_iterate(operator, initial)
+        self.nonneg = bool(nonneg)
+        return system_sums(operator)
+
     def should_stop(self) -> bool:
         """Whether the stopping tolerance is met."""
         return self.tol is not None and self.relative_change < self.tol

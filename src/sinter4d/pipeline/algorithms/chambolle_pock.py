@@ -17,7 +17,7 @@ import numpy as np
 from ...checks import check_number, check_positive
 from ...operators import LinearOperator
 from ..functions.total_variation import dual_ball_step, primal_divergence_step, tv_value
-from .base import Algorithm, check_data, initial_iterate, inverse_sums, relative_norm, system_sums
+from .base import Algorithm, inverse_sums, relative_norm
 
 __all__ = ["BALANCE_FACTOR", "ChambollePock"]
 
@@ -71,12 +71,8 @@ class ChambollePock(Algorithm):
         tol: float | None = None,
     ) -> None:
         super().__init__(tol=tol)
-        self.operator = operator
-        self.data = check_data(operator, data)
-        self.x = initial_iterate(operator, initial)
         self.tv_weight = check_number(tv_weight, "tv_weight", minimum=0.0)
-        self.nonneg = bool(nonneg)
-        rows, cols = system_sums(operator)
+        rows, cols = self._set_problem(operator, data, initial, nonneg)
         if balance is None:
             balance = BALANCE_FACTOR * max(float(np.mean(cols)), 1e-12) / 6.0
         self.balance = check_positive(balance, "balance")

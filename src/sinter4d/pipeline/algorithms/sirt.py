@@ -13,7 +13,7 @@ import numpy as np
 
 from ...checks import check_number
 from ...operators import LinearOperator
-from .base import Algorithm, check_data, initial_iterate, inverse_sums, relative_norm, step_kernel, system_sums
+from .base import Algorithm, inverse_sums, relative_norm, step_kernel
 
 __all__ = ["SIRT"]
 
@@ -58,12 +58,8 @@ class SIRT(Algorithm):
         tol: float | None = None,
     ) -> None:
         super().__init__(tol=tol)
-        self.operator = operator
-        self.data = check_data(operator, data)
-        self.x = initial_iterate(operator, initial)
         self.relaxation = check_number(relaxation, "relaxation", minimum=0.0, maximum=2.0, strict=True)
-        self.nonneg = bool(nonneg)
-        rows, cols = system_sums(operator)
+        rows, cols = self._set_problem(operator, data, initial, nonneg)
         self._row_sums = rows  # (n_angles, n_det): path length of each ray
         self._R = inverse_sums(rows)[:, None, :]  # (n_angles, 1, n_det)
         self._C = inverse_sums(cols)  # (nz, nx)
