@@ -27,9 +27,11 @@ import time
 import numba
 import numpy as np
 
-from sinter4d.operators.gradient import tv_gradient
 from sinter4d.operators.projector import ParallelProjector
-from sinter4d.pipeline.reconstruct import AlternatingTV, ChambollePock, _step_kernel, tv_weight_rule
+from sinter4d.pipeline.algorithms import AlternatingTV, ChambollePock
+from sinter4d.pipeline.algorithms.base import step_kernel
+from sinter4d.pipeline.functions import tv_gradient
+from sinter4d.pipeline.reconstruct import tv_weight_rule
 
 N = 256
 H = 1.04
@@ -87,7 +89,7 @@ def main(argv=None) -> None:
         "projector A x": lambda: op.direct(x, out=r),
         "projector A^T r": lambda: op.adjoint(r, out=w),
         "TV gradient (fused)": lambda: tv_gradient(x, w, eps=1e-3),
-        "update kernel": lambda: _step_kernel(x, w, ones, np.float32(0.0), True),
+        "update kernel": lambda: step_kernel(x, w, ones, np.float32(0.0), True),
     }
     blocks, split = [], {k: [] for k in parts}
     for _ in range(args.repeats):  # interleaved, so that load changes hit all figures alike

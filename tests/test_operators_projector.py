@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sinter4d.errors import InputError
 from sinter4d.operators import ParallelProjector, dot_test
 
 
@@ -147,19 +148,23 @@ def test_out_buffers_and_sums():
         (dict(voxel_size_nm=-1.0), "voxel_size_nm"),
         (dict(det_pixel_nm=0.0), "det_pixel_nm"),
         (dict(axis_offset_px=np.inf), "axis_offset_px"),
+        (dict(n_det=0), "n_det"),
+        (dict(z_centre_nm=np.nan), "z_centre_nm"),
     ],
 )
 def test_bad_input_raises(kwargs, match):
     base = dict(voxel_size_nm=1.0, angles_deg=[0.0])
     base.update(kwargs)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match=match):
         ParallelProjector((8, 8), 2, **base)
 
 
 def test_wrong_shape_raises():
     op = ParallelProjector((8, 8), 2, voxel_size_nm=1.0, angles_deg=[0.0])
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(InputError, match="shape"):
         op.direct(np.ones((8, 8)))
+    with pytest.raises(InputError, match="shape"):
+        op.adjoint(np.ones((1, 2, 7)))
 
 
 def test_pickle_roundtrip():

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from sinter4d.errors import InputError
 from sinter4d.phantom import Cluster, find_contacts, make_cluster, surface_gap_nm
 from sinter4d.phantom._geometry import (
     clearance_nm,
@@ -139,8 +140,11 @@ def test_gap_range_and_count_are_honoured():
         ({"n_cores": 5, "gap_range_nm": (5.0, 25.0)}, "gap_range_nm"),
         ({"n_cores": 5, "n_stacked": 4}, "n_stacked"),
         ({"n_cores": 5, "mean_diameter_nm": -1.0}, "mean_diameter_nm"),
+        ({"n_cores": 5, "nest_probability": -0.1}, "nest_probability"),
+        ({"n_cores": 5, "bridge_gap_nm": 0.0}, "bridge_gap_nm"),
+        ({"n_cores": 5, "diameter_sigma_log": -0.1}, "diameter_sigma_log"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match=match):
         make_cluster(rng=0, **kwargs)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from sinter4d.errors import InputError
 from sinter4d.phantom import Cluster, Grid, Phantom, make_cluster, voxelize
 
 
@@ -126,5 +127,5 @@ def test_256_cube_of_a_seven_core_cluster():
 
 
 def test_bad_supersample_raises():
-    with pytest.raises(ValueError, match="supersample"):
+    with pytest.raises(InputError, match="supersample"):
         voxelize(make_cluster(n_cores=2, rng=0), Grid((8, 8, 8), 10.0), supersample=0)

@@ -101,7 +101,7 @@ def _frame_columns(w):
 
 
 @njit(cache=True)
-def _quad(q, a0, a1, a2):
+def quad_form(q, a0, a1, a2):
     """``a^T q a`` for a symmetric 3x3 q."""
     return (
         q[0, 0] * a0 * a0 + q[1, 1] * a1 * a1 + q[2, 2] * a2 * a2
@@ -124,12 +124,12 @@ def _one_sided_clearance(c_from, q_from, c_to, q_to, coarse, fine):
             u0 = rot[0, 0] * e0 + rot[0, 1] * e1 + rot[0, 2] * e2
             u1 = rot[1, 0] * e0 + rot[1, 1] * e1 + rot[1, 2] * e2
             u2 = rot[2, 0] * e0 + rot[2, 1] * e1 + rot[2, 2] * e2
-            r = 1.0 / np.sqrt(_quad(q_from, u0, u1, u2))
+            r = 1.0 / np.sqrt(quad_form(q_from, u0, u1, u2))
             v0 = c_from[0] + r * u0 - c_to[0]
             v1 = c_from[1] + r * u1 - c_to[1]
             v2 = c_from[2] + r * u2 - c_to[2]
             rho = np.sqrt(v0 * v0 + v1 * v1 + v2 * v2)
-            f = np.sqrt(_quad(q_to, v0, v1, v2))
+            f = np.sqrt(quad_form(q_to, v0, v1, v2))
             gap = rho - rho / f if f > 0 else -np.inf
             if gap < best_here:
                 best_here = gap

@@ -17,6 +17,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from ..checks import check_int
+from ..errors import InputError
 from ._cluster import Cluster, Grid
 from ._geometry import inverse_quadric_matrices, quadric_matrices
 
@@ -85,10 +87,9 @@ def voxelize(cluster: Cluster, grid: Grid, *, supersample: int = 2) -> Phantom:
     >>> ph.core.dtype, int(ph.label.max())
     (dtype('float32'), 3)
     """
-    if isinstance(supersample, bool) or not isinstance(supersample, (int, np.integer)) or supersample < 1:
-        raise ValueError(f"supersample must be an integer >= 1, got {supersample!r}")
+    supersample = check_int(supersample, "supersample", minimum=1)
     if cluster.n_cores >= np.iinfo(np.uint16).max:
-        raise ValueError(f"at most 65534 cores can be labelled, got {cluster.n_cores}")
+        raise InputError(f"at most 65534 cores can be labelled, got {cluster.n_cores}")
     shape = tuple(int(n) for n in grid.shape)
     h = float(grid.voxel_size_nm)
     z, y, x = grid.coords_nm()

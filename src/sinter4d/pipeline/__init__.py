@@ -14,22 +14,10 @@ from .chain import (
     subtract_background,
 )
 from .denoise import anscombe, denoise_bm3d, estimate_sigma_psd, inverse_anscombe, noise_psd, select_sigma_psnr
+from .algorithms import SIRT, Algorithm, AlternatingTV, ChambollePock, fbp
+from .callbacks import Callback, LoggingCallback, ObjectiveCallback, ProgressCallback
 from .functions import LeastSquares, NonNegativity, TotalVariation
-from .reconstruct import (
-    SIRT,
-    Algorithm,
-    AlternatingTV,
-    Callback,
-    ChambollePock,
-    LoggingCallback,
-    ObjectiveCallback,
-    ProgressCallback,
-    estimate_noise_sigma,
-    fbp,
-    reconstruct,
-    slab_for,
-    tv_weight_rule,
-)
+from .reconstruct import estimate_noise_sigma, reconstruct, slab_for, tv_weight_rule
 from .tilt_axis import center_tilt_axis, find_tilt_axis
 
 __all__ = [
