@@ -31,6 +31,7 @@ from pydantic import (
 
 from ..errors import SpecError
 from ..io.toml import read_toml
+from ..pipeline.settings import PipelineSpec
 from ..sintering.cards import find_model_card
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -163,29 +164,6 @@ class AcquisitionSpec(BaseModel):
     def output_pixels(self) -> int:
         """Edge of the stored images after binning (px)."""
         return self.image_pixels // self.bin
-
-
-class PipelineSpec(BaseModel):
-    """The reconstruction chain's settings (the paper's by default)."""
-
-    model_config = _STRICT
-
-    denoise: bool = True
-    psd: Literal["g4", "white"] = "g4"
-    anscombe: bool = False
-    bm3d_profile: Literal["np", "refilter", "vn", "high", "lc"] = "np"
-    bm3d_stages: Literal["all", "hard"] = "all"
-    sigma_psd: PositiveFloat | None = None
-    denoise_strength: PositiveFloat = 1.0
-    align_method: Literal["xcorr", "mattes"] = "xcorr"
-    axis_search_px: PositiveFloat = 20.0
-    method: Literal["tv", "pdhg", "sirt", "fbp"] = "tv"
-    iterations: PositiveInt = 300
-    tv_weight: PositiveFloat | None = None
-    tol: PositiveFloat | None = None
-    slab_thickness_nm: PositiveFloat = 360.0
-    slab_z_centre_nm: float = 0.0
-    binarize_radius_nm: NonNegativeFloat = 4.0
 
 
 class FitStageSpec(BaseModel):
