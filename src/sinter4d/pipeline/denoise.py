@@ -482,7 +482,7 @@ def denoise_bm3d(
     elif settings.sigma_psd is not None:
         sigma = settings.applied_sigma_psd
     elif reference is not None:
-        sigma = settings.denoise_strength * select_sigma_psnr(stack[k], reference, settings, n_jobs=n_jobs)
+        sigma = settings.denoise_strength * select_sigma_psnr(stack[k], reference, settings=settings, n_jobs=n_jobs)
     else:
         sigma = settings.denoise_strength * estimate_sigma_psd(stack[k], settings)
     out = _map(lambda img: _denoise_one(img, sigma, settings), list(stack), n_jobs, progress)
