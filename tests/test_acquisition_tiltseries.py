@@ -7,6 +7,7 @@ import pytest
 
 from sinter4d.acquisition import (
     HaadfModel,
+    ScanSettings,
     bin_tilt_series,
     electrons_per_pixel,
     shift_image,
@@ -57,7 +58,8 @@ def simulate(core, projector=None, **kw):
         projector=projector,
     )
     args.update(kw)
-    return simulate_tilt_series(core, None, GRID, **args)
+    scan = ScanSettings(**{k: args.pop(k) for k in list(args) if k in ScanSettings.model_fields})
+    return simulate_tilt_series(core, None, GRID, scan, **args)
 
 
 def test_film_only_mean_and_poisson_variance(projector):
@@ -208,13 +210,13 @@ def test_reproducible_with_seed(projector, ball):
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
-        (dict(probe_current_pA=-2.0), ValueError, "probe_current_pA.*-2.0"),
+        (dict(probe_current_pA=-2.0), ValueError, "(?s)probe_current_pA.*-2.0"),
         (dict(dwell_time_ns=0.0), ValueError, "dwell_time_ns"),
         (dict(angles_deg=[0.0, 95.0]), ValueError, "95"),
         (dict(angles_deg=[0.0, np.nan]), ValueError, "nan"),
-        (dict(film_thickness_nm=-5.0), ValueError, "film_thickness_nm"),
-        (dict(pixel_size_nm=3.0), ValueError, "pixel_size_nm"),
-        (dict(bin_factor=3), ValueError, "bin_factor"),
+        (dict(film_thickness_nm=-5.0), InputError, "film_thickness_nm"),
+        (dict(pixel_size_nm=3.0), InputError, "pixel_size_nm"),
+        (dict(bin_factor=3), InputError, "bin_factor"),
         (dict(drift_sd_px=np.inf), ValueError, "drift_sd_px"),
     ],
 )
@@ -231,5 +233,5 @@ def test_bad_volumes_raise(ball, projector):
     with pytest.raises(InputError, match="shape"):
         simulate(ball[:-1], projector)
     other = ParallelProjector.from_grid(GRID, [0.0, 10.0])
-    with pytest.raises(ValueError, match="angles"):
+    with pytest.raises(InputError, match="angles"):
         simulate(ball, other)

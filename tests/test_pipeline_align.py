@@ -8,7 +8,9 @@ from scipy import ndimage
 
 from _synthetic import sphere_series
 
+from sinter4d.errors import InputError
 from sinter4d.pipeline.align import align_translations, apply_shifts, register_pair
+from sinter4d.pipeline.settings import AlignSettings
 
 ANGLES = np.arange(-40.0, 41.0, 2.0)  # the paper's 41 tilts
 REF = 20  # index of 0 deg
@@ -40,7 +42,7 @@ def drifted():
 @pytest.mark.parametrize(("method", "tol"), [("xcorr", 0.35), ("mattes", 0.5)])
 def test_recovers_random_walk_drift(drifted, method, tol):
     drift, images = drifted
-    shifts = align_translations(images, ANGLES, method=method)
+    shifts = align_translations(images, ANGLES, AlignSettings(align_method=method))
     assert shifts.shape == (41, 2) and np.all(shifts[REF] == 0)
     err = shifts - drift
     assert _rms(err) <= tol, (_rms(err[:, 0]), _rms(err[:, 1]))
@@ -82,11 +84,13 @@ def test_register_pair_sign(method):
 
 def test_bad_arguments():
     images = np.zeros((3, 16, 16))
-    with pytest.raises(ValueError, match="method='sift' is not one of 'xcorr', 'mattes'"):
-        align_translations(images, [-2, 0, 2], method="sift")
-    with pytest.raises(ValueError, match="monotonic"):
+    with pytest.raises(InputError, match="method='sift' is not a known choice; use one of 'xcorr', 'mattes'"):
+        register_pair(images[0], images[1], method="sift")
+    with pytest.raises(ValueError, match=r"(?s)align_method.*'xcorr' or 'mattes'"):
+        AlignSettings(align_method="sift")
+    with pytest.raises(InputError, match="monotonic"):
         align_translations(images, [0, -2, 2])
-    with pytest.raises(ValueError, match="n angles"):
+    with pytest.raises(InputError, match="n angles"):
         align_translations(images, [0, 2])
-    with pytest.raises(ValueError, match="normalization='full'"):
+    with pytest.raises(InputError, match="normalization='full'"):
         align_translations(images, [-2, 0, 2], normalization="full")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sinter4d.errors import InputError
 from sinter4d.pipeline import denoise as dn
 from sinter4d.pipeline.denoise import (
     anscombe,
@@ -14,6 +15,7 @@ from sinter4d.pipeline.denoise import (
     noise_psd,
     select_sigma_psnr,
 )
+from sinter4d.pipeline.settings import DenoiseSettings
 
 
 def _discs(n: int, seed: int = 0) -> np.ndarray:
@@ -36,7 +38,7 @@ def _psnr(a, ref):
 def test_psnr_gain_at_paper_dose(psd, use_anscombe):
     clean = _discs(96)
     noisy = np.random.default_rng(1).poisson(clean).astype(np.float32)
-    out = denoise_bm3d(noisy, psd=psd, anscombe=use_anscombe, n_jobs=1)
+    out = denoise_bm3d(noisy, DenoiseSettings(psd=psd, anscombe=use_anscombe), n_jobs=1)
     assert out.dtype == np.float32 and out.shape == noisy.shape
     gain = _psnr(out, clean) - _psnr(noisy, clean)
     assert gain >= 5.0, gain  # measured: g4 +10.5 dB, g4 + Anscombe +13.5 dB
@@ -45,8 +47,8 @@ def test_psnr_gain_at_paper_dose(psd, use_anscombe):
 def test_hard_thresholding_alone_still_denoises_at_paper_dose():
     clean = _discs(96)
     noisy = np.random.default_rng(1).poisson(clean).astype(np.float32)
-    both = denoise_bm3d(noisy, profile="lc", n_jobs=1)
-    hard = denoise_bm3d(noisy, profile="lc", stages="hard", n_jobs=1)
+    both = denoise_bm3d(noisy, DenoiseSettings(bm3d_profile="lc"), n_jobs=1)
+    hard = denoise_bm3d(noisy, DenoiseSettings(bm3d_profile="lc", bm3d_stages="hard"), n_jobs=1)
     assert not np.array_equal(hard, both)  # the Wiener stage was skipped
     gain_hard = _psnr(hard, clean) - _psnr(noisy, clean)
     gain_both = _psnr(both, clean) - _psnr(noisy, clean)
@@ -61,9 +63,9 @@ def test_psnr_selected_sigma_is_near_best_of_sweep():
     s0 = estimate_sigma_psd(frame)
     chosen = select_sigma_psnr(frame, reference, bounds=(s0 / 4, 4 * s0), n_grid=5, n_refine=2)
     sweep = s0 * np.geomspace(0.25, 4.0, 7)
-    scores = [_psnr(dn._denoise_one(frame, s, "g4", False, "np"), reference) for s in sweep]
+    scores = [_psnr(dn._denoise_one(frame, s, DenoiseSettings()), reference) for s in sweep]
     best = sweep[int(np.argmax(scores))]
-    chosen_score = _psnr(dn._denoise_one(frame, chosen, "g4", False, "np"), reference)
+    chosen_score = _psnr(dn._denoise_one(frame, chosen, DenoiseSettings()), reference)
     assert chosen_score >= max(scores) - 0.2
     assert 0.5 < chosen / best < 2.0
 
@@ -79,6 +81,22 @@ def test_reference_route_uses_psnr_selection(monkeypatch):
     stack = np.random.default_rng(0).poisson(6.0, (3, 32, 32)).astype(np.float32)
     denoise_bm3d(stack, reference=stack[1], reference_index=1, n_jobs=1)
     assert len(calls) == 1 and np.array_equal(calls[0], stack[1])
+    # the level chosen is scaled by the strength: 0.5 x 2.0 is BM3D at 1.0
+    weak = denoise_bm3d(stack, DenoiseSettings(denoise_strength=0.5), reference=stack[1], reference_index=1, n_jobs=1)
+    np.testing.assert_array_equal(weak, denoise_bm3d(stack, sigma_psd=1.0, n_jobs=1))
+
+
+def test_level_precedence():
+    stack = np.random.default_rng(5).poisson(6.0, (2, 32, 32)).astype(np.float32)
+    at = lambda sigma: denoise_bm3d(stack, sigma_psd=sigma, n_jobs=1)  # noqa: E731
+    fixed = DenoiseSettings(sigma_psd=3.0, denoise_strength=0.5)
+    assert fixed.applied_sigma_psd == 1.5 and DenoiseSettings().applied_sigma_psd is None
+    # a level the settings fix runs at strength x level; an explicit level runs as it is
+    np.testing.assert_array_equal(denoise_bm3d(stack, fixed, n_jobs=1), at(1.5))
+    np.testing.assert_array_equal(denoise_bm3d(stack, fixed, sigma_psd=2.0, n_jobs=1), at(2.0))
+    # with neither, the level is estimated on the middle image
+    estimated = estimate_sigma_psd(stack[1])
+    np.testing.assert_array_equal(denoise_bm3d(stack, n_jobs=1), at(estimated))
 
 
 def test_parallel_equals_serial_and_progress():
@@ -118,16 +136,30 @@ def test_noise_psd_convention():
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"psd": "g5"}, "psd='g5' is not one of 'g4', 'white'"), ({"profile": "fast"}, "profile='fast'"),
-     ({"sigma_psd": -1.0}, "sigma_psd must be > 0"), ({"stages": "wiener"}, "stages='wiener'"), ({"n_jobs": 0}, "n_jobs=0")],
+    [({"sigma_psd": -1.0}, "sigma_psd=-1.0 must be finite and > 0"), ({"n_jobs": 0}, "n_jobs=0")],
 )
 def test_bad_options(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match=match):
         denoise_bm3d(np.ones((2, 16, 16)), **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [({"psd": "g5"}, r"(?s)psd.*'g4' or 'white'"), ({"bm3d_profile": "fast"}, r"(?s)bm3d_profile.*'fast'"),
+     ({"bm3d_stages": "wiener"}, r"(?s)bm3d_stages.*'wiener'"), ({"sigma_psd": -1.0}, r"(?s)sigma_psd.*greater than 0")],
+)
+def test_bad_settings(settings, match):
+    with pytest.raises(ValueError, match=match):
+        DenoiseSettings(**settings)
+
+
+def test_noise_psd_refuses_an_unknown_spectrum():
+    with pytest.raises(InputError, match="psd='g5' is not a known choice; use one of 'g4', 'white'"):
+        noise_psd((16, 16), 1.0, psd="g5")
+
+
 def test_bad_images():
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(InputError, match="shape"):
         denoise_bm3d(np.ones(16))
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(InputError, match="NaN"):
         denoise_bm3d(np.full((16, 16), np.nan))

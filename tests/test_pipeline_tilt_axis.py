@@ -7,7 +7,9 @@ import pytest
 
 from _synthetic import sphere_series
 
+from sinter4d.errors import InputError
 from sinter4d.pipeline.align import align_translations, apply_shifts
+from sinter4d.pipeline.settings import AlignSettings
 from sinter4d.pipeline.tilt_axis import center_tilt_axis, find_tilt_axis
 
 ANGLES = np.arange(-40.0, 41.0, 2.0)  # the paper's 41 tilts, +-40 deg
@@ -66,11 +68,21 @@ def test_sharpness_method_on_noise_free_images():
 
 def test_bad_arguments():
     images = sphere_series(ANGLES[::10], seed=0)
-    with pytest.raises(ValueError, match="method='entropy' is not one of 'moments', 'sharpness'"):
+    with pytest.raises(InputError, match="method='entropy' is not a known choice; use one of 'moments', 'sharpness'"):
         find_tilt_axis(images, ANGLES[::10], method="entropy")
-    with pytest.raises(ValueError, match="n angles"):
+    with pytest.raises(InputError, match="n angles"):
         find_tilt_axis(images, ANGLES[:3])
-    with pytest.raises(ValueError, match="outside search_px"):
+    with pytest.raises(InputError, match="outside search_px"):
         find_tilt_axis(sphere_series(ANGLES, axis_offset_px=6.0, seed=2), ANGLES, search_px=(-3, 3))
-    with pytest.raises(ValueError, match="rows"):
+    with pytest.raises(InputError, match="rows"):
         find_tilt_axis(np.full((5, 32, 32), 4.0), ANGLES[::10])
+
+
+def test_search_range_from_the_settings():
+    images = sphere_series(ANGLES, axis_offset_px=6.0, seed=2)
+    # the settings' half-width bounds the search as an explicit range would
+    with pytest.raises(InputError, match=r"outside search_px=\(-3.0, 3.0\)"):
+        find_tilt_axis(images, ANGLES, AlignSettings(axis_search_px=3.0))
+    assert find_tilt_axis(images, ANGLES, AlignSettings(axis_search_px=8.0)) == find_tilt_axis(
+        images, ANGLES, search_px=(-8.0, 8.0)
+    )

@@ -5,8 +5,11 @@ Public names:
 * :func:`electrons_per_pixel`, :func:`electrons_per_series`,
   :func:`dose_e_per_nm2`: the paper's dose arithmetic.
 * :class:`HaadfModel`: fraction of the probe scattered onto the detector.
-* :func:`simulate_tilt_series`: a phantom's tilt series as a Dataset (DESIGN,
-  "Tilt series file"); :func:`bin_tilt_series` sums pixels of one.
+* :class:`AcquisitionSpec`: the ``[acquisition]`` section of an experiment
+  spec; :class:`ScanSettings`: the series it records, per output pixel.
+* :func:`simulate_tilt_series`: a phantom's tilt series as a Dataset
+  (docs/design.md, "Tilt series file"); :func:`bin_tilt_series` sums pixels
+  of one.
 * :func:`shift_image`, :func:`drift_random_walk`: the shift and drift
   conventions the pipeline has to undo.
 """
@@ -14,10 +17,13 @@ Public names:
 from ._dose import ELEMENTARY_CHARGE_C, dose_e_per_nm2, electrons_per_pixel, electrons_per_series
 from ._haadf import HaadfModel
 from ._tiltseries import bin_tilt_series, drift_random_walk, shift_image, simulate_tilt_series
+from .settings import AcquisitionSpec, ScanSettings
 
 __all__ = [
     "ELEMENTARY_CHARGE_C",
+    "AcquisitionSpec",
     "HaadfModel",
+    "ScanSettings",
     "bin_tilt_series",
     "dose_e_per_nm2",
     "drift_random_walk",

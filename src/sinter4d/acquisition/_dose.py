@@ -12,20 +12,12 @@ Each 1.04 nm pixel receives 6.24 (6.25) electrons per frame.
 
 from __future__ import annotations
 
-import math
+from ..checks import check_int, check_positive
 
 __all__ = ["ELEMENTARY_CHARGE_C", "dose_e_per_nm2", "electrons_per_pixel", "electrons_per_series"]
 
 #: Elementary charge (C), exact SI value. The paper rounds it to 1.6e-19 C.
 ELEMENTARY_CHARGE_C = 1.602176634e-19
-
-
-def _positive(value, name: str, *, allow_zero: bool = False) -> float:
-    v = float(value)
-    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        need = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name} must be a {need} finite number, got {value!r}")
-    return v
 
 
 def electrons_per_pixel(
@@ -52,9 +44,9 @@ def electrons_per_pixel(
     >>> round(electrons_per_pixel(2.0, 500.0, elementary_charge_C=1.6e-19), 3)
     6.25
     """
-    current = _positive(probe_current_pA, "probe_current_pA", allow_zero=True)
-    dwell = _positive(dwell_time_ns, "dwell_time_ns")
-    e = _positive(elementary_charge_C, "elementary_charge_C")
+    current = check_positive(probe_current_pA, "probe_current_pA", allow_zero=True)
+    dwell = check_positive(dwell_time_ns, "dwell_time_ns")
+    e = check_positive(elementary_charge_C, "elementary_charge_C")
     return current * 1e-12 / e * dwell * 1e-9
 
 
@@ -91,12 +83,10 @@ def electrons_per_series(
     >>> f"{electrons_per_series(2.0, 500.0, 1024 * 1024, 41):.2g}"
     '2.7e+08'
     """
-    if int(n_pixels) != n_pixels or n_pixels < 1:
-        raise ValueError(f"n_pixels must be a positive integer, got {n_pixels!r}")
-    if int(n_images) != n_images or n_images < 1:
-        raise ValueError(f"n_images must be a positive integer, got {n_images!r}")
+    pixels = check_int(n_pixels, "n_pixels", minimum=1)
+    images = check_int(n_images, "n_images", minimum=1)
     per_pixel = electrons_per_pixel(probe_current_pA, dwell_time_ns, elementary_charge_C=elementary_charge_C)
-    return per_pixel * int(n_pixels) * int(n_images)
+    return per_pixel * pixels * images
 
 
 def dose_e_per_nm2(
@@ -133,7 +123,7 @@ def dose_e_per_nm2(
     >>> round(dose_e_per_nm2(2.0, 500.0, 1024 * 1024, 41, 1.04))
     237
     """
-    size = _positive(pixel_size_nm, "pixel_size_nm")
+    size = check_positive(pixel_size_nm, "pixel_size_nm")
     electrons = electrons_per_series(
         probe_current_pA, dwell_time_ns, n_pixels, n_images, elementary_charge_C=elementary_charge_C
     )

@@ -1,6 +1,6 @@
 """HAADF-STEM signal model: the fraction of the probe scattered onto the annular detector.
 
-HAADF contrast is incoherent (DESIGN, "Acquisition"): what reaches the
+HAADF contrast is incoherent (docs/design.md, "Acquisition"): what reaches the
 detector depends on the projected amount of each material along the beam,
 not on its phase. We take the fraction of probe electrons scattered into
 the annulus as::
@@ -39,10 +39,11 @@ frame, added to the signal before the Poisson draw.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..checks import check_number, check_positive
 
 __all__ = ["HaadfModel"]
 
@@ -70,11 +71,9 @@ class HaadfModel:
 
     def __post_init__(self) -> None:
         for name in ("mu_cu_per_nm", "mu_film_per_nm", "background_counts"):
-            v = getattr(self, name)
-            if not math.isfinite(v) or v < 0:
-                raise ValueError(f"HaadfModel.{name} must be a non-negative finite number, got {v!r}")
-        if not (0 < self.detector_efficiency <= 1):
-            raise ValueError(f"HaadfModel.detector_efficiency must lie in (0, 1], got {self.detector_efficiency!r}")
+            check_positive(getattr(self, name), f"HaadfModel.{name}", allow_zero=True)
+        check_number(self.detector_efficiency, "HaadfModel.detector_efficiency", maximum=1.0)
+        check_positive(self.detector_efficiency, "HaadfModel.detector_efficiency")
 
     def scattered_fraction(self, cu_thickness_nm, film_path_nm=0.0) -> np.ndarray:
         """Fraction of the probe scattered onto the detector.

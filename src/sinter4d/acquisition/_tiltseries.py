@@ -25,31 +25,15 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 
+from ..checks import check_int, check_positive
 from ..errors import InputError
 from ..operators.projector import ParallelProjector
 from ..phantom import Grid
 from ._dose import electrons_per_pixel
 from ._haadf import HaadfModel
+from .settings import ScanSettings
 
 __all__ = ["bin_tilt_series", "drift_random_walk", "shift_image", "simulate_tilt_series"]
-
-
-def _check_float(value, name: str, *, minimum: float | None = 0.0, strict: bool = False) -> float:
-    v = float(value)
-    if not math.isfinite(v) or (minimum is not None and (v < minimum or (strict and v == minimum))):
-        rule = "finite" if minimum is None else f"{'>' if strict else '>='} {minimum:g}"
-        raise ValueError(f"{name} must be {rule}, got {value!r}")
-    return v
-
-
-def _check_angles(angles_deg) -> np.ndarray:
-    angles = np.atleast_1d(np.asarray(angles_deg, dtype=float))
-    if angles.ndim != 1 or angles.size == 0:
-        raise ValueError(f"angles_deg must be a non-empty 1D sequence, got shape {angles.shape}")
-    bad = ~np.isfinite(angles) | (np.abs(angles) >= 90.0)
-    if bad.any():
-        raise ValueError(f"tilt angles must be finite and within (-90, 90) deg, got {angles[bad][0]!r}")
-    return angles
 
 
 def _bin_sum(a: np.ndarray, factor: int) -> np.ndarray:
@@ -118,7 +102,7 @@ def _projector_for(grid: Grid, angles: np.ndarray, projector: ParallelProjector 
     if projector.axis_offset_px != 0.0:
         problems.append("the projector's axis_offset_px must be 0 (the offset is applied as an image shift)")
     if problems:
-        raise ValueError("projector does not match the grid and angles: " + "; ".join(problems))
+        raise InputError("projector does not match the grid and angles: " + "; ".join(problems))
     return projector
 
 
@@ -126,18 +110,10 @@ def simulate_tilt_series(
     core: np.ndarray,
     shell: np.ndarray | None,
     grid: Grid,
+    scan: ScanSettings,
     *,
-    angles_deg,
-    pixel_size_nm: float,
-    probe_current_pA: float,
-    dwell_time_ns: float,
     film_thickness_nm: float = 0.0,
-    drift_sd_px: float = 0.0,
-    axis_offset_px: float = 0.0,
     rng: np.random.Generator | int | None = None,
-    bin_factor: int = 1,
-    reference_frames: int = 50,
-    reference_tilt_deg: float = 0.0,
     haadf: HaadfModel | None = None,
     projector: ParallelProjector | None = None,
     pt_time_s: float = float("nan"),
@@ -150,9 +126,9 @@ def simulate_tilt_series(
     (:class:`~sinter4d.operators.ParallelProjector`), each projection is
     moved by its drift plus the tilt-axis offset (sub-pixel spline shift),
     turned into expected counts with the HAADF model (the film added
-    analytically as ``thickness / cos(theta)``), summed over ``bin_factor²``
-    voxels into output pixels and drawn as Poisson counts. See the module
-    docstring for the shift and drift conventions.
+    analytically as ``thickness / cos(theta)``), summed over
+    ``scan.bin_factor²`` voxels into output pixels and drawn as Poisson
+    counts. See the module docstring for the shift and drift conventions.
 
     Parameters
     ----------
@@ -162,33 +138,17 @@ def simulate_tilt_series(
         Volume fraction of NP-10 shell Cu (its fill fraction); None for none.
     grid : Grid
         The voxel grid of ``core`` and ``shell`` (tilt axis through its middle).
-    angles_deg : (n_tilts,) array_like
-        Tilt angles in acquisition order (degrees, within (-90, 90)).
-    pixel_size_nm : float
-        Output pixel size (nm); must equal ``grid.voxel_size_nm * bin_factor``.
-    probe_current_pA : float
-        Probe current (pA), >= 0.
-    dwell_time_ns : float
-        Dwell time per output pixel (ns), > 0. Electrons per output pixel
-        per frame are ``(I / e) × dwell``; the dose per nm² is that over
-        ``pixel_size_nm²``, whatever ``bin_factor``.
-    film_thickness_nm : float, optional
-        Thickness of the Si3N4 support film (nm), not voxelised.
-    drift_sd_px : float, optional
-        S.d. of the drift step between consecutive images (output px).
-    axis_offset_px : float, optional
-        Position of the tilt axis right (+x) of the image centre (output px).
-    rng : numpy.random.Generator or int or None
-        Random generator or seed (None: fresh entropy).
-    bin_factor : int, optional
-        Voxels summed per output pixel along y and x (must divide ny and nx).
-    reference_frames : int, optional
-        Frames averaged into ``reference`` (0: no reference).
-    reference_tilt_deg : float, optional
-        Tilt of the reference frames. When it is one of ``angles_deg`` the
+    scan : ScanSettings
+        The series: tilts, output pixel (``grid.voxel_size_nm ×
+        bin_factor``), probe, drift, tilt-axis offset, reference frames.
+        When ``scan.reference_tilt_deg`` is one of the tilts the reference
         frames share that image's expected counts (drift included), so the
         raw image and the reference align; otherwise it is projected apart,
         without drift.
+    film_thickness_nm : float, optional
+        Thickness of the Si3N4 support film (nm), not voxelised.
+    rng : numpy.random.Generator or int or None
+        Random generator or seed (None: fresh entropy).
     haadf : HaadfModel, optional
         Signal model (default :class:`HaadfModel()`).
     projector : ParallelProjector, optional
@@ -213,40 +173,34 @@ def simulate_tilt_series(
 
     Raises
     ------
-    ValueError
-        A parameter out of range (negative current or dose, tilt beyond
-        ±90°, mismatched pixel size or projector, ...).
     InputError
-        ``core`` or ``shell`` of the wrong shape or holding NaN/inf.
+        ``core`` or ``shell`` of the wrong shape or holding NaN/inf, a
+        negative film, a pixel size or projector that does not match the
+        grid.
     """
     if not isinstance(grid, Grid):
         raise TypeError(f"grid must be a sinter4d.phantom.Grid, got {type(grid).__name__}")
+    if not isinstance(scan, ScanSettings):
+        raise TypeError(f"scan must be a sinter4d.acquisition.ScanSettings, got {type(scan).__name__}")
     core = np.asarray(core)
     if core.shape != tuple(grid.shape):
         raise InputError(f"core has shape {core.shape}, the grid {tuple(grid.shape)}")
     if shell is not None and np.shape(shell) != tuple(grid.shape):
         raise InputError(f"shell has shape {np.shape(shell)}, the grid {tuple(grid.shape)}")
-    angles = _check_angles(angles_deg)
-    current = _check_float(probe_current_pA, "probe_current_pA")
-    dwell = _check_float(dwell_time_ns, "dwell_time_ns", strict=True)
-    film = _check_float(film_thickness_nm, "film_thickness_nm")
-    drift_sd = _check_float(drift_sd_px, "drift_sd_px")
-    offset = _check_float(axis_offset_px, "axis_offset_px", minimum=None)
-    ref_tilt = float(_check_angles([reference_tilt_deg])[0])
-    if int(bin_factor) != bin_factor or bin_factor < 1:
-        raise ValueError(f"bin_factor must be a positive integer, got {bin_factor!r}")
-    b = int(bin_factor)
+    angles = np.asarray(scan.angles_deg, dtype=float)
+    current, dwell, drift_sd = scan.probe_current_pA, scan.dwell_time_ns, scan.drift_sd_px
+    offset, ref_tilt, reference_frames = scan.axis_offset_px, scan.reference_tilt_deg, scan.reference_frames
+    film = check_positive(film_thickness_nm, "film_thickness_nm", allow_zero=True)
+    b = scan.bin_factor
     nz, ny, nx = grid.shape
     if ny % b or nx % b:
-        raise ValueError(f"bin_factor {b} must divide the grid's ny={ny} and nx={nx}")
-    pixel = _check_float(pixel_size_nm, "pixel_size_nm", strict=True)
+        raise InputError(f"bin_factor {b} must divide the grid's ny={ny} and nx={nx}")
+    pixel = scan.pixel_size_nm
     if not math.isclose(pixel, grid.voxel_size_nm * b, rel_tol=1e-6):
-        raise ValueError(
+        raise InputError(
             f"pixel_size_nm ({pixel}) must equal grid.voxel_size_nm × bin_factor "
             f"({grid.voxel_size_nm} × {b} = {grid.voxel_size_nm * b})"
         )
-    if int(reference_frames) != reference_frames or reference_frames < 0:
-        raise ValueError(f"reference_frames must be a non-negative integer, got {reference_frames!r}")
     haadf = HaadfModel() if haadf is None else haadf
     rng = np.random.default_rng(rng)
 
@@ -363,7 +317,7 @@ def bin_tilt_series(ds: xr.Dataset, factor: int) -> xr.Dataset:
     Parameters
     ----------
     ds : xarray.Dataset
-        A tilt-series dataset (DESIGN, "Tilt series file").
+        A tilt-series dataset (docs/design.md, "Tilt series file").
     factor : int
         Pixels summed along y and along x; must divide both image sizes.
 
@@ -372,14 +326,12 @@ def bin_tilt_series(ds: xr.Dataset, factor: int) -> xr.Dataset:
     xarray.Dataset
         A new dataset; ``ds`` is unchanged.
     """
-    if int(factor) != factor or factor < 1:
-        raise ValueError(f"factor must be a positive integer, got {factor!r}")
-    f = int(factor)
+    f = check_int(factor, "factor", minimum=1)
     if "counts" not in ds:
         raise InputError("tilt series has no 'counts' variable")
     ny, nx = ds.sizes["y"], ds.sizes["x"]
     if ny % f or nx % f:
-        raise ValueError(f"factor {f} must divide the image size ({ny} × {nx})")
+        raise InputError(f"factor {f} must divide the image size ({ny} × {nx})")
     if f == 1:
         return ds.copy()
     summable = ("counts", "reference", "expected_counts")

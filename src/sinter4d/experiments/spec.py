@@ -14,9 +14,8 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-import numpy as np
 from pydantic import (
     Field,
     NonNegativeFloat,
@@ -26,7 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from ..acquisition.settings import AcquisitionSpec
 from ..errors import SpecError
+from ..pipeline.settings import PipelineSpec
 from ..sintering.cards import find_model_card
 from ..specs import Spec, load, parse
 
@@ -94,84 +95,6 @@ class HeatingSpec(Spec):
             if not -273.15 < temp < 1083.0:
                 raise ValueError(f"temperature {temp} °C is outside (-273.15, 1083) °C (Cu melts at 1083 °C)")
         return self
-
-
-class AcquisitionSpec(Spec):
-    """Microscope settings of one HAADF-STEM tilt series (the paper's by default).
-
-    ``pixel_size_nm`` and ``image_pixels`` are the microscope's; ``bin`` sums
-    ``bin × bin`` of them into one output pixel, keeping the dose per nm².
-    When ``dose_e_per_nm2`` is given, the probe current is scaled to give it.
-    """
-
-    voltage_kV: PositiveFloat = 300.0
-    image_pixels: Annotated[int, Field(ge=16, le=8192)] = 1024
-    pixel_size_nm: PositiveFloat = 1.04
-    bin: PositiveInt = 1
-    dwell_time_ns: PositiveFloat = 500.0
-    probe_current_pA: PositiveFloat = 2.0
-    dose_e_per_nm2: PositiveFloat | None = None
-    tilt_min_deg: Annotated[float, Field(ge=-90.0, le=90.0)] = -40.0
-    tilt_max_deg: Annotated[float, Field(ge=-90.0, le=90.0)] = 40.0
-    tilt_step_deg: PositiveFloat = 2.0
-    drift_step_sd_nm: NonNegativeFloat = 2.0
-    axis_offset_px: float | None = None
-    axis_offset_max_px: NonNegativeFloat = 4.0
-    reference_frames: NonNegativeInt = 50
-    reference_tilt_deg: Annotated[float, Field(ge=-90.0, le=90.0)] = 0.0
-    oversample: PositiveInt = 1
-
-    @model_validator(mode="after")
-    def _tilts(self):
-        if self.tilt_max_deg < self.tilt_min_deg:
-            raise ValueError(
-                f"tilt_max_deg ({self.tilt_max_deg}) is below tilt_min_deg ({self.tilt_min_deg})"
-            )
-        if self.image_pixels % self.bin:
-            raise ValueError(f"bin ({self.bin}) must divide image_pixels ({self.image_pixels})")
-        n = (self.tilt_max_deg - self.tilt_min_deg) / self.tilt_step_deg
-        if abs(n - round(n)) > 1e-6:
-            raise ValueError("tilt_step_deg must divide tilt_max_deg - tilt_min_deg")
-        if not self.tilt_min_deg <= self.reference_tilt_deg <= self.tilt_max_deg:
-            raise ValueError("reference_tilt_deg must lie within [tilt_min_deg, tilt_max_deg]")
-        return self
-
-    @property
-    def angles_deg(self) -> np.ndarray:
-        """Tilt angles in acquisition order (degrees)."""
-        n = int(round((self.tilt_max_deg - self.tilt_min_deg) / self.tilt_step_deg)) + 1
-        return self.tilt_min_deg + self.tilt_step_deg * np.arange(n)
-
-    @property
-    def output_pixel_size_nm(self) -> float:
-        """Pixel size of the stored images after binning (nm)."""
-        return self.pixel_size_nm * self.bin
-
-    @property
-    def output_pixels(self) -> int:
-        """Edge of the stored images after binning (px)."""
-        return self.image_pixels // self.bin
-
-
-class PipelineSpec(Spec):
-    """The reconstruction chain's settings (the paper's by default)."""
-
-    denoise: bool = True
-    psd: Literal["g4", "white"] = "g4"
-    anscombe: bool = False
-    bm3d_profile: Literal["np", "refilter", "vn", "high", "lc"] = "np"
-    bm3d_stages: Literal["all", "hard"] = "all"
-    sigma_psd: PositiveFloat | None = None
-    denoise_strength: PositiveFloat = 1.0
-    align_method: Literal["xcorr", "mattes"] = "xcorr"
-    axis_search_px: PositiveFloat = 20.0
-    method: Literal["tv", "pdhg", "sirt", "fbp"] = "tv"
-    iterations: PositiveInt = 300
-    tv_weight: PositiveFloat | None = None
-    tol: PositiveFloat | None = None
-    slab_thickness_nm: PositiveFloat = 360.0
-    slab_z_centre_nm: float = 0.0
-    binarize_radius_nm: NonNegativeFloat = 4.0
 
 
 class FitStageSpec(Spec):

@@ -1,6 +1,7 @@
 """The paper's image-processing chain: denoise, align, tilt axis, reconstruct, binarise.
 
-Each stage is a function of arrays; :func:`process_tilt_series` chains them
+Each stage is a function of arrays and of its settings
+(:mod:`~sinter4d.pipeline.settings`); :func:`process_tilt_series` chains them
 on a tilt-series Dataset and returns the reconstruction Dataset.
 """
 
@@ -18,19 +19,32 @@ from .algorithms import SIRT, Algorithm, AlternatingTV, ChambollePock, fbp
 from .callbacks import Callback, LoggingCallback, ObjectiveCallback, ProgressCallback
 from .functions import LeastSquares, NonNegativity, TotalVariation
 from .reconstruct import estimate_noise_sigma, reconstruct, slab_for, tv_weight_rule
+from .settings import (
+    AlignSettings,
+    BinarizeSettings,
+    DenoiseSettings,
+    PipelineSpec,
+    ReconstructionSettings,
+    recorded_settings,
+)
 from .tilt_axis import center_tilt_axis, find_tilt_axis
 
 __all__ = [
     "Algorithm",
+    "AlignSettings",
     "AlternatingTV",
+    "BinarizeSettings",
     "Callback",
     "ChambollePock",
+    "DenoiseSettings",
     "LeastSquares",
     "LoggingCallback",
     "NonNegativity",
     "ObjectiveCallback",
+    "PipelineSpec",
     "PreparedSeries",
     "ProgressCallback",
+    "ReconstructionSettings",
     "SIRT",
     "TotalVariation",
     "align_translations",
@@ -49,6 +63,7 @@ __all__ = [
     "process_tilt_series",
     "reconstruct",
     "reconstruct_and_binarize",
+    "recorded_settings",
     "register_pair",
     "select_sigma_psnr",
     "slab_for",

@@ -56,11 +56,13 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-from .denoise import _check_choice, _image_stack
+from ..checks import check_choice
+from ..errors import InputError
+from .denoise import _image_stack
+from .settings import ALIGN_METHODS, AlignSettings
 
 __all__ = ["ALIGN_METHODS", "align_translations", "apply_shifts", "register_pair"]
 
-ALIGN_METHODS = ("xcorr", "mattes")
 NORMALIZATIONS = ("none", "phase")
 SHIFT_METHODS = ("spline", "fourier")
 
@@ -95,11 +97,11 @@ def apply_shifts(images: np.ndarray, shifts: np.ndarray, *, method: str = "splin
     ndarray
         Shifted images, same shape; float32 for float32 input, else float64.
     """
-    _check_choice(method, SHIFT_METHODS, "method")
+    check_choice(method, "method", SHIFT_METHODS)
     stack, single = _image_stack(images)
     sh = np.asarray(shifts, dtype=np.float64).reshape(-1, 2)
     if sh.shape[0] != stack.shape[0]:
-        raise ValueError(f"shifts must have shape ({stack.shape[0]}, 2), got {np.shape(shifts)}")
+        raise InputError(f"shifts must have shape ({stack.shape[0]}, 2), got {np.shape(shifts)}")
     out = np.empty_like(stack)
     for i, (img, s) in enumerate(zip(stack, sh)):
         if method == "fourier":
@@ -184,7 +186,7 @@ def register_pair(
     fixed: np.ndarray,
     moving: np.ndarray,
     *,
-    method: str = "xcorr",
+    method: str,
     normalization: str = "none",
     upsample_factor: int = 20,
     mattes_bins: int = 32,
@@ -196,7 +198,7 @@ def register_pair(
     Parameters
     ----------
     fixed, moving : (ny, nx) ndarray
-    method : {'xcorr', 'mattes'}, optional
+    method : {'xcorr', 'mattes'}
         See the module docstring.
     normalization : {'none', 'phase'}, optional
         ``'xcorr'`` only: plain or phase (whitened) cross-correlation.
@@ -214,12 +216,12 @@ def register_pair(
         ``(dy, dx)`` in pixels: a feature at ``p`` in ``fixed`` is at
         ``p + (dy, dx)`` in ``moving``.
     """
-    _check_choice(method, ALIGN_METHODS, "method")
-    _check_choice(normalization, NORMALIZATIONS, "normalization")
+    check_choice(method, "method", ALIGN_METHODS)
+    check_choice(normalization, "normalization", NORMALIZATIONS)
     a = np.asarray(fixed, dtype=np.float64)
     b = np.asarray(moving, dtype=np.float64)
     if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(f"fixed and moving must be 2D images of one shape, got {a.shape} and {b.shape}")
+        raise InputError(f"fixed and moving must be 2D images of one shape, got {a.shape} and {b.shape}")
     if method == "xcorr":
         return _xcorr(a, b, int(upsample_factor), normalization)
     return _mattes(a, b, int(mattes_bins), int(mattes_iterations), max(int(seed), 1))
@@ -228,8 +230,8 @@ def register_pair(
 def align_translations(
     images: np.ndarray,
     angles_deg: np.ndarray,
+    settings: AlignSettings = AlignSettings(),
     *,
-    method: str = "xcorr",
     reference_index: int | None = None,
     cosine_stretch: bool = True,
     normalization: str = "none",
@@ -251,9 +253,10 @@ def align_translations(
         Tilt series (denoised images register better), in tilt order.
     angles_deg : (n,) array_like
         Tilt angles in degrees, monotonic.
-    method : {'xcorr', 'mattes'}, optional
-        FFT cross-correlation or Mattes mutual information with the (1+1)
-        evolutionary optimiser (the paper's choice; ~10x slower).
+    settings : AlignSettings, optional
+        Its ``align_method``: FFT cross-correlation (``'xcorr'``) or Mattes
+        mutual information with the (1+1) evolutionary optimiser
+        (``'mattes'``, the paper's choice; much slower).
     reference_index : int, optional
         Image whose shift is 0; default the one closest to 0 deg.
     cosine_stretch : bool, optional
@@ -280,17 +283,16 @@ def align_translations(
            [ 0. ,  0. ],
            [ 1.5, -2. ]])
     """
-    _check_choice(method, ALIGN_METHODS, "method")
-    _check_choice(normalization, NORMALIZATIONS, "normalization")
+    check_choice(normalization, "normalization", NORMALIZATIONS)
     stack, single = _image_stack(images)
     angles = np.asarray(angles_deg, dtype=np.float64).ravel()
     n = stack.shape[0]
     if single or angles.shape != (n,):
-        raise ValueError(f"need an (n, ny, nx) stack and n angles, got shapes {np.shape(images)} and {np.shape(angles_deg)}")
+        raise InputError(f"need an (n, ny, nx) stack and n angles, got shapes {np.shape(images)} and {np.shape(angles_deg)}")
     if n > 1 and not (np.all(np.diff(angles) > 0) or np.all(np.diff(angles) < 0)):
-        raise ValueError("angles_deg must be strictly monotonic (images in tilt order)")
+        raise InputError("angles_deg must be strictly monotonic (images in tilt order)")
     if np.any(np.abs(angles) >= 90):
-        raise ValueError("angles_deg must lie strictly between -90 and 90 degrees")
+        raise InputError("angles_deg must lie strictly between -90 and 90 degrees")
     ref = int(np.argmin(np.abs(angles))) if reference_index is None else int(reference_index) % n
 
     shifts = np.zeros((n, 2))
@@ -304,7 +306,7 @@ def align_translations(
             # scale about where the content centre is estimated to lie in image j
             moving = _stretch_x(moving, factor, centre_x + shifts[j, 1])
         rel = register_pair(
-            stack[j], moving, method=method, normalization=normalization, upsample_factor=upsample_factor,
+            stack[j], moving, method=settings.align_method, normalization=normalization, upsample_factor=upsample_factor,
             mattes_bins=mattes_bins, mattes_iterations=mattes_iterations, seed=seed + i,
         )
         rel[1] /= factor  # back from stretched to image pixels

@@ -15,10 +15,11 @@ a particle cut by the slab face is not eroded from that face.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy import ndimage
+
+from ..checks import check_choice, check_positive
+from ..errors import InputError
 
 __all__ = ["dice", "threshold_binary"]
 
@@ -94,23 +95,20 @@ def threshold_binary(
     >>> int(threshold_binary(v, radius_nm=1.0, voxel_size_nm=1.0).sum())  # corners and edges go
     32
     """
-    if method not in THRESHOLD_METHODS:
-        raise ValueError(f"method must be one of {THRESHOLD_METHODS}, got {method!r}")
-    if not (math.isfinite(float(radius_nm)) and radius_nm >= 0):
-        raise ValueError(f"radius_nm must be a number >= 0, got {radius_nm!r}")
-    if not (math.isfinite(float(voxel_size_nm)) and voxel_size_nm > 0):
-        raise ValueError(f"voxel_size_nm must be a positive number, got {voxel_size_nm!r}")
+    check_choice(method, "method", THRESHOLD_METHODS)
+    radius = check_positive(radius_nm, "radius_nm", allow_zero=True)
+    voxel = check_positive(voxel_size_nm, "voxel_size_nm")
     vol = np.asarray(volume)
     if vol.ndim != 3:
-        raise ValueError(f"volume must be (nz, ny, nx), got shape {vol.shape}")
+        raise InputError(f"volume must be (nz, ny, nx), got shape {vol.shape}")
     if not np.all(np.isfinite(vol)):
-        raise ValueError("volume holds NaN or infinite values")
+        raise InputError("volume holds NaN or infinite values")
     if threshold is None:
         if float(vol.min()) == float(vol.max()):
             return np.zeros(vol.shape, np.uint8)
         threshold = _threshold(vol, method)
     mask = vol > threshold
-    r = float(radius_nm) / float(voxel_size_nm)
+    r = radius / voxel
     if r >= 0.5:
         mask = _opening(mask, r)
     return mask.astype(np.uint8)
@@ -132,7 +130,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     a = np.asarray(a) != 0
     b = np.asarray(b) != 0
     if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
+        raise InputError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
     total = int(a.sum()) + int(b.sum())
     if total == 0:
         return 1.0

@@ -2,8 +2,9 @@
 
 denoise (BM3D) -> align (adjacent tilts) -> tilt axis -> background ->
 reconstruct (TV) -> binarise (Otsu + opening). A Dataset in the tilt-series
-layout goes in, a Dataset in the reconstruction layout of DESIGN.md comes
-out; no file is touched.
+layout goes in, a Dataset in the reconstruction layout of docs/design.md
+comes out; no file is touched. Every stage reads its settings from one
+:class:`~sinter4d.pipeline.settings.PipelineSpec`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from skimage.filters import threshold_otsu
 from ..errors import InputError
 from .align import align_translations, apply_shifts
 from .binarize import threshold_binary
-from .denoise import denoise_bm3d, estimate_sigma_psd, select_sigma_psnr
+from .denoise import DEFAULT_JOBS, denoise_bm3d, estimate_sigma_psd, select_sigma_psnr
 from .reconstruct import reconstruct
+from .settings import DenoiseSettings, PipelineSpec
 from .tilt_axis import center_tilt_axis, find_tilt_axis
 
 log = logging.getLogger(__name__)
 
-METHODS = ("tv", "pdhg", "sirt", "fbp")
+#: Reconstruction attributes copied from the tilt series when it has them.
+CARRIED_ATTRS = ("pt_time_s", "temperature_C", "dose_e_per_nm2", "time_index", "run")
 
 
 def check_tilt_series(ds: xr.Dataset, *, source: str = "tilt series") -> tuple[np.ndarray, np.ndarray, float]:
@@ -85,12 +88,9 @@ def reference_noise_level(
     ds: xr.Dataset,
     images: np.ndarray,
     angles_deg: np.ndarray,
+    settings: DenoiseSettings = DenoiseSettings(),
     *,
-    psd: str = "g4",
-    anscombe: bool = False,
-    bm3d_profile: str = "np",
-    bm3d_stages: str = "all",
-    n_jobs: int = 2,
+    n_jobs: int = DEFAULT_JOBS,
 ) -> float:
     """BM3D noise level of a series chosen against its reference average (the paper's protocol).
 
@@ -105,8 +105,10 @@ def reference_noise_level(
         The tilt series, holding ``reference`` (y, x).
     images : (n, ny, nx) ndarray
         Its raw images; ``angles_deg`` (n,) their tilts.
-    psd, anscombe, bm3d_profile, bm3d_stages, n_jobs
-        As in :func:`prepare_tilt_series`.
+    settings : DenoiseSettings, optional
+        The filter (a :class:`~sinter4d.pipeline.settings.PipelineSpec` will do).
+    n_jobs : int, optional
+        Threads for BM3D.
 
     Returns
     -------
@@ -114,10 +116,7 @@ def reference_noise_level(
         The selected ``sigma_psd``.
     """
     k = int(np.argmin(np.abs(np.asarray(angles_deg) - float(ds.attrs.get("reference_tilt_deg", 0.0)))))
-    return float(select_sigma_psnr(
-        images[k], ds["reference"].values, psd=psd, anscombe=anscombe, profile=bm3d_profile, stages=bm3d_stages,
-        n_jobs=n_jobs,
-    ))
+    return float(select_sigma_psnr(images[k], ds["reference"].values, settings=settings, n_jobs=n_jobs))
 
 
 @dataclass(frozen=True)
@@ -153,17 +152,9 @@ class PreparedSeries:
 
 def prepare_tilt_series(
     ds: xr.Dataset,
+    settings: PipelineSpec = PipelineSpec(),
     *,
-    denoise: bool = True,
-    psd: str = "g4",
-    anscombe: bool = False,
-    bm3d_profile: str = "np",
-    bm3d_stages: str = "all",
-    sigma_psd: float | None = None,
-    denoise_strength: float = 1.0,
-    align_method: str = "xcorr",
-    axis_search_px: float = 20.0,
-    n_jobs: int = 2,
+    n_jobs: int = DEFAULT_JOBS,
     source: str = "tilt series",
 ) -> PreparedSeries:
     """Denoise, align and axis-centre a tilt series (the stages before reconstruction).
@@ -171,38 +162,21 @@ def prepare_tilt_series(
     Parameters
     ----------
     ds : xarray.Dataset
-        A tilt series (DESIGN.md "Tilt series file"): ``counts`` (tilt, y, x)
-        in any linear detector unit, ``tilt_angle`` (deg), ``pixel_size_nm``;
-        an optional ``reference`` (y, x) tunes the denoiser (the paper's
-        protocol: the BM3D noise level maximising PSNR against it).
-    denoise : bool
-        Run BM3D first (the paper does).
-    psd : {'g4', 'white'}
-        Noise spectrum handed to BM3D (the paper: pink ``g4``).
-    anscombe : bool
-        Variance-stabilise the counts before BM3D.
-    bm3d_profile : {'np', 'refilter', 'vn', 'high', 'lc'}
-        BM3D preset; ``'lc'`` (low complexity) is about 3x faster than the
-        normal ``'np'``.
-    bm3d_stages : {'all', 'hard'}
-        Both BM3D stages, or hard thresholding alone (half the cost).
-    sigma_psd : float, optional
-        BM3D noise level to use as it is (the paper tuned it once and kept
-        it); by default it is chosen against ``reference`` when the series
-        has one, else estimated from the images.
-    denoise_strength : float
-        BM3D runs at ``denoise_strength`` times that level (default 1). The
-        level of maximum PSNR smooths a neck along the tilt axis, so a neck
-        lying along it reads wider and one across it loses contrast; the
-        quick spec's 0.35 takes its median |error| of r_n/r_p from 0.085 to
-        0.032 (experiments/README.md).
-    align_method : {'xcorr', 'mattes'}
-        Registration of adjacent tilts.
-    axis_search_px : float
-        Half-width of the tilt-axis search (px).
-    n_jobs : int
-        Threads for BM3D.
-    source : str
+        A tilt series (docs/design.md, "Tilt series file"): ``counts``
+        (tilt, y, x) in any linear detector unit, ``tilt_angle`` (deg),
+        ``pixel_size_nm``; an optional ``reference`` (y, x) tunes the
+        denoiser (the paper's protocol: the BM3D noise level maximising PSNR
+        against it).
+    settings : PipelineSpec, optional
+        The chain's settings (the paper's by default); the denoising and
+        alignment ones are read. Without ``sigma_psd`` the BM3D level is
+        chosen against ``reference`` when the series has one, else estimated
+        from its middle image; BM3D then runs at ``denoise_strength`` times
+        it (a level below the PSNR optimum smooths a neck along the tilt
+        axis less).
+    n_jobs : int, optional
+        Threads for BM3D (-1: all cores).
+    source : str, optional
         Name of the input in error messages.
 
     Returns
@@ -212,35 +186,24 @@ def prepare_tilt_series(
     images, angles, pixel = check_tilt_series(ds, source=source)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    sigma = np.nan if sigma_psd is None else float(sigma_psd)
-    if not (np.isfinite(denoise_strength) and denoise_strength > 0):
-        raise ValueError(f"denoise_strength must be a number > 0, got {denoise_strength!r}")
-    if denoise:
+    sigma = np.nan if settings.sigma_psd is None else float(settings.sigma_psd)
+    if settings.denoise:
         if np.isnan(sigma) and "reference" in ds:
-            sigma = reference_noise_level(
-                ds, images, angles, psd=psd, anscombe=anscombe, bm3d_profile=bm3d_profile, bm3d_stages=bm3d_stages,
-                n_jobs=n_jobs,
-            )
+            sigma = reference_noise_level(ds, images, angles, settings, n_jobs=n_jobs)
         elif np.isnan(sigma):
-            sigma = estimate_sigma_psd(images[len(images) // 2], psd=psd, anscombe=anscombe)
+            sigma = estimate_sigma_psd(images[len(images) // 2], settings)
         images = denoise_bm3d(
-            images,
-            sigma_psd=denoise_strength * sigma,
-            psd=psd,
-            anscombe=anscombe,
-            profile=bm3d_profile,
-            stages=bm3d_stages,
-            n_jobs=n_jobs,
+            images, settings, sigma_psd=settings.denoise_strength * sigma, n_jobs=n_jobs
         ).astype(np.float32)
     seconds["denoise"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    shifts = align_translations(images, angles, method=align_method)
+    shifts = align_translations(images, angles, settings)
     aligned = apply_shifts(images, -shifts)
     seconds["align"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    offset = float(find_tilt_axis(aligned, angles, search_px=(-axis_search_px, axis_search_px)))
+    offset = float(find_tilt_axis(aligned, angles, settings))
     centred = center_tilt_axis(aligned, offset)
     seconds["tilt_axis"] = time.perf_counter() - t0
     return PreparedSeries(subtract_background(centred), angles, pixel, shifts, offset, sigma, seconds)
@@ -248,81 +211,45 @@ def prepare_tilt_series(
 
 def process_tilt_series(
     ds: xr.Dataset,
+    settings: PipelineSpec = PipelineSpec(),
     *,
-    denoise: bool = True,
-    psd: str = "g4",
-    anscombe: bool = False,
-    bm3d_profile: str = "np",
-    bm3d_stages: str = "all",
-    sigma_psd: float | None = None,
-    denoise_strength: float = 1.0,
-    align_method: str = "xcorr",
-    axis_search_px: float = 20.0,
-    method: str = "tv",
-    iterations: int = 300,
-    tv_weight: float | None = None,
-    tol: float | None = None,
-    slab_thickness_nm: float = 360.0,
-    slab_z_centre_nm: float = 0.0,
-    binarize_radius_nm: float = 4.0,
-    n_jobs: int = 2,
+    n_jobs: int = DEFAULT_JOBS,
     callbacks: tuple = (),
     source: str = "tilt series",
 ) -> xr.Dataset:
     """Reconstruct and binarise one tilt series, as the paper's Fig. 4a.
 
-    Runs :func:`prepare_tilt_series` (whose parameters it shares), then the
-    reconstruction of the slab and Otsu binarisation with an opening.
+    Runs :func:`prepare_tilt_series`, then the reconstruction of the slab and
+    Otsu binarisation with an opening (:func:`reconstruct_and_binarize`).
 
     Parameters
     ----------
     ds : xarray.Dataset
         The tilt series.
-    method : {'tv', 'pdhg', 'sirt', 'fbp'}
-        Reconstruction algorithm: the paper's alternating data/TV scheme,
-        Chambolle–Pock TV, or the two baselines.
-    iterations : int
-        Iterations of the iterative methods (the paper: 300).
-    tv_weight : float, optional
-        TV strength (see :func:`~sinter4d.pipeline.reconstruct.reconstruct`).
-    tol : float, optional
-        Stop when the relative change of the iterate falls below it.
-    slab_thickness_nm, slab_z_centre_nm : float
-        The slab reconstructed (nm): the specimen's height on the film
-        bounds it, and most of a cube would be empty.
-    binarize_radius_nm : float
-        Radius of the erosion/dilation after Otsu's threshold (nm).
-    callbacks : tuple
+    settings : PipelineSpec, optional
+        The chain's settings (the paper's by default).
+    n_jobs : int, optional
+        Threads for BM3D (-1: all cores).
+    callbacks : tuple, optional
         Callbacks of the reconstruction algorithm (e.g. a progress bar).
-    denoise, psd, anscombe, bm3d_profile, bm3d_stages, sigma_psd, denoise_strength, align_method, axis_search_px, n_jobs, source
-        As in :func:`prepare_tilt_series`.
+    source : str, optional
+        Name of the input in error messages.
 
     Returns
     -------
     xarray.Dataset
         ``volume`` (z, y, x) float32 and ``binary`` (z, y, x) uint8 on the
         tilt series' y/x grid, the tilt axis at x = 0; ``shift_y``,
-        ``shift_x`` (tilt, px) found by the alignment; attributes
-        ``axis_offset_px``, ``method``, ``iterations``,
-        ``denoise_sigma_psd`` (the level chosen), ``denoise_strength`` and
-        the seconds of each stage.
+        ``shift_x`` (tilt, px) found by the alignment; the settings as
+        attributes (:data:`~sinter4d.pipeline.settings.RECON_ATTRS`, with
+        ``denoise_sigma_psd`` the level chosen), ``axis_offset_px`` and the
+        seconds of each stage.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    prep = prepare_tilt_series(
-        ds, denoise=denoise, psd=psd, anscombe=anscombe, bm3d_profile=bm3d_profile, bm3d_stages=bm3d_stages,
-        sigma_psd=sigma_psd, denoise_strength=denoise_strength,
-        align_method=align_method,
-        axis_search_px=axis_search_px, n_jobs=n_jobs, source=source,
-    )
-    volume, binary, seconds = reconstruct_and_binarize(
-        prep, method=method, iterations=iterations, tv_weight=tv_weight, tol=tol,
-        slab_thickness_nm=slab_thickness_nm, slab_z_centre_nm=slab_z_centre_nm,
-        binarize_radius_nm=binarize_radius_nm, callbacks=callbacks,
-    )
+    prep = prepare_tilt_series(ds, settings, n_jobs=n_jobs, source=source)
+    volume, binary, seconds = reconstruct_and_binarize(prep, settings, callbacks=callbacks)
     pixel = prep.pixel_size_nm
     nz = volume.shape[0]
-    z = (np.arange(nz) - (nz - 1) / 2) * pixel + slab_z_centre_nm
+    z = (np.arange(nz) - (nz - 1) / 2) * pixel + settings.slab_z_centre_nm
     out = xr.Dataset(
         {
             "volume": (("z", "y", "x"), volume, {"units": "1", "long_name": "reconstructed HAADF scattering density"}),
@@ -339,38 +266,41 @@ def process_tilt_series(
         attrs={
             "pixel_size_nm": pixel,
             "axis_offset_px": prep.axis_offset_px,
-            "method": method,
-            "iterations": int(iterations),
-            "denoise": int(denoise),
-            "denoise_psd": psd,
-            "denoise_profile": bm3d_profile,
-            "denoise_stages": bm3d_stages,
+            "method": settings.method,
+            "iterations": int(settings.iterations),
+            "denoise": int(settings.denoise),
+            "denoise_psd": settings.psd,
+            "denoise_profile": settings.bm3d_profile,
+            "denoise_stages": settings.bm3d_stages,
             "denoise_sigma_psd": prep.sigma_psd,
-            "denoise_strength": float(denoise_strength),
-            "align_method": align_method,
-            "binarize_radius_nm": float(binarize_radius_nm),
+            "denoise_strength": float(settings.denoise_strength),
+            "align_method": settings.align_method,
+            "binarize_radius_nm": float(settings.binarize_radius_nm),
             **{f"seconds_{k}": round(v, 3) for k, v in {**prep.seconds, **seconds}.items()},
         },
     )
-    for key in ("pt_time_s", "temperature_C", "dose_e_per_nm2", "time_index", "run"):
+    for key in CARRIED_ATTRS:
         if key in ds.attrs:
             out.attrs[key] = ds.attrs[key]
     return out
 
 
 def reconstruct_and_binarize(
-    prep: PreparedSeries,
-    *,
-    method: str = "tv",
-    iterations: int = 300,
-    tv_weight: float | None = None,
-    tol: float | None = None,
-    slab_thickness_nm: float = 360.0,
-    slab_z_centre_nm: float = 0.0,
-    binarize_radius_nm: float = 4.0,
-    callbacks: tuple = (),
+    prep: PreparedSeries, settings: PipelineSpec = PipelineSpec(), *, callbacks: tuple = ()
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Reconstruct the slab of a prepared series and binarise it.
+
+    Parameters
+    ----------
+    prep : PreparedSeries
+        From :func:`prepare_tilt_series`.
+    settings : PipelineSpec, optional
+        The reconstruction and binarisation settings are read: the slab
+        (``slab_thickness_nm`` thick about ``slab_z_centre_nm``; the
+        specimen's height on the film bounds it), the algorithm and the
+        radius of the opening after Otsu's threshold.
+    callbacks : tuple, optional
+        Callbacks of the reconstruction algorithm (e.g. a progress bar).
 
     Returns
     -------
@@ -379,24 +309,24 @@ def reconstruct_and_binarize(
     seconds : dict
         Wall time of the two stages.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     pixel = prep.pixel_size_nm
     t0 = time.perf_counter()
     volume = reconstruct(
         prep.signal,
         prep.angles_deg,
-        method=method,
-        iterations=iterations,
-        slab_nz=max(2, int(round(slab_thickness_nm / pixel))),
+        method=settings.method,
+        iterations=settings.iterations,
+        slab_nz=max(2, int(round(settings.slab_thickness_nm / pixel))),
         voxel_size_nm=pixel,
-        z_centre_nm=slab_z_centre_nm,
-        tv_weight=tv_weight,
-        tol=tol,
+        z_centre_nm=settings.slab_z_centre_nm,
+        tv_weight=settings.tv_weight,
+        tol=settings.tol,
         callbacks=callbacks,
     ).astype(np.float32)
     t1 = time.perf_counter()
-    binary = threshold_binary(volume, method="otsu", radius_nm=binarize_radius_nm, voxel_size_nm=pixel).astype(np.uint8)
+    binary = threshold_binary(
+        volume, method="otsu", radius_nm=settings.binarize_radius_nm, voxel_size_nm=pixel
+    ).astype(np.uint8)
     return volume, binary, {"reconstruct": t1 - t0, "binarize": time.perf_counter() - t1}
 
 

@@ -4,7 +4,9 @@ The paper denoised every raw frame with BM3D [Dabov2007]_ for correlated
 noise [Makinen2020]_, with the pink noise profile ``g4`` of the BM3D authors'
 experiments and a variance (137 in 8-bit units) chosen by maximising the PSNR
 between a denoised raw frame and a 50-frame average at the same tilt
-(DESIGN, "Reconstruction notes"). This module does the same:
+(docs/design.md, "Reconstruction notes"). This module does the same, with
+the filter's settings (noise spectrum, Anscombe, preset, stages) taken from
+a :class:`~sinter4d.pipeline.settings.DenoiseSettings`:
 
 * :func:`noise_psd` builds the PSD handed to :func:`bm3d.bm3d` (``"g4"``:
   amplitude spectrum ``sqrt(c / (|f| + c))`` with ``|f|`` in frequency-index
@@ -20,7 +22,7 @@ between a denoised raw frame and a 50-frame average at the same tilt
 ``sigma_psd`` is always the standard deviation (image units) of the noise of
 one pixel: the PSD is scaled so that its mean is ``ny * nx * sigma_psd**2``,
 the convention of :func:`bm3d.bm3d` (a white PSD of ``sigma`` equals the
-scalar ``sigma``). With ``anscombe=True`` it is the level in the
+scalar ``sigma``). With ``settings.anscombe`` it is the level in the
 variance-stabilised domain, where Poisson noise has unit variance.
 
 References
@@ -53,6 +55,9 @@ import numpy as np
 from scipy.special import gammaln
 
 from .._cores import available_cores
+from ..checks import check_choice, check_int, check_positive
+from ..errors import InputError
+from .settings import PSD_SHAPES, DenoiseSettings
 
 __all__ = [
     "anscombe",
@@ -63,9 +68,8 @@ __all__ = [
     "select_sigma_psnr",
 ]
 
-PSD_SHAPES = ("g4", "white")
-BM3D_PROFILES = ("np", "refilter", "vn", "high", "lc")
-BM3D_STAGES = ("all", "hard")
+#: BM3D runs (one image each) at once, unless a caller says otherwise.
+DEFAULT_JOBS = 2
 
 
 # --------------------------------------------------------------------------
@@ -82,20 +86,15 @@ def _image_stack(images, name: str = "images") -> tuple[np.ndarray, bool]:
     """``images`` as a float ``(n, ny, nx)`` stack and whether it was a single 2D image."""
     arr = np.asarray(images)
     if arr.ndim not in (2, 3) or arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be a real (ny, nx) image or (n, ny, nx) stack, got shape {arr.shape} dtype {arr.dtype}")
+        raise InputError(f"{name} must be a real (ny, nx) image or (n, ny, nx) stack, got shape {arr.shape} dtype {arr.dtype}")
     single = arr.ndim == 2
     arr = arr[None] if single else arr
     if min(arr.shape[1:]) < 8:
-        raise ValueError(f"{name} must be at least 8 x 8 pixels, got {arr.shape[1:]}")
+        raise InputError(f"{name} must be at least 8 x 8 pixels, got {arr.shape[1:]}")
     arr = arr.astype(_float_dtype(arr), copy=False)
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name} hold NaN or infinite values")
+        raise InputError(f"{name} hold NaN or infinite values")
     return arr, single
-
-
-def _check_choice(value: str, allowed: tuple[str, ...], name: str) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
 
 
 def _psnr(image: np.ndarray, reference: np.ndarray) -> float:
@@ -145,7 +144,7 @@ def _psd_shape(shape: tuple[int, int], psd: str) -> np.ndarray:
     return out
 
 
-def noise_psd(shape: tuple[int, int], sigma_psd: float, *, psd: str = "g4") -> np.ndarray:
+def noise_psd(shape: tuple[int, int], sigma_psd: float, *, psd: str) -> np.ndarray:
     """Noise power spectral density in the convention of :func:`bm3d.bm3d`.
 
     Parameters
@@ -154,7 +153,7 @@ def noise_psd(shape: tuple[int, int], sigma_psd: float, *, psd: str = "g4") -> n
         Image shape in pixels.
     sigma_psd : float
         Per-pixel noise standard deviation (image units).
-    psd : {'g4', 'white'}, optional
+    psd : {'g4', 'white'}
         ``'g4'``: the pink noise of the BM3D demos (``get_experiment_kernel``),
         amplitude ``sqrt(c / (|f| + c))`` with ``|f|`` the distance from DC in
         frequency-index units and ``c = 0.01 sqrt(ny nx)``; ``'white'``: flat.
@@ -164,30 +163,29 @@ def noise_psd(shape: tuple[int, int], sigma_psd: float, *, psd: str = "g4") -> n
     (ny, nx) ndarray of float64
         PSD in unshifted FFT order with mean ``ny * nx * sigma_psd**2``.
     """
-    _check_choice(psd, PSD_SHAPES, "psd")
-    if not sigma_psd > 0:
-        raise ValueError(f"sigma_psd must be > 0, got {sigma_psd}")
+    check_choice(psd, "psd", PSD_SHAPES)
+    check_positive(sigma_psd, "sigma_psd")
     ny, nx = shape
     return _psd_shape((int(ny), int(nx)), psd) * (ny * nx * float(sigma_psd) ** 2)
 
 
-def estimate_sigma_psd(image: np.ndarray, *, psd: str = "g4", anscombe: bool = False) -> float:
+def estimate_sigma_psd(image: np.ndarray, settings: DenoiseSettings = DenoiseSettings()) -> float:
     """Noise level of one image from the data alone (no reference).
 
     The finest-scale wavelet estimator of :func:`skimage.restoration.estimate_sigma`
     (median absolute deviation of the diagonal detail band) measures the noise
-    at the highest frequencies. For ``psd='white'`` that is ``sigma_psd``; for
-    ``'g4'`` the pink PSD is scaled so that its mean over the same band
-    (``|f_y|, |f_x| >= 1/4`` cycle/px) equals the measured level, which puts
-    its (larger) total variance above the white estimate. With
-    ``anscombe=True`` the level is that of the stabilised image.
+    at the highest frequencies. For ``settings.psd == 'white'`` that is
+    ``sigma_psd``; for ``'g4'`` the pink PSD is scaled so that its mean over
+    the same band (``|f_y|, |f_x| >= 1/4`` cycle/px) equals the measured
+    level, which puts its (larger) total variance above the white estimate.
+    With ``settings.anscombe`` the level is that of the stabilised image
+    (``image`` in electron counts).
 
     Parameters
     ----------
     image : (ny, nx) ndarray
-    psd : {'g4', 'white'}, optional
-    anscombe : bool, optional
-        Estimate on :func:`anscombe` ``(image)`` (image in electron counts).
+    settings : DenoiseSettings, optional
+        Its ``psd`` and ``anscombe`` are read.
 
     Returns
     -------
@@ -196,16 +194,15 @@ def estimate_sigma_psd(image: np.ndarray, *, psd: str = "g4", anscombe: bool = F
     """
     from skimage.restoration import estimate_sigma
 
-    _check_choice(psd, PSD_SHAPES, "psd")
     img = np.asarray(image, dtype=np.float64)
-    if anscombe:
-        img = _anscombe_transform(img)
+    if settings.anscombe:
+        img = anscombe(img)
     sigma_hf = float(estimate_sigma(img))
     if sigma_hf <= 0:
         sigma_hf = float(np.std(img)) or 1.0
     fy = np.abs(np.fft.fftfreq(img.shape[0]))[:, None] >= 0.25
     fx = np.abs(np.fft.fftfreq(img.shape[1]))[None, :] >= 0.25
-    band = _psd_shape(img.shape, psd)[fy & fx]
+    band = _psd_shape(img.shape, settings.psd)[fy & fx]
     return sigma_hf / math.sqrt(float(band.mean()))
 
 
@@ -231,8 +228,6 @@ def anscombe(counts: np.ndarray) -> np.ndarray:
     x = x.astype(_float_dtype(x), copy=False)
     return 2.0 * np.sqrt(np.maximum(x, 0) + x.dtype.type(0.375))
 
-
-_anscombe_transform = anscombe  # for functions whose ``anscombe`` flag shadows the name
 
 
 @functools.lru_cache(maxsize=1)
@@ -283,18 +278,16 @@ def inverse_anscombe(values: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
-def _denoise_one(
-    image: np.ndarray, sigma_psd: float, psd: str, anscombe_: bool, profile: str, stages: str = "all"
-) -> np.ndarray:
-    """BM3D of one 2D image, single-threaded (deterministic), same dtype."""
+def _denoise_one(image: np.ndarray, sigma_psd: float, settings: DenoiseSettings) -> np.ndarray:
+    """BM3D of one 2D image at ``sigma_psd``, single-threaded (deterministic), same dtype."""
     bm3d = _bm3d_module()
-    pro = _profile(bm3d, profile)
+    pro = _profile(bm3d, settings.bm3d_profile)
     pro.num_threads = 1
-    z = _anscombe_transform(image).astype(np.float64) if anscombe_ else image.astype(np.float64)
-    arg = sigma_psd if psd == "white" else noise_psd(z.shape, sigma_psd, psd=psd)
-    stage_arg = bm3d.BM3DStages.ALL_STAGES if stages == "all" else bm3d.BM3DStages.HARD_THRESHOLDING
+    z = anscombe(image).astype(np.float64) if settings.anscombe else image.astype(np.float64)
+    arg = sigma_psd if settings.psd == "white" else noise_psd(z.shape, sigma_psd, psd=settings.psd)
+    stage_arg = bm3d.BM3DStages.ALL_STAGES if settings.bm3d_stages == "all" else bm3d.BM3DStages.HARD_THRESHOLDING
     out = bm3d.bm3d(z, arg, profile=pro, stage_arg=stage_arg)
-    if anscombe_:
+    if settings.anscombe:
         out = inverse_anscombe(out)
     return np.asarray(out, dtype=image.dtype)
 
@@ -313,7 +306,7 @@ def _profile(bm3d, name: str):
 
 def _n_workers(n_jobs: int, n_tasks: int) -> int:
     if n_jobs == 0 or n_jobs < -1:
-        raise ValueError(f"n_jobs={n_jobs} must be a positive int or -1 (all cores)")
+        raise InputError(f"n_jobs={n_jobs} must be a positive int or -1 (all cores)")
     n = available_cores() if n_jobs == -1 else n_jobs
     return max(1, min(n, n_tasks))
 
@@ -345,15 +338,12 @@ def _map(fn: Callable, items: list, n_jobs: int, progress: Callable[[int, int], 
 def select_sigma_psnr(
     image: np.ndarray,
     reference: np.ndarray,
+    settings: DenoiseSettings = DenoiseSettings(),
     *,
-    psd: str = "g4",
-    anscombe: bool = False,
     bounds: tuple[float, float] | None = None,
     n_grid: int = 5,
     n_refine: int = 3,
-    profile: str = "np",
-    stages: str = "all",
-    n_jobs: int = 2,
+    n_jobs: int = DEFAULT_JOBS,
 ) -> float:
     """Noise level that maximises the PSNR of the denoised ``image`` against ``reference``.
 
@@ -371,21 +361,15 @@ def select_sigma_psnr(
         One raw frame.
     reference : (ny, nx) ndarray
         Multi-frame average of the same view, same units.
-    psd : {'g4', 'white'}, optional
-    anscombe : bool, optional
-        Denoise in the Anscombe domain (``image`` in electron counts); the
-        PSNR is always computed in image units.
+    settings : DenoiseSettings, optional
+        The filter (``psd``, ``anscombe``, ``bm3d_profile``, ``bm3d_stages``);
+        its level and strength are not read. With ``anscombe`` the PSNR is
+        still computed in image units.
     bounds : (float, float), optional
         Search range of ``sigma_psd``; default ``(s/4, 4 s)`` around
         :func:`estimate_sigma_psd`.
     n_grid, n_refine : int, optional
         Grid size (>= 3) and refinement rounds (>= 0).
-    profile : {'np', 'refilter', 'vn', 'high', 'lc'}, optional
-        BM3D preset.
-    stages : {'all', 'hard'}, optional
-        Both BM3D stages (hard thresholding, then Wiener filtering), or the
-        hard-thresholding stage alone (half the cost; on shot-noise-limited
-        HAADF frames its PSNR against the 50-frame average is no worse).
     n_jobs : int, optional
         Parallel BM3D runs (-1: all cores).
 
@@ -394,30 +378,27 @@ def select_sigma_psnr(
     float
         The selected ``sigma_psd``.
     """
-    _check_choice(psd, PSD_SHAPES, "psd")
-    _check_choice(profile, BM3D_PROFILES, "profile")
-    _check_choice(stages, BM3D_STAGES, "stages")
     img, single = _image_stack(image, "image")
     ref, _ = _image_stack(reference, "reference")
     if not single or ref.shape != img.shape:
-        raise ValueError(
+        raise InputError(
             f"image and reference must be 2D images of one shape, got {np.shape(image)} and {np.shape(reference)}"
         )
-    if n_grid < 3 or n_refine < 0:
-        raise ValueError(f"n_grid must be >= 3 and n_refine >= 0, got {n_grid}, {n_refine}")
+    check_int(n_grid, "n_grid", minimum=3)
+    check_int(n_refine, "n_refine", minimum=0)
     img, ref = img[0], ref[0]
     if bounds is None:
-        s0 = estimate_sigma_psd(img, psd=psd, anscombe=anscombe)
+        s0 = estimate_sigma_psd(img, settings)
         bounds = (s0 / 4.0, s0 * 4.0)
     lo, hi = float(bounds[0]), float(bounds[1])
     if not 0 < lo < hi:
-        raise ValueError(f"bounds must satisfy 0 < low < high, got {bounds}")
+        raise InputError(f"bounds must satisfy 0 < low < high, got {bounds}")
 
     scores: dict[float, float] = {}
 
     def evaluate(log_sigmas: list[float]) -> None:
         todo = [t for t in log_sigmas if t not in scores]
-        values = _map(lambda t: _psnr(_denoise_one(img, math.exp(t), psd, anscombe, profile, stages), ref), todo, n_jobs, None)
+        values = _map(lambda t: _psnr(_denoise_one(img, math.exp(t), settings), ref), todo, n_jobs, None)
         scores.update(zip(todo, values))
 
     grid = list(np.linspace(math.log(lo), math.log(hi), n_grid))
@@ -433,48 +414,42 @@ def select_sigma_psnr(
 
 def denoise_bm3d(
     images: np.ndarray,
+    settings: DenoiseSettings = DenoiseSettings(),
     *,
     sigma_psd: float | None = None,
     reference: np.ndarray | None = None,
     reference_index: int | None = None,
-    psd: str = "g4",
-    anscombe: bool = False,
-    profile: str = "np",
-    stages: str = "all",
-    n_jobs: int = 2,
+    n_jobs: int = DEFAULT_JOBS,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Denoise every image of a tilt series with BM3D for coloured noise.
 
-    The noise level is, in order of precedence: ``sigma_psd`` when given;
-    else, with a ``reference``, the level that maximises the PSNR of the
-    denoised frame ``reference_index`` against it (:func:`select_sigma_psnr`,
-    the paper's protocol); else :func:`estimate_sigma_psd` of that frame. One
-    level is used for the whole series.
+    BM3D runs at ``sigma_psd`` when it is given. Otherwise at
+    ``settings.denoise_strength`` times a level that is, in order of
+    precedence: ``settings.sigma_psd``; with a ``reference``, the level that
+    maximises the PSNR of the denoised frame ``reference_index`` against it
+    (:func:`select_sigma_psnr`, the paper's protocol); else
+    :func:`estimate_sigma_psd` of that frame. One level serves the whole
+    series.
 
     Parameters
     ----------
     images : (n, ny, nx) or (ny, nx) ndarray
-        Raw images in any (linear) detector units; counts only if ``anscombe``.
+        Raw images in any (linear) detector units; electron counts with
+        ``settings.anscombe`` (the result is then the exact unbiased
+        inverse, i.e. estimated mean counts).
+    settings : DenoiseSettings, optional
+        The filter (noise spectrum ``psd``, ``anscombe``, ``bm3d_profile``,
+        ``bm3d_stages``: both BM3D stages, or hard thresholding alone at half
+        the cost) and the level; ``settings.denoise`` is not read.
     sigma_psd : float, optional
-        Per-pixel noise standard deviation (image units, or stabilised units
-        with ``anscombe``), see :func:`noise_psd`.
+        Per-pixel noise standard deviation BM3D runs at (image units, or
+        stabilised units with ``anscombe``), see :func:`noise_psd`.
     reference : (ny, nx) ndarray, optional
         Multi-frame average at the tilt of frame ``reference_index``.
     reference_index : int, optional
         Frame matching ``reference`` and used to set the level; default the
         middle frame ``n // 2`` (0 deg for a symmetric series).
-    psd : {'g4', 'white'}, optional
-        Noise spectrum shape; ``'g4'`` (pink) as in the paper.
-    anscombe : bool, optional
-        Images are electron counts: denoise ``anscombe(images)`` and return
-        the exact unbiased inverse, i.e. estimated mean counts.
-    profile : {'np', 'refilter', 'vn', 'high', 'lc'}, optional
-        BM3D preset (``'np'``, the default of :func:`bm3d.bm3d`).
-    stages : {'all', 'hard'}, optional
-        Both BM3D stages (hard thresholding, then Wiener filtering), or the
-        hard-thresholding stage alone (half the cost; on shot-noise-limited
-        HAADF frames its PSNR against the 50-frame average is no worse).
     n_jobs : int, optional
         Images denoised at once (-1: all cores). Each BM3D run is
         single-threaded, so the result does not depend on ``n_jobs``.
@@ -493,28 +468,23 @@ def denoise_bm3d(
     >>> rng = np.random.default_rng(0)
     >>> clean = np.zeros((32, 32)); clean[8:24, 8:24] = 10.0
     >>> noisy = rng.poisson(clean + 2.0).astype(np.float32)
-    >>> out = denoise_bm3d(noisy, psd="white", n_jobs=1)
+    >>> out = denoise_bm3d(noisy, DenoiseSettings(psd="white"), n_jobs=1)
     >>> out.shape, out.dtype
     ((32, 32), dtype('float32'))
     """
-    _check_choice(psd, PSD_SHAPES, "psd")
-    _check_choice(profile, BM3D_PROFILES, "profile")
-    _check_choice(stages, BM3D_STAGES, "stages")
     stack, single = _image_stack(images)
     n = stack.shape[0]
     k = n // 2 if reference_index is None else int(reference_index)
     if not -n <= k < n:
-        raise ValueError(f"reference_index={reference_index} is outside the {n} images")
+        raise InputError(f"reference_index={reference_index} is outside the {n} images")
     if sigma_psd is not None:
-        if not sigma_psd > 0:
-            raise ValueError(f"sigma_psd must be > 0, got {sigma_psd}")
-        sigma = float(sigma_psd)
+        sigma = check_positive(sigma_psd, "sigma_psd")
+    elif settings.sigma_psd is not None:
+        sigma = settings.applied_sigma_psd
     elif reference is not None:
-        sigma = select_sigma_psnr(
-            stack[k], reference, psd=psd, anscombe=anscombe, profile=profile, stages=stages, n_jobs=n_jobs
-        )
+        sigma = settings.denoise_strength * select_sigma_psnr(stack[k], reference, settings=settings, n_jobs=n_jobs)
     else:
-        sigma = estimate_sigma_psd(stack[k], psd=psd, anscombe=anscombe)
-    out = _map(lambda img: _denoise_one(img, sigma, psd, anscombe, profile, stages), list(stack), n_jobs, progress)
+        sigma = settings.denoise_strength * estimate_sigma_psd(stack[k], settings)
+    out = _map(lambda img: _denoise_one(img, sigma, settings), list(stack), n_jobs, progress)
     result = np.stack(out)
     return result[0] if single else result

@@ -22,11 +22,10 @@ part of the phase that a rigid shift of the object cannot absorb,
 ``delta (1 - cos theta)`` (at most 0.23 ``delta`` at 40 deg), shows, as an
 arc of radius ``delta`` around every point, at spatial frequencies above
 ~``1 / (4 delta)`` cycle/px. At the paper's dose (about 6 e-/px) those
-frequencies are pure noise. On the test series (spheres, +-40 deg, 2 deg
-steps) the total variation of the ramp-filtered back-projection (the
-paper's "artefact", ``method='sharpness'``) misplaces the axis by 0.3-1.9 px
-on noise-free images and by several pixels at 6 e-/px; smoothing the
-images first biases it further.
+frequencies are pure noise, so the total variation of the ramp-filtered
+back-projection (the paper's "artefact", ``method='sharpness'``) misplaces
+the axis even on noise-free images, and more at low dose; smoothing the
+images first biases it further (docs/validation.md).
 
 ``method='moments'`` (default) uses the same consistency in its most
 noise-robust form, the first Helgason–Ludwig condition: in every row ``y``
@@ -36,8 +35,7 @@ the centre of mass of the projection moves as
 A weighted least-squares fit over all usable rows, with ``offset`` shared
 and ``(X_y, Z_y)`` free per row, gives the offset from the curvature of the
 tracks. Rows whose content touches the left or right edge at some tilt
-(truncated projections) are left out. On the test series at ~6 e-/px the
-error is 0.25 px RMS (0.57 px at worst over 30 series), in ~30 ms.
+(truncated projections) are left out.
 
 References
 ----------
@@ -53,8 +51,11 @@ import logging
 import numpy as np
 from scipy import ndimage
 
+from ..checks import check_choice
+from ..errors import InputError
 from .align import apply_shifts
-from .denoise import _check_choice, _image_stack
+from .denoise import _image_stack
+from .settings import AlignSettings
 
 __all__ = ["AXIS_METHODS", "center_tilt_axis", "find_tilt_axis"]
 
@@ -123,7 +124,7 @@ def _moments_offset(stack: np.ndarray, angles: np.ndarray, window_px: int) -> fl
     # rows with a mass of at least 5 % of the heaviest row's at every tilt
     usable = ~truncated & (m0.min(axis=0) > 0.05 * max(float(m0.mean(axis=0).max()), 0.0))
     if usable.sum() < 3:
-        raise ValueError(
+        raise InputError(
             f"only {int(usable.sum())} rows hold whole (untruncated) objects at every tilt; "
             "the moment method needs at least 3 (try method='sharpness')"
         )
@@ -170,7 +171,7 @@ def _sharpness_scores(stack: np.ndarray, angles: np.ndarray, offsets: np.ndarray
     reach = (thickness_px / 2.0) * np.abs(np.sin(theta)).max() + np.abs(offsets).max() * (1 - np.cos(theta)).max() + 2
     keep = np.abs(xs) <= nx / 2.0 - reach
     if keep.sum() < 8:
-        raise ValueError("images too narrow for this search range and thickness_px")
+        raise InputError("images too narrow for this search range and thickness_px")
     scores = np.empty(offsets.size)
     for k, off in enumerate(offsets):
         rec = np.zeros((sino.shape[0], zs.size, nx))
@@ -187,9 +188,10 @@ def _sharpness_scores(stack: np.ndarray, angles: np.ndarray, offsets: np.ndarray
 def find_tilt_axis(
     images: np.ndarray,
     angles_deg: np.ndarray,
+    settings: AlignSettings = AlignSettings(),
     *,
     method: str = "moments",
-    search_px: tuple[float, float] = (-20, 20),
+    search_px: tuple[float, float] | None = None,
     window_px: int = 4,
     n_rows: int = 32,
     thickness_px: int | None = None,
@@ -209,9 +211,12 @@ def find_tilt_axis(
         ``'sharpness'``: minimum total variation of the ramp-filtered
         back-projection of ``n_rows`` rows over a 0.5 px grid on
         ``search_px``, refined by a parabola through the 5 best-placed
-        points (errors of 1-2 px even on noise-free images).
+        points (errors of pixels even on noise-free images).
+    settings : AlignSettings, optional
+        Its ``axis_search_px`` is the half-width of the admissible range.
     search_px : (float, float), optional
-        Admissible range of the offset, px; a result outside it raises.
+        Admissible range of the offset, px, in place of
+        ``±settings.axis_search_px``; a result outside it raises.
     window_px : int, optional
         ``'moments'``: margin (px) added on both sides of the objects of a
         row when summing its centre of mass.
@@ -227,19 +232,21 @@ def find_tilt_axis(
 
     Raises
     ------
-    ValueError
+    InputError
         On bad input, too few usable rows, or a result outside ``search_px``.
     """
-    _check_choice(method, AXIS_METHODS, "method")
+    check_choice(method, "method", AXIS_METHODS)
     stack, single = _image_stack(images)
     angles = np.asarray(angles_deg, dtype=np.float64).ravel()
     if single or angles.shape != (stack.shape[0],) or stack.shape[0] < 3:
-        raise ValueError(f"need an (n >= 3, ny, nx) stack and n angles, got shapes {np.shape(images)} and {np.shape(angles_deg)}")
+        raise InputError(f"need an (n >= 3, ny, nx) stack and n angles, got shapes {np.shape(images)} and {np.shape(angles_deg)}")
     if np.any(np.abs(angles) >= 90):
-        raise ValueError("angles_deg must lie strictly between -90 and 90 degrees")
+        raise InputError("angles_deg must lie strictly between -90 and 90 degrees")
+    if search_px is None:
+        search_px = (-settings.axis_search_px, settings.axis_search_px)
     lo, hi = float(search_px[0]), float(search_px[1])
     if not lo < hi:
-        raise ValueError(f"search_px must be (low, high) with low < high, got {search_px}")
+        raise InputError(f"search_px must be (low, high) with low < high, got {search_px}")
     if method == "moments":
         offset = _moments_offset(stack, angles, int(window_px))
     else:
@@ -249,6 +256,6 @@ def find_tilt_axis(
         a, b, _ = np.polyfit(offsets[k - 2 : k + 3], scores[k - 2 : k + 3], 2)
         offset = float(-b / (2 * a)) if a > 0 else float(offsets[np.argmin(scores)])
     if not lo <= offset <= hi:
-        raise ValueError(f"tilt-axis offset {offset:.2f} px is outside search_px={search_px}; check the alignment")
+        raise InputError(f"tilt-axis offset {offset:.2f} px is outside search_px={search_px}; check the alignment")
     _log.debug("tilt axis offset %.3f px (method %s)", offset, method)
     return offset

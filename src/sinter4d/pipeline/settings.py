@@ -1,0 +1,158 @@
+"""Settings of the image-processing chain: one validated object per stage, one place per default.
+
+The ``[pipeline]`` section of an experiment spec is a :class:`PipelineSpec`.
+It is flat (its TOML keys are the fields below), and it is composed of the
+settings of each stage, which the stage's functions take:
+
+* :class:`DenoiseSettings`: BM3D (:mod:`sinter4d.pipeline.denoise`);
+* :class:`AlignSettings`: alignment and the tilt-axis search
+  (:mod:`sinter4d.pipeline.align`, :mod:`sinter4d.pipeline.tilt_axis`);
+* :class:`ReconstructionSettings`: the reconstructed slab and its algorithm;
+* :class:`BinarizeSettings`: the opening after Otsu's threshold.
+
+A :class:`PipelineSpec` is each of them, so it can be handed to any stage.
+A reconstruction file records the settings it was made with as attributes
+(:data:`RECON_ATTRS`); :func:`recorded_settings` reads them back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
+
+from ..specs import Spec
+
+__all__ = [
+    "ALIGN_METHODS",
+    "BM3D_PROFILES",
+    "BM3D_STAGES",
+    "PSD_SHAPES",
+    "RECON_ATTRS",
+    "RECONSTRUCTION_METHODS",
+    "AlignSettings",
+    "BinarizeSettings",
+    "DenoiseSettings",
+    "PipelineSpec",
+    "ReconstructionSettings",
+    "recorded_settings",
+]
+
+#: Noise spectra BM3D is told about: the BM3D demos' pink ``g4``, or flat.
+PSD_SHAPES = ("g4", "white")
+#: BM3D presets (``bm3d.BM3DProfile`` and its variants).
+BM3D_PROFILES = ("np", "refilter", "vn", "high", "lc")
+#: Both BM3D stages, or hard thresholding alone.
+BM3D_STAGES = ("all", "hard")
+#: Registrations of adjacent tilts.
+ALIGN_METHODS = ("xcorr", "mattes")
+#: Reconstruction algorithms of the chain.
+RECONSTRUCTION_METHODS = ("tv", "pdhg", "sirt", "fbp")
+
+
+class DenoiseSettings(Spec):
+    """BM3D on every raw image (the paper's first step).
+
+    ``sigma_psd`` fixes the noise level (the paper tuned it once and kept it);
+    left open, the chain chooses it against the series' reference average,
+    or estimates it from the images. BM3D runs at ``denoise_strength`` times
+    that level.
+    """
+
+    denoise: bool = True
+    psd: Literal[PSD_SHAPES] = "g4"
+    anscombe: bool = False
+    bm3d_profile: Literal[BM3D_PROFILES] = "np"
+    bm3d_stages: Literal[BM3D_STAGES] = "all"
+    sigma_psd: PositiveFloat | None = None
+    denoise_strength: PositiveFloat = 1.0
+
+    @property
+    def applied_sigma_psd(self) -> float | None:
+        """The level BM3D runs at, ``denoise_strength × sigma_psd``; None while the level is open."""
+        return None if self.sigma_psd is None else self.denoise_strength * self.sigma_psd
+
+
+class AlignSettings(Spec):
+    """Registration of adjacent tilts, and the half-width of the tilt-axis search (px)."""
+
+    align_method: Literal[ALIGN_METHODS] = "xcorr"
+    axis_search_px: PositiveFloat = 20.0
+
+
+class ReconstructionSettings(Spec):
+    """The reconstructed slab (nm) and the algorithm (the paper: 300 iterations of TV)."""
+
+    method: Literal[RECONSTRUCTION_METHODS] = "tv"
+    iterations: PositiveInt = 300
+    tv_weight: PositiveFloat | None = None
+    tol: PositiveFloat | None = None
+    slab_thickness_nm: PositiveFloat = 360.0
+    slab_z_centre_nm: float = 0.0
+
+
+class BinarizeSettings(Spec):
+    """Radius (nm) of the erosion and dilation after Otsu's threshold."""
+
+    binarize_radius_nm: NonNegativeFloat = 4.0
+
+
+# The bases are listed last stage first: pydantic orders the fields from the
+# last base to the first, so the fields keep the order of the stages.
+class PipelineSpec(BinarizeSettings, ReconstructionSettings, AlignSettings, DenoiseSettings):
+    """The reconstruction chain's settings (the paper's by default)."""
+
+
+#: Attribute of a reconstruction file -> the setting it records. The BM3D
+#: level recorded (``denoise_sigma_psd``) is the one chosen, before
+#: ``denoise_strength``; NaN when the series was not denoised.
+RECON_ATTRS = {
+    "method": "method",
+    "iterations": "iterations",
+    "denoise": "denoise",
+    "denoise_psd": "psd",
+    "denoise_profile": "bm3d_profile",
+    "denoise_stages": "bm3d_stages",
+    "denoise_sigma_psd": "sigma_psd",
+    "denoise_strength": "denoise_strength",
+    "align_method": "align_method",
+    "binarize_radius_nm": "binarize_radius_nm",
+}
+
+
+def recorded_settings(attrs: Mapping | None = None, spec_pipeline: Mapping | None = None) -> PipelineSpec:
+    """The settings a reconstruction was made with.
+
+    Each setting is, in order of precedence, the one the reconstruction
+    file records (``attrs``, see :data:`RECON_ATTRS`), the run's
+    ``[pipeline]`` section (``spec_pipeline``, e.g. from ``spec.json``), or
+    the default. Keys neither knows are ignored, so the folders of older
+    versions read too. ``sigma_psd`` is the level the reconstruction chose
+    (None when it records none), so ``applied_sigma_psd`` is the level BM3D
+    ran at.
+
+    Parameters
+    ----------
+    attrs : mapping, optional
+        Attributes of a reconstruction file (``recon/tNN.nc``).
+    spec_pipeline : mapping, optional
+        The ``pipeline`` entry of the run's spec.
+
+    Returns
+    -------
+    PipelineSpec
+    """
+    fields = PipelineSpec.model_fields
+    values = {k: v for k, v in (spec_pipeline or {}).items() if k in fields and v is not None}
+    values.pop("sigma_psd", None)
+    for attr, field in RECON_ATTRS.items():
+        if attr in (attrs or {}):
+            values[field] = attrs[attr]
+    if "denoise" in values:
+        values["denoise"] = bool(int(values["denoise"]))
+    sigma = values.pop("sigma_psd", None)
+    if sigma is not None and math.isfinite(float(sigma)) and float(sigma) > 0:
+        values["sigma_psd"] = float(sigma)
+    return PipelineSpec.model_validate(values)

@@ -1,0 +1,137 @@
+"""The chain on one tilt series: input checks, film level, settings recorded, denoising strength, reference level."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from _synthetic import sphere_series
+
+from sinter4d.errors import InputError
+from sinter4d.pipeline import chain
+from sinter4d.pipeline.chain import (
+    check_tilt_series,
+    prepare_tilt_series,
+    process_tilt_series,
+    reference_noise_level,
+    subtract_background,
+)
+from sinter4d.pipeline.denoise import denoise_bm3d
+from sinter4d.pipeline.settings import PipelineSpec, recorded_settings
+
+ANGLES = np.arange(-40.0, 41.0, 4.0)  # 21 tilts
+PIXEL = 2.0
+
+
+def _series(images=None, angles=ANGLES, **attrs) -> xr.Dataset:
+    images = sphere_series(angles, axis_offset_px=1.5, seed=4) if images is None else images
+    return xr.Dataset(
+        {"counts": (("tilt", "y", "x"), np.asarray(images, dtype=np.float32))},
+        coords={"tilt_angle": ("tilt", np.asarray(angles, dtype=float))},
+        attrs={"pixel_size_nm": PIXEL, **attrs},
+    )
+
+
+@pytest.fixture(scope="module")
+def counts():
+    clean = sphere_series(ANGLES, axis_offset_px=1.5, seed=4)
+    return np.random.default_rng(2).poisson(clean).astype(np.float32)
+
+
+def test_check_tilt_series_returns_images_angles_pixel():
+    images, angles, pixel = check_tilt_series(_series())
+    assert images.dtype == np.float32 and images.shape == (21, 96, 96)
+    np.testing.assert_array_equal(angles, ANGLES)
+    assert pixel == PIXEL
+
+
+@pytest.mark.parametrize(
+    ("broken", "match"),
+    [
+        (lambda ds: ds.drop_vars("counts"), "missing variable counts"),
+        (lambda ds: ds.drop_vars("tilt_angle"), "missing coordinate tilt_angle"),
+        (lambda ds: ds.drop_attrs(), "missing attribute pixel_size_nm"),
+        (lambda ds: ds.isel(tilt=0), "counts must be"),
+        (lambda ds: ds.assign(counts=ds.counts.where(ds.x != 3)), r"counts hold 2016 NaN"),  # a column: 21 x 96
+        (lambda ds: ds.assign_coords(tilt_angle=("tilt", np.ones(21))), "tilt angles must be strictly monotonic"),
+        (lambda ds: ds.assign_coords(tilt_angle=("tilt", ANGLES * 2.5)), "tilt angles must be strictly monotonic within ±90"),
+    ],
+)
+def test_check_tilt_series_refuses(broken, match):
+    with pytest.raises(InputError, match="^series.nc: " + match):
+        check_tilt_series(broken(_series()), source="series.nc")
+
+
+def test_angle_count_must_match_the_images():
+    ds = _series().isel(tilt=slice(0, 5))
+    ds = xr.Dataset({"counts": ds.counts.rename(tilt="image")}, coords={"tilt_angle": ("tilt", ANGLES)},
+                    attrs=ds.attrs)
+    with pytest.raises(InputError, match="21 tilt angles for 5 images"):
+        check_tilt_series(ds)
+
+
+def test_subtract_background_removes_each_images_film_level():
+    levels = np.array([3.0, 5.5, 8.25])
+    yy, xx = np.mgrid[:40, :40]
+    disc = 50.0 * ((yy - 20) ** 2 + (xx - 18) ** 2 <= 8**2)  # a tenth of the field
+    images = levels[:, None, None] + disc[None]
+    out = subtract_background(images)
+    assert out.dtype == np.float32
+    # the film-only pixels read zero; the particle keeps its height above the film
+    np.testing.assert_array_equal(out[:, disc == 0], 0.0)
+    np.testing.assert_allclose(out[:, disc > 0], 50.0)
+
+
+def test_process_records_its_settings_and_the_series_attributes():
+    settings = PipelineSpec(denoise=False, method="fbp", slab_thickness_nm=64.0, slab_z_centre_nm=8.0,
+                            binarize_radius_nm=2.0, align_method="xcorr", axis_search_px=5.0)
+    ds = _series(pt_time_s=12.0, temperature_C=370.0, run="t", unrelated="x")
+    out = process_tilt_series(ds, settings, n_jobs=1)
+    nz = int(round(64.0 / PIXEL))
+    assert out.volume.shape == out.binary.shape == (nz, 96, 96)
+    assert out.binary.dtype == np.uint8 and 0 < int(out.binary.sum()) < out.binary.size
+    # the slab is centred on slab_z_centre_nm, voxels of one pixel
+    assert float(out.z.mean()) == pytest.approx(8.0) and np.diff(out.z.values) == pytest.approx(PIXEL)
+    # a drift-free series: no shift along y; along x only a rigid motion of the specimen,
+    # a (cos - 1) + b sin (the registration cannot tell it from drift)
+    assert np.abs(out.shift_y.values).max() < 0.2
+    t = np.deg2rad(ANGLES)
+    basis = np.column_stack([np.cos(t) - 1, np.sin(t)])
+    fit, *_ = np.linalg.lstsq(basis, out.shift_x.values, rcond=None)
+    assert np.abs(out.shift_x.values - basis @ fit).max() < 0.1
+    # what it records reads back as the settings it ran with
+    assert recorded_settings(out.attrs, {"slab_thickness_nm": 64.0, "slab_z_centre_nm": 8.0,
+                                         "axis_search_px": 5.0}) == settings
+    assert {k: out.attrs[k] for k in ("pt_time_s", "temperature_C", "run")} == {"pt_time_s": 12.0,
+                                                                              "temperature_C": 370.0, "run": "t"}
+    assert "unrelated" not in out.attrs
+
+
+def test_denoise_strength_scales_the_chosen_level(counts):
+    ds = _series(counts)
+    lc = {"bm3d_profile": "lc", "bm3d_stages": "hard", "sigma_psd": 3.0}
+    full = prepare_tilt_series(ds, PipelineSpec(**lc), n_jobs=1)
+    half = prepare_tilt_series(ds, PipelineSpec(**lc, denoise_strength=0.5), n_jobs=1)
+    assert full.sigma_psd == half.sigma_psd == 3.0  # the level chosen is recorded, not the scaled one
+    # the same images as BM3D run at 1.5 directly, then the undenoised chain
+    direct = denoise_bm3d(counts, PipelineSpec(**lc), sigma_psd=1.5, n_jobs=1)
+    raw = prepare_tilt_series(_series(direct), PipelineSpec(denoise=False))
+    np.testing.assert_array_equal(half.signal, raw.signal)
+    assert np.isnan(raw.sigma_psd)
+
+
+def test_reference_level_is_chosen_on_the_frame_at_the_reference_tilt(counts, monkeypatch):
+    seen = []
+
+    def fake_select(image, reference, **kwargs):
+        seen.append((image.copy(), kwargs["settings"].bm3d_profile))
+        return 2.0
+
+    monkeypatch.setattr(chain, "select_sigma_psnr", fake_select)
+    ds = _series(counts, reference_tilt_deg=8.0).assign(reference=(("y", "x"), counts[12]))
+    settings = PipelineSpec(bm3d_profile="lc")
+    assert reference_noise_level(ds, counts, ANGLES, settings, n_jobs=1) == 2.0
+    k = int(np.flatnonzero(ANGLES == 8.0)[0])
+    np.testing.assert_array_equal(seen[0][0], counts[k])
+    assert seen[0][1] == "lc"
