@@ -103,7 +103,8 @@ TRUTH: dict[str, Variable] = _table(
 METRICS: dict[str, Variable] = _table(
     Variable("particle", None, "watershed label value", ("particle",)),
     Variable("status", None, "measurement status", ("time", "pair")),
-    Variable("particle_label", "1", "watershed labels of the pair's particles (0 = not present)", ("time", "pair", "end")),
+    Variable("particle_label", "1", "watershed labels of the pair's particles (0 = not present)",
+             ("time", "pair", "end")),
     Variable("pair_centre_nm", "nm", "3D centre of mass of the pair's particles", ("time", "pair", "end", "axis")),
     Variable("pair_track", "1", "particle tracks the pair joins", ("pair", "end")),
     Variable("tilt_axis_angle_deg", "degree", "angle of the pair's axis (3D centres of mass) to the tilt axis",

@@ -15,7 +15,9 @@ from ._reading import reading_curve_attrs
 
 _AXES = ("z", "y", "x")
 
-_SUMMARY_ATTRS = ("neck_ratio", "distance_ratio", "neck_radius_nm", "distance_nm", "neck_radius_3d_nm", "surface_gap_nm")
+_SUMMARY_ATTRS = (
+    "neck_ratio", "distance_ratio", "neck_radius_nm", "distance_nm", "neck_radius_3d_nm", "surface_gap_nm",
+)
 """Pair metrics whose median and largest |error| are repeated as attributes of ``validation.nc``."""
 
 
