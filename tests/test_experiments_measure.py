@@ -1,4 +1,5 @@
-"""Measurement of noiseless phantoms of a simulated plan: metrics.nc, validation.nc, figures, resume."""
+"""Measurement and validation of noiseless phantoms of a simulated plan: the run folder's metrics.nc,
+validation.nc, figures and resume."""
 
 import json
 import os
@@ -7,18 +8,20 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from sinter4d import schema
 from sinter4d.errors import InputError
 from sinter4d.experiments import parse_spec, plan_simulation, truth_dataset
-from sinter4d.experiments.measure import compare_to_truth, figure_paths, measure_run, measure_volumes, validate_run
+from sinter4d.experiments.measure import figure_paths, measure_run
+from sinter4d.experiments.validate import validate_run
+from sinter4d.measurement import measure_volumes
+from sinter4d.runfolder import RunFolder
+from sinter4d.validation import compare_to_truth
 from sinter4d.io.netcdf import write_dataset_atomic
 from sinter4d.phantom import Grid, pair_silhouette_waist_nm, voxelize
 
 VOX = 4.0  # nm
 SHIFT_VOX = (1, 2, -3)  # rigid translation of the "reconstruction" against the truth
-METRICS = [
-    "neck_radius_nm", "distance_nm", "distance_xy_nm", "distance_z_nm", "particle_radius_nm",
-    "aspect_ratio", "neck_ratio", "distance_ratio", "neck_radius_3d_nm",
-]
+METRICS = list(schema.PAIR_METRICS)
 
 
 def _spec(root):
@@ -149,8 +152,9 @@ def test_metrics_layout(metrics):
     assert metrics.pt_time_s.dims == ("time",) and metrics.temperature_C.dims == ("time",)
     assert metrics.pt_time_s.attrs["units"] == "s" and metrics.temperature_C.attrs["units"] == "degC"
     assert [str(p) for p in metrics.pair.values] == [f"P{k + 1}" for k in range(metrics.sizes["pair"])]
-    for name in METRICS:
-        assert metrics[name].attrs["units"] and metrics[name].attrs["long_name"]
+    for name in metrics.variables:  # every variable as the schema declares it
+        want = schema.attrs(name, schema.METRICS)
+        assert {k: metrics[name].attrs[k] for k in want} == want
     assert metrics.status.dtype.kind in "UO"
     assert set(json.loads(metrics.status.attrs["meanings"])) >= {"ok", "merged", "lost", "absent"}
     assert metrics.particle_label.dims == ("time", "pair", "end")
@@ -166,7 +170,7 @@ def test_metrics_layout(metrics):
 def test_run_writes_metrics_validation_and_figures_and_resumes(run_dir, phantom):
     _, _, _, truth, _ = phantom
     target = measure_run(run_dir, progress=False)
-    assert target == run_dir / "metrics.nc"
+    assert target == RunFolder(run_dir).metrics
     fig8, fig9 = figure_paths(target)
     assert fig8.stat().st_size > 10_000 and fig9.stat().st_size > 10_000
     with xr.open_dataset(target) as ds:
@@ -178,18 +182,18 @@ def test_run_writes_metrics_validation_and_figures_and_resumes(run_dir, phantom)
     assert target.stat().st_mtime_ns == stamp
 
     out = validate_run(run_dir, progress=False)
-    assert out == run_dir / "validation.nc"
-    assert (run_dir / "validation_fig8.png").is_file()
+    assert out == RunFolder(run_dir).validation
+    assert RunFolder(run_dir).validation_fig8.is_file()
     with xr.open_dataset(out) as val:
         n_true = truth.sizes["pair"]
         assert (val.attrs["pairs_found"], val.attrs["pairs_missed"], val.attrs["pairs_spurious"]) == (n_true, 0, 0)
         assert val.dice.values == pytest.approx(1.0)
         # the rigid shift is undone before matching
         np.testing.assert_allclose(val.registration_offset_nm.values, np.tile(-np.array(SHIFT_VOX) * VOX, (4, 1)), atol=1.0)
+        for name in val.variables:
+            assert val[name].attrs == schema.attrs(name, schema.VALIDATION) or name in ("pt_time_s", "temperature_C")
         for name in METRICS:
-            err = val[name]
-            assert err.dims == ("time", "pair") and err.attrs["units"] and err.attrs["long_name"]
-            assert val[f"{name}_median_abs_error"].attrs["units"] == err.attrs["units"]
+            assert val[name].dims == ("time", "pair")
         assert val.attrs["median_abs_error_distance_ratio"] <= 0.01
         assert val.attrs["max_abs_error_distance_ratio"] <= 0.03
         assert val.attrs["median_abs_error_neck_ratio"] <= 0.05
@@ -222,16 +226,3 @@ def test_recon_without_binary_is_one_line(tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(InputError, match="no reconstruction"):
         measure_run(tmp_path, progress=False)
-
-
-def test_bad_arrays_are_named():
-    b = np.zeros((4, 5, 6), np.uint8)
-    c = np.arange(6) * 2.0
-    with pytest.raises(InputError, match="voxels must be cubic"):
-        measure_volumes([b], c[:4], c[:5], c, [0], [370], voxel_size_nm=1.0)
-    with pytest.raises(InputError, match="binaries\\[0\\] has shape"):
-        measure_volumes([b], c[:4], c[:5], c[:5], [0], [370], voxel_size_nm=2.0)
-    with pytest.raises(InputError, match="pt_time_s has 2 values"):
-        measure_volumes([b], c[:4], c[:5], c, [0, 1], [370], voxel_size_nm=2.0)
-    with pytest.raises(ValueError, match="distance='x'"):
-        measure_volumes([b], c[:4], c[:5], c, [0], [370], voxel_size_nm=2.0, distance="x")

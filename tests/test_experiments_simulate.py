@@ -1,4 +1,4 @@
-"""End to end: `sinter4d simulate` writes truth.nc and tilts/tNN.nc as DESIGN.md says, and resumes."""
+"""End to end: `sinter4d simulate` writes truth.nc and tilts/tNN.nc as docs/design.md says, and resumes."""
 
 import json
 
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from sinter4d import schema
 from sinter4d.acquisition import dose_e_per_nm2
 from sinter4d.cli import main
 from sinter4d.experiments import load_spec, plan_simulation
@@ -30,10 +31,6 @@ tilt_step_deg = 10.0
 reference_frames = 10
 """
 
-METRICS = [
-    "neck_radius_nm", "distance_nm", "distance_xy_nm", "distance_z_nm", "particle_radius_nm",
-    "aspect_ratio", "neck_ratio", "distance_ratio", "neck_radius_3d_nm",
-]
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +47,13 @@ def test_files_and_variables(tiny_run):
     _, out = tiny_run
     truth = xr.open_dataset(out / "truth.nc")
     assert truth.sizes["time"] == 4 and truth.sizes["pair"] >= 1
-    for name in METRICS:
+    for name in schema.PAIR_METRICS:
         assert truth[name].dims == ("time", "pair")
-        assert "units" in truth[name].attrs and "long_name" in truth[name].attrs
+    for name in truth.variables:  # every variable as the schema declares it (parameters: 0-d, units 1)
+        if name in json.loads(truth.attrs["parameter_names"]):
+            assert truth[name].attrs["units"] == "1"
+        else:
+            assert truth[name].attrs == schema.attrs(name, schema.TRUTH)
     assert truth.pt_time_s.attrs["units"] == "s"
     assert list(truth.pair.values[:2]) == ["P1", "P2"][: truth.sizes["pair"]]
     for name in json.loads(truth.attrs["parameter_names"]):

@@ -1,13 +1,12 @@
-"""Pairs followed over time (stopped when they merge) and matched to the truth."""
+"""Pairs followed over time (stopped when they merge)."""
 
 import numpy as np
 import pytest
 
+from sinter4d import schema
 from sinter4d.errors import InputError
 from sinter4d.measurement import (
-    METRIC_NAMES,
     find_pairs,
-    match_pairs_to_truth,
     measure_tracked_pairs,
     particle_centres_nm,
     split_particles,
@@ -82,19 +81,6 @@ def test_bad_series_is_named():
         track_pairs(centres, pairs, gate_nm=0)
 
 
-def test_match_pairs_to_truth_counts():
-    rng = np.random.default_rng(3)
-    true = np.array([A, B, C, D, [0, 300, 300]])
-    true_pairs = np.array([[0, 1], [1, 2], [0, 3], [2, 4]])
-    # measured: all but the last core (missed), plus a spurious particle; label order shuffled
-    measured = np.array([C, A, D, B, [0, -200, 0]]) + rng.normal(0, 5, (5, 3))
-    measured_pairs = np.array([[2, 4], [3, 4], [1, 4], [2, 5]])  # AB, DB (spurious), CB, A-extra
-    m = match_pairs_to_truth(measured, true, measured_pairs=measured_pairs, true_pairs=true_pairs, gate_nm=30.0)
-    assert m.particle_match.tolist() == [2, 0, 3, 1, -1]
-    assert m.pair_match.tolist() == [0, -1, 1, -1]
-    assert (m.found, m.missed, m.spurious) == (2, 2, 2)
-
-
 def _spheres(shape, centres, radius):
     idx = np.indices(shape, dtype=np.float32)
     out = np.zeros(shape, dtype=bool)
@@ -124,7 +110,7 @@ def test_end_to_end_series_with_a_merge():
     assert tracks.names[:2] == ("P1", "P2")
     assert metrics["status"][:, 0].tolist() == ["ok", "ok", "merged"]
     assert metrics["status"][:, 1].tolist() == ["ok", "ok", "merged"]
-    assert all(metrics[name].shape == (3, len(tracks.names)) for name in METRIC_NAMES)
+    assert all(metrics[name].shape == (3, len(tracks.names)) for name in schema.PAIR_METRICS)
     assert np.isnan(metrics["neck_radius_nm"][2, :2]).all()
     # P1 densifies: its centres approach by 7.5 nm (within a voxel)
     d = metrics["distance_nm"][:2, 0]

@@ -1,11 +1,15 @@
 """Accuracy of the quick run (`make run`) against its own truth: the measurement and the fit.
 
-Slow (about 6 min on 2 cores): run with ``pytest -m slow tests/test_quick_run_accuracy.py``.
-A ``runs/quick`` folder made by ``make run`` from the current spec is used as is;
-otherwise the quick spec is simulated, reconstructed, measured and validated in a
-temporary folder.
+Slow: run with ``pytest -m slow tests/test_quick_run_accuracy.py``.
+A ``runs/quick`` folder made by ``make run`` from the current spec *and the current
+source* (its ``run.json`` records the digest of ``src/sinter4d``, see
+:func:`source_digest`) is used as is; otherwise the quick spec is simulated,
+reconstructed, measured and validated in a temporary folder.
 """
 
+import hashlib
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,20 +18,40 @@ import xarray as xr
 from sinter4d.experiments.run import run_experiment
 from sinter4d.experiments.simulate import same_spec
 from sinter4d.experiments.spec import load_spec
+from sinter4d.runfolder import RunFolder
 
 pytestmark = pytest.mark.slow
+
+SOURCE_KEY = "sinter4d_source"
+"""Key of ``run.json``'s ``versions`` holding the digest of the source that made the run."""
+
+
+def source_digest(package: Path | None = None) -> str:
+    """SHA-256 over the relative path and bytes of every ``.py`` file of the sinter4d package."""
+    import sinter4d
+
+    package = Path(sinter4d.__file__).parent if package is None else package
+    h = hashlib.sha256()
+    for f in sorted(package.rglob("*.py")):
+        h.update(f.relative_to(package).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _made_by_this_code(run: RunFolder) -> bool:
+    if not run.record.is_file():
+        return False
+    versions = json.loads(run.record.read_text()).get("versions", {})
+    return versions.get(SOURCE_KEY) == source_digest()
 
 
 @pytest.fixture(scope="module")
 def quick_run(root, tmp_path_factory):
     spec_path = root / "experiments" / "quick.toml"
     spec = load_spec(spec_path)
-    made = root / "runs" / "quick"
-    if (made / "validation.nc").is_file() and same_spec(made / "spec.json", spec):
-        with xr.open_dataset(made / "metrics.nc") as m:
-            current = "surface_gap_nm" in m  # made by this version of the measurement
-        if current:
-            return made
+    made = RunFolder(root / "runs" / "quick")
+    if made.validation.is_file() and same_spec(made.spec, spec) and _made_by_this_code(made):
+        return made.path
     out = tmp_path_factory.mktemp("quick") / "quick"
     run_experiment(spec, out, spec_path=spec_path, stages=("simulate", "reconstruct", "measure", "validate"),
                    progress=False, raise_errors=True)
@@ -35,7 +59,7 @@ def quick_run(root, tmp_path_factory):
 
 
 def test_quick_run_measures_every_pair_within_the_issue_targets(quick_run):
-    with xr.open_dataset(quick_run / "validation.nc") as val:
+    with xr.open_dataset(RunFolder(quick_run).validation) as val:
         a = val.attrs
         assert (a["pairs_found"], a["pairs_missed"], a["pairs_spurious"]) == (a["pairs_true"], 0, 0)
         assert a["median_abs_error_distance_ratio"] <= 0.03
@@ -45,8 +69,8 @@ def test_quick_run_measures_every_pair_within_the_issue_targets(quick_run):
 def test_quick_run_fit_recovers_the_true_parameters(quick_run, root, tmp_path):
     from sinter4d.assimilation import fit
 
-    result = fit(quick_run / "metrics.nc", root / "assimilation" / "quick.toml", tmp_path / "fit", progress=False)
-    truth = xr.open_dataset(quick_run / "truth.nc")
+    result = fit(RunFolder(quick_run).metrics, root / "assimilation" / "quick.toml", tmp_path / "fit", progress=False)
+    truth = xr.open_dataset(RunFolder(quick_run).truth)
     post = xr.open_dataset(result.posterior_path, group="posterior")
     for name in ("log10_C_lattice_diffusion_boundary", "log10_C_surface_diffusion", "capture_radius_nm"):
         draws = post[name].values.ravel()

@@ -14,7 +14,13 @@ import numpy as np
 
 __all__ = [
     "COORDINATES",
+    "METRICS",
+    "MODEL_PARAMETER_LONG_NAME",
+    "NECK_READING_REFERENCE_NM",
     "PAIR_METRICS",
+    "SWEEP",
+    "TRUTH",
+    "VALIDATION",
     "Variable",
     "attrs",
     "coordinate",
@@ -33,9 +39,9 @@ class Variable:
 
     @property
     def attrs(self) -> dict[str, str]:
-        out = {"long_name": self.long_name}
-        if self.units is not None:
-            out["units"] = self.units
+        """``{"units", "long_name"}`` in the order the files hold them (no units: long name only)."""
+        out = {} if self.units is None else {"units": self.units}
+        out["long_name"] = self.long_name
         return out
 
 
@@ -73,18 +79,84 @@ PAIR_METRICS: dict[str, Variable] = _table(
 
 
 # --------------------------------------------------------------------------- truth.nc
-#: Variables of ``truth.nc`` beyond the pair metrics.
-TRUTH: dict[str, Variable] = _table()
+#: Long name of a model parameter of ``truth.nc``: a 0-d variable named as in the model card, units ``1``.
+MODEL_PARAMETER_LONG_NAME = "model parameter {name} of card {card}"
+
+#: Variables of ``truth.nc`` beyond the pair metrics (and one 0-d variable per model parameter,
+#: :data:`MODEL_PARAMETER_LONG_NAME`).
+TRUTH: dict[str, Variable] = _table(
+    Variable("status", None, "measurement status", ("time", "pair")),
+    Variable("n_third_contacts", "1", "cores necked to the pair other than its own two", ("time", "pair")),
+    Variable("pair_particles", None, "core indices of the pair", ("pair", "end")),
+    Variable("centre_nm", "nm", "core centre", ("time", "particle", "axis")),
+    Variable("radius_nm", "nm", "volume-conserving core radius R", ("time", "particle")),
+    Variable("initial_radius_nm", "nm", "free core radius a0", ("particle",)),
+    Variable("core_aspect_ratio", "1", "spheroid polar/equatorial semi-axis ratio", ("particle",)),
+    Variable("core_axis", "1", "spheroid symmetry axis", ("particle", "axis")),
+    Variable("contact_particles", None, "core indices of each contact", ("contact", "end")),
+    Variable("contact_neck_radius_nm", "nm", "neck radius of every contact (NaN before it forms)", ("time", "contact")),
+)
 
 
 # --------------------------------------------------------------------------- metrics.nc
-#: Variables of ``metrics.nc`` beyond the pair metrics.
-METRICS: dict[str, Variable] = _table()
+#: Variables of ``metrics.nc`` beyond the pair metrics (``particle`` is a watershed label here).
+METRICS: dict[str, Variable] = _table(
+    Variable("particle", None, "watershed label value", ("particle",)),
+    Variable("status", None, "measurement status", ("time", "pair")),
+    Variable("particle_label", "1", "watershed labels of the pair's particles (0 = not present)",
+             ("time", "pair", "end")),
+    Variable("pair_centre_nm", "nm", "3D centre of mass of the pair's particles", ("time", "pair", "end", "axis")),
+    Variable("pair_track", "1", "particle tracks the pair joins", ("pair", "end")),
+    Variable("tilt_axis_angle_deg", "degree", "angle of the pair's axis (3D centres of mass) to the tilt axis",
+             ("time", "pair")),
+    Variable("particle_centre_nm", "nm", "3D centre of mass of each labelled particle", ("time", "particle", "axis")),
+    Variable("particle_volume_nm3", "nm3", "volume of each labelled particle", ("time", "particle")),
+    Variable("particle_track", "1", "track id of each labelled particle (-1 = none)", ("time", "particle")),
+    Variable("n_particles", "1", "particles found", ("time",)),
+)
 
 
 # --------------------------------------------------------------------------- validation.nc
-#: Variables of ``validation.nc``.
-VALIDATION: dict[str, Variable] = _table()
+#: Neck (nm) at which ``validation.nc``'s reading curve reads its bias (``neck_reading_bias_nm``),
+#: and a fit spec's reading curve its own: mid-way between the quick run's early and plateau necks.
+NECK_READING_REFERENCE_NM = 25.0
+
+
+def _errors_of_pair_metrics() -> tuple[Variable, ...]:
+    """Each pair metric's error (measured - true) over (time, pair), and its median and largest |error|."""
+    out = []
+    for v in PAIR_METRICS.values():
+        out += [
+            Variable(v.name, v.units, f"error of the {v.long_name} (measured - true)", ("time", "pair")),
+            Variable(f"{v.name}_median_abs_error", v.units, f"median |error| of the {v.long_name}", ()),
+            Variable(f"{v.name}_max_abs_error", v.units, f"largest |error| of the {v.long_name}", ()),
+        ]
+    return tuple(out)
+
+
+#: Variables of ``validation.nc`` (each pair metric holds measured - true there).
+VALIDATION: dict[str, Variable] = _table(
+    Variable("pair", None, "true particle pair", ("pair",)),
+    Variable("orientation", None,
+             "pairs by the angle of their axis to the tilt axis (< 45 deg, >= 45 deg, all)", ("orientation",)),
+    *_errors_of_pair_metrics(),
+    Variable("tilt_axis_angle_deg", "degree", "angle of the true pair axis to the tilt axis", ("time", "pair")),
+    Variable("neck_radius_nm_median_error", "nm", "median of measured - true neck radius over the found pairs",
+             ("orientation",)),
+    Variable("neck_fill_nm2", "nm2",
+             "median of r_n,measured^2 - r_n,true^2 over the necks seen in both (the fill K)", ("orientation",)),
+    Variable("neck_fill_necks", "1", "necks neck_fill_nm2 is the median of", ("orientation",)),
+    Variable("neck_fill_resolution_nm", "nm",
+             "Gaussian blur along the pair axis that gives neck_fill_nm2 at the median r_p (NaN if K <= 0)",
+             ("orientation",)),
+    Variable("measured_pair", None, "measured pair matched to the true pair (empty: not found)", ("time", "pair")),
+    Variable("found", "1", "true pairs found", ("time",)),
+    Variable("missed", "1", "true pairs not found", ("time",)),
+    Variable("spurious", "1", "measured pairs matching no true pair", ("time",)),
+    Variable("registration_offset_nm", "nm",
+             "translation added to the measured centres to register them to the truth", ("time", "axis")),
+    Variable("dice", "1", "Dice of the binary against the true cores (registered)", ("time",)),
+)
 
 
 # --------------------------------------------------------------------------- sweep.nc
@@ -93,30 +165,48 @@ SWEEP: dict[str, Variable] = _table()
 
 
 # --------------------------------------------------------------------------- access
-_ALL: dict[str, Variable] = {}
-for _table_of in (COORDINATES, PAIR_METRICS, TRUTH, METRICS, VALIDATION, SWEEP):
-    _ALL.update(_table_of)
+_TABLES = (COORDINATES, PAIR_METRICS, TRUTH, METRICS, VALIDATION, SWEEP)
+
+#: Every name of the schema. A coordinate or pair metric means what the shared tables say; a name
+#: that two files define differently (``tilt_axis_angle_deg`` of ``metrics.nc`` and of
+#: ``validation.nc``) maps to None and needs its table.
+_ALL: dict[str, Variable | None] = {}
+for _table_of in _TABLES[2:]:
+    for _name, _var in _table_of.items():
+        _ALL[_name] = _var if _ALL.get(_name, _var) == _var else None
+_ALL.update(COORDINATES)
+_ALL.update(PAIR_METRICS)
 
 
-def attrs(name: str) -> dict[str, str]:
-    """``{"units", "long_name"}`` of the variable ``name``."""
-    try:
-        return dict(_ALL[name].attrs)
-    except KeyError:
-        raise KeyError(f"{name!r} is not in the metric schema (sinter4d.schema)") from None
-
-
-def variable(name: str, values, dims: tuple[str, ...] | None = None) -> tuple:
-    """``(dims, values, attrs)`` of ``name`` for an ``xr.Dataset`` constructor."""
-    known = _ALL[name] if name in _ALL else None
-    if known is None:
+def _lookup(name: str, table: dict[str, Variable] | None) -> Variable:
+    """``name`` in ``table`` (then in the coordinates and pair metrics it shares), or in the whole schema."""
+    if table is not None:
+        for where in (table, COORDINATES, PAIR_METRICS):
+            if name in where:
+                return where[name]
+        raise KeyError(f"{name!r} is not in that table of the metric schema (sinter4d.schema)")
+    if name not in _ALL:
         raise KeyError(f"{name!r} is not in the metric schema (sinter4d.schema)")
+    known = _ALL[name]
+    if known is None:
+        raise KeyError(f"{name!r} means different things in different files; pass its table (sinter4d.schema)")
+    return known
+
+
+def attrs(name: str, table: dict[str, Variable] | None = None) -> dict[str, str]:
+    """``{"units", "long_name"}`` of the variable ``name`` (of ``table``, e.g. :data:`VALIDATION`)."""
+    return dict(_lookup(name, table).attrs)
+
+
+def variable(name: str, values, dims: tuple[str, ...] | None = None, table: dict[str, Variable] | None = None) -> tuple:
+    """``(dims, values, attrs)`` of ``name`` (of ``table``) for an ``xr.Dataset`` constructor."""
+    known = _lookup(name, table)
     dims = dims if dims is not None else known.dims
     if dims is None:
         raise ValueError(f"{name!r} has no fixed dims; pass them")
     return dims, np.asarray(values), known.attrs
 
 
-def coordinate(name: str, values) -> tuple:
-    """``(dims, values, attrs)`` of the coordinate ``name``."""
-    return variable(name, values)
+def coordinate(name: str, values, table: dict[str, Variable] | None = None) -> tuple:
+    """``(dims, values, attrs)`` of the coordinate ``name`` (of ``table``)."""
+    return variable(name, values, table=table)

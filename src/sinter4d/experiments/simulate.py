@@ -1,10 +1,9 @@
 """The forward simulator run: spec -> phantom -> sintering -> truth.nc + tilts/tNN.nc.
 
-Layout of a run folder::
-
-    RUNDIR/spec.json        the validated spec (a rerun with another spec is refused)
-    RUNDIR/truth.nc         true geometry and pair metrics at every tilt-series time
-    RUNDIR/tilts/tNN.nc     one HAADF tilt series per time (NN = 01, 02, ...)
+Writes, in a run folder (:class:`sinter4d.runfolder.RunFolder`), the
+validated spec (a rerun with another spec is refused), ``truth.nc`` (true
+geometry and pair metrics at every tilt-series time, variables from
+:mod:`sinter4d.schema`) and one HAADF tilt series per time step.
 
 Every file is written atomically and a finished file is never rewritten, so
 an interrupted run resumes where it stopped; each time step draws its noise
@@ -24,32 +23,18 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from .. import __version__
+from .. import __version__, schema
 from ..acquisition import dose_e_per_nm2, simulate_tilt_series
 from ..errors import InputError, SpecError
 from ..io.atomic import write_text_atomic
 from ..io.netcdf import write_dataset_atomic
 from ..operators import ParallelProjector
 from ..phantom import Cluster, Grid, make_cluster, pair_truth, voxelize
+from ..runfolder import RunFolder
 from ..sintering import HeatingLog, ModelCard, load_model_card, sinter_cluster
 from .spec import ExperimentSpec, load_spec, resolve_model_card
 
 log = logging.getLogger(__name__)
-
-#: Metrics of a pair, with units and long names (DESIGN.md, "Metrics file").
-PAIR_METRICS: dict[str, tuple[str, str]] = {
-    "neck_radius_nm": ("nm", "neck radius r_n = W_n/2"),
-    "distance_nm": ("nm", "centre-to-centre distance d"),
-    "distance_xy_nm": ("nm", "centre distance in the x-y plane d_xy"),
-    "distance_z_nm": ("nm", "centre distance along z d_z"),
-    "particle_radius_nm": ("nm", "particle radius r_p (mean of the pair)"),
-    "aspect_ratio": ("1", "particle aspect ratio H/W (mean of the pair)"),
-    "neck_ratio": ("1", "neck ratio r_n/r_p"),
-    "distance_ratio": ("1", "distance ratio d/2r_p"),
-    "neck_radius_3d_nm": ("nm", "neck radius at the narrowest 3D cross-section"),
-    "surface_gap_nm": ("nm", "gap between the two particles' surfaces along the line of centres (moment ellipsoids)"),
-}
-
 
 @dataclass(frozen=True)
 class SimulationPlan:
@@ -163,14 +148,16 @@ def truth_dataset(plan: SimulationPlan) -> xr.Dataset:
     Returns
     -------
     xarray.Dataset
-        Dims ``(time, pair)`` for the metrics of DESIGN.md, ``(time,
-        particle, axis)`` for the core centres, ``(time, contact)`` for every
-        neck (NaN before the contact forms); the parameter values the truth
-        was made with as 0-d variables named as in the model card.
+        The variables of :data:`sinter4d.schema.PAIR_METRICS` and
+        :data:`sinter4d.schema.TRUTH`: dims ``(time, pair)`` for the pair
+        metrics, ``(time, particle, axis)`` for the core centres, ``(time,
+        contact)`` for every neck (NaN before the contact forms); the
+        parameter values the truth was made with as 0-d variables named as in
+        the model card.
     """
     spec, clusters, pairs = plan.spec, plan.clusters, plan.pairs
     n_time, n_pair = len(clusters), len(pairs)
-    metrics = {name: np.full((n_time, n_pair), np.nan) for name in PAIR_METRICS}
+    metrics = {name: np.full((n_time, n_pair), np.nan) for name in schema.PAIR_METRICS}
     third = np.zeros((n_time, n_pair), dtype=np.int16)
     for k, cluster in enumerate(clusters):
         for name, values in pair_truth(cluster, pairs).items():
@@ -183,28 +170,31 @@ def truth_dataset(plan: SimulationPlan) -> xr.Dataset:
         necks[k, : cluster.n_contacts] = cluster.neck_radius_nm
 
     coords = {
-        "time": ("time", np.arange(n_time), {"long_name": "tilt-series index"}),
-        "pt_time_s": ("time", np.asarray(spec.heating.pt_time_s, float), {"units": "s", "long_name": "cumulative processing time"}),
-        "temperature_C": ("time", np.asarray(spec.heating.temperature_C, float), {"units": "degC", "long_name": "median processing temperature"}),
-        "pair": ("pair", pair_labels(n_pair), {"long_name": "particle pair"}),
-        "particle": ("particle", np.arange(clusters[0].n_cores), {"long_name": "core index"}),
-        "axis": ("axis", ["z", "y", "x"], {"long_name": "spatial axis"}),
+        "time": np.arange(n_time),
+        "pt_time_s": np.asarray(spec.heating.pt_time_s, float),
+        "temperature_C": np.asarray(spec.heating.temperature_C, float),
+        "pair": pair_labels(n_pair),
+        "particle": np.arange(clusters[0].n_cores),
+        "axis": ["z", "y", "x"],
     }
-    data = {name: (("time", "pair"), metrics[name], {"units": u, "long_name": ln}) for name, (u, ln) in PAIR_METRICS.items()}
-    data.update(
-        status=(("time", "pair"), np.full((n_time, n_pair), "ok", dtype=object), {"long_name": "measurement status"}),
-        n_third_contacts=(("time", "pair"), third, {"units": "1", "long_name": "cores necked to the pair other than its own two"}),
-        pair_particles=(("pair", "end"), pairs, {"long_name": "core indices of the pair"}),
-        centre_nm=(("time", "particle", "axis"), np.stack([c.centre_nm for c in clusters]), {"units": "nm", "long_name": "core centre"}),
-        radius_nm=(("time", "particle"), np.stack([c.radius_nm for c in clusters]), {"units": "nm", "long_name": "volume-conserving core radius R"}),
-        initial_radius_nm=(("particle",), clusters[0].initial_radius_nm, {"units": "nm", "long_name": "free core radius a0"}),
-        core_aspect_ratio=(("particle",), clusters[0].aspect_ratio, {"units": "1", "long_name": "spheroid polar/equatorial semi-axis ratio"}),
-        core_axis=(("particle", "axis"), clusters[0].axis, {"units": "1", "long_name": "spheroid symmetry axis"}),
-        contact_particles=(("contact", "end"), contacts, {"long_name": "core indices of each contact"}),
-        contact_neck_radius_nm=(("time", "contact"), necks, {"units": "nm", "long_name": "neck radius of every contact (NaN before it forms)"}),
+    coords = {name: schema.coordinate(name, v, table=schema.TRUTH) for name, v in coords.items()}
+    values = dict(metrics)
+    values.update(
+        status=np.full((n_time, n_pair), "ok", dtype=object),
+        n_third_contacts=third,
+        pair_particles=pairs,
+        centre_nm=np.stack([c.centre_nm for c in clusters]),
+        radius_nm=np.stack([c.radius_nm for c in clusters]),
+        initial_radius_nm=clusters[0].initial_radius_nm,
+        core_aspect_ratio=clusters[0].aspect_ratio,
+        core_axis=clusters[0].axis,
+        contact_particles=contacts,
+        contact_neck_radius_nm=necks,
     )
+    data = {name: schema.variable(name, v, table=schema.TRUTH) for name, v in values.items()}
     for name, value in plan.parameters.items():
-        data[name] = ((), float(value), {"long_name": f"model parameter {name} of card {plan.card.name}", "units": "1"})
+        long_name = schema.MODEL_PARAMETER_LONG_NAME.format(name=name, card=plan.card.name)
+        data[name] = ((), float(value), {"long_name": long_name, "units": "1"})
     attrs = {
         "title": f"sinter4d truth of run {spec.name}",
         "model_card": plan.card.name,
@@ -331,22 +321,22 @@ def simulate_run(
         spec = load_spec(spec)
     plan = plan_simulation(spec, spec_path)
     out = Path(out_dir)
-    stamp = out / "spec.json"
-    if not same_spec(stamp, plan.spec):
+    run = RunFolder(out)
+    if not same_spec(run.spec, plan.spec):
         raise InputError(f"{out}: holds a run of a different spec; choose another --out or remove it")
     out.mkdir(parents=True, exist_ok=True)
-    if not stamp.is_file():
-        write_text_atomic(stamp, plan.spec.to_json())
-    if not (out / "truth.nc").is_file():
-        write_dataset_atomic(truth_dataset(plan), out / "truth.nc")
-    todo = [k for k in range(len(plan.clusters)) if not tilt_path(out, k).is_file()]
+    if not run.spec.is_file():
+        write_text_atomic(run.spec, plan.spec.to_json())
+    if not run.truth.is_file():
+        write_dataset_atomic(truth_dataset(plan), run.truth)
+    todo = [k for k in range(len(plan.clusters)) if not run.tilt(k).is_file()]
     if todo:
         projector = ParallelProjector.from_grid(plan.grid, plan.spec.acquisition.angles_deg)
     for k in tqdm(todo, desc=f"simulate {spec.name}", unit="step", disable=not progress):
-        write_dataset_atomic(tilt_series_dataset(plan, k, projector=projector), tilt_path(out, k))
+        write_dataset_atomic(tilt_series_dataset(plan, k, projector=projector), run.tilt(k))
     return out
 
 
 def tilt_path(run_dir: str | Path, step: int) -> Path:
-    """Path of the tilt series of time step ``step`` (0-based) in a run folder."""
-    return Path(run_dir) / "tilts" / f"t{step + 1:02d}.nc"
+    """Path of the tilt series of time step ``step`` (0-based) in a run folder (:meth:`RunFolder.tilt`)."""
+    return RunFolder(run_dir).tilt(step)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._checks import as_label_volume, check_positive
+from ..checks import as_label_volume, check_positive
 from ._particles import _pad_box
 
+DEFAULT_MAX_GAP_NM = 20.0
+"""Largest surface gap (nm) for two particles to be a pair: two shell thicknesses, which the NP-10
+shell, invisible after binarisation, can already bridge (paper, Fig. 9)."""
 
-def find_pairs(labels: np.ndarray, *, voxel_size_nm: float, max_gap_nm: float = 20.0) -> np.ndarray:
+
+def find_pairs(labels: np.ndarray, *, voxel_size_nm: float, max_gap_nm: float = DEFAULT_MAX_GAP_NM) -> np.ndarray:
     """Pairs of neighbouring particles.
 
     Two particles are neighbours when they share a face (the watershed cut
@@ -39,7 +43,7 @@ def find_pairs(labels: np.ndarray, *, voxel_size_nm: float, max_gap_nm: float = 
 
 
 def neighbour_gaps(
-    labels: np.ndarray, *, voxel_size_nm: float, max_gap_nm: float = 20.0
+    labels: np.ndarray, *, voxel_size_nm: float, max_gap_nm: float = DEFAULT_MAX_GAP_NM
 ) -> tuple[np.ndarray, np.ndarray]:
     """Neighbouring pairs and the surface gap between them.
 
@@ -62,8 +66,8 @@ def neighbour_gaps(
         centres − one voxel), so a gap is exact along an axis.
     """
     lab = as_label_volume(labels)
-    vox = check_positive("voxel_size_nm", voxel_size_nm)
-    gap_max = check_positive("max_gap_nm", max_gap_nm, allow_zero=True)
+    vox = check_positive(voxel_size_nm, "voxel_size_nm")
+    gap_max = check_positive(max_gap_nm, "max_gap_nm", allow_zero=True)
     reach = int(np.ceil(gap_max / vox)) + 1
     found: dict[tuple[int, int], float] = {}
     for a, box in enumerate(ndi.find_objects(lab), start=1):

@@ -16,7 +16,10 @@ from scipy import ndimage as ndi
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
-from ._checks import as_binary_volume, as_label_volume, check_positive
+from ..checks import as_binary_volume, as_label_volume, check_positive
+
+DEFAULT_CORE_RADIUS_NM = 75.0
+"""Expected core radius (nm) that sets the watershed's defaults: the NP-150 cores of the paper."""
 
 _COARSE_RADIUS_VOX = 16
 """Markers are sought on the distance map reduced (block maximum) so that a
@@ -27,7 +30,7 @@ def split_particles(
     binary: np.ndarray,
     *,
     voxel_size_nm: float,
-    core_radius_nm: float = 75.0,
+    core_radius_nm: float = DEFAULT_CORE_RADIUS_NM,
     min_radius_nm: float | None = None,
     h_nm: float | None = None,
     min_separation_nm: float | None = None,
@@ -82,11 +85,11 @@ def split_particles(
     2
     """
     mask = as_binary_volume(binary)
-    vox = check_positive("voxel_size_nm", voxel_size_nm)
-    core = check_positive("core_radius_nm", core_radius_nm)
-    r_min = check_positive("min_radius_nm", 0.4 * core if min_radius_nm is None else min_radius_nm)
-    h = check_positive("h_nm", 0.1 * core if h_nm is None else h_nm)
-    sep = check_positive("min_separation_nm", core if min_separation_nm is None else min_separation_nm, allow_zero=True)
+    vox = check_positive(voxel_size_nm, "voxel_size_nm")
+    core = check_positive(core_radius_nm, "core_radius_nm")
+    r_min = check_positive(0.4 * core if min_radius_nm is None else min_radius_nm, "min_radius_nm")
+    h = check_positive(0.1 * core if h_nm is None else h_nm, "h_nm")
+    sep = check_positive(core if min_separation_nm is None else min_separation_nm, "min_separation_nm", allow_zero=True)
 
     components, n_comp = ndi.label(mask)
     out = np.zeros(mask.shape, dtype=np.int32)
@@ -212,7 +215,7 @@ def particle_centres_nm(
         label with no voxel.
     """
     lab = as_label_volume(labels)
-    vox = check_positive("voxel_size_nm", voxel_size_nm)
+    vox = check_positive(voxel_size_nm, "voxel_size_nm")
     n = int(lab.max()) if lab.size else 0
     if n == 0:
         return np.zeros((0, 3))

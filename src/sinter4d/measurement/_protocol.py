@@ -37,26 +37,25 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..checks import as_label_volume, as_pairs, check_choice, check_positive
 from ..errors import InputError
-from ._checks import as_label_volume, as_pairs, check_choice, check_positive
+from ..schema import PAIR_METRICS
 from ._particles import _pad_box
 
-METRIC_NAMES = (
-    "neck_radius_nm",
-    "distance_nm",
-    "distance_xy_nm",
-    "distance_z_nm",
-    "particle_radius_nm",
-    "aspect_ratio",
-    "neck_ratio",
-    "distance_ratio",
-    "neck_radius_3d_nm",
-    "surface_gap_nm",
-)
-"""Names of the per-pair metrics, as in ``metrics.nc``."""
-
 CENTRE_METHODS = ("com", "inscribed")
+DEFAULT_CENTRE = "com"
+"""x-y centre of the projection protocol (r_n's waist line, H/W): the paper's."""
+
 NECK_3D_METHODS = ("in_plane", "equal_area", "stretch_corrected")
+DEFAULT_NECK_3D = "in_plane"
+"""Estimator of ``neck_radius_3d_nm``: the least biased on reconstructions.
+
+The missing wedge stretches a neck's section along z and fills the concave
+neck, which the equal-area estimators read; on noiseless voxelised phantoms
+``"equal_area"`` is the better one (half the in-plane extent of a spheroid
+pair's elliptic contact is not its equal-area radius), but it is the
+reconstructions that are measured (docs/validation.md)."""
+
 STATUS_VALUES = ("ok", "missing", "stacked")
 """Status of a measured pair: ``"ok"``; ``"missing"`` when a label has no
 voxel; ``"stacked"`` when the two centres are less than 2 px apart in x–y, so
@@ -70,8 +69,8 @@ def measure_pairs(
     pairs: np.ndarray,
     *,
     voxel_size_nm: float,
-    centre: str = "com",
-    neck_3d_method: str = "in_plane",
+    centre: str = DEFAULT_CENTRE,
+    neck_3d_method: str = DEFAULT_NECK_3D,
     slab_nm: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Measure pairs of particles by the paper's Fig. 7 protocol.
@@ -104,21 +103,21 @@ def measure_pairs(
     Returns
     -------
     dict of str to (M,) ndarray
-        The metrics of :data:`METRIC_NAMES` (lengths in nm, ratios
+        The metrics of :data:`sinter4d.schema.PAIR_METRICS` (lengths in nm, ratios
         dimensionless; NaN where not measured) and ``status``, a string per
         pair from :data:`STATUS_VALUES`. A pair whose particles do not touch
         has neck radii 0 (the paper's r_n = 0 before a neck forms).
     """
     lab = as_label_volume(labels)
     pair_arr = as_pairs(pairs)
-    vox = check_positive("voxel_size_nm", voxel_size_nm)
-    check_choice("centre", centre, CENTRE_METHODS)
-    check_choice("neck_3d_method", neck_3d_method, NECK_3D_METHODS)
+    vox = check_positive(voxel_size_nm, "voxel_size_nm")
+    check_choice(centre, "centre", CENTRE_METHODS)
+    check_choice(neck_3d_method, "neck_3d_method", NECK_3D_METHODS)
     if slab_nm is not None:
-        slab_nm = check_positive("slab_nm", slab_nm)
+        slab_nm = check_positive(slab_nm, "slab_nm")
     boxes = ndi.find_objects(lab)
     m = pair_arr.shape[0]
-    out = {name: np.full(m, np.nan) for name in METRIC_NAMES}
+    out = {name: np.full(m, np.nan) for name in PAIR_METRICS}
     out["status"] = np.full(m, "ok", dtype="<U8")
     for k, (a, b) in enumerate(pair_arr):
         ba = boxes[a - 1] if 0 < a <= len(boxes) else None
@@ -318,7 +317,7 @@ def neck_radius_3d(
     b: int,
     *,
     voxel_size_nm: float,
-    method: str = "in_plane",
+    method: str = DEFAULT_NECK_3D,
 ) -> float:
     """Neck radius of a pair measured in 3D, in nm.
 
@@ -354,8 +353,8 @@ def neck_radius_3d(
         label is missing.
     """
     lab = as_label_volume(labels)
-    vox = check_positive("voxel_size_nm", voxel_size_nm)
-    check_choice("method", method, NECK_3D_METHODS)
+    vox = check_positive(voxel_size_nm, "voxel_size_nm")
+    check_choice(method, "method", NECK_3D_METHODS)
     boxes = ndi.find_objects(lab)
     if not (0 < a <= len(boxes) and 0 < b <= len(boxes)) or boxes[a - 1] is None or boxes[b - 1] is None:
         return float("nan")

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import InputError
-from ._protocol import METRIC_NAMES, measure_pairs
+from ..schema import PAIR_METRICS
+from ._protocol import measure_pairs
 from ._tracking import PairTracks
 
 
@@ -36,21 +37,21 @@ def measure_tracked_pairs(
     Returns
     -------
     dict of str to (T, K) ndarray
-        The metrics of :data:`METRIC_NAMES` (NaN unless measured) and
+        The metrics of :data:`sinter4d.schema.PAIR_METRICS` (NaN unless measured) and
         ``status``: the tracking status, or the measurement's own status
         (``"missing"``, ``"stacked"``) where tracking said ``"ok"``.
     """
     n_t, n_k = tracks.status.shape
     if len(per_time_labels) != n_t:
         raise InputError(f"per_time_labels has {len(per_time_labels)} volumes but tracks cover {n_t} times")
-    out = {name: np.full((n_t, n_k), np.nan) for name in METRIC_NAMES}
+    out = {name: np.full((n_t, n_k), np.nan) for name in PAIR_METRICS}
     out["status"] = tracks.status.astype("<U8")
     for t in range(n_t):
         ok = np.flatnonzero(tracks.status[t] == "ok")
         if ok.size == 0:
             continue
         res = measure_pairs(per_time_labels[t], tracks.labels[t, ok], voxel_size_nm=voxel_size_nm, **options)
-        for name in METRIC_NAMES:
+        for name in PAIR_METRICS:
             out[name][t, ok] = res[name]
         out["status"][t, ok] = res["status"]
     return out

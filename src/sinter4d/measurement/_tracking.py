@@ -1,4 +1,4 @@
-"""Pairs followed over time, and measured pairs matched to the true ones.
+"""Pairs followed over time.
 
 Particles are followed from one time step to the next by a Hungarian
 assignment (``scipy.optimize.linear_sum_assignment``) on the distance between
@@ -20,12 +20,18 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..errors import InputError
-from ._checks import as_centres, as_pairs, check_positive
+from ..checks import as_centres, as_pairs, check_positive
 
 TRACK_STATUS_VALUES = ("ok", "merged", "lost", "absent")
 """Status of a tracked pair at one time: ``"ok"`` (measure it), ``"merged"``
 (one of its particles coalesced with another), ``"lost"`` (one of its
 particles found no match), ``"absent"`` (the pair appears only later)."""
+
+DEFAULT_GATE_NM = 40.0
+"""Largest move (nm) of a particle between two time steps: densification moves centres by tens of nm."""
+
+DEFAULT_MERGE_GATE_NM = 150.0
+"""Largest distance (nm) from an unmatched particle's last centre to the particle it merged into: a core diameter."""
 
 _FAR = 1e12
 
@@ -57,8 +63,8 @@ def track_pairs(
     per_time_centres: Sequence[np.ndarray],
     per_time_pairs: Sequence[np.ndarray],
     *,
-    gate_nm: float = 40.0,
-    merge_gate_nm: float = 150.0,
+    gate_nm: float = DEFAULT_GATE_NM,
+    merge_gate_nm: float = DEFAULT_MERGE_GATE_NM,
     per_time_volumes: Sequence[np.ndarray] | None = None,
 ) -> PairTracks:
     """Follow pairs of particles over time.
@@ -72,11 +78,11 @@ def track_pairs(
         Pairs of label values at each time (as from
         :func:`~sinter4d.measurement.find_pairs`).
     gate_nm : float, optional
-        Largest move of a particle between two time steps, nm (default 40:
-        densification moves centres by tens of nm).
+        Largest move of a particle between two time steps, nm (default
+        :data:`DEFAULT_GATE_NM`).
     merge_gate_nm : float, optional
         Largest distance, nm, from an unmatched particle's last centre to the
-        particle it merged into (default 150, a core diameter).
+        particle it merged into (default :data:`DEFAULT_MERGE_GATE_NM`).
     per_time_volumes : sequence of T (N_t,) ndarrays, optional
         Particle volumes (any unit, e.g. voxel counts
         ``np.bincount(labels.ravel())[1:]``). With them a merge must also
@@ -96,8 +102,8 @@ def track_pairs(
         a neighbour is read as merged into it (the conservative reading: both
         tracks stop).
     """
-    gate = check_positive("gate_nm", gate_nm)
-    reach = check_positive("merge_gate_nm", merge_gate_nm)
+    gate = check_positive(gate_nm, "gate_nm")
+    reach = check_positive(merge_gate_nm, "merge_gate_nm")
     if len(per_time_centres) != len(per_time_pairs):
         raise InputError(
             "per_time_centres and per_time_pairs must have one entry per time; "
@@ -226,88 +232,3 @@ def _pair_tracks(tracks: list[np.ndarray], ended: dict[int, str], per_time_pairs
                 status[t, k] = "merged" if "merged" in gone else "lost"
     names = tuple(f"P{k + 1}" for k in range(n_k))
     return PairTracks(names=names, labels=labels, status=status, particle_track=tuple(tracks))
-
-
-@dataclass(frozen=True)
-class TruthMatch:
-    """Measured particles and pairs matched to the true ones.
-
-    Attributes
-    ----------
-    particle_match : (N,) ndarray of int64
-        For each measured particle (row ``k - 1`` for label ``k``), the index
-        of its true core, or -1.
-    pair_match : (M,) ndarray of int64
-        For each measured pair, the row of its true pair, or -1 (spurious).
-    found, missed, spurious : int
-        True pairs matched; true pairs not matched; measured pairs matching
-        no true pair.
-    """
-
-    particle_match: np.ndarray
-    pair_match: np.ndarray
-    found: int
-    missed: int
-    spurious: int
-
-
-def match_pairs_to_truth(
-    measured_centres: np.ndarray,
-    true_centres: np.ndarray,
-    *,
-    measured_pairs: np.ndarray,
-    true_pairs: np.ndarray,
-    gate_nm: float = 40.0,
-) -> TruthMatch:
-    """Match measured particles and pairs to the true ones, for validation.
-
-    Particles are matched by a Hungarian assignment on centre distance,
-    gated by ``gate_nm``; a measured pair is found when both its particles
-    match the two cores of a true pair.
-
-    Parameters
-    ----------
-    measured_centres : (N, 3) ndarray
-        Measured centres ``(z, y, x)`` in nm, row ``k - 1`` for label ``k``.
-    true_centres : (N_true, 3) ndarray
-        True core centres in nm (``Cluster.centre_nm``).
-    measured_pairs : (M, 2) int ndarray
-        Measured pairs as label values (1-based, from ``find_pairs``).
-    true_pairs : (M_true, 2) int ndarray
-        True pairs as core indices (0-based, ``Cluster.contact``).
-    gate_nm : float, optional
-        Largest centre distance for a match, nm.
-
-    Returns
-    -------
-    TruthMatch
-    """
-    gate = check_positive("gate_nm", gate_nm)
-    meas = as_centres(measured_centres, "measured_centres")
-    true = as_centres(true_centres, "true_centres")
-    mp = as_pairs(measured_pairs, "measured_pairs")
-    tp = as_pairs(true_pairs, "true_pairs")
-    particle_match = np.full(len(meas), -1, dtype=np.int64)
-    if len(meas) and len(true):
-        dist = np.linalg.norm(meas[:, None, :] - true[None, :, :], axis=2)
-        dist = np.where(np.isfinite(dist), dist, _FAR)
-        cost = np.where(dist <= gate, dist, _FAR)
-        rows, cols = linear_sum_assignment(cost)
-        ok = cost[rows, cols] <= gate
-        particle_match[rows[ok]] = cols[ok]
-    true_index = {tuple(sorted(map(int, p))): k for k, p in enumerate(tp)}
-    pair_match = np.full(len(mp), -1, dtype=np.int64)
-    for k, (a, b) in enumerate(mp):
-        if not (0 < a <= len(meas) and 0 < b <= len(meas)):
-            raise InputError(f"measured_pairs holds label {max(a, b)} but measured_centres has {len(meas)} rows")
-        ia, ib = particle_match[a - 1], particle_match[b - 1]
-        if ia >= 0 and ib >= 0:
-            pair_match[k] = true_index.get(tuple(sorted((int(ia), int(ib)))), -1)
-    found = len(set(pair_match[pair_match >= 0].tolist()))
-    return TruthMatch(
-        particle_match=particle_match,
-        pair_match=pair_match,
-        found=found,
-        missed=len(tp) - found,
-        spurious=int((pair_match < 0).sum()),
-    )

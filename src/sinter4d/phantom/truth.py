@@ -1,6 +1,7 @@
 """True metrics of particle pairs, measured on the analytic geometry of a cluster.
 
-The variables are those of the metrics file (DESIGN.md, "Metrics file"), so
+The variables are the pair metrics of the metrics file
+(:data:`sinter4d.schema.PAIR_METRICS`; docs/design.md, "Metrics file"), so
 ``truth.nc`` and ``metrics.nc`` can be subtracted pair by pair.
 """
 
@@ -10,6 +11,8 @@ import numpy as np
 from numba import njit
 from scipy.optimize import minimize_scalar
 
+from ..checks import check_choice
+from ..errors import InputError
 from ._cluster import Cluster, radius_along, spheroid_semi_axes, surface_gap_nm
 from ._geometry import inverse_quadric_matrices, orthonormal_frame, quadric_matrices, support_nm
 
@@ -89,8 +92,7 @@ def pair_truth(cluster: Cluster, pairs: np.ndarray, *, neck: str = "joint") -> d
     >>> sorted(truth)[:3]
     ['aspect_ratio', 'distance_nm', 'distance_ratio']
     """
-    if neck not in NECK_METHODS:
-        raise ValueError(f"neck must be one of {NECK_METHODS}, got {neck!r}")
+    check_choice(neck, "neck", NECK_METHODS)
     pairs = _check_pairs(cluster, pairs)
     m = len(pairs)
     i, j = pairs[:, 0], pairs[:, 1]
@@ -154,11 +156,11 @@ def _check_pairs(cluster, pairs) -> np.ndarray:
     if pairs.size == 0:
         return np.zeros((0, 2), dtype=int)
     if pairs.ndim != 2 or pairs.shape[1] != 2 or not np.issubdtype(pairs.dtype, np.integer):
-        raise ValueError(f"pairs must be an (M, 2) integer array, got shape {pairs.shape} of {pairs.dtype}")
+        raise InputError(f"pairs must be an (M, 2) integer array, got shape {pairs.shape} of {pairs.dtype}")
     if pairs.min() < 0 or pairs.max() >= cluster.n_cores:
-        raise ValueError(f"pairs hold core indices outside [0, {cluster.n_cores - 1}]")
+        raise InputError(f"pairs hold core indices outside [0, {cluster.n_cores - 1}]")
     if np.any(pairs[:, 0] == pairs[:, 1]):
-        raise ValueError("pairs must join two different cores, got a pair (i, i)")
+        raise InputError("pairs must join two different cores, got a pair (i, i)")
     return pairs.astype(int)
 
 
@@ -237,7 +239,7 @@ def _neck_radius(cluster, q, qinv, i, j, x, mode) -> float:
     ca, cb = cluster.centre_nm[i], cluster.centre_nm[j]
     d = float(np.linalg.norm(cb - ca))
     if d <= 0:
-        raise ValueError(f"cores {i} and {j} share a centre; their neck is undefined")
+        raise InputError(f"cores {i} and {j} share a centre; their neck is undefined")
     n = (cb - ca) / d
     e1, e2 = orthonormal_frame(n)
     s_lo = max(0.0, d - float(support_nm(qinv[j], -n)))

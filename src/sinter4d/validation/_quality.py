@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.registration import phase_cross_correlation
 
-from .binarize import dice
+from ..pipeline.binarize import dice
 
 
 def truth_on_grid(true_label: np.ndarray, z_true_nm: np.ndarray, z_nm: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The reconstruction chain on a simulated series at the paper's dose.
 
 250 e/nm², ±40° in 2° steps, 4.16 nm pixels, with drift and a tilt-axis
-offset left for the pipeline to find (DESIGN.md; issue "Reconstruction
+offset left for the pipeline to find (docs/design.md; issue "Reconstruction
 pipeline", Quality). The series is projected on a voxel grid twice finer than
 the pixels, so the reconstruction's projector is not the one that made the
 data (no inverse crime). The figures are printed for the closing note.
@@ -13,7 +13,7 @@ import pytest
 from sinter4d.experiments import parse_spec, plan_simulation
 from sinter4d.experiments.simulate import tilt_series_dataset
 from sinter4d.pipeline import prepare_tilt_series, reconstruct_and_binarize
-from sinter4d.pipeline.quality import registered_dice, rigid_residual, truth_on_grid
+from sinter4d.validation import registered_dice, rigid_residual, truth_on_grid
 
 SPEC = {
     "name": "pipeline-quality",
