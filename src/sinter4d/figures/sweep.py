@@ -1,4 +1,4 @@
-"""Figures of a what-if sweep (``sweep.nc``): heatmaps for 2D sweeps, line plots for 1D sweeps.
+"""Figures of a what-if sweep (its dataset): heatmaps for 2D sweeps, line plots for 1D sweeps.
 
 Pure functions of the sweep Dataset (:func:`sinter4d.experiments.sweep.sweep_dataset`)
 and a folder. They draw on :class:`matplotlib.figure.Figure` with the Agg
@@ -65,7 +65,7 @@ def plot_heatmap(ds: xr.Dataset, name: str, path: str | Path, *, dpi: int = 120)
     Parameters
     ----------
     ds : xarray.Dataset
-        A 2D sweep (``sweep.nc``): rows are its first dimension, columns its second.
+        A 2D sweep dataset: rows are its first dimension, columns its second.
     name : str
         The variable.
     path : str or Path
@@ -130,7 +130,7 @@ def plot_lines(ds: xr.Dataset, names: list[str], path: str | Path, *, dpi: int =
     Parameters
     ----------
     ds : xarray.Dataset
-        A 1D sweep (``sweep.nc``).
+        A 1D sweep dataset.
     names : list of str
         Variables, one panel each.
     path : str or Path
@@ -179,12 +179,12 @@ def plot_sweep(ds: xr.Dataset, out_dir: str | Path, *, names: list[str] | None =
 
     A 2D sweep gets ``heatmap_<var>.png`` per variable; a 1D sweep one
     ``sweep_<dim>.png`` with a panel per variable. Sweeps of three or more
-    dimensions get no figure (slice ``sweep.nc`` and call these functions).
+    dimensions get no figure (slice the dataset and call these functions).
 
     Parameters
     ----------
     ds : xarray.Dataset
-        ``sweep.nc``.
+        The sweep dataset.
     out_dir : str or Path
         Folder of the PNGs.
     names : list of str, optional
@@ -206,5 +206,6 @@ def plot_sweep(ds: xr.Dataset, out_dir: str | Path, *, names: list[str] | None =
         return [plot_lines(ds, names, out / f"sweep_{dims[0]}.png", dpi=dpi)]
     if len(dims) == 2:
         return [plot_heatmap(ds, name, out / f"heatmap_{name}.png", dpi=dpi) for name in names]
-    log.info("no figures for a sweep of %d dimensions; slice sweep.nc and use plot_heatmap or plot_lines", len(dims))
+    log.info("no figures for a sweep of %d dimensions; slice the sweep dataset and use plot_heatmap or plot_lines",
+             len(dims))
     return []

@@ -18,10 +18,6 @@ from ..io.atomic import save_figure_atomic
 _LABEL = {"neck_radius_nm": "neck radius r_n (nm)", "distance_nm": "distance d (nm)"}
 
 
-def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
-    return save_figure_atomic(fig, path, dpi=dpi)
-
-
 def corner_plot(idata, path: str | Path, *, var_names: Sequence[str] | None = None,
                 truths: Mapping[str, float] | None = None, dpi: int = 100) -> Path:
     """Corner plot (pairwise and marginal histograms) of the posterior.
@@ -63,7 +59,7 @@ def corner_plot(idata, path: str | Path, *, var_names: Sequence[str] | None = No
             ax.axvline(truth_values[0], color="#4682b4")
         ax.set_xlabel(names[0])
         ax.set_yticks([])
-        return _save(fig, path, dpi)
+        return save_figure_atomic(fig, path, dpi=dpi)
     size = max(3.0, 2.4 * k)
     fig = Figure(figsize=(size, size))
     fig.subplots(k, k)
@@ -79,7 +75,7 @@ def corner_plot(idata, path: str | Path, *, var_names: Sequence[str] | None = No
     corner.corner(samples, labels=names, truths=truth_values, fig=fig, range=ranges,
                   quantiles=(0.05, 0.5, 0.95), show_titles=True, title_fmt=".3g",
                   title_kwargs={"fontsize": 7}, label_kwargs={"fontsize": 8})
-    return _save(fig, path, dpi)
+    return save_figure_atomic(fig, path, dpi=dpi)
 
 
 def predictive_plot(idata, path: str | Path, *, interval: float = 0.9, dpi: int = 100, max_pairs: int = 12) -> Path:
@@ -140,4 +136,4 @@ def predictive_plot(idata, path: str | Path, *, interval: float = 0.9, dpi: int 
                 ax.set_xlabel("processing time (s)", fontsize=8)
             ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=6, loc="lower right")
-    return _save(fig, path, dpi)
+    return save_figure_atomic(fig, path, dpi=dpi)

@@ -1,8 +1,8 @@
 """Figures of pair metrics: the paper's Fig. 8 and Fig. 9(a).
 
-Pure functions of a metrics Dataset (``metrics.nc`` layout) and a PNG path.
-They draw on a :class:`matplotlib.figure.Figure` with the Agg canvas (no
-global backend, no display) and write the PNG atomically.
+Pure functions of a metrics Dataset (the layout of :data:`sinter4d.schema.METRICS`)
+and a PNG path. They draw on a :class:`matplotlib.figure.Figure` with the Agg
+canvas (no global backend, no display) and write the PNG atomically.
 """
 
 from __future__ import annotations
@@ -15,19 +15,15 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from ..errors import InputError
 from ..io.atomic import save_figure_atomic
 from ..sintering import cylinder_neck_distance_ratio, truncated_sphere_pair
-
-
-def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
-    """Write ``fig`` to ``path`` as PNG through a temporary file in the same folder."""
-    return save_figure_atomic(fig, path, dpi=dpi)
 
 
 def _check(ds: xr.Dataset, names: tuple[str, ...], what: str) -> None:
     missing = [n for n in names if n not in ds.variables]
     if missing:
-        raise ValueError(f"{what} lacks variable(s) {', '.join(missing)} (metrics.nc layout expected)")
+        raise InputError(f"{what} lacks variable(s) {', '.join(missing)} (a metrics dataset expected)")
 
 
 def _colours(n: int) -> list:
@@ -103,7 +99,7 @@ def plot_trajectories(
         fig.legend(handles, labels, loc="outside right upper", fontsize=8, ncols=1 + len(handles) // 22)
     if title:
         fig.suptitle(title)
-    return _save(fig, path, dpi)
+    return save_figure_atomic(fig, path, dpi=dpi)
 
 
 def plot_neck_vs_distance(
@@ -175,4 +171,4 @@ def plot_neck_vs_distance(
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    return _save(fig, path, dpi)
+    return save_figure_atomic(fig, path, dpi=dpi)

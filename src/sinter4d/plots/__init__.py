@@ -1,1 +1,0 @@
-"""sinter4d.plots"""
