@@ -1,0 +1,1 @@
+"""Old name of :mod:`sinter4d.figures`, kept until the importers are rewritten; delete this package then."""
