@@ -5,6 +5,7 @@ import base64
 import numpy as np
 import pytest
 
+from sinter4d import InputError
 from sinter4d.report import html as hp
 
 
@@ -24,7 +25,7 @@ def test_table_aligns_numbers_and_checks_groups():
     html = hp.table(["a", "b"], [["x", 1.5]], row_classes=["summary"], header_groups=[("g", 2)])
     assert '<tr class="summary"><td>x</td><td class="num">1.5</td></tr>' in html
     assert '<th colspan="2">g</th>' in html
-    with pytest.raises(ValueError, match="header_groups"):
+    with pytest.raises(InputError, match="header_groups"):
         hp.table(["a", "b"], [], header_groups=[("g", 3)])
 
 

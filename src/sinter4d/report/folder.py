@@ -70,7 +70,7 @@ def load_dataset(path: Path) -> xr.Dataset | None:
 
 
 def pipeline_settings(run: RunFolder) -> PipelineSpec | None:
-    """The run's pipeline settings: its ``spec.json``'s ``pipeline`` validated, or None without a spec.json.
+    """The run's pipeline settings: the ``pipeline`` of its spec (:attr:`RunFolder.spec`) validated; None without one.
 
     Raises
     ------

@@ -22,10 +22,11 @@ __all__ = ["denoise_settings", "section_slices", "section_surface", "section_til
 def denoise_settings(run: RunFolder, tilts: Path) -> tuple[PipelineSpec, float | None, str]:
     """The pipeline's settings for the step of ``tilts``, the BM3D level to run at, and how it was found.
 
-    The run's settings (its ``spec.json``, the pipeline's defaults without
-    one), with what the step's reconstruction records it used in their place;
-    the level is the reconstruction's (times its strength), else the
-    settings', else None (BM3D estimates it from the 0° image).
+    The run's settings (its spec, :attr:`RunFolder.spec`; the pipeline's
+    defaults without one), with what the step's reconstruction records it
+    used in their place; the level is the reconstruction's (times its
+    strength), else the settings', else None (BM3D estimates it from the 0°
+    image).
     """
     settings = pipeline_settings(run) or PipelineSpec()
     recon = run.recon_of(step_index(tilts))
