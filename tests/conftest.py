@@ -60,7 +60,7 @@ def tiny_run(tmp_path_factory) -> Path:
     fixed level, 30 PDHG iterations, a 80-step fit): ``spec.json``,
     ``run.json``, ``run.log``, ``truth.nc``, ``tilts/``, ``recon/``,
     ``metrics.nc``, ``validation.nc``, their figures and ``fit/``, as the
-    producers write them today. About half a minute on one core.
+    producers write them today.
 
     Shared by every test of the session: treat it as READ-ONLY. A test that
     writes into a run folder (the report writes ``report.html``) or removes
