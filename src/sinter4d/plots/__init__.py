@@ -1,1 +1,1 @@
-"""sinter4d.plots"""
+"""Old name of :mod:`sinter4d.figures`, kept until the importers are rewritten; delete this package then."""

@@ -15,6 +15,8 @@ from string import Template
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = [
     "cell",
     "definition_table",
@@ -145,7 +147,7 @@ def table(
     head = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"
     if header_groups:
         if sum(n for _, n in header_groups) != len(header):
-            raise ValueError(f"header_groups span {sum(n for _, n in header_groups)} columns, header has {len(header)}")
+            raise InputError(f"header_groups span {sum(n for _, n in header_groups)} columns, header has {len(header)}")
         top = "".join(f'<th colspan="{int(n)}">{esc(g)}</th>' if n > 1 else f"<th>{esc(g)}</th>"
                       for g, n in header_groups)
         head = f'<tr class="group">{top}</tr>' + head

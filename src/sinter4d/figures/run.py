@@ -1,108 +1,40 @@
-"""Figures of the run report: pure functions of arrays that return a Figure or PNG bytes.
+"""Figures of a run's images: pure functions of arrays that return a Figure.
 
 Every function here takes arrays (coordinates in nm) and returns a
 :class:`matplotlib.figure.Figure` drawn on the Agg canvas (no pyplot, no
-global backend, no display), or the bytes of a PNG; none touches a file.
+global backend, no display); none touches a file.
 
 * :func:`tilt_montage` -- raw and denoised images of a tilt series;
 * :func:`orthogonal_slices` -- xy, xz and yz sections of a reconstruction
   with its binary outline, beside the true cores;
-* :func:`surface_mesh` / :func:`surface_figure` -- marching-cubes surfaces of
-  binary volumes, shaded;
-* helpers to pick tilts (:func:`select_tilts`), crop (:func:`crop_window`,
-  :func:`bounding_box`), put the true label volume on the reconstruction
-  grid (:func:`resample_mask`) and turn figures into PNG bytes
-  (:func:`figure_png`, :func:`figure_rgba`, :func:`shrink_png`).
+* helpers to pick tilts (:func:`select_tilts`) and crop (:func:`crop_window`,
+  :func:`bounding_box`, :func:`cluster_centre`).
+
+3D surfaces are in :mod:`.surface`, PNG bytes of a figure in :mod:`.png`.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..checks import check_angles, check_range
+from ..errors import InputError
+
 __all__ = [
+    "RECON_OUTLINE",
     "bounding_box",
     "cluster_centre",
     "crop_window",
-    "figure_png",
-    "figure_rgba",
     "orthogonal_slices",
-    "resample_mask",
     "select_tilts",
-    "shrink_png",
-    "surface_figure",
-    "surface_mesh",
     "tilt_montage",
 ]
 
-DEFAULT_DPI = 90
 RECON_OUTLINE = "#ff7f0e"
-RECON_SURFACE = "#c87533"  # copper
-TRUTH_SURFACE = "#7f9fbf"
-
-
-# --------------------------------------------------------------------------
-# figures to pixels
-# --------------------------------------------------------------------------
-
-
-def figure_png(fig: Figure, *, dpi: float = DEFAULT_DPI) -> bytes:
-    """The PNG bytes of ``fig`` rendered at ``dpi``.
-
-    Parameters
-    ----------
-    fig : matplotlib.figure.Figure
-    dpi : float, optional
-        Resolution; the image is ``figsize * dpi`` pixels.
-
-    Returns
-    -------
-    bytes
-        A PNG file.
-    """
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
-
-
-def figure_rgba(fig: Figure, *, dpi: float = DEFAULT_DPI) -> np.ndarray:
-    """``fig`` rendered at ``dpi`` as an ``(H, W, 4)`` uint8 array (H, W = figsize * dpi)."""
-    canvas = FigureCanvasAgg(fig)
-    fig.set_dpi(dpi)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba()).copy()
-
-
-def shrink_png(data: bytes, *, max_width_px: int = 1400) -> bytes:
-    """``data`` (a PNG) scaled down to at most ``max_width_px`` wide; unchanged when narrower.
-
-    Parameters
-    ----------
-    data : bytes
-        A PNG file.
-    max_width_px : int, optional
-
-    Returns
-    -------
-    bytes
-        A PNG file.
-    """
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as img:
-        if img.width <= max_width_px:
-            return data
-        height = max(1, round(img.height * max_width_px / img.width))
-        small = img.convert("RGBA").resize((max_width_px, height), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    small.save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
 
 
 # --------------------------------------------------------------------------
@@ -124,9 +56,7 @@ def select_tilts(angles_deg: np.ndarray, wanted_deg: Sequence[float] = (-40.0, -
     (k,) ndarray of int
         ``k <= len(wanted_deg)`` indices into ``angles_deg``.
     """
-    angles = np.asarray(angles_deg, dtype=float)
-    if angles.ndim != 1 or angles.size == 0:
-        raise ValueError(f"angles_deg must be a non-empty 1D array, got shape {angles.shape}")
+    angles = check_angles(angles_deg, "angles_deg")
     idx = {int(np.argmin(np.abs(angles - w))) for w in wanted_deg}
     return np.array(sorted(idx, key=lambda k: angles[k]), dtype=int)
 
@@ -180,8 +110,7 @@ def crop_window(
     from scipy import ndimage
     from skimage.filters import threshold_otsu
 
-    if not 0 < min_px <= max_px:
-        raise ValueError(f"need 0 < min_px <= max_px, got min_px={min_px}, max_px={max_px}")
+    check_range((min_px, max_px), "(min_px, max_px)")
     stack = np.asarray(images, dtype=np.float64)
     mean = stack.reshape((-1,) + stack.shape[-2:]).mean(axis=0)
     smooth = ndimage.gaussian_filter(mean, 3.0)
@@ -202,57 +131,6 @@ def cluster_centre(mask: np.ndarray) -> tuple[int, ...]:
         return tuple(n // 2 for n in mask.shape)
     idx = np.nonzero(mask)
     return tuple(round(float(np.mean(i))) for i in idx)
-
-
-def _grid_index(coords_to: np.ndarray, coords_from: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest index into the uniform grid ``coords_from`` of every ``coords_to`` and whether it is inside."""
-    coords_from = np.asarray(coords_from, dtype=float)
-    coords_to = np.asarray(coords_to, dtype=float)
-    if coords_from.size == 1:
-        return np.zeros(coords_to.shape, dtype=int), np.isclose(coords_to, coords_from[0])
-    step = (coords_from[-1] - coords_from[0]) / (coords_from.size - 1)
-    k = np.rint((coords_to - coords_from[0]) / step).astype(int)
-    inside = (k >= 0) & (k < coords_from.size)
-    return np.clip(k, 0, coords_from.size - 1), inside
-
-
-def resample_mask(
-    mask: np.ndarray,
-    coords_from_nm: Sequence[np.ndarray],
-    coords_to_nm: Sequence[np.ndarray],
-    *,
-    offset_nm: Sequence[float] = (0.0, 0.0, 0.0),
-) -> np.ndarray:
-    """A ``(z, y, x)`` mask sampled (nearest voxel) on another uniform grid, optionally shifted.
-
-    The value at a target point ``p`` is that of ``mask`` at ``p + offset_nm``
-    (so pass the registration offset that takes reconstruction coordinates to
-    true ones); points outside ``mask``'s grid are False.
-
-    Parameters
-    ----------
-    mask : (nz, ny, nx) ndarray
-        Anything; non-zero is True.
-    coords_from_nm : (z, y, x) sequence of 1D ndarray
-        Uniform coordinates of ``mask`` (nm).
-    coords_to_nm : (z, y, x) sequence of 1D ndarray
-        Uniform coordinates of the target grid (nm).
-    offset_nm : (3,) sequence of float, optional
-
-    Returns
-    -------
-    (len(z_to), len(y_to), len(x_to)) ndarray of bool
-    """
-    mask = np.asarray(mask) != 0
-    if mask.ndim != 3 or len(coords_from_nm) != 3 or len(coords_to_nm) != 3:
-        raise ValueError(f"mask must be (z, y, x) with three coordinate arrays each, got shape {mask.shape}")
-    idx, ok = [], []
-    for c_to, c_from, off in zip(coords_to_nm, coords_from_nm, offset_nm, strict=True):
-        k, inside = _grid_index(np.asarray(c_to, dtype=float) + float(off), c_from)
-        idx.append(k)
-        ok.append(inside)
-    out = mask[np.ix_(*idx)]
-    return out & ok[0][:, None, None] & ok[1][None, :, None] & ok[2][None, None, :]
 
 
 # --------------------------------------------------------------------------
@@ -317,7 +195,7 @@ def tilt_montage(
     raw = np.asarray(raw)
     denoised = np.asarray(denoised)
     if raw.ndim != 3 or raw.shape != denoised.shape or raw.shape[0] != len(angles_deg):
-        raise ValueError(
+        raise InputError(
             f"raw and denoised must be (n, ny, nx) of one shape with n = len(angles_deg), "
             f"got {raw.shape}, {denoised.shape} and {len(angles_deg)} angles"
         )
@@ -399,7 +277,7 @@ def orthogonal_slices(
     binary : (nz, ny, nx) ndarray
         Its binarisation (non-zero = particle).
     truth : (nz, ny, nx) ndarray or None
-        True mask on the same grid (see :func:`resample_mask`), or None.
+        True mask on the same grid, or None.
     z_nm, y_nm, x_nm : 1D ndarray
         Coordinates of the grid (nm).
     centre : (iz, iy, ix) tuple of int, optional
@@ -414,14 +292,14 @@ def orthogonal_slices(
     volume = np.asarray(volume)
     binary = np.asarray(binary) != 0
     if volume.ndim != 3 or binary.shape != volume.shape:
-        raise ValueError(f"volume and binary must be (z, y, x) of one shape, got {volume.shape} and {binary.shape}")
+        raise InputError(f"volume and binary must be (z, y, x) of one shape, got {volume.shape} and {binary.shape}")
     if truth is not None:
         truth = np.asarray(truth) != 0
         if truth.shape != volume.shape:
-            raise ValueError(f"truth must be on the volume's grid {volume.shape}, got {truth.shape}")
+            raise InputError(f"truth must be on the volume's grid {volume.shape}, got {truth.shape}")
     z_nm, y_nm, x_nm = (np.asarray(c, dtype=float) for c in (z_nm, y_nm, x_nm))
     if (z_nm.size, y_nm.size, x_nm.size) != volume.shape:
-        raise ValueError(f"coordinates of sizes {(z_nm.size, y_nm.size, x_nm.size)} do not fit volume {volume.shape}")
+        raise InputError(f"coordinates of sizes {(z_nm.size, y_nm.size, x_nm.size)} do not fit volume {volume.shape}")
     both = binary | truth if truth is not None else binary
     box = bounding_box(both, margin=margin_px)
     centre = cluster_centre(binary if binary.any() else both) if centre is None else tuple(int(c) for c in centre)
@@ -466,134 +344,6 @@ def orthogonal_slices(
         note.axis("off")
         note.text(0.02, 0.5, f"x = {xc[ix]:.0f}\ny = {yc[iy]:.0f}\nz = {zc[iz]:.0f} nm", fontsize=7,
                   va="center", ha="left", transform=note.transAxes)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
-
-
-# --------------------------------------------------------------------------
-# surfaces
-# --------------------------------------------------------------------------
-
-
-def surface_mesh(
-    mask: np.ndarray,
-    *,
-    spacing_nm: Sequence[float] = (1.0, 1.0, 1.0),
-    origin_nm: Sequence[float] = (0.0, 0.0, 0.0),
-    smooth_px: float = 1.0,
-    max_faces: int = 30000,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Triangulated surface of a binary volume (marching cubes), coarsened to about ``max_faces``.
-
-    For display only: the mask is padded with empty voxels (so every surface
-    closes), blurred with a Gaussian of ``smooth_px`` voxels (so the surface
-    does not show the voxel staircase) and cut at 0.5; the marching-cubes step
-    grows until the estimated face count (two per boundary voxel face, over
-    the step squared) is at most ``max_faces``.
-
-    Parameters
-    ----------
-    mask : (nz, ny, nx) ndarray
-        Non-zero = inside.
-    spacing_nm : (3,) sequence of float, optional
-        Voxel size along z, y, x (nm).
-    origin_nm : (3,) sequence of float, optional
-        Coordinates of voxel (0, 0, 0) (nm).
-    smooth_px : float, optional
-        Standard deviation of the blur (voxels); 0 for the raw staircase.
-    max_faces : int, optional
-
-    Returns
-    -------
-    verts : (V, 3) ndarray of float
-        Vertex coordinates (z, y, x) in nm.
-    faces : (F, 3) ndarray of int
-        Vertex indices of each triangle; ``(0, 3)`` when the mask is empty.
-    """
-    from scipy import ndimage
-    from skimage.measure import marching_cubes
-
-    mask = np.asarray(mask) != 0
-    if mask.ndim != 3:
-        raise ValueError(f"mask must be a (z, y, x) volume, got shape {mask.shape}")
-    if max_faces < 100:
-        raise ValueError(f"max_faces must be >= 100, got {max_faces}")
-    if not smooth_px >= 0:
-        raise ValueError(f"smooth_px must be >= 0, got {smooth_px}")
-    if not mask.any():
-        return np.zeros((0, 3)), np.zeros((0, 3), dtype=int)
-    pad = 1 + math.ceil(3 * smooth_px)
-    box = bounding_box(mask, margin=0)
-    sub = np.pad(mask[box], pad).astype(np.float32)
-    boundary = sum(int(np.count_nonzero(np.diff(sub, axis=a))) for a in range(3))
-    if smooth_px > 0:
-        sub = ndimage.gaussian_filter(sub, smooth_px)
-    step = max(1, math.ceil(math.sqrt(2.0 * boundary / max_faces)))
-    verts, faces, _, _ = marching_cubes(sub, level=0.5, spacing=tuple(float(s) for s in spacing_nm),
-                                        step_size=step, allow_degenerate=False)
-    start = np.array([s.start - pad for s in box], dtype=float) * np.asarray(spacing_nm, dtype=float)
-    return verts + start + np.asarray(origin_nm, dtype=float), faces
-
-
-def surface_figure(
-    meshes: Sequence[tuple[str, np.ndarray, np.ndarray]],
-    *,
-    colours: Sequence[str] | None = None,
-    ncols: int = 2,
-    elev_deg: float = 28.0,
-    azim_deg: float = -60.0,
-    title: str | None = None,
-) -> Figure:
-    """Shaded 3D views of triangulated surfaces, one panel each, on common axis limits.
-
-    Parameters
-    ----------
-    meshes : sequence of (title, verts, faces)
-        ``verts`` (V, 3) in nm as (z, y, x), ``faces`` (F, 3) (see :func:`surface_mesh`).
-    colours : sequence of str, optional
-        One colour per mesh (default copper for all).
-    ncols : int, optional
-    elev_deg, azim_deg : float, optional
-        Viewing angles.
-    title : str, optional
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    from matplotlib.colors import LightSource
-
-    if not meshes:
-        raise ValueError("meshes is empty: give at least one (title, verts, faces)")
-    colours = list(colours) if colours is not None else [RECON_SURFACE] * len(meshes)
-    if len(colours) != len(meshes):
-        raise ValueError(f"{len(colours)} colours for {len(meshes)} meshes")
-    ncols = max(1, min(ncols, len(meshes)))
-    nrows = math.ceil(len(meshes) / ncols)
-    fig = Figure(figsize=(6.2 * ncols, 4.6 * nrows + (0.3 if title else 0.0)), layout="constrained")
-    every = [v for _, v, f in meshes if len(f)]
-    lo = np.min([v.min(axis=0) for v in every], axis=0) if every else np.zeros(3)
-    hi = np.max([v.max(axis=0) for v in every], axis=0) if every else np.ones(3)
-    span = np.maximum(hi - lo, 1.0)
-    light = LightSource(azdeg=315, altdeg=45)
-    for k, ((label, verts, faces), colour) in enumerate(zip(meshes, colours, strict=True)):
-        ax = fig.add_subplot(nrows, ncols, k + 1, projection="3d")
-        if len(faces):
-            ax.plot_trisurf(verts[:, 2], verts[:, 1], faces, verts[:, 0], color=colour, shade=True,
-                            lightsource=light, linewidth=0.0, antialiased=False)
-        else:
-            ax.text2D(0.5, 0.5, "empty volume", transform=ax.transAxes, ha="center")
-        ax.set_xlim(lo[2], hi[2])
-        ax.set_ylim(lo[1], hi[1])
-        ax.set_zlim(lo[0], hi[0])
-        ax.set_box_aspect((span[2], span[1], span[0]), zoom=1.15)
-        ax.view_init(elev=elev_deg, azim=azim_deg)
-        ax.set_xlabel("x (nm)", fontsize=7, labelpad=-2)
-        ax.set_ylabel("y (nm)", fontsize=7, labelpad=-2)
-        ax.set_zlabel("z (nm)", fontsize=7, labelpad=-2)
-        ax.tick_params(labelsize=6, pad=0)
-        ax.set_title(label, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
