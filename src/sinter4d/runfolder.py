@@ -34,10 +34,13 @@ __all__ = [
     "STAGES",
     "STAGE_NAMES",
     "STEP_PATTERN",
+    "STEP_LABEL",
     "FitFolder",
     "RunFolder",
     "Stage",
     "SweepFolder",
+    "recon_beside",
+    "role_label",
     "stage",
     "step_files",
     "step_index",
@@ -46,6 +49,9 @@ __all__ = [
 
 #: A step file's name: ``t`` then the 1-based step number, at least two digits.
 STEP_PATTERN = re.compile(r"^t(\d{2,})\.nc$")
+
+#: How help texts and messages write "any step file".
+STEP_LABEL = "tNN.nc"
 
 
 def step_name(step: int) -> str:
@@ -68,6 +74,12 @@ def step_files(folder: str | Path) -> list[Path]:
         return []
     found = [(step_index(p.name), p) for p in folder.iterdir() if p.is_file()]
     return [p for k, p in sorted((k, p) for k, p in found if k is not None)]
+
+
+def recon_beside(tilts: str | Path) -> Path:
+    """Where the reconstruction of a lone tilt-series file goes by default: beside it, ``NAME_recon.nc``."""
+    tilts = Path(tilts)
+    return tilts.with_name(f"{tilts.stem}_recon.nc")
 
 
 @dataclass(frozen=True)
@@ -230,6 +242,16 @@ _STEP_ROLES = {"tilts": RunFolder.tilt_files, "recon": RunFolder.recon_files}
 def _role_path(run: RunFolder, role: str) -> Path:
     value = getattr(run, role)
     return value.path if isinstance(value, FitFolder) else value
+
+
+def role_label(role: str) -> str:
+    """How a role is named to a user, relative to the run folder: ``truth.nc``, ``tilts/tNN.nc``, ``fit/``."""
+    path = _role_path(RunFolder(Path()), role)
+    if role in _STEP_ROLES:
+        return f"{path.as_posix()}/{STEP_LABEL}"
+    if role == "fit":
+        return f"{path.as_posix()}/"
+    return path.as_posix()
 
 
 def _role_complete(run: RunFolder, role: str, n_steps: int) -> bool:
