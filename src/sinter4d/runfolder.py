@@ -35,6 +35,7 @@ __all__ = [
     "STAGE_NAMES",
     "STEP_PATTERN",
     "STEP_LABEL",
+    "SWEEP_CELL_STAGES",
     "FitFolder",
     "RunFolder",
     "Stage",
@@ -276,6 +277,10 @@ STAGES: tuple[Stage, ...] = (
 
 #: The stage names, in order.
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+
+
+#: The stages a sweep runs in each cell: all but the report.
+SWEEP_CELL_STAGES: tuple[str, ...] = tuple(name for name in STAGE_NAMES if name != "report")
 
 
 def stage(name: str) -> Stage:
