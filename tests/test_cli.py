@@ -1,8 +1,11 @@
 """The command line's edges: every sub-command turns a user error into one line, exit status 2 and no file."""
 
+import numpy as np
 import pytest
+import xarray as xr
 
 from sinter4d.cli import build_parser, main
+from sinter4d.io.netcdf import write_dataset_atomic
 from sinter4d.runfolder import STAGE_NAMES, RunFolder, role_label, stage
 
 BAD_SPEC = 'name = "x"\nseed = 1\n[acquisition]\ndose_e_per_nm2 = -5\n'
@@ -26,6 +29,7 @@ def _files(folder):
         (["import", "{bad}", "--angles", "{out}/nope.rawtlt", "--out", "{out}/t.nc"], "unknown stack format"),
         (["reconstruct", "{out}/nope.nc", "--out", "{out}/r.nc"], "no such file"),
         (["reconstruct", "{empty}"], "no tilt series"),
+        (["reconstruct", "{tilts}", "--iterations", "-5", "--out", "{out}/r.nc"], "iterations: "),
         (["measure", "{out}/nope.nc", "--out", "{out}/m.nc"], "no such file"),
         (["measure", "{empty}"], "no reconstruction"),
         (["validate", "{empty}"], "truth"),
@@ -40,8 +44,12 @@ def _files(folder):
 def test_a_user_error_is_one_line_exit_2_and_no_file(tmp_path, root, capsys, argv, match):
     (tmp_path / "bad.toml").write_text(BAD_SPEC)
     (tmp_path / "empty").mkdir()
+    write_dataset_atomic(xr.Dataset({"counts": (("tilt", "y", "x"), np.ones((3, 8, 8), np.float32))},
+                                    coords={"tilt_angle": ("tilt", [-10.0, 0.0, 10.0])},
+                                    attrs={"pixel_size_nm": 4.0}), tmp_path / "tilts.nc")
     before = _files(tmp_path)
-    names = {"bad": tmp_path / "bad.toml", "out": tmp_path, "empty": tmp_path / "empty", "root": root}
+    names = {"bad": tmp_path / "bad.toml", "out": tmp_path, "empty": tmp_path / "empty", "root": root,
+             "tilts": tmp_path / "tilts.nc"}
     argv = [a.format(**names) for a in argv]
     assert main([*argv, *(["-q"] if argv[0] in ("simulate", "reconstruct", "measure", "validate", "fit", "run",
                                                   "sweep", "report") else [])]) == 2

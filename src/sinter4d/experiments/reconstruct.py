@@ -15,6 +15,7 @@ from ..io.netcdf import open_dataset_checked, write_dataset_atomic
 from ..pipeline.chain import check_tilt_series, process_tilt_series, reference_noise_level
 from ..pipeline.reconstruct import ProgressCallback
 from ..runfolder import RunFolder, recon_beside, role_label
+from ..specs import parse
 from .spec import PipelineSpec
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,19 @@ def pipeline_settings(run_dir: Path | None, overrides: dict | None = None) -> Pi
         A run folder made by ``sinter4d simulate``; None for the defaults.
     overrides : dict, optional
         Settings given on the command line (None values are ignored).
+
+    Raises
+    ------
+    SpecError
+        A setting out of range (one line naming the run's spec, or the
+        command line's settings, and the key).
     """
-    base = {}
+    base, source = {}, "pipeline settings"
     if run_dir is not None and RunFolder(run_dir).spec.is_file():
         base = json.loads(RunFolder(run_dir).spec.read_text()).get("pipeline", {})
+        source = f"{RunFolder(run_dir).spec} [pipeline]"
     base.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return PipelineSpec.model_validate(base)
+    return parse(PipelineSpec, base, source=source)
 
 
 def reconstruct_file(
@@ -43,9 +51,9 @@ def reconstruct_file(
     """Reconstruct one tilt-series file into ``out`` (written atomically); ``n_jobs`` BM3D threads (-1: all cores)."""
     ds = open_dataset_checked(tilts, ["counts", "tilt_angle"])
     callbacks = (ProgressCallback(desc=f"{settings.method} {Path(tilts).stem}", leave=False),) if progress else ()
-    recon = process_tilt_series(ds, callbacks=callbacks, source=str(tilts), n_jobs=n_jobs, **settings.model_dump())
-    recon.attrs["source"] = str(tilts)
-    return write_dataset_atomic(recon, out)
+    volume = process_tilt_series(ds, callbacks=callbacks, source=str(tilts), n_jobs=n_jobs, **settings.model_dump())
+    volume.attrs["source"] = str(tilts)
+    return write_dataset_atomic(volume, out)
 
 
 def run_sigma_psd(tilts: list[Path], outs: list[Path], settings: PipelineSpec, *, n_jobs: int = -1) -> float | None:

@@ -88,8 +88,8 @@ def code_fingerprint() -> str:
     """A SHA-256 of the installed sinter4d source: every file of the package, by path and content.
 
     Two runs made by the same code have the same fingerprint, whether or not
-    the source is a git checkout and whatever is uncommitted in it; a test
-    (or a user) compares ``run.json``'s ``code.fingerprint`` with this to
+    the source is a git checkout, and an uncommitted edit changes it; a test
+    (or a user) compares the run record's ``code.fingerprint`` with this to
     tell whether a run folder was made by the code installed now.
     """
     return _fingerprint(Path(__file__).resolve().parents[1])
