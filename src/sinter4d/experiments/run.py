@@ -109,7 +109,11 @@ def _fingerprint(package: Path) -> str:
 
 
 def git_commit() -> dict | None:
-    """``{"commit", "dirty"}`` of the git checkout the package is imported from, or None (no git, not a checkout)."""
+    """``{"commit", "dirty"}`` of the git checkout the package is imported from, or None (no git, not a checkout).
+
+    ``dirty``: the package's source differs from the commit (then only
+    :func:`code_fingerprint` tells the code apart).
+    """
     package = Path(__file__).resolve().parents[1]
 
     def git(*args: str) -> str:
@@ -117,6 +121,8 @@ def git_commit() -> dict | None:
                               check=True).stdout.strip()
 
     try:
+        if not git("ls-files", "__init__.py"):  # an installed copy inside some other checkout
+            return None
         commit = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--", "."))
     except (OSError, subprocess.SubprocessError):
