@@ -1,7 +1,7 @@
 """sinter4d: a simulation and data-assimilation testbed for in-situ (4D)
 electron tomography of nanoparticle sintering.
 
-One subpackage per stage of the data flow (see ``DESIGN.md``):
+One subpackage per stage of the data flow (see ``docs/design.md``):
 :mod:`~sinter4d.phantom`, :mod:`~sinter4d.sintering`,
 :mod:`~sinter4d.acquisition`, :mod:`~sinter4d.pipeline`,
 :mod:`~sinter4d.measurement`, :mod:`~sinter4d.assimilation` and

@@ -13,11 +13,19 @@ import sys
 
 from . import __version__
 from .errors import InputError
+from .runfolder import STAGE_NAMES, RunFolder, SweepFolder, role_label, stage
 
 
 def _cmd_dose(args: argparse.Namespace) -> int:
     from .acquisition import dose_e_per_nm2, electrons_per_series
+    from .checks import check_int, check_positive
 
+    check_positive(args.current, "--current", allow_zero=True)
+    check_positive(args.dwell, "--dwell")
+    for value, name in ((args.pixels, "--pixels"), (args.pixels_y, "--pixels-y"), (args.tilts, "--tilts")):
+        if value is not None:
+            check_int(value, name, minimum=1)
+    check_positive(args.pixel_size, "--pixel-size")
     n_pixels = args.pixels * (args.pixels if args.pixels_y is None else args.pixels_y)
     electrons = electrons_per_series(
         probe_current_pA=args.current, dwell_time_ns=args.dwell, n_pixels=n_pixels, n_images=args.tilts
@@ -99,7 +107,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = run_experiment(args.spec, args.out, force=args.force, progress=not args.quiet, **kwargs)
     for stage, entry in result.stages.items():
         print(f"{stage:12s} {entry['status']:8s} {entry['seconds']:8.1f} s")
-    print(f"run folder {result.run_dir} ({result.seconds:.0f} s); log in {result.run_dir / 'run.log'}")
+    print(f"run folder {result.run_dir} ({result.seconds:.0f} s); log in {RunFolder(result.run_dir).log}")
     return 0
 
 
@@ -124,6 +132,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_files() -> str:
+    """The fit folder's chain and posterior by name, for the help text."""
+    fit = RunFolder(".").fit
+    return f"{fit.chain.name}, {fit.posterior.name}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sinter4d`` (one sub-command per stage)."""
     parser = argparse.ArgumentParser(
@@ -143,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pixel-size", type=float, required=True, help="pixel size (nm)")
     p.set_defaults(func=_cmd_dose)
 
-    p = sub.add_parser("simulate", help="simulate a run: truth.nc and tilts/tNN.nc from an experiment spec")
+    p = sub.add_parser("simulate", help=f"simulate a run: {stage('simulate').help}")
     p.add_argument("spec", help="experiment spec (TOML), e.g. experiments/quick.toml")
     p.add_argument("--out", required=True, help="run folder (created; an interrupted run resumes)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -157,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("reconstruct", help="denoise, align, find the tilt axis, reconstruct and binarise")
-    p.add_argument("path", help="run folder (every tilts/tNN.nc -> recon/tNN.nc) or one tilt-series file")
+    p.add_argument("path", help=f"run folder (every {role_label('tilts')} -> {role_label('recon')}) or one tilt-series file")
     p.add_argument("--method", choices=["tv", "pdhg", "sirt", "fbp"], default=None, help="algorithm (default: the spec's, tv)")
     p.add_argument("--iterations", type=int, default=None, help="iterations of tv/sirt (default 300)")
     p.add_argument("--align", choices=["xcorr", "mattes"], default=None, help="registration of adjacent tilts")
@@ -167,42 +181,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_reconstruct)
 
     p = sub.add_parser("measure", help="particles, pairs and the paper's Fig. 7 metrics of every reconstruction")
-    p.add_argument("path", help="run folder (recon/tNN.nc -> metrics.nc) or one reconstruction file")
-    p.add_argument("--out", default=None, help="metrics file to write (default RUNDIR/metrics.nc)")
+    p.add_argument("path", help=f"run folder ({role_label('recon')} -> {role_label('metrics')}) or one reconstruction file")
+    p.add_argument("--out", default=None, help=f"metrics file to write (default RUNDIR/{role_label('metrics')})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_measure)
 
-    p = sub.add_parser("validate", help="metrics minus truth per pair and time, Dice per step -> validation.nc")
-    p.add_argument("run", help="run folder holding metrics.nc, truth.nc and tilts/")
+    p = sub.add_parser("validate", help=f"validate a run: {stage('validate').help}")
+    p.add_argument("run", help=f"run folder holding {', '.join(role_label(r) for r in stage('validate').inputs)}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("fit", help="fit a sintering model card to neck/distance trajectories with emcee")
-    p.add_argument("data", help="metrics.nc, truth.nc or a CSV trajectory table")
+    p.add_argument("data", help=f"a run's {role_label('metrics')} or {role_label('truth')}, or a CSV trajectory table")
     p.add_argument("--spec", required=True, help="fit spec (TOML), e.g. assimilation/quick.toml")
-    p.add_argument("--out", required=True, help="output folder (chain.h5, posterior.nc, figures); a rerun resumes")
+    p.add_argument("--out", required=True, help=f"output folder ({_fit_files()}, figures); a rerun resumes")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_fit)
 
-    p = sub.add_parser("run", help="every stage of a spec: simulate, reconstruct, measure, validate, fit, report")
+    p = sub.add_parser("run", help=f"every stage of a spec: {', '.join(STAGE_NAMES)}")
     p.add_argument("spec", help="experiment spec (TOML), e.g. experiments/quick.toml")
     p.add_argument("--out", required=True, help="run folder (created; a killed run resumes where it stopped)")
     p.add_argument("--force", action="store_true", help="redo the stages even when their outputs exist")
     p.add_argument("--stages", default=None,
-                   help="comma-separated subset of simulate,reconstruct,measure,validate,fit,report")
+                   help=f"comma-separated subset of {','.join(STAGE_NAMES)}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("sweep", help="what-if sweep: one full run per cell of a grid of settings, on Dask")
     p.add_argument("spec", help="sweep spec (TOML), e.g. experiments/dose_sweep.toml")
-    p.add_argument("--out", required=True, help="sweep folder: one run folder per cell, sweep.nc, heatmaps")
+    p.add_argument("--out", required=True, help=f"sweep folder: one run folder per cell, {SweepFolder('.').dataset.name}, heatmaps")
     p.add_argument("--scheduler", default=None,
                    help="address of a running Dask scheduler (default: a LocalCluster over this machine's cores)")
     p.add_argument("--force", action="store_true", help="rerun cells that already finished")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=_cmd_sweep)
 
-    p = sub.add_parser("report", help="(re)build RUNDIR/report.html from a run folder")
+    p = sub.add_parser("report", help=f"(re)build RUNDIR/{role_label('report')} from a run folder")
     p.add_argument("run", help="run folder")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_report)

@@ -34,10 +34,14 @@ __all__ = [
     "STAGES",
     "STAGE_NAMES",
     "STEP_PATTERN",
+    "STEP_LABEL",
+    "SWEEP_CELL_STAGES",
     "FitFolder",
     "RunFolder",
     "Stage",
     "SweepFolder",
+    "recon_beside",
+    "role_label",
     "stage",
     "step_files",
     "step_index",
@@ -46,6 +50,9 @@ __all__ = [
 
 #: A step file's name: ``t`` then the 1-based step number, at least two digits.
 STEP_PATTERN = re.compile(r"^t(\d{2,})\.nc$")
+
+#: How help texts and messages write "any step file".
+STEP_LABEL = "tNN.nc"
 
 
 def step_name(step: int) -> str:
@@ -68,6 +75,12 @@ def step_files(folder: str | Path) -> list[Path]:
         return []
     found = [(step_index(p.name), p) for p in folder.iterdir() if p.is_file()]
     return [p for k, p in sorted((k, p) for k, p in found if k is not None)]
+
+
+def recon_beside(tilts: str | Path) -> Path:
+    """Where the reconstruction of a lone tilt-series file goes by default: beside it, ``NAME_recon.nc``."""
+    tilts = Path(tilts)
+    return tilts.with_name(f"{tilts.stem}_recon.nc")
 
 
 @dataclass(frozen=True)
@@ -232,6 +245,16 @@ def _role_path(run: RunFolder, role: str) -> Path:
     return value.path if isinstance(value, FitFolder) else value
 
 
+def role_label(role: str) -> str:
+    """How a role is named to a user, relative to the run folder: ``truth.nc``, ``tilts/tNN.nc``, ``fit/``."""
+    path = _role_path(RunFolder(Path()), role)
+    if role in _STEP_ROLES:
+        return f"{path.as_posix()}/{STEP_LABEL}"
+    if role == "fit":
+        return f"{path.as_posix()}/"
+    return path.as_posix()
+
+
 def _role_complete(run: RunFolder, role: str, n_steps: int) -> bool:
     if role in _STEP_ROLES:
         return len(_STEP_ROLES[role](run)) == n_steps
@@ -254,6 +277,10 @@ STAGES: tuple[Stage, ...] = (
 
 #: The stage names, in order.
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+
+
+#: The stages a sweep runs in each cell: all but the report.
+SWEEP_CELL_STAGES: tuple[str, ...] = tuple(name for name in STAGE_NAMES if name != "report")
 
 
 def stage(name: str) -> Stage:

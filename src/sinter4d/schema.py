@@ -160,8 +160,56 @@ VALIDATION: dict[str, Variable] = _table(
 
 
 # --------------------------------------------------------------------------- sweep.nc
-#: Variables of ``sweep.nc``.
-SWEEP: dict[str, Variable] = _table()
+#: Variables of ``sweep.nc`` whose names are fixed (dims: the sweep's grid, ``stage`` where named).
+#: Beside them: the validation summaries (``median_abs_error_<metric>``, ``max_abs_error_<metric>``,
+#: units and long name from ``validation.nc``) and the posterior of each fitted parameter
+#: (:data:`SWEEP_POSTERIOR`).
+SWEEP: dict[str, Variable] = _table(
+    Variable("stage", "1", "stage of the run", ("stage",)),
+    Variable("pairs_true", "1", "true pairs in the specimen"),
+    Variable("pairs_found", "1", "true pairs matched by a measured pair at some time step"),
+    Variable("pairs_missed", "1", "true pairs never matched"),
+    Variable("pairs_spurious", "1", "measured pairs never matching a true pair"),
+    Variable("dice", "1", "median over time steps of the Dice of the binary volume against the true cores"),
+    Variable("fit_n_over_tau", "1", "chain length after burn-in over the autocorrelation time (want >= 50)"),
+    Variable("run_seconds", "s", "wall time of the cell's stages (sum over stages)"),
+    Variable("stage_seconds", "s", "wall time of each stage of the cell"),
+    Variable("status", "1", "cell status (ok, failed, not run)"),
+    Variable("failed_stage", "1", "stage at which the cell failed"),
+    Variable("error", "1", "error of a failed cell"),
+    Variable("cell", "1", "cell folder under cells/"),
+)
+
+#: Posterior summaries of a fitted parameter in ``sweep.nc``: name and long name templates
+#: (``{param}``; units those of the parameter).
+SWEEP_POSTERIOR: dict[str, str] = {
+    "posterior_width_{param}": "width of the 94 % HDI of {param}",
+    "posterior_mean_{param}": "posterior mean of {param}",
+    "posterior_sd_{param}": "posterior standard deviation of {param}",
+}
+
+#: The settings most often swept, coordinates of ``sweep.nc``: units and long name by the key's
+#: last part (any other setting: units from the key's suffix, :data:`SWEEP_SUFFIX_UNITS`).
+SWEEP_SETTINGS: dict[str, Variable] = _table(
+    Variable("dose_e_per_nm2", "e/nm^2", "electron dose per tilt series"),
+    Variable("tilt_range_deg", "degree", "maximum tilt angle (tilts from -v to +v)"),
+    Variable("tilt_step_deg", "degree", "tilt step"),
+    Variable("tilt_min_deg", "degree", "lowest tilt angle"),
+    Variable("tilt_max_deg", "degree", "highest tilt angle"),
+    Variable("pixel_size_nm", "nm", "microscope pixel size (before binning)"),
+    Variable("bin", "1", "binning (bin x bin microscope pixels per stored pixel)"),
+    Variable("image_pixels", "1", "image edge before binning (pixels)"),
+    Variable("probe_current_pA", "pA", "probe current"),
+    Variable("dwell_time_ns", "ns", "dwell time per pixel"),
+    Variable("iterations", "1", "reconstruction iterations"),
+    Variable("seed", "1", "seed of the experiment"),
+)
+
+#: Units of a swept setting from the suffix of its name (first match; none: ``1``).
+SWEEP_SUFFIX_UNITS: tuple[tuple[str, str], ...] = (
+    ("_e_per_nm2", "e/nm^2"), ("_deg", "degree"), ("_nm", "nm"), ("_pA", "pA"), ("_ns", "ns"),
+    ("_kV", "kV"), ("_px", "pixel"), ("_s", "s"), ("_C", "degC"),
+)
 
 
 # --------------------------------------------------------------------------- access

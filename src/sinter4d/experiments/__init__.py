@@ -2,14 +2,14 @@
 
 from .measure import measure_run, validate_run
 from .reconstruct import reconstruct_path
-from .run import STAGES, RunResult, run_experiment
+from .run import RunResult, code_fingerprint, run_experiment
 from .simulate import plan_simulation, simulate_run, tilt_path, truth_dataset
 from .spec import ExperimentSpec, load_spec, parse_spec, resolve_model_card
 
 __all__ = [
     "ExperimentSpec",
     "RunResult",
-    "STAGES",
+    "code_fingerprint",
     "load_spec",
     "measure_run",
     "parse_spec",

@@ -14,13 +14,15 @@ from ..errors import InputError
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
 from ..pipeline.chain import check_tilt_series, process_tilt_series, reference_noise_level
 from ..pipeline.reconstruct import ProgressCallback
+from ..runfolder import RunFolder, recon_beside, role_label
+from ..specs import parse
 from .spec import PipelineSpec
 
 log = logging.getLogger(__name__)
 
 
 def pipeline_settings(run_dir: Path | None, overrides: dict | None = None) -> PipelineSpec:
-    """The pipeline settings of a run folder (its spec.json), with overrides.
+    """The pipeline settings of a run folder (its recorded spec), with overrides.
 
     Parameters
     ----------
@@ -28,17 +30,19 @@ def pipeline_settings(run_dir: Path | None, overrides: dict | None = None) -> Pi
         A run folder made by ``sinter4d simulate``; None for the defaults.
     overrides : dict, optional
         Settings given on the command line (None values are ignored).
+
+    Raises
+    ------
+    SpecError
+        A setting out of range (one line naming the run's spec, or the
+        command line's settings, and the key).
     """
-    base = {}
-    if run_dir is not None and (run_dir / "spec.json").is_file():
-        base = json.loads((run_dir / "spec.json").read_text()).get("pipeline", {})
+    base, source = {}, "pipeline settings"
+    if run_dir is not None and RunFolder(run_dir).spec.is_file():
+        base = json.loads(RunFolder(run_dir).spec.read_text()).get("pipeline", {})
+        source = f"{RunFolder(run_dir).spec} [pipeline]"
     base.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return PipelineSpec.model_validate(base)
-
-
-def recon_path(run_dir: str | Path, step: int) -> Path:
-    """Path of the reconstruction of time step ``step`` (0-based) in a run folder."""
-    return Path(run_dir) / "recon" / f"t{step + 1:02d}.nc"
+    return parse(PipelineSpec, base, source=source)
 
 
 def reconstruct_file(
@@ -47,9 +51,9 @@ def reconstruct_file(
     """Reconstruct one tilt-series file into ``out`` (written atomically); ``n_jobs`` BM3D threads (-1: all cores)."""
     ds = open_dataset_checked(tilts, ["counts", "tilt_angle"])
     callbacks = (ProgressCallback(desc=f"{settings.method} {Path(tilts).stem}", leave=False),) if progress else ()
-    recon = process_tilt_series(ds, callbacks=callbacks, source=str(tilts), n_jobs=n_jobs, **settings.model_dump())
-    recon.attrs["source"] = str(tilts)
-    return write_dataset_atomic(recon, out)
+    volume = process_tilt_series(ds, callbacks=callbacks, source=str(tilts), n_jobs=n_jobs, **settings.model_dump())
+    volume.attrs["source"] = str(tilts)
+    return write_dataset_atomic(volume, out)
 
 
 def run_sigma_psd(tilts: list[Path], outs: list[Path], settings: PipelineSpec, *, n_jobs: int = -1) -> float | None:
@@ -89,12 +93,12 @@ def reconstruct_path(
     progress: bool = True,
     n_jobs: int = -1,
 ) -> list[Path]:
-    """Reconstruct a run folder (every ``tilts/tNN.nc``) or one tilt-series file.
+    """Reconstruct a run folder (every tilt series) or one tilt-series file.
 
-    A folder's finished reconstructions (``recon/tNN.nc``) are kept, so an
+    A folder's finished reconstructions are kept, so an
     interrupted run resumes, and one BM3D noise level serves the whole run
     (:func:`run_sigma_psd`); a file is reconstructed into ``out`` (default:
-    beside it, ``NAME_recon.nc``).
+    beside it, :func:`sinter4d.runfolder.recon_beside`).
 
     ``n_jobs`` is the number of images BM3D denoises at once (-1: every
     core this process may use; a sweep running one cell per core passes 1).
@@ -106,11 +110,12 @@ def reconstruct_path(
     """
     path = Path(path)
     if path.is_dir():
-        tilts = sorted((path / "tilts").glob("t[0-9][0-9].nc"))
+        run = RunFolder(path)
+        tilts = run.tilt_files()
         if not tilts:
-            raise InputError(f"{path}: no tilt series (tilts/tNN.nc) in this folder")
+            raise InputError(f"{path}: no tilt series ({role_label('tilts')}) in this folder")
         settings = pipeline_settings(path, overrides)
-        outs = [path / "recon" / t.name for t in tilts]
+        outs = [run.recon / t.name for t in tilts]
         todo = [(t, o) for t, o in zip(tilts, outs) if not o.is_file()]
         if todo:
             sigma = run_sigma_psd(tilts, outs, settings, n_jobs=n_jobs)
@@ -121,5 +126,5 @@ def reconstruct_path(
     if not path.is_file():
         raise InputError(f"{path}: no such file or folder")
     settings = pipeline_settings(None, overrides)
-    target = Path(out) if out is not None else path.with_name(f"{path.stem}_recon.nc")
+    target = Path(out) if out is not None else recon_beside(path)
     return [reconstruct_file(path, target, settings, progress=progress, n_jobs=n_jobs)]

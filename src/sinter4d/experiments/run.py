@@ -1,16 +1,11 @@
 """The main job: every stage of one experiment spec, resumable (``sinter4d run``).
 
-simulate -> reconstruct -> measure -> validate -> fit -> report, into one run
-folder (DESIGN.md):
-
-    RUNDIR/spec.json, truth.nc, tilts/    simulate
-    RUNDIR/recon/                         reconstruct
-    RUNDIR/metrics.nc (+ Fig. 8, 9a)      measure
-    RUNDIR/validation.nc                  validate
-    RUNDIR/fit/                           fit (posterior.nc, chain.h5, plots)
-    RUNDIR/report.html                    report
-    RUNDIR/run.json                       spec file, package versions, stage status and timings
-    RUNDIR/run.log                        the log of every invocation
+The stages of :data:`sinter4d.runfolder.STAGES` (simulate -> reconstruct ->
+measure -> validate -> fit -> report) run in order into one run folder, laid
+out by :class:`sinter4d.runfolder.RunFolder` (docs/design.md). Beside the
+stages' outputs the runner keeps the run's record (spec file, package
+versions, the code that made the run, status and time of each stage) and the
+log of every invocation.
 
 A stage whose outputs exist is skipped (``force`` redoes them), and every
 stage resumes its own partial work, so a run killed at any point loses at
@@ -20,13 +15,17 @@ most the file being written.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import logging
 import platform
 import shutil
+import subprocess
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
@@ -36,14 +35,13 @@ from .._cores import available_cores
 from ..errors import InputError
 from ..io.atomic import write_json_atomic
 from ..io.toml import read_toml
+from ..runfolder import STAGE_NAMES, RunFolder, stage
 from .measure import measure_run, validate_run
 from .reconstruct import reconstruct_path
 from .simulate import same_spec, simulate_run
 from .spec import ExperimentSpec, load_spec
 
 log = logging.getLogger(__name__)
-
-STAGES = ("simulate", "reconstruct", "measure", "validate", "fit", "report")
 
 #: Packages whose versions a run records (the ones that shape its numbers).
 RECORDED_PACKAGES = (
@@ -86,40 +84,61 @@ def package_versions(names: tuple[str, ...] = RECORDED_PACKAGES) -> dict[str, st
     return out
 
 
-def stage_outputs(run_dir: Path, stage: str) -> list[Path]:
-    """The files or folders a stage writes (removed by ``force``)."""
-    run_dir = Path(run_dir)
-    return {
-        "simulate": [run_dir / "truth.nc", run_dir / "tilts"],
-        "reconstruct": [run_dir / "recon"],
-        "measure": [run_dir / "metrics.nc", run_dir / "metrics_fig8.png", run_dir / "metrics_fig9a.png"],
-        "validate": [run_dir / "validation.nc", run_dir / "validation_fig8.png"],
-        "fit": [run_dir / "fit"],
-        "report": [run_dir / "report.html"],
-    }[stage]
+def code_fingerprint() -> str:
+    """A SHA-256 of the installed sinter4d source: every file of the package, by path and content.
+
+    Two runs made by the same code have the same fingerprint, whether or not
+    the source is a git checkout, and an uncommitted edit changes it; a test
+    (or a user) compares the run record's ``code.fingerprint`` with this to
+    tell whether a run folder was made by the code installed now.
+    """
+    return _fingerprint(Path(__file__).resolve().parents[1])
 
 
-def stage_complete(run_dir: Path, stage: str, spec: ExperimentSpec) -> bool:
-    """Whether a stage's outputs are all there (then it is skipped)."""
-    run_dir = Path(run_dir)
-    n_steps = len(spec.heating.pt_time_s)
-    if stage == "simulate":
-        return (run_dir / "truth.nc").is_file() and len(list((run_dir / "tilts").glob("t[0-9][0-9].nc"))) == n_steps
-    if stage == "reconstruct":
-        return len(list((run_dir / "recon").glob("t[0-9][0-9].nc"))) == n_steps
-    if stage == "measure":
-        return (run_dir / "metrics.nc").is_file()
-    if stage == "validate":
-        return (run_dir / "validation.nc").is_file()
-    if stage == "fit":
-        return (run_dir / "fit" / "posterior.nc").is_file()
-    return (run_dir / "report.html").is_file()
+@lru_cache(maxsize=None)
+def _fingerprint(package: Path) -> str:
+    digest = hashlib.sha256()
+    files = sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                   and p.suffix not in (".pyc", ".pyo"))
+    for path in files:
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def git_commit() -> dict | None:
+    """``{"commit", "dirty"}`` of the git checkout the package is imported from, or None (no git, not a checkout).
+
+    ``dirty``: the package's source differs from the commit (then only
+    :func:`code_fingerprint` tells the code apart).
+    """
+    package = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=package, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+
+    try:
+        if not git("ls-files", "__init__.py"):  # an installed copy inside some other checkout
+            return None
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--", "."))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": dirty}
+
+
+def code_record() -> dict:
+    """What made a run: the package's :func:`code_fingerprint` and its git commit (None outside a checkout)."""
+    return {"fingerprint": code_fingerprint(), "git": git_commit()}
 
 
 def fit_spec_for_run(spec: ExperimentSpec, spec_path: str | Path | None):
     """The run's fit spec (its ``[fit]`` section), or None when it names none.
 
-    The fit spec's ``data`` is dropped (the run's own ``metrics.nc`` is
+    The fit spec's ``data`` is dropped (the run's own metrics are
     fitted) and the section's sampler settings replace the fit spec's.
     """
     from ..assimilation.specs import parse_fit_spec
@@ -145,7 +164,7 @@ def run_experiment(
     *,
     spec_path: str | Path | None = None,
     force: bool = False,
-    stages: tuple[str, ...] = STAGES,
+    stages: tuple[str, ...] = STAGE_NAMES,
     progress: bool = True,
     raise_errors: bool = True,
     n_jobs: int = -1,
@@ -164,7 +183,8 @@ def run_experiment(
     force : bool, optional
         Redo every stage in ``stages``, removing its outputs first.
     stages : tuple of str, optional
-        The stages to run, in data-flow order (default all of :data:`STAGES`).
+        The stages to run, in data-flow order (default every stage of
+        :data:`sinter4d.runfolder.STAGES`).
     progress : bool, optional
         Show the run's progress display.
     raise_errors : bool, optional
@@ -187,16 +207,16 @@ def run_experiment(
     if not isinstance(spec, ExperimentSpec):
         spec_path = spec
         spec = load_spec(spec)
-    unknown = [s for s in stages if s not in STAGES]
+    unknown = [s for s in stages if s not in STAGE_NAMES]
     if unknown:
-        raise InputError(f"unknown stage {unknown[0]!r}; stages are {', '.join(STAGES)}")
+        raise InputError(f"unknown stage {unknown[0]!r}; stages are {', '.join(STAGE_NAMES)}")
     fit_spec = fit_spec_for_run(spec, spec_path) if "fit" in stages else None
-    run_dir = Path(out_dir)
-    if not same_spec(run_dir / "spec.json", spec):
-        raise InputError(f"{run_dir}: holds a run of a different spec; choose another --out or remove it")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run = RunFolder(out_dir)
+    if not same_spec(run.spec, spec):
+        raise InputError(f"{run.path}: holds a run of a different spec; choose another --out or remove it")
+    run.path.mkdir(parents=True, exist_ok=True)
 
-    handler = logging.FileHandler(run_dir / "run.log")
+    handler = logging.FileHandler(run.log)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     pkg_logger = logging.getLogger("sinter4d")
@@ -205,7 +225,7 @@ def run_experiment(
     if pkg_logger.getEffectiveLevel() > logging.INFO:
         pkg_logger.setLevel(logging.INFO)
 
-    record_path = run_dir / "run.json"
+    record_path = run.record
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     record.update({
         "spec_file": str(spec_path) if spec_path is not None else None,
@@ -213,20 +233,21 @@ def run_experiment(
         "started": utc_timestamp(),
         "finished": None,
         "versions": package_versions(),
+        "code": code_record(),
         "host": {"platform": platform.platform(), "machine": platform.machine(), "cpus": available_cores()},
     })
     record.setdefault("stages", {})
-    result = RunResult(run_dir)
-    log.info("run %s (%s) into %s; stages %s%s", spec.name, spec_path, run_dir, ", ".join(stages),
+    result = RunResult(run.path)
+    job = StageJob(spec, spec_path, fit_spec, run, progress=progress, n_jobs=n_jobs)
+    log.info("run %s (%s) into %s; stages %s%s", spec.name, spec_path, run.path, ", ".join(stages),
              " (force)" if force else "")
     bar = tqdm(total=len(stages), desc=f"run {spec.name}", unit="stage", disable=not progress, position=0)
     try:
-        for stage in stages:
-            bar.set_postfix_str(stage)
-            entry = _run_stage(stage, spec, spec_path, fit_spec, run_dir, force=force, progress=progress,
-                               n_jobs=n_jobs)
-            result.stages[stage] = entry
-            record["stages"][stage] = entry
+        for name in stages:
+            bar.set_postfix_str(name)
+            entry = _run_stage(name, job, force=force)
+            result.stages[name] = entry
+            record["stages"][name] = entry
             write_json_atomic(record_path, record)
             bar.update(1)
             if entry["status"] == "failed":
@@ -250,46 +271,82 @@ def run_experiment(
     return result
 
 
-def _run_stage(stage: str, spec: ExperimentSpec, spec_path, fit_spec, run_dir: Path, *, force: bool,
-               progress: bool, n_jobs: int) -> dict:
+@dataclass(frozen=True)
+class StageJob:
+    """What a stage's runner needs: the validated spec, where it came from, the fit spec and the run folder."""
+
+    spec: ExperimentSpec
+    spec_path: str | Path | None
+    fit_spec: object | None
+    run: RunFolder
+    progress: bool = True
+    n_jobs: int = -1
+
+
+def _simulate(job: StageJob) -> None:
+    simulate_run(job.spec, job.run.path, spec_path=job.spec_path, progress=job.progress)
+
+
+def _reconstruct(job: StageJob) -> None:
+    reconstruct_path(job.run.path, progress=job.progress, n_jobs=job.n_jobs)
+
+
+def _measure(job: StageJob) -> None:
+    measure_run(job.run.path, progress=job.progress)
+
+
+def _validate(job: StageJob) -> None:
+    validate_run(job.run.path, progress=job.progress)
+
+
+def _fit(job: StageJob) -> None:
+    from ..assimilation import fit
+
+    fit(job.run.metrics, job.fit_spec, job.run.fit.path, progress=job.progress)
+
+
+def _report(job: StageJob) -> None:
+    from ..report import build_report
+
+    build_report(job.run.path, progress=job.progress)
+
+
+#: What runs each stage of :data:`sinter4d.runfolder.STAGES`, by stage name.
+RUNNERS: dict[str, Callable[[StageJob], None]] = {
+    "simulate": _simulate,
+    "reconstruct": _reconstruct,
+    "measure": _measure,
+    "validate": _validate,
+    "fit": _fit,
+    "report": _report,
+}
+
+
+def _run_stage(name: str, job: StageJob, *, force: bool) -> dict:
     """Run (or skip) one stage; its status, wall time and error (never raises)."""
-    if stage == "fit" and fit_spec is None:
+    if name == "fit" and job.fit_spec is None:
         log.info("fit: skipped, the spec names no fit spec ([fit] spec)")
         return {"status": "not run", "seconds": 0.0, "error": "the experiment spec names no fit spec"}
+    table = stage(name)
     if force:
-        _remove(stage_outputs(run_dir, stage))
-    if stage_complete(run_dir, stage, spec):
-        log.info("%s: outputs exist, skipped", stage)
+        _remove(table.output_paths(job.run))
+    if table.complete(job.run, len(job.spec.heating.pt_time_s)):
+        log.info("%s: outputs exist, skipped", name)
         return {"status": "skipped", "seconds": 0.0, "error": None}
-    log.info("%s: started", stage)
+    log.info("%s: started", name)
     t0 = time.perf_counter()
     try:
-        if stage == "simulate":
-            simulate_run(spec, run_dir, spec_path=spec_path, progress=progress)
-        elif stage == "reconstruct":
-            reconstruct_path(run_dir, progress=progress, n_jobs=n_jobs)
-        elif stage == "measure":
-            measure_run(run_dir, progress=progress)
-        elif stage == "validate":
-            validate_run(run_dir, progress=progress)
-        elif stage == "fit":
-            from ..assimilation import fit
-
-            fit(run_dir / "metrics.nc", fit_spec, run_dir / "fit", progress=progress)
-        else:
-            from ..report import build_report
-
-            build_report(run_dir, progress=progress)
+        RUNNERS[name](job)
     except (Exception, KeyboardInterrupt) as exc:
         seconds = time.perf_counter() - t0
         if isinstance(exc, KeyboardInterrupt):
-            log.warning("%s: interrupted after %.1f s", stage, seconds)
+            log.warning("%s: interrupted after %.1f s", name, seconds)
             raise
-        log.error("%s: failed after %.1f s: %s\n%s", stage, seconds, exc, traceback.format_exc())
+        log.error("%s: failed after %.1f s: %s\n%s", name, seconds, exc, traceback.format_exc())
         return {"status": "failed", "seconds": round(seconds, 2), "error": f"{type(exc).__name__}: {exc}",
                 "exception": exc}
     seconds = time.perf_counter() - t0
-    log.info("%s: done in %.1f s", stage, seconds)
+    log.info("%s: done in %.1f s", name, seconds)
     return {"status": "done", "seconds": round(seconds, 2), "error": None}
 
 

@@ -1,7 +1,7 @@
 """Atomic writes: a temporary file in the destination's folder, renamed over it when complete.
 
 An interrupted write leaves the old file or none, never a partial one, so
-every command can resume by looking at which files exist (DESIGN.md).
+every command can resume by looking at which files exist (docs/design.md).
 """
 
 from __future__ import annotations

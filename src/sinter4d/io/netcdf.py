@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 from ..errors import InputError
@@ -86,10 +85,3 @@ def open_dataset_checked(path: str | Path, required: Iterable[str] = (), *, load
         ds = ds.load()
         ds.close()
     return ds
-
-
-def check_finite(values: np.ndarray, what: str) -> None:
-    """Raise :class:`InputError` naming ``what`` if ``values`` holds NaN or inf."""
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise InputError(f"{what}: {int(bad.sum())} value(s) are NaN or infinite")

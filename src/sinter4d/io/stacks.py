@@ -2,7 +2,7 @@
 
 :func:`read_stack` reads an MRC stack (``mrcfile``) or a multi-page TIFF
 (``tifffile``) plus a text file of tilt angles (one per line, IMOD
-``.rawtlt``/``.tlt``) and returns the tilt-series Dataset of DESIGN
+``.rawtlt``/``.tlt``) and returns the tilt-series Dataset of docs/design.md
 ("Tilt series file"): variable ``counts`` ``(tilt, y, x)`` float32 in the raw
 detector units of the file, coordinate ``tilt_angle`` in degrees, ``y``/``x``
 in nm centred on the image middle (as :class:`sinter4d.phantom.Grid`). The

@@ -1,9 +1,9 @@
-"""Neck/distance trajectories: ``metrics.nc``, ``truth.nc`` or the CSV a user types in.
+"""Neck/distance trajectories: a run's metrics or truth file, or the CSV a user types in.
 
-Both layouts of DESIGN.md are read into one :class:`xarray.Dataset` with dims
+Both layouts of docs/design.md are read into one :class:`xarray.Dataset` with dims
 ``(time, pair)``:
 
-* a metrics file (``metrics.nc``; ``truth.nc`` has the same variables):
+* a metrics file (a run's metrics; its truth file has the same variables):
   variables ``neck_radius_nm``, ``distance_nm``, ``particle_radius_nm`` over
   ``(time, pair)``, coordinates ``pt_time_s`` and ``temperature_C`` on
   ``time``. 0-d numeric variables (the parameter values a simulated run was
@@ -30,15 +30,16 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
+from ..schema import COORDINATES, PAIR_METRICS
 from .netcdf import open_dataset_checked
 
 log = logging.getLogger(__name__)
 
 #: Variables of a trajectory dataset, with units and long names.
 TRAJECTORY_VARIABLES: dict[str, tuple[str, str]] = {
-    "neck_radius_nm": ("nm", "neck radius r_n = W_n/2"),
-    "distance_nm": ("nm", "centre-to-centre distance d"),
-    "particle_radius_nm": ("nm", "particle radius r_p (mean of the pair)"),
+    **{name: (PAIR_METRICS[name].units, PAIR_METRICS[name].long_name)
+       for name in ("neck_radius_nm", "distance_nm", "particle_radius_nm")},
+    # shorter than the schema's: the gap of a typed-in table need not come from moment ellipsoids
     "surface_gap_nm": ("nm", "gap between the particles' surfaces along the line of centres"),
 }
 _REQUIRED_NC = ("neck_radius_nm", "particle_radius_nm", "pt_time_s", "temperature_C")
@@ -53,8 +54,8 @@ def read_trajectories(path: str | Path) -> xr.Dataset:
     Parameters
     ----------
     path : str or Path
-        A netCDF file laid out as ``metrics.nc`` (or ``truth.nc``), or a
-        ``.csv`` trajectory table (DESIGN.md, "Trajectory table").
+        A netCDF file laid out as a run's metrics (or its truth), or a
+        ``.csv`` trajectory table (docs/design.md, "Trajectory table").
 
     Returns
     -------
@@ -78,7 +79,8 @@ def read_trajectories(path: str | Path) -> xr.Dataset:
 
     Examples
     --------
-    >>> ds = read_trajectories("runs/quick/metrics.nc")  # doctest: +SKIP
+    >>> from sinter4d.runfolder import RunFolder
+    >>> ds = read_trajectories(RunFolder("runs/quick").metrics)  # doctest: +SKIP
     >>> ds.neck_radius_nm.dims  # doctest: +SKIP
     ('time', 'pair')
     """
@@ -186,13 +188,15 @@ def _read_csv(path: Path) -> xr.Dataset:
 
 
 def _coords(pt_time_s, temperature_C, pairs):
-    return {
-        "time": ("time", np.arange(len(pt_time_s)), {"long_name": "tilt-series index"}),
-        "pt_time_s": ("time", np.asarray(pt_time_s, float), {"units": "s", "long_name": "cumulative processing time"}),
-        "temperature_C": ("time", np.asarray(temperature_C, float),
-                          {"units": "degC", "long_name": "median processing temperature"}),
-        "pair": ("pair", list(pairs), {"long_name": "particle pair"}),
-    }
+    values = {"time": np.arange(len(pt_time_s)), "pt_time_s": np.asarray(pt_time_s, float),
+              "temperature_C": np.asarray(temperature_C, float), "pair": list(pairs)}
+    return {name: (COORDINATES[name].dims, data, _attrs(name)) for name, data in values.items()}
+
+
+def _attrs(name: str) -> dict:
+    """Units (where any) then long name of a coordinate, as the file has always had them."""
+    var = COORDINATES[name]
+    return {"units": var.units, "long_name": var.long_name} if var.units else {"long_name": var.long_name}
 
 
 def _as_float(values, path, name) -> np.ndarray:
@@ -260,7 +264,7 @@ def experiment_heating(ds: xr.Dataset) -> dict:
 
 
 def validation_sigma(path: str | Path, variable: str) -> float:
-    """Spread of one metric in a ``validation.nc`` (metrics − truth): its root mean square.
+    """Spread of one metric in a run's validation file (metrics − truth): its root mean square.
 
     Parameters
     ----------

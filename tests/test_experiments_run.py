@@ -8,8 +8,9 @@ import xarray as xr
 
 from sinter4d.cli import main
 from sinter4d.errors import InputError
-from sinter4d.experiments import STAGES, run_experiment
-from sinter4d.experiments.run import package_versions
+from sinter4d.experiments import run_experiment
+from sinter4d.experiments.run import RUNNERS, code_fingerprint, package_versions
+from sinter4d.runfolder import STAGE_NAMES as STAGES
 
 STEPS = 2
 
@@ -55,6 +56,29 @@ def test_every_stage_writes_its_outputs_and_the_record(finished_run):
     assert all(record["stages"][s]["seconds"] > 0 for s in STAGES[:-1])
     log = (run / "run.log").read_text()
     assert "simulate: done" in log and "fit: done" in log
+    assert record["code"]["fingerprint"] == code_fingerprint()
+
+
+def test_every_stage_has_one_runner():
+    assert tuple(RUNNERS) == STAGES
+
+
+def test_the_code_fingerprint_follows_the_source(tmp_path):
+    from sinter4d.experiments.run import _fingerprint
+
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    (package / "sub" / "b.py").write_text("y = 2\n")
+    (package / "sub" / "__pycache__").mkdir()
+    (package / "sub" / "__pycache__" / "b.cpython-311.pyc").write_bytes(b"compiled")
+    first = _fingerprint(package)
+    assert len(first) == 64 and first == _fingerprint.__wrapped__(package)
+    (package / "sub" / "__pycache__" / "b.cpython-311.pyc").write_bytes(b"recompiled")
+    assert _fingerprint.__wrapped__(package) == first  # bytecode is not source
+    (package / "sub" / "b.py").write_text("y = 3\n")
+    assert _fingerprint.__wrapped__(package) != first
+    assert len(code_fingerprint()) == 64
 
 
 def test_a_rerun_skips_finished_stages(finished_run):
