@@ -199,9 +199,3 @@ def test_pair_offset_and_excluded_series(root):
     assert curve.parameter_names[-1] == "gain_neck_radius_nm" and curve.noise["neck_radius_nm"].reference_nm == 20.0
 
 
-def test_reading_curve_reference_matches_the_validation_attribute():
-    # defined twice so that a fit's processes do not import the image-analysis stack
-    from sinter4d.assimilation.specs import NECK_READING_REFERENCE_NM
-    from sinter4d.measurement import NECK_READING_REFERENCE_NM as MEASURED
-
-    assert NECK_READING_REFERENCE_NM == MEASURED

@@ -107,19 +107,20 @@ def test_reconstruct_run_folder_resumes(tmp_path, root):
 
 
 def test_denoise_strength_scales_the_bm3d_level(tilts_file):
-    from sinter4d.pipeline import prepare_tilt_series
+    from sinter4d.pipeline import PipelineSpec, prepare_tilt_series
     from sinter4d.pipeline.denoise import denoise_bm3d
 
     ds = xr.open_dataset(tilts_file).load()
-    full = prepare_tilt_series(ds, bm3d_profile="lc", bm3d_stages="hard", sigma_psd=3.0)
-    half = prepare_tilt_series(ds, bm3d_profile="lc", bm3d_stages="hard", sigma_psd=3.0, denoise_strength=0.5)
+    lc = dict(bm3d_profile="lc", bm3d_stages="hard", sigma_psd=3.0)
+    full = prepare_tilt_series(ds, PipelineSpec(**lc))
+    half = prepare_tilt_series(ds, PipelineSpec(**lc, denoise_strength=0.5))
     assert full.sigma_psd == half.sigma_psd == 3.0  # the level chosen is recorded, not the scaled one
     # the same images as BM3D run at 1.5 directly
-    direct = denoise_bm3d(ds.counts.values, sigma_psd=1.5, profile="lc", stages="hard")
-    raw = prepare_tilt_series(ds.assign(counts=(ds.counts.dims, direct)), denoise=False)
+    direct = denoise_bm3d(ds.counts.values, PipelineSpec(**lc), sigma_psd=1.5)
+    raw = prepare_tilt_series(ds.assign(counts=(ds.counts.dims, direct)), PipelineSpec(denoise=False))
     np.testing.assert_allclose(half.signal, raw.signal, rtol=1e-5, atol=1e-5 * float(np.abs(raw.signal).max()))
     # weaker denoising leaves more noise: a rougher signal
     rough = lambda s: float(np.std(np.diff(s, axis=2)))  # noqa: E731
     assert rough(half.signal) > 1.2 * rough(full.signal)
     with pytest.raises(ValueError, match="denoise_strength"):
-        prepare_tilt_series(ds, denoise_strength=0.0)
+        PipelineSpec(denoise_strength=0.0)

@@ -140,7 +140,7 @@ def test_cli_bad_spec_and_bad_stage_are_one_line(tmp_path, root, capsys):
 
 def test_one_bm3d_noise_level_per_run(tmp_path, monkeypatch):
     from sinter4d.experiments import reconstruct as rc
-    from sinter4d.experiments.spec import PipelineSpec
+    from sinter4d.pipeline.settings import PipelineSpec
     from sinter4d.io.netcdf import write_dataset_atomic
     from sinter4d.pipeline import chain
 

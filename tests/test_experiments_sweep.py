@@ -73,7 +73,7 @@ def test_sweep_on_a_local_cluster(tmp_path, root):
 
 
 def test_plots_of_a_1d_sweep_mark_failed_cells(tmp_path):
-    from sinter4d.plots.sweep import plot_sweep
+    from sinter4d.figures.sweep import plot_sweep
 
     dose = xr.DataArray([25, 250, 2500], dims="dose_e_per_nm2",
                         attrs={"units": "e/nm^2", "long_name": "electron dose per tilt series"})

@@ -2,12 +2,11 @@
 
 Slow: run with ``pytest -m slow tests/test_quick_run_accuracy.py``.
 A ``runs/quick`` folder made by ``make run`` from the current spec *and the current
-source* (its ``run.json`` records the digest of ``src/sinter4d``, see
-:func:`source_digest`) is used as is; otherwise the quick spec is simulated,
+source* (its ``run.json`` records the fingerprint of the installed package,
+:func:`sinter4d.experiments.run.code_fingerprint`) is used as is; otherwise the quick spec is simulated,
 reconstructed, measured and validated in a temporary folder.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -15,34 +14,19 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from sinter4d.experiments.run import run_experiment
+from sinter4d.experiments.run import code_fingerprint, run_experiment
 from sinter4d.experiments.simulate import same_spec
 from sinter4d.experiments.spec import load_spec
 from sinter4d.runfolder import RunFolder
 
 pytestmark = pytest.mark.slow
 
-SOURCE_KEY = "sinter4d_source"
-"""Key of ``run.json``'s ``versions`` holding the digest of the source that made the run."""
-
-
-def source_digest(package: Path | None = None) -> str:
-    """SHA-256 over the relative path and bytes of every ``.py`` file of the sinter4d package."""
-    import sinter4d
-
-    package = Path(sinter4d.__file__).parent if package is None else package
-    h = hashlib.sha256()
-    for f in sorted(package.rglob("*.py")):
-        h.update(f.relative_to(package).as_posix().encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
-
-
 def _made_by_this_code(run: RunFolder) -> bool:
+    """Whether ``run.json`` records the fingerprint of the installed source (uncommitted edits count)."""
     if not run.record.is_file():
         return False
-    versions = json.loads(run.record.read_text()).get("versions", {})
-    return versions.get(SOURCE_KEY) == source_digest()
+    code = json.loads(run.record.read_text()).get("code") or {}
+    return code.get("fingerprint") == code_fingerprint()
 
 
 @pytest.fixture(scope="module")

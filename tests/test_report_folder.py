@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sinter4d.errors import SpecError
-from sinter4d.experiments.spec import PipelineSpec
+from sinter4d.pipeline.settings import PipelineSpec
 from sinter4d.report.folder import (
     Missing,
     duration,

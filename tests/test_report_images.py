@@ -6,7 +6,7 @@ import shutil
 import pytest
 import xarray as xr
 
-from sinter4d.experiments.spec import PipelineSpec
+from sinter4d.pipeline.settings import PipelineSpec
 from sinter4d.report.images import denoise_settings
 from sinter4d.runfolder import RunFolder
 

@@ -12,7 +12,7 @@ import pytest
 
 from sinter4d.experiments import parse_spec, plan_simulation
 from sinter4d.experiments.simulate import tilt_series_dataset
-from sinter4d.pipeline import prepare_tilt_series, reconstruct_and_binarize
+from sinter4d.pipeline import PipelineSpec, prepare_tilt_series, reconstruct_and_binarize
 from sinter4d.validation import registered_dice, rigid_residual, truth_on_grid
 
 SPEC = {
@@ -32,7 +32,7 @@ def series(root):
     spec = parse_spec(SPEC)
     plan = plan_simulation(spec, root / "experiments" / "quick.toml")
     ds = tilt_series_dataset(plan, 5)
-    prep = prepare_tilt_series(ds, bm3d_profile="lc")
+    prep = prepare_tilt_series(ds, PipelineSpec(bm3d_profile="lc"))
     return ds, prep
 
 
@@ -61,7 +61,7 @@ def test_tv_beats_sirt_beats_fbp_and_reaches_dice_090(series):
     ds, prep = series
     scores = {}
     for method, iterations in (("fbp", 1), ("sirt", 100), ("tv", 300)):
-        _, binary, _ = reconstruct_and_binarize(prep, method=method, iterations=iterations)
+        _, binary, _ = reconstruct_and_binarize(prep, PipelineSpec(method=method, iterations=iterations))
         nz = binary.shape[0]
         z = (np.arange(nz) - (nz - 1) / 2) * prep.pixel_size_nm
         truth = truth_on_grid(ds.true_label.values, ds.z.values, z)

@@ -82,7 +82,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .experiments.measure import validate_run
+    from .experiments.validate import validate_run
 
     out = validate_run(args.run, progress=not args.quiet)
     print(f"validation in {out}")

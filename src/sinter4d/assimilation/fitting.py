@@ -346,7 +346,7 @@ def fit(data_path: str | Path | None, spec_path: FitSpec | str | Path, out_dir: 
     """
     import arviz  # noqa: F401 - fail before sampling when it is missing
 
-    from ..plots.assimilation import corner_plot, predictive_plot
+    from ..figures.assimilation import corner_plot, predictive_plot
 
     problem = build_problem(data_path, spec_path)
     spec, logpost = problem.spec, problem.logpost

@@ -13,13 +13,11 @@ from typing import Annotated
 
 from pydantic import PlainValidator, model_validator
 
+from ..schema import NECK_READING_REFERENCE_NM
 from ..specs import Positive, Spec, Text, check_choice, check_integer, check_number, fail, nested, optional
 from .priors import PositivePrior, Prior
 
-#: Default reference neck (nm) of a reading curve: the one ``validate`` reads its
-#: ``neck_reading_bias_nm`` at (measurement.NECK_READING_REFERENCE_NM; not imported,
-#: to keep a fit's processes free of the image-analysis stack).
-NECK_READING_REFERENCE_NM = 25.0
+
 #: Prior of a fitted sigma or pair sigma (nm) the spec gives none for.
 DEFAULT_SIGMA_PRIOR = Prior("log_uniform", low=0.01, high=100.0)
 _NECK_ONLY = ("pair_sigma", "bias", "gain", "reference_nm")

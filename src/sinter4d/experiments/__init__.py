@@ -1,6 +1,7 @@
 """Experiment specs and the runs made from them: simulate, reconstruct, measure, validate, run."""
 
-from .measure import measure_run, validate_run
+from .measure import measure_run
+from .validate import validate_run
 from .reconstruct import reconstruct_path
 from .run import RunResult, code_fingerprint, run_experiment
 from .simulate import plan_simulation, simulate_run, tilt_path, truth_dataset

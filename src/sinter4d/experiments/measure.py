@@ -117,7 +117,7 @@ def measure_run(
         No reconstruction, a file lacking ``binary`` or its time attributes,
         or reconstructions on different grids (one line).
     """
-    from ..plots.metrics import plot_neck_vs_distance, plot_trajectories
+    from ..figures.metrics import plot_neck_vs_distance, plot_trajectories
 
     path = Path(path)
     if path.is_dir():
@@ -161,6 +161,3 @@ def measure_run(
         plot_neck_vs_distance(ds, fig9)
     return target
 
-
-# compat: the runner, the CLI and experiments/__init__ still import validate_run from here
-from .validate import validate_run  # noqa: E402

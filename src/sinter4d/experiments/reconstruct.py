@@ -13,10 +13,10 @@ from tqdm.auto import tqdm
 from ..errors import InputError
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
 from ..pipeline.chain import check_tilt_series, process_tilt_series, reference_noise_level
-from ..pipeline.reconstruct import ProgressCallback
+from ..pipeline.callbacks import ProgressCallback
 from ..runfolder import RunFolder, recon_beside, role_label
 from ..specs import parse
-from .spec import PipelineSpec
+from ..pipeline.settings import PipelineSpec
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def reconstruct_file(
     """Reconstruct one tilt-series file into ``out`` (written atomically); ``n_jobs`` BM3D threads (-1: all cores)."""
     ds = open_dataset_checked(tilts, ["counts", "tilt_angle"])
     callbacks = (ProgressCallback(desc=f"{settings.method} {Path(tilts).stem}", leave=False),) if progress else ()
-    volume = process_tilt_series(ds, callbacks=callbacks, source=str(tilts), n_jobs=n_jobs, **settings.model_dump())
+    volume = process_tilt_series(ds, settings, n_jobs=n_jobs, callbacks=callbacks, source=str(tilts))
     volume.attrs["source"] = str(tilts)
     return write_dataset_atomic(volume, out)
 
@@ -78,10 +78,7 @@ def run_sigma_psd(tilts: list[Path], outs: list[Path], settings: PipelineSpec, *
         if "reference" not in ds:
             continue
         images, angles, _ = check_tilt_series(ds, source=str(path))
-        return reference_noise_level(
-            ds, images, angles, psd=settings.psd, anscombe=settings.anscombe, bm3d_profile=settings.bm3d_profile,
-            bm3d_stages=settings.bm3d_stages, n_jobs=n_jobs,
-        )
+        return reference_noise_level(ds, images, angles, settings, n_jobs=n_jobs)
     return None
 
 

@@ -36,7 +36,8 @@ from ..errors import InputError
 from ..io.atomic import write_json_atomic
 from ..io.toml import read_toml
 from ..runfolder import STAGE_NAMES, RunFolder, stage
-from .measure import measure_run, validate_run
+from .measure import measure_run
+from .validate import validate_run
 from .reconstruct import reconstruct_path
 from .simulate import same_spec, simulate_run
 from .spec import ExperimentSpec, load_spec

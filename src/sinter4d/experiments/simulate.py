@@ -24,7 +24,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .. import __version__, schema
-from ..acquisition import dose_e_per_nm2, simulate_tilt_series
+from ..acquisition import simulate_tilt_series
 from ..errors import InputError, SpecError
 from ..io.atomic import write_text_atomic
 from ..io.netcdf import write_dataset_atomic
@@ -224,32 +224,13 @@ def tilt_series_dataset(plan: SimulationPlan, step: int, projector=None) -> xr.D
     spec, acq = plan.spec, plan.spec.acquisition
     cluster = plan.clusters[step]
     phantom = voxelize(cluster, plan.grid)
-    pixel = acq.output_pixel_size_nm
-    current = acq.probe_current_pA
-    if acq.dose_e_per_nm2 is not None:
-        nominal = dose_e_per_nm2(
-            probe_current_pA=1.0,
-            dwell_time_ns=acq.dwell_time_ns,
-            n_pixels=acq.image_pixels**2,
-            n_images=len(acq.angles_deg),
-            pixel_size_nm=acq.pixel_size_nm,
-        )
-        current = acq.dose_e_per_nm2 / nominal
     ds = simulate_tilt_series(
         phantom.core,
         phantom.shell,
         plan.grid,
-        angles_deg=acq.angles_deg,
-        pixel_size_nm=pixel,
-        probe_current_pA=current,
-        dwell_time_ns=acq.dwell_time_ns * acq.bin**2,
+        acq.scan_settings(),
         film_thickness_nm=cluster.film_thickness_nm,
-        drift_sd_px=acq.drift_step_sd_nm / pixel,
-        axis_offset_px=acq.axis_offset_px,
         rng=np.random.default_rng(plan.seeds[step]),
-        bin_factor=acq.oversample,
-        reference_frames=acq.reference_frames,
-        reference_tilt_deg=acq.reference_tilt_deg,
         projector=projector,
         pt_time_s=float(spec.heating.pt_time_s[step]),
         temperature_C=float(spec.heating.temperature_C[step]),

@@ -263,7 +263,7 @@ def run_sweep(
                            n_workers=n_workers or available_cores())
         ds = sweep_dataset(sweep, cells, folder.path)
         target = write_dataset_atomic(ds, folder.dataset)
-        from ..plots.sweep import plot_sweep
+        from ..figures.sweep import plot_sweep
 
         pngs = plot_sweep(ds, folder.path)
         record.update(finished=utc_timestamp(), seconds=round(time.perf_counter() - t_start, 1), **stats,

@@ -51,8 +51,8 @@ def validate_run(run_dir: str | Path, *, progress: bool = True, **options) -> Pa
     InputError
         Not a run folder, or a file lacking a variable (one line).
     """
-    from ..plots.metrics import plot_trajectories
-    from .measure import _is_fresh, measure_run  # here: measure.py re-exports validate_run
+    from ..figures.metrics import plot_trajectories
+    from .measure import _is_fresh, measure_run
 
     run = RunFolder(run_dir)
     if not run.path.is_dir():

@@ -19,7 +19,6 @@ Arrays in, arrays out (lengths in nm, volumes ``(z, y, x)``):
 The comparison with the truth is :mod:`sinter4d.validation`.
 """
 
-from ..schema import NECK_READING_REFERENCE_NM  # compat: assimilation's test reads it here; owner is schema
 from ._fill import HALF_HEIGHT_Z, correct_neck_fill, neck_fill_nm2
 from ._pairs import DEFAULT_MAX_GAP_NM, find_pairs, neighbour_gaps
 from ._particles import DEFAULT_CORE_RADIUS_NM, particle_centres_nm, split_particles
@@ -55,7 +54,6 @@ __all__ = [
     "DISTANCE_METHODS",
     "HALF_HEIGHT_Z",
     "NECK_3D_METHODS",
-    "NECK_READING_REFERENCE_NM",
     "STATUS_MEANINGS",
     "STATUS_VALUES",
     "TRACK_STATUS_VALUES",

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..experiments.spec import PipelineSpec
-from ..pipeline.quality import truth_on_grid
+from ..pipeline.settings import PipelineSpec
+from ..validation import truth_on_grid
 from ..runfolder import RunFolder
 from ..specs import parse
 
@@ -171,7 +171,7 @@ def truth_on_recon_grid(label: np.ndarray, true_coords, coords, offset_nm) -> np
 
     The value at a point ``p`` of the reconstruction's grid is the truth's at
     ``p + offset_nm``, outside the truth's grid False: one axis at a time,
-    each by :func:`~sinter4d.pipeline.quality.truth_on_grid`.
+    each by :func:`~sinter4d.validation.truth_on_grid`.
     """
     mask = np.asarray(label)
     for axis, (c_true, c, off) in enumerate(zip(true_coords, coords, offset_nm, strict=True)):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..experiments.spec import PipelineSpec
+from ..pipeline.settings import PipelineSpec
 from ..figures import png, surface
 from ..figures import run as fg
 from ..pipeline.denoise import denoise_bm3d
@@ -62,8 +62,7 @@ def section_tilts(run: RunFolder) -> str:
     crop = np.ascontiguousarray(raw[:, win[0], win[1]])
     settings, sigma_psd, how = denoise_settings(run, path)
     t0 = time.perf_counter()
-    denoised = denoise_bm3d(crop, sigma_psd=sigma_psd, psd=settings.psd, anscombe=settings.anscombe,
-                            profile=settings.bm3d_profile, stages=settings.bm3d_stages, n_jobs=-1)
+    denoised = denoise_bm3d(crop, settings, sigma_psd=sigma_psd, n_jobs=-1)
     seconds = time.perf_counter() - t0
     pixel = float(attrs.get("pixel_size_nm", 1.0))
     fig = fg.tilt_montage(crop, denoised, angles[idx], pixel_size_nm=pixel)

@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
-from ..experiments.spec import PipelineSpec
+from ..pipeline.settings import PipelineSpec
 from ..runfolder import STAGE_NAMES, RunFolder
 from . import html as hp
 from .folder import duration, netcdf_attrs, pipeline_settings, read_json, relative

@@ -1,1 +1,0 @@
-"""Old name of :mod:`sinter4d.figures`, kept until the importers are rewritten; delete this package then."""
