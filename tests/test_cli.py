@@ -34,7 +34,7 @@ def _files(folder):
         (["measure", "{empty}"], "no reconstruction"),
         (["validate", "{empty}"], "truth"),
         (["validate", "{out}/nowhere"], "not a run folder"),
-        (["fit", "{out}/nope.csv", "--spec", "{bad}", "--out", "{out}/fit"], "unknown key"),
+        (["fit", "{out}/nope.csv", "--spec", "{bad}", "--out", "{out}/fit"], "model: missing key"),
         (["fit", "{out}/nope.csv", "--spec", "{root}/assimilation/quick.toml", "--out", "{out}/fit"], "no such file"),
         (["run", "{bad}", "--out", "{out}/run"], "acquisition.dose_e_per_nm2"),
         (["sweep", "{bad}", "--out", "{out}/sweep"], "base: missing key"),
