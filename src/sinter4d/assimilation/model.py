@@ -14,8 +14,9 @@ Each pair's geometry comes from the data:
 * sphere radius ``a``: the median measured ``particle_radius_nm`` of the pair
   (the volume-conserving radius grows by < 0.3 % up to x/a = 0.4, well under
   the measurement noise);
-* surface gap: ``max(d_first - 2a, 0)`` from its first measured distance
-  (enters the shell reservoir only), or 0;
+* surface gap (enters the shell reservoir only): 0, or with ``gap = "data"``
+  the pair's measured gap at its start, averaged over its trajectory
+  (``sinter4d.assimilation.fitting``);
 * initial neck: the card's ``contact.initial_neck`` at the first time (as the
   simulator starts every contact), the pair's first measured neck at that
   time, or a shared fitted value (:class:`~.specs.ForwardSpec`).
