@@ -27,6 +27,7 @@ import xarray as xr
 
 from ..errors import InputError, SpecError
 from ..io.trajectories import experiment_heating, read_trajectories, validation_sigma
+from ..runfolder import FitFolder
 from ..sintering import HeatingLog
 from .likelihood import LogPosterior
 from .model import TrajectoryModel
@@ -353,7 +354,8 @@ def fit(data_path: str | Path | None, spec_path: FitSpec | str | Path, out_dir: 
     sam = spec.sampler
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    chain_path = out / "chain.h5"
+    files = FitFolder(out)
+    chain_path = files.chain
     seeds = spawn_generators(sam.seed)
     names = logpost.names
     log.info("fitting %s to %s: %d pairs x %d times, parameters %s", spec.card.name, problem.data.attrs["source"],
@@ -373,13 +375,13 @@ def fit(data_path: str | Path | None, spec_path: FitSpec | str | Path, out_dir: 
     lp = backend.get_log_prob()[sam.burn_in:sam.steps:sam.thin]
     idata = build_inference_data(logpost, np.swapaxes(chain, 0, 1), np.swapaxes(lp, 0, 1), problem.data,
                                  np.random.default_rng(seeds["draws"]), attrs=_posterior_attrs(problem, conv))
-    posterior_path = write_inference_data_atomic(idata, out / "posterior.nc")
+    posterior_path = write_inference_data_atomic(idata, files.posterior)
     table = summary_table(idata, names, problem.truth)
     header = _summary_header(problem, conv)
-    summary_path, _ = write_summary(table, out, header=header)
+    summary_path, _ = write_summary(table, files.summary_csv, files.summary_txt, header=header)
     truths = {k: v for k, v in problem.truth.items() if k in names}
-    corner_path = corner_plot(idata, out / "corner.png", var_names=names, truths=truths)
-    predictive_path = predictive_plot(idata, out / "predictive.png")
+    corner_path = corner_plot(idata, files.corner, var_names=names, truths=truths)
+    predictive_path = predictive_plot(idata, files.predictive)
     return FitResult(out_dir=out, posterior_path=posterior_path, chain_path=chain_path, summary_path=summary_path,
                      corner_path=corner_path, predictive_path=predictive_path, summary=table, convergence=conv,
                      parameter_names=names, truth=dict(problem.truth), idata=idata)

@@ -150,10 +150,14 @@ def summary_table(idata, names: Sequence[str], truth: Mapping[str, float] | None
     return table
 
 
-def write_summary(table, out_dir: str | Path, *, header: Sequence[str] = ()) -> tuple[Path, Path]:
-    """Write the summary as ``summary.csv`` and ``summary.txt`` (with ``header`` lines), atomically."""
-    out_dir = Path(out_dir)
-    csv_path, txt_path = out_dir / "summary.csv", out_dir / "summary.txt"
+def write_summary(table, csv_path: str | Path, txt_path: str | Path, *,
+                  header: Sequence[str] = ()) -> tuple[Path, Path]:
+    """Write the summary as CSV and as text (with ``header`` lines), atomically.
+
+    The fit's file names are :class:`sinter4d.runfolder.FitFolder`'s
+    (``summary_csv``, ``summary_txt``).
+    """
+    csv_path, txt_path = Path(csv_path), Path(txt_path)
     write_text_atomic(csv_path, table.to_csv())
     write_text_atomic(txt_path, "\n".join([*header, "", table.to_string(), ""]))
     return csv_path, txt_path
