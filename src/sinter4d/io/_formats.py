@@ -98,6 +98,30 @@ def _fei_extended(mrc, n: int) -> tuple[np.ndarray | None, float | None]:
     return angles, float(f"{pixels[0] * 1e9:.7g}") if ok else None  # float32: 7 digits
 
 
+def _header_fits(path: Path) -> bool:
+    """Whether the 1024-byte header (either byte order) describes data the file can hold.
+
+    Checked before a permissive open, which on a file that is no MRC at all
+    can take seconds to find out.
+    """
+    import mrcfile.dtypes
+    import mrcfile.utils
+
+    head = path.read_bytes()[:1024] if path.stat().st_size >= 1024 else b""
+    if not head:
+        return False
+    for dtype in (mrcfile.dtypes.HEADER_DTYPE, mrcfile.dtypes.HEADER_DTYPE.newbyteorder()):
+        h = np.frombuffer(head, dtype=dtype)[0]
+        try:
+            itemsize = mrcfile.utils.dtype_from_mode(h["mode"]).itemsize
+        except ValueError:
+            continue
+        nx, ny, nz, ext = (int(h[k]) for k in ("nx", "ny", "nz", "nsymbt"))
+        if min(nx, ny, nz) > 0 and ext >= 0 and 1024 + ext + nx * ny * nz * itemsize <= path.stat().st_size:
+            return True
+    return False
+
+
 def read_mrc(path: Path) -> RawStack:
     """MRC/IMOD stack with ``mrcfile``; vendor files strict mode refuses are opened permissively.
 
@@ -111,6 +135,8 @@ def read_mrc(path: Path) -> RawStack:
         mrc = mrcfile.mmap(path, mode="r", permissive=False)
     except ValueError:
         permissive = True
+        if not _header_fits(path):
+            raise InputError(f"{path}: not a readable MRC file (its header does not describe the data it holds)") from None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
