@@ -99,12 +99,13 @@ def _candidates(path: Path, raw: RawStack, angles, pixel_size_nm, tilt_axis_angl
     found["angles"] += [(FILE_METADATA, origin, v) for origin, v in raw.angles_deg.items()]
     found["pixel_size_nm"] += [(FILE_METADATA, origin, v) for origin, v in raw.pixel_size_nm.items()]
     found["tilt_axis_angle_deg"] += [(FILE_METADATA, origin, v) for origin, v in raw.tilt_axis_angle_deg.items()]
-    fei_log = read_fei_log(path.with_suffix(".txt")) if single and path.with_suffix(".txt").is_file() else None
+    log_path = path.with_suffix(".txt")  # FEI tomography writes MRC stacks and this log beside them
+    fei_log = read_fei_log(log_path) if single and raw.source_format == "MRC" and log_path.is_file() else None
     if fei_log is not None:
         if fei_log.pixel_size_nm is not None:
-            found["pixel_size_nm"].append((BESIDE, path.with_suffix(".txt").name, fei_log.pixel_size_nm))
+            found["pixel_size_nm"].append((BESIDE, log_path.name, fei_log.pixel_size_nm))
         if fei_log.tilt_axis_angle_deg is not None:
-            found["tilt_axis_angle_deg"].append((BESIDE, path.with_suffix(".txt").name, fei_log.tilt_axis_angle_deg))
+            found["tilt_axis_angle_deg"].append((BESIDE, log_path.name, fei_log.tilt_axis_angle_deg))
     return found
 
 
@@ -122,6 +123,22 @@ def _describe(key: str, value) -> str:
         v = np.asarray(value)
         return f"{v.size} angles {v.min():g}..{v.max():g} deg"
     return f"{value:g} {'nm' if key == 'pixel_size_nm' else 'deg'}"
+
+
+def _fitting_angles(name: str, candidates: list, n: int, stack_name: str) -> list:
+    """The angle lists with one angle per image; the others are dropped with a warning.
+
+    An argument that does not fit is an error, and so is a file beside the
+    stack when nothing else fits (it is then the user's list).
+    """
+    fit = [c for c in candidates if np.asarray(c[2]).size == n]
+    for source, origin, value in candidates:
+        if np.asarray(value).size == n:
+            continue
+        if source == ARGUMENT or not fit:
+            raise InputError(f"{origin}: {np.asarray(value).size} tilt angles for {n} images in {stack_name}")
+        log.warning("%s: %s holds %d tilt angles for %d images; not used", name, origin, np.asarray(value).size, n)
+    return fit
 
 
 _LABEL = {"pixel_size_nm": "pixel size", "angles": "tilt angles", "tilt_axis_angle_deg": "tilt-axis angle"}
@@ -226,11 +243,9 @@ def read_tilt_series(
     pixel = _choose(name, "pixel_size_nm", found["pixel_size_nm"])
     if pixel is None:
         raise InputError(f"{name}: no pixel size in the file or beside it; pass pixel_size_nm (--pixel-size)")
-    tilt = _choose(name, "angles", found["angles"])
+    tilt = _choose(name, "angles", _fitting_angles(name, found["angles"], data.shape[0], paths[0].name))
     if tilt is None:
         raise InputError(f"{name}: no tilt angles in the file or beside it (.rawtlt, .tlt, .mdoc); pass angles (--angles)")
-    if tilt[2].size != data.shape[0]:
-        raise InputError(f"{tilt[1]}: {tilt[2].size} tilt angles for {data.shape[0]} images in {paths[0].name}")
     angle_values = check_tilt_stack(data.shape, tilt[2], f"{name} ({tilt[1]})")
     axis = _choose(name, "tilt_axis_angle_deg", found["tilt_axis_angle_deg"])
 
