@@ -45,7 +45,8 @@ def estimate_dark_level(
     picking the darkest tiles biases the level by a small part of sigma
     (docs/validation.md). Tiles that touch the specimen rank above the
     vacuum ones and are left out as long as vacuum covers more than
-    ``fraction`` of the field of view; a series with no vacuum at all gets
+    ``fraction`` of the tiles (whole tiles: a vacuum strip narrower than
+    ``tile_px`` is not seen); a series with no vacuum at all gets
     the level of its darkest region (e.g. the support film), which the
     pipeline's background step removes anyway.
 

@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..acquisition import DARK_LEVEL_METHOD, estimate_dark_level
 from ..checks import check_number, check_tilt_stack
 from ..errors import InputError
 from ._formats import FORMATS, RawStack, read_format
@@ -248,6 +247,8 @@ def read_tilt_series(
         raise InputError(f"{name}: no tilt angles in the file or beside it (.rawtlt, .tlt, .mdoc); pass angles (--angles)")
     angle_values = check_tilt_stack(data.shape, tilt[2], f"{name} ({tilt[1]})")
     axis = _choose(name, "tilt_axis_angle_deg", found["tilt_axis_angle_deg"])
+
+    from ..acquisition import DARK_LEVEL_METHOD, estimate_dark_level  # late: acquisition's settings import io
 
     n, ny, nx = data.shape
     step = float(pixel[2])
