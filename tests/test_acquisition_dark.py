@@ -48,3 +48,10 @@ def test_single_image_and_tiles_larger_than_it():
 def test_refuses(images, kwargs, match):
     with pytest.raises(InputError, match=match):
         estimate_dark_level(images, **kwargs)
+
+
+def test_a_drifting_detector_gets_its_typical_level():
+    drift = np.array([0.0, 1.0, 2.0, 0.5, -0.5, 1.5, 3.0, -2.0]) * SIGMA  # per image
+    images = _stack() + drift[:, None, None]
+    est = estimate_dark_level(images)
+    assert abs(est - (OFFSET + np.median(drift))) < 0.3 * SIGMA  # not the darkest image's -2 sigma

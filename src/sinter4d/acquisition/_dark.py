@@ -17,12 +17,12 @@ __all__ = ["DARK_LEVEL_METHOD", "DARK_TILE_PX", "DARK_TILE_FRACTION", "estimate_
 
 #: Edge (px) of the square tiles the images are cut into.
 DARK_TILE_PX = 16
-#: Share of the tiles, darkest first, whose pixels are pooled.
+#: Share of each image's tiles, darkest first, whose pixels are pooled.
 DARK_TILE_FRACTION = 0.02
 #: What :func:`estimate_dark_level` does, for the ``dark_level_method`` attribute.
 DARK_LEVEL_METHOD = (
-    f"median of the pixels of the darkest {DARK_TILE_FRACTION:.0%} of {DARK_TILE_PX}x{DARK_TILE_PX} px tiles "
-    "(tiles ranked by their median), over every image"
+    f"median over the images of each image's vacuum level: the median of the pixels of its darkest "
+    f"{DARK_TILE_FRACTION:.0%} of {DARK_TILE_PX}x{DARK_TILE_PX} px tiles (ranked by their median)"
 )
 
 
@@ -31,10 +31,11 @@ def estimate_dark_level(
 ) -> float:
     """Dark level (vacuum signal) of a stack of HAADF images.
 
-    Every image is cut into ``tile_px`` square tiles (the edge remainder is
-    dropped); the tiles are ranked by their median and the pixels of the
-    darkest ``fraction`` of them (at least one tile) are pooled; the dark
-    level is the median of that pool.
+    Each image is cut into ``tile_px`` square tiles (the edge remainder is
+    dropped); its tiles are ranked by their median and the pixels of the
+    darkest ``fraction`` of them (at least one tile) are pooled; the image's
+    vacuum level is the median of that pool. The dark level is the median of
+    the images' levels.
 
     Why this estimator: vacuum is the darkest region of a HAADF image, and a
     tile lying wholly in vacuum holds the offset plus zero-mean noise, so its
@@ -45,10 +46,13 @@ def estimate_dark_level(
     picking the darkest tiles biases the level by a small part of sigma
     (docs/validation.md). Tiles that touch the specimen rank above the
     vacuum ones and are left out as long as vacuum covers more than
-    ``fraction`` of the tiles (whole tiles: a vacuum strip narrower than
-    ``tile_px`` is not seen); a series with no vacuum at all gets
-    the level of its darkest region (e.g. the support film), which the
-    pipeline's background step removes anyway.
+    ``fraction`` of an image's tiles (whole tiles: a vacuum strip narrower
+    than ``tile_px`` is not seen). Taking the median over images, rather than
+    the darkest tiles of the whole stack, gives the typical vacuum level when
+    the detector's level drifts from image to image, and ignores a minority
+    of images with no vacuum. A series with no vacuum at all gets the level
+    of its darkest region (e.g. the support film), which the pipeline's
+    background step removes anyway.
 
     Parameters
     ----------
@@ -88,17 +92,13 @@ def estimate_dark_level(
         raise InputError(f"fraction={fraction!r} must be > 0")
     ty, tx = min(tile, stack.shape[1]), min(tile, stack.shape[2])
     my, mx = stack.shape[1] // ty, stack.shape[2] // tx
-    medians = np.empty((stack.shape[0], my * mx))
+    n_pick = max(1, int(round(share * my * mx)))
+    levels = np.empty(stack.shape[0])
     for k, image in enumerate(stack):  # one image at a time: no copy of the whole stack
         tiles = np.asarray(image[: my * ty, : mx * tx], dtype=np.float64).reshape(my, ty, mx, tx)
-        medians[k] = np.median(tiles.transpose(0, 2, 1, 3).reshape(my * mx, ty * tx), axis=1)
-    if not np.isfinite(medians).all():
-        raise InputError("images hold NaN or infinite values")
-    n_pick = max(1, int(round(share * medians.size)))
-    darkest = np.argpartition(medians.ravel(), n_pick - 1)[:n_pick]
-    pool = []
-    for flat in darkest:
-        k, j = divmod(int(flat), my * mx)
-        iy, ix = divmod(j, mx)
-        pool.append(np.asarray(stack[k, iy * ty:(iy + 1) * ty, ix * tx:(ix + 1) * tx], dtype=np.float64).ravel())
-    return float(np.median(np.concatenate(pool)))
+        tiles = tiles.transpose(0, 2, 1, 3).reshape(my * mx, ty * tx)
+        medians = np.median(tiles, axis=1)
+        if not np.isfinite(medians).all():
+            raise InputError(f"images hold NaN or infinite values (image {k})")
+        levels[k] = np.median(tiles[np.argpartition(medians, n_pick - 1)[:n_pick]])
+    return float(np.median(levels))
