@@ -91,6 +91,23 @@ def test_vendor_mrc_without_map_id_is_read_permissively(tmp_path, tlt):
     np.testing.assert_array_equal(ds.counts.values, data)
 
 
+def test_fei1_extended_header_written_by_mrcfile(tmp_path):
+    import mrcfile.dtypes
+
+    angles = np.linspace(-60.0, 60.0, SHAPE[0])
+    path = tmp_path / "velox.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(_images(dtype=np.int16))
+        mrc.header.exttyp = b"FEI1"
+        ext = np.zeros(SHAPE[0], dtype=mrcfile.dtypes.get_ext_header_dtype(b"FEI1"))
+        ext["Metadata size"] = ext.dtype.itemsize
+        ext["Alpha tilt"], ext["Pixel size X"], ext["Pixel size Y"] = angles, 2.5e-9, 2.5e-9
+        mrc.set_extended_header(ext)
+    ds = read_tilt_series(path)
+    np.testing.assert_allclose(ds.tilt_angle.values, angles)
+    assert ds.attrs["pixel_size_nm"] == 2.5 and ds.attrs["angles_origin"] == "FEI extended header"
+
+
 def test_placeholder_voxel_size_is_no_pixel_size(tmp_path, tlt):
     # IMOD and mrcfile write 1 A when they do not know the pixel size
     with pytest.raises(InputError, match="no pixel size") as e:

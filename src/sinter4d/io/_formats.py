@@ -81,21 +81,29 @@ def _length_nm(value, unit) -> float | None:
 
 
 def _fei_extended(mrc, n: int) -> tuple[np.ndarray | None, float | None]:
-    """Tilt angles (deg) and pixel size (nm) of an old-style FEI extended header, if it is one.
+    """Tilt angles (deg) and pixel size (nm) of an FEI extended header, if the file has one.
 
-    FEI (Xplore3D/Inspect3D) writes 1024 records of 32 float32 per image,
-    the alpha tilt (deg) first and the pixel size (m) twelfth, with no
-    ``exttyp``.
+    The old layout (Xplore3D/Inspect3D, no ``exttyp``) has 1024 records of 32
+    float32 per image, the alpha tilt (deg) first and the pixel size (m)
+    twelfth; the newer ``FEI1``/``FEI2`` layouts are decoded by ``mrcfile``
+    (``Alpha tilt``, ``Pixel size X``).
     """
-    ext = mrc.extended_header
-    if ext is None or ext.nbytes < n * FEI_RECORD_BYTES or bytes(mrc.header.exttyp).strip(b"\0 ") not in (b"", b"FEI1"):
+    ext, kind = mrc.extended_header, bytes(mrc.header.exttyp).strip(b"\0 ")
+    if kind in (b"FEI1", b"FEI2"):
+        try:
+            records = mrc.indexed_extended_header
+            tilts, pixels = np.asarray(records["Alpha tilt"][:n], float), np.asarray(records["Pixel size X"][:n], float)
+        except (ValueError, KeyError, TypeError):
+            return None, None
+    elif kind == b"" and ext is not None and ext.nbytes >= n * FEI_RECORD_BYTES:
+        endian = ">" if mrc.header.mode.dtype.byteorder == ">" else "<"
+        records = np.frombuffer(ext.tobytes()[: n * FEI_RECORD_BYTES], dtype=f"{endian}f4").reshape(n, 32)
+        tilts, pixels = records[:, 0].astype(float), records[:, 11].astype(float)
+    else:
         return None, None
-    endian = ">" if mrc.header.mode.dtype.byteorder == ">" else "<"
-    records = np.frombuffer(ext.tobytes()[: n * FEI_RECORD_BYTES], dtype=f"{endian}f4").reshape(n, 32)
-    tilts, pixels = records[:, 0].astype(float), records[:, 11].astype(float)
-    angles = tilts if np.isfinite(tilts).all() and np.abs(tilts).max() <= 90 and np.ptp(tilts) > 0 else None
-    ok = np.isfinite(pixels).all() and 0 < pixels[0] < 1e-6 and np.allclose(pixels, pixels[0])
-    return angles, float(f"{pixels[0] * 1e9:.7g}") if ok else None  # float32: 7 digits
+    ok_tilts = tilts.size == n and np.isfinite(tilts).all() and np.abs(tilts).max() <= 90 and (n == 1 or np.ptp(tilts) > 0)
+    ok_pixel = pixels.size and np.isfinite(pixels).all() and 0 < pixels[0] < 1e-6 and np.allclose(pixels, pixels[0])
+    return (tilts if ok_tilts else None), (float(f"{pixels[0] * 1e9:.7g}") if ok_pixel else None)  # float32: 7 digits
 
 
 def _header_fits(path: Path) -> bool:
