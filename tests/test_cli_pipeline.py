@@ -124,3 +124,43 @@ def test_denoise_strength_scales_the_bm3d_level(tilts_file):
     assert rough(half.signal) > 1.2 * rough(full.signal)
     with pytest.raises(ValueError, match="denoise_strength"):
         PipelineSpec(denoise_strength=0.0)
+
+
+def test_import_of_one_image_and_reconstruct_of_two_tilts_are_one_line(tilts_file, tmp_path, capsys):
+    src = xr.open_dataset(tilts_file)
+    stack = tmp_path / "one.mrc"
+    with mrcfile.new(stack) as mrc:
+        mrc.set_data(src.counts.values[:1].astype(np.float32))
+        mrc.voxel_size = 20.8
+    out = tmp_path / "one.nc"
+    assert main(["import", str(stack), "--angles", str(_angles_file(tmp_path, [0.0])), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1 tilt image(s); a tilt series needs at least 3" in err[0] and not out.exists()
+    # a tilt-series file made some other way: reconstruct refuses it in one line too
+    two = tmp_path / "two.nc"
+    write_dataset_atomic(src.isel(tilt=slice(0, 2)).load(), two)
+    assert main(["reconstruct", str(two), "--no-denoise", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "2 tilt image(s); the pipeline needs at least 3" in err[0]
+
+
+def _angles_file(folder, angles):
+    path = folder / "angles.rawtlt"
+    path.write_text("\n".join(f"{a:g}" for a in angles) + "\n")
+    return path
+
+
+def test_import_prints_what_it_read(tilts_file, tmp_path, capsys):
+    src = xr.open_dataset(tilts_file)
+    stack = tmp_path / "series.mrc"
+    with mrcfile.new(stack) as mrc:
+        mrc.set_data((src.counts.values - 500).astype(np.int16))  # an offset detector
+        mrc.voxel_size = src.attrs["pixel_size_nm"] * 10.0
+    (tmp_path / "series.tlt").write_text("\n".join(f"{a:g}" for a in src.tilt_angle.values) + "\n")
+    out = tmp_path / "t.nc"
+    assert main(["import", str(stack), "--tilt-axis-angle", "90", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "series.tlt, file beside the stack" in text and "MRC header, file metadata" in text
+    assert "tilt axis 90 deg from y (given)" in text
+    ds = xr.open_dataset(out)
+    assert ds.attrs["tilt_axis_angle_deg"] == 90.0 and ds.attrs["dark_level"] < -400

@@ -135,3 +135,19 @@ def test_reference_level_is_chosen_on_the_frame_at_the_reference_tilt(counts, mo
     k = int(np.flatnonzero(ANGLES == 8.0)[0])
     np.testing.assert_array_equal(seen[0][0], counts[k])
     assert seen[0][1] == "lc"
+
+
+def test_a_series_with_a_dark_level_prepares_like_one_without(counts):
+    offset = -31900.0  # a signed detector: raw values = offset + signal, float32-exact for these integers
+    plain = prepare_tilt_series(_series(counts), PipelineSpec(denoise=False))
+    dark = prepare_tilt_series(_series(counts + np.float32(offset), dark_level=offset), PipelineSpec(denoise=False))
+    np.testing.assert_array_equal(dark.signal, plain.signal)
+    np.testing.assert_array_equal(dark.shifts_px, plain.shifts_px)
+    # without the attribute the offset would reach the chain
+    images, _, _ = check_tilt_series(_series(counts + np.float32(offset)))
+    assert images.max() < 0
+
+
+def test_fewer_than_three_tilts_are_refused():
+    with pytest.raises(InputError, match=r"^two.nc: 2 tilt image\(s\); the pipeline needs at least 3$"):
+        prepare_tilt_series(_series().isel(tilt=slice(0, 2)), PipelineSpec(denoise=False), source="two.nc")

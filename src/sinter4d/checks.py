@@ -15,6 +15,9 @@ import numpy as np
 from .errors import InputError
 
 __all__ = [
+    "MIN_IMAGE_PX",
+    "MIN_TILTS",
+    "MIN_TILT_RANGE_DEG",
     "as_binary_volume",
     "as_centres",
     "as_label_volume",
@@ -26,7 +29,17 @@ __all__ = [
     "check_number",
     "check_positive",
     "check_range",
+    "check_tilt_stack",
 ]
+
+#: Fewest images a tilt series may have (the tilt-axis search and the alignment need three).
+MIN_TILTS = 3
+#: Narrowest tilt range (max - min, degree) a tomogram can be made from.
+MIN_TILT_RANGE_DEG = 10.0
+#: Smallest image edge (px): BM3D matches 8 px blocks in a 39 px window and the
+#: tilt-axis search spans +-20 px (pipeline settings), so fewer than four blocks
+#: a side leave both with nothing to work on.
+MIN_IMAGE_PX = 32
 
 
 def check_number(value, name: str, *, minimum: float | None = None, maximum: float | None = None,
@@ -152,3 +165,51 @@ def as_centres(centres, name: str = "centres") -> np.ndarray:
     if arr.ndim != 2 or arr.shape[1] != 3:
         raise InputError(f"{name} must be an (N, 3) array of (z, y, x) in nm; got shape {arr.shape}")
     return arr
+
+
+def check_tilt_stack(shape, angles_deg, name: str) -> np.ndarray:
+    """Angles (degree) of a tilt series whose images have ``shape``, checked at the door.
+
+    A series is refused when no later stage could use it: fewer than
+    :data:`MIN_TILTS` images, images smaller than :data:`MIN_IMAGE_PX` on a
+    side, an angle count that differs from the image count, NaN/inf angles or
+    angles not within (-90, 90), duplicate angles, angles not strictly
+    monotonic, or a range narrower than :data:`MIN_TILT_RANGE_DEG`.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(n, ny, nx)`` of the images.
+    angles_deg : array_like
+        ``(n,)`` tilt angles in acquisition order.
+    name : str
+        Names the input in the message (a file, usually).
+    """
+    shape = tuple(int(v) for v in shape)
+    if len(shape) != 3:
+        raise InputError(f"{name}: expected a stack of shape (tilt, y, x), got {shape}")
+    n, ny, nx = shape
+    if n < MIN_TILTS:
+        raise InputError(f"{name}: {n} tilt image(s); a tilt series needs at least {MIN_TILTS}")
+    if min(ny, nx) < MIN_IMAGE_PX:
+        raise InputError(f"{name}: images of {ny} x {nx} px are too small; the pipeline needs at least {MIN_IMAGE_PX} px a side")
+    angles = np.asarray(angles_deg, dtype=float).ravel()
+    if angles.size != n:
+        raise InputError(f"{name}: {angles.size} tilt angles for {n} images")
+    if not np.isfinite(angles).all():
+        raise InputError(f"{name}: tilt angles hold NaN or infinite values")
+    if np.any(np.abs(angles) >= 90.0):
+        raise InputError(f"{name}: tilt angle {angles[np.argmax(np.abs(angles))]:g} is not within (-90, 90) degrees")
+    unique, counts = np.unique(angles, return_counts=True)
+    if np.any(counts > 1):
+        raise InputError(f"{name}: tilt angle {unique[np.argmax(counts > 1)]:g} appears {counts.max()} times; "
+                         "each image needs its own tilt")
+    steps = np.diff(angles)
+    if not (np.all(steps > 0) or np.all(steps < 0)):
+        k = int(np.argmax(steps <= 0) if steps[0] > 0 else np.argmax(steps >= 0)) + 1
+        raise InputError(f"{name}: tilt angles are not strictly monotonic (angle {k + 1} = {angles[k]:g} after {angles[k - 1]:g})")
+    span = float(angles.max() - angles.min())
+    if span < MIN_TILT_RANGE_DEG:
+        raise InputError(f"{name}: tilt range {angles.min():g}..{angles.max():g} deg spans {span:g} deg; "
+                         f"a tomogram needs at least {MIN_TILT_RANGE_DEG:g} deg")
+    return angles

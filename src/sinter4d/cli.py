@@ -54,11 +54,23 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_import(args: argparse.Namespace) -> int:
     from .io.netcdf import write_dataset_atomic
-    from .io.stacks import read_stack
+    from .io.stacks import read_tilt_series
 
-    ds = read_stack(args.stack, args.angles, pixel_size_nm=args.pixel_size)
+    stack = args.stack[0] if len(args.stack) == 1 else args.stack
+    ds = read_tilt_series(stack, angles=args.angles, pixel_size_nm=args.pixel_size,
+                          tilt_axis_angle_deg=args.tilt_axis_angle)
     out = write_dataset_atomic(ds, args.out)
-    print(f"{out}: {ds.sizes['tilt']} images of {ds.sizes['y']} x {ds.sizes['x']} px at {ds.attrs['pixel_size_nm']:g} nm")
+    a, angles = ds.attrs, ds.tilt_angle.values
+
+    def origin(key):
+        return "given" if a[key + "_source"] == "argument" else f"{a[key + '_origin']}, {a[key + '_source']}"
+
+    axis = (f"tilt axis {a['tilt_axis_angle_deg']:g} deg from y ({origin('tilt_axis_angle')})"
+            if "tilt_axis_angle_deg" in a else "tilt axis not given (the pipeline finds it)")
+    print(f"{out}: {ds.sizes['tilt']} images of {ds.sizes['y']} x {ds.sizes['x']} px ({a['source_format']})\n"
+          f"  pixel size {a['pixel_size_nm']:g} nm ({origin('pixel_size')})\n"
+          f"  {angles.size} tilt angles {angles.min():g}..{angles.max():g} deg ({origin('angles')})\n"
+          f"  {axis}\n  dark level {a['dark_level']:g} (kept in counts; the pipeline subtracts it)")
     return 0
 
 
@@ -163,10 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_simulate)
 
-    p = sub.add_parser("import", help="turn an MRC/TIFF stack + .rawtlt angles into a tilt-series file")
-    p.add_argument("stack", help="MRC (.mrc, .st, .ali) or multi-page TIFF stack")
-    p.add_argument("--angles", required=True, help="IMOD .rawtlt file, one angle (deg) per line")
-    p.add_argument("--pixel-size", type=float, default=None, help="pixel size (nm); default from the MRC header")
+    p = sub.add_parser("import", help="turn a microscope's tilt-series stack into a tilt-series file",
+                       description="Read a tilt series (MRC/IMOD/FEI/SerialEM, TIFF/ImageJ, Gatan DM3/DM4, "
+                       "Velox EMD, TIA SER, HyperSpy) and write the tilt-series file. Pixel size, angles and "
+                       "tilt-axis angle come from the options, else from the file's metadata or the files beside "
+                       "it (NAME.rawtlt/.tlt, NAME.mdoc, an FEI NAME.txt log); when they disagree the option wins "
+                       "and a warning says so. The raw values are kept; the dark (vacuum) level is recorded.")
+    p.add_argument("stack", nargs="+",
+                   help="the stack file, or several single-image files (one per tilt, in acquisition order)")
+    p.add_argument("--angles", default=None,
+                   help="text file of tilt angles (deg), one per line (IMOD .rawtlt); default: from the files")
+    p.add_argument("--pixel-size", type=float, default=None, help="pixel size (nm); default: from the files")
+    p.add_argument("--tilt-axis-angle", type=float, default=None, metavar="DEG",
+                   help="in-plane tilt-axis angle, deg from the image y axis towards +x (0: along y, 90: along x); "
+                   "default: from the files, else found by the pipeline")
     p.add_argument("--out", required=True, help="tilt-series file to write (.nc)")
     p.set_defaults(func=_cmd_import)
 

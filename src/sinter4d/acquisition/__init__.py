@@ -12,14 +12,17 @@ Public names:
   of one.
 * :func:`shift_image`, :func:`drift_random_walk`: the shift and drift
   conventions the pipeline has to undo.
+* :func:`estimate_dark_level`: a real detector's vacuum level (its offset).
 """
 
+from ._dark import DARK_LEVEL_METHOD, estimate_dark_level
 from ._dose import ELEMENTARY_CHARGE_C, dose_e_per_nm2, electrons_per_pixel, electrons_per_series
 from ._haadf import HaadfModel
 from ._tiltseries import bin_tilt_series, drift_random_walk, shift_image, simulate_tilt_series
 from .settings import AcquisitionSpec, ScanSettings
 
 __all__ = [
+    "DARK_LEVEL_METHOD",
     "ELEMENTARY_CHARGE_C",
     "AcquisitionSpec",
     "HaadfModel",
@@ -29,6 +32,7 @@ __all__ = [
     "drift_random_walk",
     "electrons_per_pixel",
     "electrons_per_series",
+    "estimate_dark_level",
     "shift_image",
     "simulate_tilt_series",
 ]

@@ -1,12 +1,16 @@
-"""Real tilt series brought by a user: an IMOD-style stack and its ``.rawtlt``.
+"""Real tilt series brought by a user, in the files microscopes write.
 
-:func:`read_stack` reads an MRC stack (``mrcfile``) or a multi-page TIFF
-(``tifffile``) plus a text file of tilt angles (one per line, IMOD
-``.rawtlt``/``.tlt``) and returns the tilt-series Dataset of docs/design.md
-("Tilt series file"): variable ``counts`` ``(tilt, y, x)`` float32 in the raw
-detector units of the file, coordinate ``tilt_angle`` in degrees, ``y``/``x``
-in nm centred on the image middle (as :class:`sinter4d.phantom.Grid`). The
-values are kept as they are: they need not be electron counts.
+:func:`read_tilt_series` reads a stack (MRC/IMOD/FEI/SerialEM, TIFF/ImageJ,
+Gatan DM3/DM4, Velox EMD, TIA SER, HyperSpy; one reader per family in
+:mod:`sinter4d.io._formats`), or a series of single-image files, and returns
+the tilt-series Dataset of docs/design.md ("Tilt series file"). Pixel size,
+tilt angles and the in-plane tilt-axis angle come from the arguments when
+given, else from the file's metadata or the files beside it (``.rawtlt``/
+``.tlt`` angle lists, a SerialEM ``.mdoc``, an FEI ``.txt`` acquisition log);
+when two sources disagree the one used is logged as a warning, and the
+choice is recorded (``*_source``, ``*_origin`` attributes). The raw values
+are kept as they were; the vacuum (dark) level is estimated and recorded for
+the pipeline to subtract.
 
 Every problem a user can cause raises :class:`~sinter4d.errors.InputError`
 with one line naming the file and what is wrong.
@@ -14,139 +18,198 @@ with one line naming the file and what is wrong.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from ..checks import check_number, check_tilt_stack
 from ..errors import InputError
+from ._formats import FORMATS, RawStack, read_format
+from ._sidecars import ANGLE_SUFFIXES, find_beside, read_angles, read_fei_log, read_mdoc, wrap_axis_angle
 
-__all__ = ["MRC_SUFFIXES", "TIFF_SUFFIXES", "read_angles", "read_stack"]
+__all__ = ["STACK_SUFFIXES", "read_angles", "read_tilt_series"]
 
-MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".ali", ".preali", ".map")
-TIFF_SUFFIXES = (".tif", ".tiff")
-_TIFF_UNITS_NM = {"nm": 1.0, "nanometer": 1.0, "micron": 1e3, "um": 1e3, "\u00b5m": 1e3, "microns": 1e3,
-                  "a": 0.1, "\u00e5": 0.1, "angstrom": 0.1}
+log = logging.getLogger(__name__)
+
+#: Suffixes :func:`read_tilt_series` reads.
+STACK_SUFFIXES = tuple(FORMATS)
+#: Agreement needed between two sources before a warning: relative for the pixel size, degrees for angles.
+PIXEL_SIZE_RTOL = 1e-3
+ANGLE_ATOL_DEG = 0.05
+
+ARGUMENT, FILE_METADATA, BESIDE = "argument", "file metadata", "file beside the stack"
 
 
-def read_angles(path: str | Path) -> np.ndarray:
-    """Tilt angles (degrees) from a text file with one angle per line.
+def _sha256(paths: list[Path]) -> str:
+    digests = []
+    for p in paths:
+        h = hashlib.sha256()
+        with p.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        digests.append(h.hexdigest())
+    return " ".join(digests)
 
-    Blank lines and lines starting with ``#`` are skipped; only the first
-    number of a line is read (IMOD ``.tlt`` files may carry more columns).
 
-    Raises
-    ------
-    InputError
-        Unreadable file, a line that is not a number, no angle, NaN or
-        infinite values, angles beyond +-90 deg, or angles not strictly
-        monotonic.
+def _read_files(paths: list[Path]) -> tuple[np.ndarray, RawStack]:
+    """The images of one stack file, or of single-image files stacked in the given order."""
+    raws = [read_format(p) for p in paths]
+    if len(raws) == 1:
+        return raws[0].data, raws[0]
+    for p, raw in zip(paths, raws):
+        if raw.data.ndim != 2 and not (raw.data.ndim == 3 and raw.data.shape[0] == 1):
+            raise InputError(f"{p}: holds {raw.data.shape[0]} images; a series of files needs one image per file")
+    images = [raw.data.reshape(raw.data.shape[-2:]) for raw in raws]
+    if len({im.shape for im in images}) > 1:
+        raise InputError(f"{paths[0].parent}: the files hold images of different shapes {sorted({im.shape for im in images})}")
+    first = raws[0]
+    series = RawStack(np.stack(images), f"{first.source_format} series", meta=dict(first.meta))
+    for origin, value in first.pixel_size_nm.items():
+        if all(abs(r.pixel_size_nm.get(origin, np.nan) - value) <= PIXEL_SIZE_RTOL * value for r in raws):
+            series.pixel_size_nm[origin] = value
+    for origin in first.angles_deg:
+        if all(origin in r.angles_deg and r.angles_deg[origin].size == 1 for r in raws):
+            series.angles_deg[origin] = np.array([float(r.angles_deg[origin][0]) for r in raws])
+    return series.data, series
+
+
+def _candidates(path: Path, raw: RawStack, angles, pixel_size_nm, tilt_axis_angle_deg, single: bool) -> dict:
+    """Every source of each quantity, most trusted first: ``(source, origin, value)``."""
+    found = {"pixel_size_nm": [], "angles": [], "tilt_axis_angle_deg": []}
+    if pixel_size_nm is not None:
+        found["pixel_size_nm"].append((ARGUMENT, "pixel_size_nm", check_number(pixel_size_nm, "pixel_size_nm", minimum=0, strict=True)))
+    if angles is not None:
+        found["angles"].append((ARGUMENT, Path(angles).name, read_angles(angles)))
+    if tilt_axis_angle_deg is not None:
+        value = check_number(tilt_axis_angle_deg, "tilt_axis_angle_deg", minimum=-180.0, maximum=180.0)
+        found["tilt_axis_angle_deg"].append((ARGUMENT, "tilt_axis_angle_deg", wrap_axis_angle(value)))
+    if single and (tlt := find_beside(path, ANGLE_SUFFIXES)) is not None:
+        found["angles"].append((BESIDE, tlt.name, read_angles(tlt)))
+    if single and (mdoc_path := find_beside(path, (".mdoc",))) is not None:
+        mdoc = read_mdoc(mdoc_path)
+        for key, value in (("angles", mdoc.angles_deg), ("pixel_size_nm", mdoc.pixel_size_nm),
+                           ("tilt_axis_angle_deg", mdoc.tilt_axis_angle_deg)):
+            if value is not None:
+                found[key].append((BESIDE, mdoc_path.name, value))
+    found["angles"] += [(FILE_METADATA, origin, v) for origin, v in raw.angles_deg.items()]
+    found["pixel_size_nm"] += [(FILE_METADATA, origin, v) for origin, v in raw.pixel_size_nm.items()]
+    found["tilt_axis_angle_deg"] += [(FILE_METADATA, origin, v) for origin, v in raw.tilt_axis_angle_deg.items()]
+    log_path = path.with_suffix(".txt")  # FEI tomography writes MRC stacks and this log beside them
+    fei_log = read_fei_log(log_path) if single and raw.source_format == "MRC" and log_path.is_file() else None
+    if fei_log is not None:
+        if fei_log.pixel_size_nm is not None:
+            found["pixel_size_nm"].append((BESIDE, log_path.name, fei_log.pixel_size_nm))
+        if fei_log.tilt_axis_angle_deg is not None:
+            found["tilt_axis_angle_deg"].append((BESIDE, log_path.name, fei_log.tilt_axis_angle_deg))
+    return found
+
+
+def _agree(key: str, a, b) -> bool:
+    if key == "angles":
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        return a.shape == b.shape and bool(np.all(np.abs(a - b) <= ANGLE_ATOL_DEG))
+    if key == "pixel_size_nm":
+        return abs(a - b) <= PIXEL_SIZE_RTOL * abs(a)
+    return abs(wrap_axis_angle(a - b)) <= 0.5
+
+
+def _describe(key: str, value) -> str:
+    if key == "angles":
+        v = np.asarray(value)
+        return f"{v.size} angles {v.min():g}..{v.max():g} deg"
+    return f"{value:g} {'nm' if key == 'pixel_size_nm' else 'deg'}"
+
+
+def _fitting_angles(name: str, candidates: list, n: int, stack_name: str) -> list:
+    """The angle lists with one angle per image; the others are dropped with a warning.
+
+    An argument that does not fit is an error, and so is a file beside the
+    stack when nothing else fits (it is then the user's list).
     """
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the tilt angles ({exc.__class__.__name__}: {exc})") from None
-    values = []
-    for number, line in enumerate(lines, start=1):
-        text = line.strip()
-        if not text or text.startswith("#"):
+    fit = [c for c in candidates if np.asarray(c[2]).size == n]
+    for source, origin, value in candidates:
+        if np.asarray(value).size == n:
             continue
-        try:
-            values.append(float(text.split()[0]))
-        except ValueError:
-            raise InputError(f"{path}: line {number}: {text[:40]!r} is not a tilt angle in degrees") from None
-    angles = np.asarray(values, dtype=np.float64)
-    if angles.size == 0:
-        raise InputError(f"{path}: holds no tilt angle")
-    if not np.isfinite(angles).all():
-        raise InputError(f"{path}: tilt angles hold NaN or infinite values")
-    if np.any(np.abs(angles) > 90):
-        raise InputError(f"{path}: tilt angle {angles[np.argmax(np.abs(angles))]:g} is beyond +-90 degrees")
-    steps = np.diff(angles)
-    if angles.size > 1 and not (np.all(steps > 0) or np.all(steps < 0)):
-        k = int(np.argmax(steps <= 0) if steps[0] > 0 else np.argmax(steps >= 0)) + 1
-        raise InputError(f"{path}: tilt angles are not strictly monotonic (angle {k + 1} = {angles[k]:g} after {angles[k - 1]:g})")
-    return angles
+        if source == ARGUMENT or not fit:
+            raise InputError(f"{origin}: {np.asarray(value).size} tilt angles for {n} images in {stack_name}")
+        log.warning("%s: %s holds %d tilt angles for %d images; not used", name, origin, np.asarray(value).size, n)
+    return fit
 
 
-def _read_mrc(path: Path) -> tuple[np.ndarray, float | None, dict]:
-    import mrcfile
-
-    try:
-        with mrcfile.open(path, mode="r", permissive=False) as mrc:
-            data = np.asarray(mrc.data)
-            vs = mrc.voxel_size
-            header = mrc.header
-            labels = [bytes(lab).decode("ascii", "replace").strip() for lab in header.label[: int(header.nlabl)]]
-            meta = {"source_format": "MRC", "mrc_mode": int(header.mode)}
-            if labels:
-                meta["mrc_labels"] = " | ".join(labels)
-            size_x, size_y = float(vs.x), float(vs.y)
-    except Exception as exc:  # mrcfile raises ValueError for a bad header, OSError for I/O
-        raise InputError(f"{path}: not a readable MRC file ({exc.__class__.__name__}: {exc})") from None
-    if np.iscomplexobj(data):
-        raise InputError(f"{path}: MRC mode {meta['mrc_mode']} holds complex values, not images")
-    pixel = None
-    if size_x > 0:
-        if size_y > 0 and abs(size_y - size_x) > 1e-3 * size_x:
-            raise InputError(f"{path}: pixels are not square (header voxel size x = {size_x:g} A, y = {size_y:g} A)")
-        pixel = size_x / 10.0  # Angstrom -> nm
-    return data, pixel, meta
+_LABEL = {"pixel_size_nm": "pixel size", "angles": "tilt angles", "tilt_axis_angle_deg": "tilt-axis angle"}
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, float | None, dict]:
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            data = tif.asarray()
-            meta = {"source_format": "TIFF"}
-            pixel = None
-            ij = tif.imagej_metadata or {}
-            unit = str(ij.get("unit", "")).strip().lower()
-            tag = tif.pages[0].tags.get("XResolution")
-            if unit in _TIFF_UNITS_NM and tag is not None:
-                num, den = tag.value
-                if num > 0 and den > 0:
-                    pixel = den / num * _TIFF_UNITS_NM[unit]  # XResolution = pixels per unit
-    except Exception as exc:  # tifffile raises TiffFileError, ValueError, OSError...
-        raise InputError(f"{path}: not a readable TIFF file ({exc.__class__.__name__}: {exc})") from None
-    if (data.ndim == 4 and data.shape[-1] in (3, 4)) or (data.ndim == 3 and data.shape[-1] in (3, 4) and data.shape[0] > 4):
-        raise InputError(f"{path}: holds colour (RGB) images, shape {data.shape}; a tilt series must be greyscale")
-    return data, pixel, meta
+def _choose(name: str, key: str, candidates: list) -> tuple | None:
+    """The most trusted candidate; one warning line naming the sources that disagree with it."""
+    if not candidates:
+        return None
+    chosen = candidates[0]
+    others = [f"{origin} says {_describe(key, value)}" for _, origin, value in candidates[1:]
+              if not _agree(key, chosen[2], value)]
+    if others:
+        log.warning("%s: %s %s from %s (%s) is used; %s", name, _LABEL[key], _describe(key, chosen[2]),
+                    chosen[1], chosen[0], "; ".join(others))
+    return chosen
 
 
-def read_stack(path: str | Path, angles_path: str | Path, *, pixel_size_nm: float | None = None) -> xr.Dataset:
-    """Read an MRC or multi-page TIFF tilt series and its tilt angles.
+def read_tilt_series(
+    path: str | Path | Sequence[str | Path],
+    *,
+    angles: str | Path | None = None,
+    pixel_size_nm: float | None = None,
+    tilt_axis_angle_deg: float | None = None,
+) -> xr.Dataset:
+    """Read a tilt series from the file(s) a microscope wrote.
 
     Parameters
     ----------
-    path : str or Path
-        The stack: ``.mrc``, ``.mrcs``, ``.st``, ``.ali``, ``.preali``,
-        ``.map`` (MRC) or ``.tif``, ``.tiff`` (one page per tilt).
-    angles_path : str or Path
-        Text file with one tilt angle (degrees) per line, in stack order
-        (IMOD ``.rawtlt``); see :func:`read_angles`.
+    path : str or Path, or a sequence of them
+        A stack: MRC (``.mrc``, ``.mrcs``, ``.st``, ``.ali``, ``.preali``,
+        ``.map``; vendor files strict ``mrcfile`` refuses are read
+        permissively), TIFF (``.tif``, ``.tiff``, ImageJ), Gatan ``.dm3``/
+        ``.dm4``, Velox ``.emd``, TIA ``.ser``, HyperSpy ``.hspy``. Or a
+        sequence of single-image files, one per tilt, in acquisition order
+        (e.g. a DigitalMicrograph series, each with its Stage Alpha).
+    angles : str or Path, optional
+        Text file of tilt angles (deg), one per line (IMOD ``.rawtlt``).
+        Without it: ``name.rawtlt``/``name.tlt`` beside the stack, the
+        ``TiltAngle`` of a SerialEM ``name.mdoc``/``name.mrc.mdoc``, or the
+        file's metadata (FEI extended header, a degree-calibrated stack axis,
+        stage alpha), in that order.
     pixel_size_nm : float, optional
-        Pixel size in nm. Overrides the file's own (MRC header voxel size in
-        angstrom when non-zero; TIFF ImageJ unit and XResolution); required
-        when the file has none.
+        Pixel size (nm). Without it: ``.mdoc`` ``PixelSpacing``, the file's
+        metadata (FEI extended header, MRC header voxel size other than the
+        1 Å placeholder, DM/EMD/SER calibrations, ImageJ resolution), or an
+        FEI ``name.txt`` log.
+    tilt_axis_angle_deg : float, optional
+        In-plane angle of the tilt axis (deg from the image y axis towards
+        +x; 0 = along y, 90 = along x). Without it: ``.mdoc`` or the FEI log;
+        when no source gives it the attribute is left out.
 
     Returns
     -------
     xarray.Dataset
-        ``counts`` ``(tilt, y, x)`` float32 in raw detector units, coordinates
-        ``tilt_angle`` (deg), ``y``, ``x`` (nm); attributes ``pixel_size_nm``,
-        ``pixel_size_source`` (``"argument"`` or ``"file"``),
-        ``source_file``, ``source_format`` and format metadata.
+        ``counts`` ``(tilt, y, x)`` float32 holding the raw values; coordinates
+        ``tilt_angle`` (deg), ``y``, ``x`` (nm, 0 at the centre); attributes
+        ``pixel_size_nm``, ``tilt_axis_angle_deg`` (when known), ``dark_level``
+        (units of ``counts``) and ``dark_level_method``, ``{pixel_size,
+        angles, tilt_axis_angle}_source`` (``"argument"``, ``"file
+        metadata"`` or ``"file beside the stack"``) and ``*_origin`` (which
+        header or file), ``source_file``, ``source_sha256``,
+        ``source_format`` and format details.
 
     Raises
     ------
     InputError
-        One line naming the file: unknown or unreadable format, a single 2D
-        image, NaN/inf pixels, no pixel size, angle count differing from the
-        image count, or bad angles (see :func:`read_angles`).
+        One line naming the file: unknown or unreadable format, no pixel size
+        or angles from any source, NaN/inf pixels, or a series no stage
+        could use (:func:`sinter4d.checks.check_tilt_stack`: fewer than 3
+        tilts, images under 32 px, a range under 10°, duplicate or
+        non-monotonic angles, an angle count differing from the images).
 
     Examples
     --------
@@ -154,70 +217,56 @@ def read_stack(path: str | Path, angles_path: str | Path, *, pixel_size_nm: floa
     >>> import mrcfile
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> with mrcfile.new(folder / "s.mrc") as mrc:
-    ...     mrc.set_data(np.zeros((3, 8, 8), np.float32))
+    ...     mrc.set_data(np.zeros((3, 32, 32), np.float32))
     ...     mrc.voxel_size = 10.4  # angstrom
-    >>> _ = (folder / "s.rawtlt").write_text("-2\\n0\\n2\\n")
-    >>> ds = read_stack(folder / "s.mrc", folder / "s.rawtlt")
-    >>> ds.counts.dims, round(ds.attrs["pixel_size_nm"], 2)
-    (('tilt', 'y', 'x'), 1.04)
+    >>> _ = (folder / "s.rawtlt").write_text("-20\\n0\\n20\\n")
+    >>> ds = read_tilt_series(folder / "s.mrc")
+    >>> ds.counts.dims, round(ds.attrs["pixel_size_nm"], 2), ds.attrs["angles_source"]
+    (('tilt', 'y', 'x'), 1.04, 'file beside the stack')
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in MRC_SUFFIXES + TIFF_SUFFIXES:
-        raise InputError(f"{path}: unknown stack format {suffix or '(no suffix)'!r}; expected one of {', '.join(MRC_SUFFIXES + TIFF_SUFFIXES)}")
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    data, file_pixel, meta = _read_mrc(path) if suffix in MRC_SUFFIXES else _read_tiff(path)
-
+    single = isinstance(path, (str, Path))
+    paths = [Path(path)] if single else [Path(p) for p in path]
+    if not paths:
+        raise InputError("no stack file given")
+    name = str(paths[0]) if single else f"{paths[0].parent} ({len(paths)} files)"
+    data, raw = _read_files(paths)
     if data.ndim == 2:
-        raise InputError(f"{path}: holds a single 2D image {data.shape}; a tilt series needs one image per tilt")
-    if data.ndim != 3 or min(data.shape) < 1:
-        raise InputError(f"{path}: expected a stack of shape (tilt, y, x), got {data.shape}")
-    if data.dtype.kind not in "biuf":
-        raise InputError(f"{path}: pixel type {data.dtype} is not numeric")
-    counts = data.astype(np.float32)
-    bad = ~np.isfinite(counts)
+        raise InputError(f"{name}: holds a single 2D image {data.shape}; a tilt series needs one image per tilt")
+    if data.ndim != 3:
+        raise InputError(f"{name}: expected a stack of shape (tilt, y, x), got {data.shape}")
+    bad = ~np.isfinite(data)
     if bad.any():
-        raise InputError(f"{path}: {int(bad.sum())} pixel(s) are NaN or infinite (first in image {int(np.argwhere(bad)[0][0])})")
+        raise InputError(f"{name}: {int(bad.sum())} pixel(s) are NaN or infinite (first in image {int(np.argwhere(bad)[0][0])})")
 
-    if pixel_size_nm is not None:
-        if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
-            raise InputError(f"{path}: pixel_size_nm must be a positive number, got {pixel_size_nm}")
-        pixel, source = float(pixel_size_nm), "argument"
-    elif file_pixel is not None:
-        pixel, source = float(file_pixel), "file"
-    else:
-        raise InputError(f"{path}: the file gives no pixel size; pass pixel_size_nm")
+    found = _candidates(paths[0], raw, angles, pixel_size_nm, tilt_axis_angle_deg, single)
+    pixel = _choose(name, "pixel_size_nm", found["pixel_size_nm"])
+    if pixel is None:
+        raise InputError(f"{name}: no pixel size in the file or beside it; pass pixel_size_nm (--pixel-size)")
+    tilt = _choose(name, "angles", _fitting_angles(name, found["angles"], data.shape[0], paths[0].name))
+    if tilt is None:
+        raise InputError(f"{name}: no tilt angles in the file or beside it (.rawtlt, .tlt, .mdoc); pass angles (--angles)")
+    angle_values = check_tilt_stack(data.shape, tilt[2], f"{name} ({tilt[1]})")
+    axis = _choose(name, "tilt_axis_angle_deg", found["tilt_axis_angle_deg"])
 
-    angles_path = Path(angles_path)
-    if not angles_path.is_file():
-        raise InputError(f"{angles_path}: no such file")
-    angles = read_angles(angles_path)
-    if angles.size != counts.shape[0]:
-        raise InputError(f"{angles_path}: {angles.size} tilt angles for {counts.shape[0]} images in {path.name}")
+    from ..acquisition import DARK_LEVEL_METHOD, estimate_dark_level  # late: acquisition's settings import io
 
-    n, ny, nx = counts.shape
-    y = (np.arange(ny) - (ny - 1) / 2.0) * pixel
-    x = (np.arange(nx) - (nx - 1) / 2.0) * pixel
-    ds = xr.Dataset(
-        {
-            "counts": (
-                ("tilt", "y", "x"),
-                counts,
-                {"units": "1", "long_name": "HAADF detector signal (raw detector units)"},
-            )
-        },
+    n, ny, nx = data.shape
+    step = float(pixel[2])
+    attrs = {
+        "pixel_size_nm": step, "pixel_size_source": pixel[0], "pixel_size_origin": pixel[1],
+        "angles_source": tilt[0], "angles_origin": tilt[1],
+        "dark_level": estimate_dark_level(data), "dark_level_method": DARK_LEVEL_METHOD,
+        "source_file": " ".join(str(p) for p in paths), "source_sha256": _sha256(paths),
+        "source_format": raw.source_format, **raw.meta,
+    }
+    if axis is not None:
+        attrs.update(tilt_axis_angle_deg=float(axis[2]), tilt_axis_angle_source=axis[0], tilt_axis_angle_origin=axis[1])
+    return xr.Dataset(
+        {"counts": (("tilt", "y", "x"), data, {"units": "1", "long_name": "HAADF detector signal (raw detector units)"})},
         coords={
-            "tilt_angle": ("tilt", angles, {"units": "degree", "long_name": "tilt angle about the y axis"}),
-            "y": ("y", y, {"units": "nm", "long_name": "position along the tilt axis"}),
-            "x": ("x", x, {"units": "nm", "long_name": "position across the tilt axis"}),
+            "tilt_angle": ("tilt", angle_values, {"units": "degree", "long_name": "tilt angle"}),
+            "y": ("y", (np.arange(ny) - (ny - 1) / 2.0) * step, {"units": "nm", "long_name": "image row position"}),
+            "x": ("x", (np.arange(nx) - (nx - 1) / 2.0) * step, {"units": "nm", "long_name": "image column position"}),
         },
-        attrs={
-            "pixel_size_nm": pixel,
-            "pixel_size_source": source,
-            "source_file": str(path),
-            "angles_file": str(angles_path),
-            **meta,
-        },
+        attrs=attrs,
     )
-    return ds

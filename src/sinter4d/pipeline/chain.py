@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 from skimage.filters import threshold_otsu
 
+from ..checks import MIN_TILTS
 from ..errors import InputError
 from .align import align_translations, apply_shifts
 from .binarize import threshold_binary
@@ -39,7 +40,14 @@ def check_tilt_series(ds: xr.Dataset, *, source: str = "tilt series") -> tuple[n
     InputError
         A missing variable or attribute, a wrong shape, NaN/inf pixels, or
         angles whose count differs from the image count or that are not
-        monotonic within ±90°.
+        monotonic within ±90°, or fewer than :data:`~sinter4d.checks.MIN_TILTS`
+        images.
+
+    Notes
+    -----
+    The images come back with the series' ``dark_level`` attribute (the
+    detector's vacuum level of an imported series, docs/design.md) subtracted
+    and clipped at 0, so the signal is non-negative (:func:`remove_dark_level`).
     """
     if "counts" not in ds:
         raise InputError(f"{source}: missing variable counts")
@@ -53,11 +61,20 @@ def check_tilt_series(ds: xr.Dataset, *, source: str = "tilt series") -> tuple[n
         raise InputError(f"{source}: counts must be (tilt, y, x), got {images.ndim} dimensions")
     if angles.shape != (images.shape[0],):
         raise InputError(f"{source}: {angles.size} tilt angles for {images.shape[0]} images")
+    if images.shape[0] < MIN_TILTS:
+        raise InputError(f"{source}: {images.shape[0]} tilt image(s); the pipeline needs at least {MIN_TILTS}")
     if not np.isfinite(images).all():
         raise InputError(f"{source}: counts hold {int((~np.isfinite(images)).sum())} NaN or infinite pixel(s)")
     if np.any(np.abs(angles) >= 90.0) or not (np.all(np.diff(angles) > 0) or np.all(np.diff(angles) < 0)):
         raise InputError(f"{source}: tilt angles must be strictly monotonic within ±90°")
-    return images, angles, float(ds.attrs["pixel_size_nm"])
+    return remove_dark_level(images, ds), angles, float(ds.attrs["pixel_size_nm"])
+
+
+def remove_dark_level(values: np.ndarray, ds: xr.Dataset) -> np.ndarray:
+    """``values`` minus the series' ``dark_level`` attribute (0 when absent), clipped at 0 (float32)."""
+    dark = np.float32(ds.attrs.get("dark_level", 0.0))
+    values = np.asarray(values, dtype=np.float32)
+    return np.clip(values - dark, 0, None) if dark else values
 
 
 def subtract_background(images: np.ndarray) -> np.ndarray:
@@ -116,7 +133,8 @@ def reference_noise_level(
         The selected ``sigma_psd``.
     """
     k = int(np.argmin(np.abs(np.asarray(angles_deg) - float(ds.attrs.get("reference_tilt_deg", 0.0)))))
-    return float(select_sigma_psnr(images[k], ds["reference"].values, settings=settings, n_jobs=n_jobs))
+    reference = remove_dark_level(ds["reference"].values, ds)
+    return float(select_sigma_psnr(images[k], reference, settings=settings, n_jobs=n_jobs))
 
 
 @dataclass(frozen=True)
