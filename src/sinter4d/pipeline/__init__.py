@@ -1,4 +1,4 @@
-"""The paper's image-processing chain: denoise, align, tilt axis, reconstruct, binarise.
+"""The paper's image-processing chain: axis direction, denoise, align, tilt axis, reconstruct, binarise.
 
 Each stage is a function of arrays and of its settings
 (:mod:`~sinter4d.pipeline.settings`); :func:`process_tilt_series` chains them
@@ -6,6 +6,7 @@ on a tilt-series Dataset and returns the reconstruction Dataset.
 """
 
 from .align import align_translations, apply_shifts, register_pair
+from .axis_direction import choose_axis_angle, find_tilt_axis_angle, rotate_to_axis
 from .binarize import dice, threshold_binary
 from .chain import (
     PreparedSeries,
@@ -51,12 +52,14 @@ __all__ = [
     "anscombe",
     "apply_shifts",
     "center_tilt_axis",
+    "choose_axis_angle",
     "denoise_bm3d",
     "dice",
     "estimate_noise_sigma",
     "estimate_sigma_psd",
     "fbp",
     "find_tilt_axis",
+    "find_tilt_axis_angle",
     "inverse_anscombe",
     "noise_psd",
     "prepare_tilt_series",
@@ -65,6 +68,7 @@ __all__ = [
     "reconstruct_and_binarize",
     "recorded_settings",
     "register_pair",
+    "rotate_to_axis",
     "select_sigma_psnr",
     "slab_for",
     "subtract_background",

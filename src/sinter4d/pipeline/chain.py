@@ -20,6 +20,7 @@ from skimage.filters import threshold_otsu
 from ..checks import MIN_TILTS
 from ..errors import InputError
 from .align import align_translations, apply_shifts
+from .axis_direction import choose_axis_angle, rotate_to_axis
 from .binarize import threshold_binary
 from .denoise import DEFAULT_JOBS, denoise_bm3d, estimate_sigma_psd, select_sigma_psnr
 from .reconstruct import reconstruct
@@ -157,6 +158,12 @@ class PreparedSeries:
         ``denoise_strength`` times it.
     seconds : dict
         Wall time of each stage.
+    axis_angle_deg : float
+        In-plane direction of the tilt axis in the input images (deg from
+        +y towards +x); the images were turned to lay it along y.
+    axis_angle_source : str
+        ``'file'``, ``'found'`` or ``'setting'``
+        (:func:`~sinter4d.pipeline.axis_direction.choose_axis_angle`).
     """
 
     signal: np.ndarray
@@ -166,6 +173,8 @@ class PreparedSeries:
     axis_offset_px: float
     sigma_psd: float
     seconds: dict
+    axis_angle_deg: float = 0.0
+    axis_angle_source: str = "file"
 
 
 def prepare_tilt_series(
@@ -175,7 +184,14 @@ def prepare_tilt_series(
     n_jobs: int = DEFAULT_JOBS,
     source: str = "tilt series",
 ) -> PreparedSeries:
-    """Denoise, align and axis-centre a tilt series (the stages before reconstruction).
+    """Turn, denoise, align and axis-centre a tilt series (the stages before reconstruction).
+
+    The images (and ``reference``) are first turned so that the tilt axis
+    lies along y: by the series' ``tilt_axis_angle_deg``, by the setting
+    ``axis_angle``, or by the direction found
+    (:func:`~sinter4d.pipeline.axis_direction.choose_axis_angle`,
+    :func:`~sinter4d.pipeline.axis_direction.rotate_to_axis`; exact for
+    multiples of 90 deg, no rotation at 0).
 
     Parameters
     ----------
@@ -204,6 +220,15 @@ def prepare_tilt_series(
     images, angles, pixel = check_tilt_series(ds, source=source)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
+    axis_angle, axis_source = choose_axis_angle(images, angles, settings, recorded=ds.attrs.get("tilt_axis_angle_deg"))
+    if axis_angle != 0.0:
+        images = rotate_to_axis(images, axis_angle)
+        if "reference" in ds:
+            ref = rotate_to_axis(np.asarray(ds["reference"].values, dtype=np.float32), axis_angle)
+            ds = xr.Dataset({"reference": (("y", "x"), ref)}, attrs=ds.attrs)
+    seconds["axis_direction"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     sigma = np.nan if settings.sigma_psd is None else float(settings.sigma_psd)
     if settings.denoise:
         if np.isnan(sigma) and "reference" in ds:
@@ -224,7 +249,7 @@ def prepare_tilt_series(
     offset = float(find_tilt_axis(aligned, angles, settings))
     centred = center_tilt_axis(aligned, offset)
     seconds["tilt_axis"] = time.perf_counter() - t0
-    return PreparedSeries(subtract_background(centred), angles, pixel, shifts, offset, sigma, seconds)
+    return PreparedSeries(subtract_background(centred), angles, pixel, shifts, offset, sigma, seconds, axis_angle, axis_source)
 
 
 def process_tilt_series(
@@ -257,11 +282,12 @@ def process_tilt_series(
     -------
     xarray.Dataset
         ``volume`` (z, y, x) float32 and ``binary`` (z, y, x) uint8 on the
-        tilt series' y/x grid, the tilt axis at x = 0; ``shift_y``,
+        tilt series' y/x grid turned so that the tilt axis lies along y (at x = 0); ``shift_y``,
         ``shift_x`` (tilt, px) found by the alignment; the settings as
         attributes (:data:`~sinter4d.pipeline.settings.RECON_ATTRS`, with
-        ``denoise_sigma_psd`` the level chosen), ``axis_offset_px`` and the
-        seconds of each stage.
+        ``denoise_sigma_psd`` the level chosen), ``axis_offset_px``,
+        ``tilt_axis_angle_deg`` and ``tilt_axis_angle_source`` (the in-plane
+        direction used and where it came from) and the seconds of each stage.
     """
     prep = prepare_tilt_series(ds, settings, n_jobs=n_jobs, source=source)
     volume, binary, seconds = reconstruct_and_binarize(prep, settings, callbacks=callbacks)
@@ -284,6 +310,8 @@ def process_tilt_series(
         attrs={
             "pixel_size_nm": pixel,
             "axis_offset_px": prep.axis_offset_px,
+            "tilt_axis_angle_deg": prep.axis_angle_deg,
+            "tilt_axis_angle_source": prep.axis_angle_source,
             "method": settings.method,
             "iterations": int(settings.iterations),
             "denoise": int(settings.denoise),
