@@ -18,6 +18,7 @@ import pytest
 import xarray as xr
 
 from sinter4d.cli import main
+from sinter4d.errors import InputError
 from sinter4d.experiments import import_manifest, read_manifest, run_imported
 from sinter4d.experiments.measure import measure_run
 from sinter4d.experiments.reconstruct import run_sigma_psd
@@ -228,3 +229,72 @@ def test_measure_of_one_reconstruction_without_time(imported_run, tmp_path):
         folder.recon.mkdir(parents=True)
         shutil.copy(tmp_path / "lone.nc", folder.recon_of(0))
         measure_run(folder.path, progress=False)
+
+
+def _tiny(folder, name, *, voxel_size_a=40.0, shape=(3, 8, 8)):
+    _write_mrc(folder / f"{name}.mrc", np.ones(shape, np.float32), voxel_size_a=voxel_size_a)
+    _write_angles(folder / f"{name}.rawtlt", np.linspace(-20, 20, shape[0]))
+
+
+HEADER = "stack,angles,pt_time_s,temperature_C\n"
+
+
+@pytest.mark.parametrize(
+    ("table", "match"),
+    [
+        ("", "empty manifest (a header row"),
+        ("# only a comment\n" + HEADER, "empty manifest: no row after the header"),
+        ("stack,angles,pt_time_s\na.mrc,a.rawtlt,0\n", "column temperature_C: missing"),
+        (HEADER.replace("\n", ",colour\n") + "a.mrc,a.rawtlt,0,20,red\n", "column colour: unknown column"),
+        (HEADER + "nope.mrc,a.rawtlt,0,20\n", "row 1, column stack: no such file nope.mrc"),
+        (HEADER + "a.mrc,nope.rawtlt,0,20\n", "row 1, column angles: no such file nope.rawtlt"),
+        (HEADER + "a.mrc,,0,20\n", "metadata holds no tilt angles"),
+        (HEADER + "a.mrc,a.rawtlt,0,hot\n", "row 1, column temperature_C: 'hot' is not a number"),
+        (HEADER + "a.mrc,a.rawtlt,0,20\nb.mrc,b.rawtlt,0,20\n", "row 2, column pt_time_s: 0 s is not after 0 s"),
+        (HEADER + "a.mrc,a.rawtlt,5,20\nb.mrc,b.rawtlt,2,20\n", "row 2, column pt_time_s: 2 s is not after 5 s"),
+        (HEADER + "a.mrc,a.rawtlt,0,20\ncoarse.mrc,a.rawtlt,5,20\n", "row 2, column stack: pixel size 5 nm differs"),
+        (HEADER.replace("\n", ",pixel_size_nm\n") + "a.mrc,a.rawtlt,0,20,4\nb.mrc,b.rawtlt,5,20,4.5\n",
+         "row 2, column pixel_size_nm: pixel size 4.5 nm differs"),
+        (HEADER + "a.mrc,a.rawtlt,0,20\nwide.mrc,wide.rawtlt,5,20\n", "row 2, column stack: images of 9 x 8 px"),
+        (HEADER + "a.mrc,a.rawtlt,0,20\nbroken.mrc,a.rawtlt,5,20\n", "row 2, column stack: "),
+        (HEADER.replace("\n", ",reference\n") + "a.mrc,a.rawtlt,0,20,wide.mrc\n", "row 1, column reference: images"),
+    ],
+)
+def test_a_manifest_error_is_one_line_exit_2_and_no_file(tmp_path, capsys, table, match):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("a", "b"):
+        _tiny(data, name)
+    _tiny(data, "coarse", voxel_size_a=50.0)
+    _tiny(data, "wide", shape=(3, 8, 9))
+    (data / "broken.mrc").write_bytes(b"not an MRC file" * 100)
+    (data / "manifest.csv").write_text(table)
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["import", str(data / "manifest.csv"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sinter4d import: error: ") and match in err[0], err
+    assert str(data / "manifest.csv") in err[0]
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_an_existing_run_folder_is_refused_and_kept(tmp_path):
+    _tiny(tmp_path, "a")
+    (tmp_path / "m.csv").write_text(HEADER + "a.mrc,a.rawtlt,0,20\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match="exists and is not empty"):
+        import_manifest(tmp_path / "m.csv", tmp_path / "run")
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["keep.txt"]
+    run = import_manifest(tmp_path / "m.csv", tmp_path / "new")  # the same manifest into a new folder works
+    assert [p.name for p in run.tilt_files()] == ["t01.nc"] and not list(tmp_path.glob(".new*"))
+
+
+def test_a_simulated_folder_is_not_run_as_imported(tmp_path, capsys):
+    run = RunFolder(tmp_path / "simulated")
+    run.tilts.mkdir(parents=True)
+    run.tilt(0).write_bytes(b"")
+    assert run.imported  # tilt series, neither spec nor truth: imported by another way
+    run.spec.write_text("{}")
+    assert not run.imported
+    assert main(["run", str(run.path), "-q"]) == 2
+    assert "not an imported run folder" in capsys.readouterr().err
