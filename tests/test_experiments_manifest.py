@@ -231,7 +231,7 @@ def test_measure_of_one_reconstruction_without_time(imported_run, tmp_path):
         measure_run(folder.path, progress=False)
 
 
-def _tiny(folder, name, *, voxel_size_a=40.0, shape=(3, 8, 8)):
+def _tiny(folder, name, *, voxel_size_a=40.0, shape=(3, 32, 32)):
     _write_mrc(folder / f"{name}.mrc", np.ones(shape, np.float32), voxel_size_a=voxel_size_a)
     _write_angles(folder / f"{name}.rawtlt", np.linspace(-20, 20, shape[0]))
 
@@ -248,14 +248,14 @@ HEADER = "stack,angles,pt_time_s,temperature_C\n"
         (HEADER.replace("\n", ",colour\n") + "a.mrc,a.rawtlt,0,20,red\n", "column colour: unknown column"),
         (HEADER + "nope.mrc,a.rawtlt,0,20\n", "row 1, column stack: no such file nope.mrc"),
         (HEADER + "a.mrc,nope.rawtlt,0,20\n", "row 1, column angles: no such file nope.rawtlt"),
-        (HEADER + "a.mrc,,0,20\n", "metadata holds no tilt angles"),
+        (HEADER + "lone.mrc,,0,20\n", "row 1, column stack: "),
         (HEADER + "a.mrc,a.rawtlt,0,hot\n", "row 1, column temperature_C: 'hot' is not a number"),
         (HEADER + "a.mrc,a.rawtlt,0,20\nb.mrc,b.rawtlt,0,20\n", "row 2, column pt_time_s: 0 s is not after 0 s"),
         (HEADER + "a.mrc,a.rawtlt,5,20\nb.mrc,b.rawtlt,2,20\n", "row 2, column pt_time_s: 2 s is not after 5 s"),
         (HEADER + "a.mrc,a.rawtlt,0,20\ncoarse.mrc,a.rawtlt,5,20\n", "row 2, column stack: pixel size 5 nm differs"),
         (HEADER.replace("\n", ",pixel_size_nm\n") + "a.mrc,a.rawtlt,0,20,4\nb.mrc,b.rawtlt,5,20,4.5\n",
          "row 2, column pixel_size_nm: pixel size 4.5 nm differs"),
-        (HEADER + "a.mrc,a.rawtlt,0,20\nwide.mrc,wide.rawtlt,5,20\n", "row 2, column stack: images of 9 x 8 px"),
+        (HEADER + "a.mrc,a.rawtlt,0,20\nwide.mrc,wide.rawtlt,5,20\n", "row 2, column stack: images of 33 x 32 px"),
         (HEADER + "a.mrc,a.rawtlt,0,20\nbroken.mrc,a.rawtlt,5,20\n", "row 2, column stack: "),
         (HEADER.replace("\n", ",reference\n") + "a.mrc,a.rawtlt,0,20,wide.mrc\n", "row 1, column reference: images"),
     ],
@@ -266,7 +266,8 @@ def test_a_manifest_error_is_one_line_exit_2_and_no_file(tmp_path, capsys, table
     for name in ("a", "b"):
         _tiny(data, name)
     _tiny(data, "coarse", voxel_size_a=50.0)
-    _tiny(data, "wide", shape=(3, 8, 9))
+    _tiny(data, "wide", shape=(3, 32, 33))
+    _write_mrc(data / "lone.mrc", np.ones((3, 32, 32), np.float32), voxel_size_a=40.0)  # no angles anywhere
     (data / "broken.mrc").write_bytes(b"not an MRC file" * 100)
     (data / "manifest.csv").write_text(table)
     before = sorted(tmp_path.rglob("*"))

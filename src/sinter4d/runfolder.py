@@ -157,7 +157,7 @@ class RunFolder:
 
     @property
     def settings(self) -> Path:
-        """``settings.json``: the pipeline settings an imported run was reconstructed with (a rerun with others is refused)."""
+        """``settings.json``: the pipeline settings an imported run was reconstructed with (others are refused)."""
         return self.path / "settings.json"
 
     @property
@@ -338,23 +338,6 @@ class SweepFolder:
     def dataset(self) -> Path:
         """``sweep.nc``: the validation summaries and the fit's widths on the sweep's grid."""
         return self.path / "sweep.nc"
-
-    @property
-    def manifest(self) -> Path:
-        """``manifest.csv``: the copy of the manifest an imported run was made from (marks the run as imported)."""
-        return self.path / "manifest.csv"
-
-    @property
-    def settings(self) -> Path:
-        """``settings.json``: the pipeline settings an imported run was reconstructed with (a rerun with others is refused)."""
-        return self.path / "settings.json"
-
-    @property
-    def imported(self) -> bool:
-        """Whether this is an imported run: it holds ``manifest.csv``, or tilt series but neither spec nor truth."""
-        if self.manifest.is_file():
-            return True
-        return bool(self.tilt_files()) and not self.spec.is_file() and not self.truth.is_file()
 
     @property
     def record(self) -> Path:

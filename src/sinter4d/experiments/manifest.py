@@ -40,7 +40,6 @@ import xarray as xr
 from ..errors import InputError
 from ..io.atomic import atomic_folder, write_json_atomic
 from ..io.netcdf import write_dataset_atomic
-from ..io.stacks import MRC_SUFFIXES, TIFF_SUFFIXES, _read_mrc, _read_tiff, read_stack
 from ..runfolder import RunFolder
 
 __all__ = [
@@ -105,7 +104,7 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-# -- the per-file readers: the one seam to io/ -----------------------------------------------------
+# -- the per-file readers: the one seam to io/ (the only two bodies that name a reader) ----------
 
 
 def read_series(path: Path, *, angles: Path | None = None, pixel_size_nm: float | None = None,
@@ -123,12 +122,29 @@ def read_series(path: Path, *, angles: Path | None = None, pixel_size_nm: float 
         The tilt-series layout of docs/design.md; ``tilt_axis_angle_deg``
         recorded as an attribute when given.
     """
+    from ..io.stacks import read_stack
+
     if angles is None:
         raise InputError(f"{path}: the stack's metadata holds no tilt angles; name an angles file")
     ds = read_stack(path, angles, pixel_size_nm=pixel_size_nm)
     if tilt_axis_angle_deg is not None:
-        ds.attrs["tilt_axis_angle_deg"] = float(tilt_axis_angle_deg)
+        ds.attrs.update(tilt_axis_angle_deg=float(tilt_axis_angle_deg), tilt_axis_angle_source="argument")
     return ds
+
+
+def _read_frames(path: Path) -> np.ndarray:
+    """The raw array of an image or stack file, any dimensions (the adapter to the format readers).
+
+    Today :mod:`sinter4d.io.stacks`' MRC and TIFF readers; with the
+    rosettasciio readers, ``read_format(path).data``.
+    """
+    from ..io.stacks import MRC_SUFFIXES, TIFF_SUFFIXES, _read_mrc, _read_tiff
+
+    suffix = path.suffix.lower()
+    if suffix not in MRC_SUFFIXES + TIFF_SUFFIXES:
+        raise InputError(f"{path}: unknown image format {suffix or '(no suffix)'!r}; expected one of "
+                         f"{', '.join(MRC_SUFFIXES + TIFF_SUFFIXES)}")
+    return (_read_mrc if suffix in MRC_SUFFIXES else _read_tiff)(path)[0]
 
 
 def read_reference(path: Path) -> tuple[np.ndarray, int]:
@@ -145,17 +161,23 @@ def read_reference(path: Path) -> tuple[np.ndarray, int]:
     InputError
         Unknown or unreadable format, not one image or a stack of them, NaN/inf pixels.
     """
-    suffix = path.suffix.lower()
-    if suffix not in MRC_SUFFIXES + TIFF_SUFFIXES:
-        raise InputError(f"{path}: unknown image format {suffix or '(no suffix)'!r}; expected one of "
-                         f"{', '.join(MRC_SUFFIXES + TIFF_SUFFIXES)}")
-    data = (_read_mrc if suffix in MRC_SUFFIXES else _read_tiff)(path)[0]
+    data = np.asarray(_read_frames(path))
     if data.ndim not in (2, 3) or data.dtype.kind not in "biuf":
-        raise InputError(f"{path}: a reference is an image or a stack of frames; got {data.dtype} of shape {data.shape}")
+        raise InputError(f"{path}: a reference is an image or a stack of frames; got {data.dtype} "
+                         f"of shape {data.shape}")
     frames = np.asarray(data, dtype=np.float32).reshape((-1, *data.shape[-2:]))
     if not np.isfinite(frames).all():
         raise InputError(f"{path}: {int((~np.isfinite(frames)).sum())} pixel(s) are NaN or infinite")
     return frames.mean(axis=0, dtype=np.float64).astype(np.float32), frames.shape[0]
+
+
+def _origin(ds: xr.Dataset, key: str, given: bool) -> str:
+    """Where the reader says ``key`` came from: ``manifest`` when the row gave it, else the reader's
+    ``{key}_source`` (``file`` or ``file metadata``: the stack's metadata)."""
+    if given:
+        return "manifest"
+    source = str(ds.attrs.get(f"{key}_source", "stack metadata"))
+    return "stack metadata" if source in ("file", "file metadata") else source
 
 
 # -- the CSV -------------------------------------------------------------------------------------
@@ -200,7 +222,8 @@ def _parse_row(cells: dict[str, str], k: int, csv_path: Path) -> ManifestRow:
     if not -273.15 < values["temperature_C"] < 1083.0:
         raise InputError(f"{where('temperature_C')}: {values['temperature_C']:g} °C is outside (-273.15, 1083) °C")
     if values["reference_tilt_deg"] is not None and abs(values["reference_tilt_deg"]) >= 90:
-        raise InputError(f"{where('reference_tilt_deg')}: must lie within ±90° (got {values['reference_tilt_deg']:g})")
+        raise InputError(f"{where('reference_tilt_deg')}: must lie within ±90° "
+                         f"(got {values['reference_tilt_deg']:g})")
     reference = path_of("reference", required=False)
     if values["reference_tilt_deg"] is not None and reference is None:
         raise InputError(f"{where('reference_tilt_deg')}: given without a reference")
@@ -252,7 +275,8 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
     known = MANIFEST_COLUMNS + OPTIONAL_COLUMNS
     for column in header:
         if column not in known:
-            raise InputError(f"{path}: column {column or '(empty)'}: unknown column (the columns are {', '.join(known)})")
+            raise InputError(f"{path}: column {column or '(empty)'}: unknown column "
+                             f"(the columns are {', '.join(known)})")
         if header.count(column) > 1:
             raise InputError(f"{path}: column {column}: given twice")
     for column in MANIFEST_COLUMNS:
@@ -287,16 +311,16 @@ def _step_dataset(row: ManifestRow, k: int, csv_path: Path, csv_sha: str) -> xr.
         "manifest": str(csv_path), "manifest_sha256": csv_sha, "row": row.row,
         "stack": {"file": str(row.stack), "sha256": ds.attrs.get("source_sha256") or file_sha256(row.stack)},
         "angles": ({"from": "manifest", "file": str(row.angles), "sha256": file_sha256(row.angles)}
-                   if row.angles is not None else {"from": "stack metadata"}),
+                   if row.angles is not None else {"from": _origin(ds, "angles", False)}),
         "pixel_size_nm": {"value": float(ds.attrs["pixel_size_nm"]),
-                          "from": "manifest" if row.pixel_size_nm is not None else "stack metadata"},
+                          "from": _origin(ds, "pixel_size", row.pixel_size_nm is not None)},
         "pt_time_s": {"value": row.pt_time_s, "from": "manifest"},
         "temperature_C": {"value": row.temperature_C, "from": "manifest"},
     }
     if row.tilt_axis_angle_deg is not None or "tilt_axis_angle_deg" in ds.attrs:
         provenance["tilt_axis_angle_deg"] = {"value": float(ds.attrs.get("tilt_axis_angle_deg", np.nan)),
-                                             "from": "manifest" if row.tilt_axis_angle_deg is not None
-                                             else "stack metadata"}
+                                             "from": _origin(ds, "tilt_axis_angle",
+                                                             row.tilt_axis_angle_deg is not None)}
     if row.reference is not None:
         try:
             image, n_frames = read_reference(row.reference)

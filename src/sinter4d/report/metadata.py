@@ -176,10 +176,12 @@ def _imported(run: RunFolder, info: dict | None) -> str:
         except ValueError:
             prov = {}
         stack = prov.get("stack") or {}
-        rows.append([relative(run, path), attrs.get("manifest_row", "–"), str(stack.get("file", attrs.get("source_file", "–"))),
+        rows.append([relative(run, path), attrs.get("manifest_row", "–"),
+                     str(stack.get("file", attrs.get("source_file", "–"))),
                      str(stack.get("sha256", attrs.get("source_sha256", "–")))[:12],
                      float(attrs.get("pt_time_s", np.nan)), float(attrs.get("temperature_C", np.nan)),
-                     (prov.get("angles") or {}).get("from", "–"), (prov.get("pixel_size_nm") or {}).get("from", "–"),
+                     (prov.get("angles") or {}).get("from", "–"),
+                     (prov.get("pixel_size_nm") or {}).get("from", "–"),
                      (prov.get("reference") or {}).get("file", "") or "none"])
     parts.append(hp.heading(f"Imported from {manifest.get('file', relative(run, run.manifest))}"))
     parts.append(hp.table(["step", "row", "stack", "sha256", "pt_time_s (s)", "T (°C)", "angles from",
