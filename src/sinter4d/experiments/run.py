@@ -445,10 +445,10 @@ def _not_run_reason(name: str, job: StageJob) -> str | None:
 def _run_stage(name: str, job: StageJob, *, force: bool) -> dict:
     """Run (or skip) one stage; its status, wall time, error and the reason it was not run (never raises)."""
     reason = _not_run_reason(name, job)
-    if reason is not None:
+    table = stage(name)
+    if reason is not None and (force or table.needs_truth or not table.complete(job.run, job.n_steps)):
         log.info("%s: not run, %s", name, reason)
         return {"status": "not run", "seconds": 0.0, "error": None, "reason": reason}
-    table = stage(name)
     if force:
         _remove(table.output_paths(job.run))
     if table.complete(job.run, job.n_steps):
