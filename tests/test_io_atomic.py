@@ -37,3 +37,22 @@ def test_a_figure_is_saved_as_png(tmp_path):
     fig.add_subplot().plot([0, 1], [1, 0])
     path = save_figure_atomic(fig, tmp_path / "f.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_folder_appears_whole_or_not_at_all(tmp_path):
+    from sinter4d.io.atomic import atomic_folder
+
+    target = tmp_path / "run"
+    with pytest.raises(RuntimeError):
+        with atomic_folder(target) as tmp:
+            (tmp / "a.txt").write_text("half")
+            raise RuntimeError("stop")
+    assert list(tmp_path.iterdir()) == []
+    target.mkdir()  # an empty folder is replaced
+    with atomic_folder(target) as tmp:
+        (tmp / "a.txt").write_text("whole")
+        assert not (target / "a.txt").exists()
+    assert (target / "a.txt").read_text() == "whole" and [p.name for p in tmp_path.iterdir()] == ["run"]
+    with pytest.raises(FileExistsError):
+        with atomic_folder(target):
+            pass

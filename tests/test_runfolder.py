@@ -3,6 +3,7 @@
 import pytest
 
 from sinter4d.runfolder import (
+    IMPORTED_STAGES,
     STAGE_NAMES,
     STAGES,
     SWEEP_CELL_STAGES,
@@ -49,7 +50,8 @@ def test_roles_are_files_of_the_run_folder(tmp_path):
     assert run.tilt(0) == run.tilts / "t01.nc" and run.recon_of(99) == run.recon / "t100.nc"
     assert isinstance(run.fit, FitFolder) and run.fit.posterior.parent == run.fit.path == tmp_path / "fit"
     paths = [run.spec, run.record, run.log, run.truth, run.tilts, run.recon, run.metrics, run.metrics_fig8,
-             run.metrics_fig9a, run.validation, run.validation_fig8, run.fit.path, run.report]
+             run.metrics_fig9a, run.validation, run.validation_fig8, run.fit.path, run.report, run.manifest,
+             run.settings]
     assert len(set(paths)) == len(paths) and all(p.parent == tmp_path for p in paths)
     assert role_label("truth") == run.truth.name and role_label("tilts") == f"{run.tilts.name}/tNN.nc"
     assert role_label("fit") == "fit/"
@@ -71,6 +73,18 @@ def test_the_stage_table():
             written.setdefault(role, s.name)
     # each output is written by one stage only
     assert sum(len(s.outputs) for s in STAGES) == len(written)
+    # an imported run has tilt series and no truth: it runs the stages that neither make nor read one
+    truth_roles = {"truth", "validation", "validation_fig8"}
+    for s in STAGES:
+        assert s.needs_truth == bool(truth_roles & {*s.inputs, *s.outputs}), s.name
+    assert IMPORTED_STAGES == ("reconstruct", "measure", "fit", "report")
+
+
+def test_an_imported_run_is_told_by_its_manifest(tmp_path):
+    run = RunFolder(tmp_path)
+    assert not run.imported  # empty
+    run.manifest.write_text("stack,angles,pt_time_s,temperature_C\n")
+    assert run.imported
 
 
 def test_output_paths_and_complete(tmp_path):

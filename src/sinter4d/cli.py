@@ -13,7 +13,7 @@ import sys
 
 from . import __version__
 from .errors import InputError
-from .runfolder import STAGE_NAMES, RunFolder, SweepFolder, role_label, stage
+from .runfolder import STAGE_NAMES, STAGES, RunFolder, SweepFolder, role_label, stage
 
 
 def _cmd_dose(args: argparse.Namespace) -> int:
@@ -56,6 +56,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from .io.netcdf import write_dataset_atomic
     from .io.stacks import read_tilt_series
 
+    if len(args.stack) == 1 and args.stack[0].lower().endswith(".csv"):
+        return _import_manifest(args)
     stack = args.stack[0] if len(args.stack) == 1 else args.stack
     ds = read_tilt_series(stack, angles=args.angles, pixel_size_nm=args.pixel_size,
                           tilt_axis_angle_deg=args.tilt_axis_angle)
@@ -71,6 +73,20 @@ def _cmd_import(args: argparse.Namespace) -> int:
           f"  pixel size {a['pixel_size_nm']:g} nm ({origin('pixel_size')})\n"
           f"  {angles.size} tilt angles {angles.min():g}..{angles.max():g} deg ({origin('angles')})\n"
           f"  {axis}\n  dark level {a['dark_level']:g} (kept in counts; the pipeline subtracts it)")
+    return 0
+
+
+def _import_manifest(args: argparse.Namespace) -> int:
+    from .experiments.manifest import import_manifest
+
+    manifest = args.stack[0]
+    given = [opt for opt, value in (("--angles", args.angles), ("--pixel-size", args.pixel_size),
+                                    ("--tilt-axis-angle", args.tilt_axis_angle)) if value is not None]
+    if given:
+        raise InputError(f"{manifest}: {given[0]} is for a single stack; a manifest gives it per row")
+    run = import_manifest(manifest, args.out)
+    print(f"{run.path}: {len(run.tilt_files())} tilt series imported from {manifest}; "
+          f"next: sinter4d run {run.path} [--spec SETTINGS.toml] [--fit FIT.toml]")
     return 0
 
 
@@ -112,11 +128,24 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .experiments import run_experiment
+    from pathlib import Path
+
+    from .experiments import run_experiment, run_imported
 
     stages = tuple(args.stages.split(",")) if args.stages else None
     kwargs = {"stages": stages} if stages else {}
-    result = run_experiment(args.spec, args.out, force=args.force, progress=not args.quiet, **kwargs)
+    if Path(args.spec).is_dir():
+        if args.out is not None and Path(args.out).resolve() != Path(args.spec).resolve():
+            raise InputError(f"{args.spec}: a run folder is run in place; drop --out")
+        result = run_imported(args.spec, settings=args.settings, fit=args.fit, force=args.force,
+                              progress=not args.quiet, **kwargs)
+    else:
+        if args.out is None:
+            raise InputError(f"{args.spec}: --out RUNDIR is required with an experiment spec")
+        if args.settings is not None or args.fit is not None:
+            raise InputError(f"{args.spec}: --spec and --fit are for an imported run folder; an experiment spec "
+                             f"holds its [pipeline] and [fit] tables")
+        result = run_experiment(args.spec, args.out, force=args.force, progress=not args.quiet, **kwargs)
     for stage, entry in result.stages.items():
         print(f"{stage:12s} {entry['status']:8s} {entry['seconds']:8.1f} s")
     print(f"run folder {result.run_dir} ({result.seconds:.0f} s); log in {RunFolder(result.run_dir).log}")
@@ -180,16 +209,20 @@ def build_parser() -> argparse.ArgumentParser:
                        "Velox EMD, TIA SER, HyperSpy) and write the tilt-series file. Pixel size, angles and "
                        "tilt-axis angle come from the options, else from the file's metadata or the files beside "
                        "it (NAME.rawtlt/.tlt, NAME.mdoc, an FEI NAME.txt log); when they disagree the option wins "
-                       "and a warning says so. The raw values are kept; the dark (vacuum) level is recorded.")
+                       "and a warning says so. The raw values are kept; the dark (vacuum) level is recorded. "
+                       "A manifest .csv (columns stack, angles, pt_time_s, temperature_C[, reference, "
+                       "pixel_size_nm, tilt_axis_angle_deg]) imports a whole 4D experiment into a run folder.")
     p.add_argument("stack", nargs="+",
-                   help="the stack file, or several single-image files (one per tilt, in acquisition order)")
+                   help="the stack file, several single-image files (one per tilt, in acquisition order), "
+                   "or an experiment manifest (.csv)")
     p.add_argument("--angles", default=None,
                    help="text file of tilt angles (deg), one per line (IMOD .rawtlt); default: from the files")
     p.add_argument("--pixel-size", type=float, default=None, help="pixel size (nm); default: from the files")
     p.add_argument("--tilt-axis-angle", type=float, default=None, metavar="DEG",
                    help="in-plane tilt-axis angle, deg from the image y axis towards +x (0: along y, 90: along x); "
                    "default: from the files, else found by the pipeline")
-    p.add_argument("--out", required=True, help="tilt-series file to write (.nc)")
+    p.add_argument("--out", required=True, help=f"tilt-series file to write (.nc); for a manifest the run folder "
+                                                 f"({role_label('tilts')}, {role_label('manifest')})")
     p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("reconstruct", help="denoise, align, find the tilt axis, reconstruct and binarise")
@@ -221,8 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("run", help=f"every stage of a spec: {', '.join(STAGE_NAMES)}")
-    p.add_argument("spec", help="experiment spec (TOML), e.g. experiments/quick.toml")
-    p.add_argument("--out", required=True, help="run folder (created; a killed run resumes where it stopped)")
+    p.add_argument("spec", help="experiment spec (TOML), e.g. experiments/quick.toml; or an imported run folder "
+                                f"(every stage but {', '.join(s.name for s in STAGES if s.needs_truth)})")
+    p.add_argument("--out", default=None,
+                   help="run folder of a spec (created; a killed run resumes where it stopped)")
+    p.add_argument("--spec", dest="settings", default=None,
+                   help="settings card (TOML: [pipeline], [fit]) of an imported run folder")
+    p.add_argument("--fit", default=None, help="fit spec (TOML) fitted to an imported run's metrics")
     p.add_argument("--force", action="store_true", help="redo the stages even when their outputs exist")
     p.add_argument("--stages", default=None,
                    help=f"comma-separated subset of {','.join(STAGE_NAMES)}")

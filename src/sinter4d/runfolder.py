@@ -5,6 +5,8 @@ through :class:`RunFolder` and the stage table :data:`STAGES`, so no other
 module spells a file name::
 
     RUNDIR/spec.json            the validated experiment spec     simulate
+    RUNDIR/manifest.csv         the manifest of an imported run   (import)
+    RUNDIR/settings.json        an imported run's pipeline        (runner)
     RUNDIR/truth.nc             true geometry and pair metrics    simulate
     RUNDIR/tilts/tNN.nc         one HAADF tilt series per step    simulate
     RUNDIR/recon/tNN.nc         reconstruction and binary volume  reconstruct
@@ -15,6 +17,13 @@ module spells a file name::
     RUNDIR/fit/                 chain.h5, posterior.nc, figures   fit
     RUNDIR/report.html          the whole run on one page         report
     RUNDIR/run.json, run.log    the run's record and its log      (runner)
+
+A run folder is *simulated* (``sinter4d run SPEC.toml``: it holds
+``spec.json`` and ``truth.nc``) or *imported* (``sinter4d import
+MANIFEST.csv``: it holds ``manifest.csv`` and the tilt series, no truth);
+:attr:`RunFolder.imported` tells them apart, and :attr:`Stage.needs_truth`
+marks the stages an imported run skips (:data:`IMPORTED_STAGES` are the
+others).
 
 Step ``k`` (0-based) of a 4D experiment is the file ``t{k+1:02d}.nc``: two
 digits up to the 99th step, more beyond (``t100.nc``); :func:`step_files`
@@ -31,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "IMPORTED_STAGES",
     "STAGES",
     "STAGE_NAMES",
     "STEP_PATTERN",
@@ -141,6 +151,23 @@ class RunFolder:
         return self.path / "spec.json"
 
     @property
+    def manifest(self) -> Path:
+        """``manifest.csv``: the copy of the manifest an imported run was made from (marks the run as imported)."""
+        return self.path / "manifest.csv"
+
+    @property
+    def settings(self) -> Path:
+        """``settings.json``: the pipeline settings an imported run was reconstructed with (others are refused)."""
+        return self.path / "settings.json"
+
+    @property
+    def imported(self) -> bool:
+        """Whether this is an imported run: it holds ``manifest.csv``, or tilt series but neither spec nor truth."""
+        if self.manifest.is_file():
+            return True
+        return bool(self.tilt_files()) and not self.spec.is_file() and not self.truth.is_file()
+
+    @property
     def record(self) -> Path:
         """``run.json``: spec file, package versions, status and time of each stage."""
         return self.path / "run.json"
@@ -220,13 +247,16 @@ class Stage:
     Roles are attribute names of :class:`RunFolder`. A role that is a folder
     of step files (``tilts``, ``recon``) is complete when it holds one file
     per step; the fit is complete when its posterior exists; any other role
-    when its file exists.
+    when its file exists. ``needs_truth``: the stage makes or reads the truth
+    of a simulated experiment (an experiment spec), so an imported run
+    (:attr:`RunFolder.imported`) skips it.
     """
 
     name: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     help: str
+    needs_truth: bool = False
 
     def output_paths(self, run: RunFolder) -> list[Path]:
         """The files and folders this stage writes (``force`` removes them)."""
@@ -265,18 +295,22 @@ def _role_complete(run: RunFolder, role: str, n_steps: int) -> bool:
 
 #: The stages of a run, in the order they run.
 STAGES: tuple[Stage, ...] = (
-    Stage("simulate", (), ("truth", "tilts"), "truth.nc and tilts/tNN.nc from an experiment spec"),
+    Stage("simulate", (), ("truth", "tilts"), "truth.nc and tilts/tNN.nc from an experiment spec", needs_truth=True),
     Stage("reconstruct", ("tilts",), ("recon",), "BM3D, alignment, tilt axis, TV reconstruction, binary: recon/tNN.nc"),
     Stage("measure", ("recon",), ("metrics", "metrics_fig8", "metrics_fig9a"),
           "the paper's metrics per pair and step: metrics.nc, Fig. 8 and 9(a)"),
     Stage("validate", ("metrics", "truth", "recon", "tilts"), ("validation", "validation_fig8"),
-          "metrics minus truth, pairs found and missed, Dice: validation.nc"),
+          "metrics minus truth, pairs found and missed, Dice: validation.nc", needs_truth=True),
     Stage("fit", ("metrics",), ("fit",), "a sintering model fitted to metrics.nc: fit/"),
     Stage("report", (), ("report",), "every output of the run on one page: report.html"),
 )
 
 #: The stage names, in order.
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+
+
+#: The stages of an imported run (no truth): those that neither make nor read one.
+IMPORTED_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES if not s.needs_truth)
 
 
 #: The stages a sweep runs in each cell: all but the report.

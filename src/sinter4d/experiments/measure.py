@@ -38,19 +38,31 @@ class _BinarySeries(Sequence):
         return open_dataset_checked(self.files[t], ["binary"])["binary"].values
 
 
-def _recon_header(path: Path) -> dict:
-    """Grid and time of a reconstruction file, checked (the binary is read later)."""
+#: What a metrics file of one reconstruction without time attributes says of its time.
+UNTIMED_NOTE = ("{name} has no pt_time_s/temperature_C (not a step of a run): measured as one step at "
+                "pt_time_s = 0 s, temperature_C unknown (NaN)")
+
+
+def _recon_header(path: Path, *, untimed_ok: bool = False) -> dict:
+    """Grid and time of a reconstruction file, checked (the binary is read later).
+
+    ``untimed_ok``: a file without ``pt_time_s``/``temperature_C`` is one
+    step at 0 s and an unknown temperature (``head["time_note"]`` says so);
+    else it is an error.
+    """
     ds = open_dataset_checked(path, ["binary", "z", "y", "x"], load=False)
     try:
         dims = ds["binary"].dims
         if dims != _AXES:
             raise InputError(f"{path}: variable binary has dims {dims}; expected (z, y, x)")
         missing = [a for a in ("pt_time_s", "temperature_C") if a not in ds.attrs]
-        if missing:
+        if missing and not untimed_ok:
             raise InputError(f"{path}: missing attribute(s) {', '.join(missing)}")
         head = {a: ds[a].values.astype(float) for a in _AXES}
-        head["pt_time_s"] = float(ds.attrs["pt_time_s"])
-        head["temperature_C"] = float(ds.attrs["temperature_C"])
+        head["pt_time_s"] = float(ds.attrs.get("pt_time_s", 0.0)) if not missing else 0.0
+        head["temperature_C"] = float(ds.attrs.get("temperature_C", np.nan)) if not missing else np.nan
+        if missing:
+            head["time_note"] = UNTIMED_NOTE.format(name=path.name)
         head["pixel_size_nm"] = float(ds.attrs.get("pixel_size_nm", np.nan))
     finally:
         ds.close()
@@ -95,7 +107,10 @@ def measure_run(
     path : str or Path
         A run folder (every ``recon/tNN.nc``, written to ``RUNDIR/metrics.nc``)
         or one reconstruction file (its single time, written to ``out``,
-        default ``NAME_metrics.nc`` beside it).
+        default ``NAME_metrics.nc`` beside it). A file without time
+        attributes (a lone imported series) is measured as one step at
+        ``pt_time_s`` = 0 with ``temperature_C`` NaN, and the metrics file's
+        attribute ``time_note`` says so.
     out : str or Path, optional
         Metrics file to write (default as above).
     progress : bool, optional
@@ -114,8 +129,9 @@ def measure_run(
     Raises
     ------
     InputError
-        No reconstruction, a file lacking ``binary`` or its time attributes,
-        or reconstructions on different grids (one line).
+        No reconstruction, a file lacking ``binary`` (or, in a run folder,
+        its time attributes), or reconstructions on different grids (one
+        line).
     """
     from ..figures.metrics import plot_neck_vs_distance, plot_trajectories
 
@@ -133,7 +149,7 @@ def measure_run(
         raise InputError(f"{path}: no such file or folder")
 
     if not _is_fresh(target, files):
-        heads = [_recon_header(f) for f in files]
+        heads = [_recon_header(f, untimed_ok=not path.is_dir()) for f in files]
         for f, h in zip(files[1:], heads[1:]):
             for a in _AXES:
                 if h[a].shape != heads[0][a].shape or not np.allclose(h[a], heads[0][a]):
@@ -153,6 +169,8 @@ def measure_run(
         if path.is_dir():  # time = the step of recon/tNN.nc (NN - 1), as in truth.nc
             ds = ds.assign_coords(time=("time", [step_index(f) for f in files], dict(ds["time"].attrs)))
         ds.attrs["sources"] = json.dumps([str(f) for f in files])
+        if "time_note" in heads[0]:
+            ds.attrs["time_note"] = heads[0]["time_note"]
         write_dataset_atomic(ds, target)
     fig8, fig9 = figure_paths(target)
     if not (_is_fresh(fig8, [target]) and _is_fresh(fig9, [target])):

@@ -21,13 +21,23 @@ from ..pipeline.settings import PipelineSpec
 log = logging.getLogger(__name__)
 
 
+def recorded_pipeline(run_dir: str | Path) -> tuple[dict | None, str]:
+    """The pipeline table a run folder records, and where: its spec's ``[pipeline]`` (a simulated run), or
+    ``settings.json`` (an imported run); ``(None, "")`` when it records none."""
+    run = RunFolder(run_dir)
+    for path in (run.spec, run.settings):
+        if path.is_file():
+            return dict(json.loads(path.read_text()).get("pipeline") or {}), f"{path} [pipeline]"
+    return None, ""
+
+
 def pipeline_settings(run_dir: Path | None, overrides: dict | None = None) -> PipelineSpec:
-    """The pipeline settings of a run folder (its recorded spec), with overrides.
+    """The pipeline settings of a run folder (its recorded spec or settings), with overrides.
 
     Parameters
     ----------
     run_dir : Path or None
-        A run folder made by ``sinter4d simulate``; None for the defaults.
+        A run folder (:func:`recorded_pipeline`); None for the defaults.
     overrides : dict, optional
         Settings given on the command line (None values are ignored).
 
@@ -37,10 +47,8 @@ def pipeline_settings(run_dir: Path | None, overrides: dict | None = None) -> Pi
         A setting out of range (one line naming the run's spec, or the
         command line's settings, and the key).
     """
-    base, source = {}, "pipeline settings"
-    if run_dir is not None and RunFolder(run_dir).spec.is_file():
-        base = json.loads(RunFolder(run_dir).spec.read_text()).get("pipeline", {})
-        source = f"{RunFolder(run_dir).spec} [pipeline]"
+    base, source = (None, "") if run_dir is None else recorded_pipeline(run_dir)
+    base, source = (base, source) if base is not None else ({}, "pipeline settings")
     base.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return parse(PipelineSpec, base, source=source)
 

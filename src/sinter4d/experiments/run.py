@@ -1,11 +1,14 @@
-"""The main job: every stage of one experiment spec, resumable (``sinter4d run``).
+"""The main job: every stage of one experiment, resumable (``sinter4d run``).
 
 The stages of :data:`sinter4d.runfolder.STAGES` (simulate -> reconstruct ->
 measure -> validate -> fit -> report) run in order into one run folder, laid
-out by :class:`sinter4d.runfolder.RunFolder` (docs/design.md). Beside the
-stages' outputs the runner keeps the run's record (spec file, package
-versions, the code that made the run, status and time of each stage) and the
-log of every invocation.
+out by :class:`sinter4d.runfolder.RunFolder` (docs/design.md): every stage
+for an experiment spec (:func:`run_experiment`); for an imported run folder
+(``sinter4d import MANIFEST.csv``, :func:`run_imported`) every stage that
+needs no truth (:attr:`Stage.needs_truth <sinter4d.runfolder.Stage>`). Beside
+the stages' outputs the runner keeps the run's record (spec or settings
+file, package versions, the code that made the run, status, time and the
+reason of a stage not run, of each stage) and the log of every invocation.
 
 A stage whose outputs exist is skipped (``force`` redoes them), and every
 stage resumes its own partial work, so a run killed at any point loses at
@@ -35,12 +38,13 @@ from .._cores import available_cores
 from ..errors import InputError
 from ..io.atomic import write_json_atomic
 from ..io.toml import read_toml
+from ..pipeline.settings import PipelineSpec
 from ..runfolder import STAGE_NAMES, RunFolder, stage
 from .measure import measure_run
 from .validate import validate_run
 from .reconstruct import reconstruct_path
 from .simulate import same_spec, simulate_run
-from .spec import ExperimentSpec, load_spec
+from .spec import ExperimentSpec, RunSettings, load_run_settings, load_spec
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,8 @@ class RunResult:
     ----------
     run_dir : Path
     stages : dict
-        Per stage: ``{"status": "done" | "skipped" | "failed" | "not run", "seconds": float, "error": str | None}``.
+        Per stage: ``{"status": "done" | "skipped" | "failed" | "not run", "seconds": float, "error": str | None,
+        "reason": str | None}`` (``reason``: why a stage was skipped or not run).
     seconds : float
         Wall time of this invocation.
     """
@@ -136,8 +141,8 @@ def code_record() -> dict:
     return {"fingerprint": code_fingerprint(), "git": git_commit()}
 
 
-def fit_spec_for_run(spec: ExperimentSpec, spec_path: str | Path | None):
-    """The run's fit spec (its ``[fit]`` section), or None when it names none.
+def fit_spec_for_run(spec: ExperimentSpec | RunSettings, spec_path: str | Path | None):
+    """The run's fit spec (the ``[fit]`` section of its spec or settings card), or None when it names none.
 
     The fit spec's ``data`` is dropped (the run's own metrics are
     fitted) and the section's sampler settings replace the fit spec's.
@@ -204,19 +209,122 @@ def run_experiment(
     SpecError, InputError
         Invalid spec or input (nothing is written for an invalid spec).
     """
-    t_start = time.perf_counter()
     if not isinstance(spec, ExperimentSpec):
         spec_path = spec
         spec = load_spec(spec)
-    unknown = [s for s in stages if s not in STAGE_NAMES]
-    if unknown:
-        raise InputError(f"unknown stage {unknown[0]!r}; stages are {', '.join(STAGE_NAMES)}")
+    _check_stages(stages)
     fit_spec = fit_spec_for_run(spec, spec_path) if "fit" in stages else None
     run = RunFolder(out_dir)
+    if run.manifest.is_file():
+        raise InputError(f"{run.path}: holds an imported experiment; run it with `sinter4d run {run.path}`")
     if not same_spec(run.spec, spec):
         raise InputError(f"{run.path}: holds a run of a different spec; choose another --out or remove it")
     run.path.mkdir(parents=True, exist_ok=True)
+    job = StageJob(spec, spec_path, fit_spec, run, progress=progress, n_jobs=n_jobs,
+                   n_steps=len(spec.heating.pt_time_s), pipeline=spec.pipeline)
+    header = {"spec_file": str(spec_path) if spec_path is not None else None, "spec_name": spec.name}
+    return _run_stages(job, stages, header, label=spec.name, force=force, progress=progress,
+                       raise_errors=raise_errors)
 
+
+def run_imported(
+    run_dir: str | Path,
+    *,
+    settings: str | Path | None = None,
+    fit: str | Path | None = None,
+    force: bool = False,
+    stages: tuple[str, ...] = STAGE_NAMES,
+    progress: bool = True,
+    raise_errors: bool = True,
+    n_jobs: int = -1,
+) -> RunResult:
+    """Run the stages of an imported run folder (``sinter4d run RUNDIR``): every one that needs no truth.
+
+    Reconstruct -> measure -> fit (when a fit spec is named) -> report; the
+    stages that make or read a truth (simulate, validate:
+    :attr:`Stage.needs_truth <sinter4d.runfolder.Stage>`) are recorded as
+    not run, with the reason. Resumable as :func:`run_experiment`.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run folder made by ``sinter4d import MANIFEST.csv``
+        (:attr:`RunFolder.imported <sinter4d.runfolder.RunFolder.imported>`).
+    settings : str or Path, optional
+        Settings card (TOML, :class:`~sinter4d.experiments.spec.RunSettings`:
+        ``[pipeline]`` and ``[fit]`` tables). Default: the settings the run
+        was reconstructed with (``settings.json``), else the pipeline's
+        defaults. Pipeline settings other than those recorded are refused
+        (unless ``force`` redoes the reconstruction).
+    fit : str or Path, optional
+        Fit spec (TOML) fitted to the run's metrics; replaces the settings
+        card's ``[fit] spec``. Without either the fit is not run.
+    force, stages, progress, raise_errors, n_jobs
+        As :func:`run_experiment`.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    SpecError, InputError
+        Invalid settings or fit spec, not an imported run folder, other
+        pipeline settings than those the run was made with (nothing is
+        written then).
+    """
+    run = RunFolder(run_dir)
+    if not run.path.is_dir():
+        raise InputError(f"{run.path}: not a run folder (no such directory)")
+    if not run.imported:
+        raise InputError(f"{run.path}: not an imported run folder (no {run.manifest.name}; a simulated run is run "
+                         f"from its spec: sinter4d run SPEC.toml --out RUNDIR)")
+    tilts = run.tilt_files()
+    if not tilts:
+        raise InputError(f"{run.path}: holds no tilt series; import a manifest into it first")
+    _check_stages(stages)
+    card = load_run_settings(settings) if settings is not None else None
+    pipeline = _imported_pipeline(run, card, force=force and "reconstruct" in stages)
+    section = card.fit if card is not None else RunSettings().fit
+    base = settings
+    if fit is not None:
+        section, base = section.model_copy(update={"spec": str(Path(fit).resolve())}), None
+    fit_spec = fit_spec_for_run(RunSettings(fit=section), base) if "fit" in stages else None
+    write_json_atomic(run.settings, {"pipeline": pipeline.model_dump(mode="json"),
+                                     "settings_file": str(settings) if settings is not None else None})
+    job = StageJob(None, settings, fit_spec, run, progress=progress, n_jobs=n_jobs, n_steps=len(tilts),
+                   pipeline=pipeline)
+    header = {"kind": "imported", "settings_file": str(settings) if settings is not None else None,
+              "fit_spec_file": str(fit_spec.path) if fit_spec is not None else None}
+    return _run_stages(job, stages, header, label=run.path.name, force=force, progress=progress,
+                       raise_errors=raise_errors)
+
+
+def _check_stages(stages: tuple[str, ...]) -> None:
+    unknown = [s for s in stages if s not in STAGE_NAMES]
+    if unknown:
+        raise InputError(f"unknown stage {unknown[0]!r}; stages are {', '.join(STAGE_NAMES)}")
+
+
+def _imported_pipeline(run: RunFolder, card: RunSettings | None, *, force: bool) -> PipelineSpec:
+    """The pipeline settings of an imported run: the card's, else those recorded, else the defaults."""
+    recorded = None
+    if run.settings.is_file():
+        recorded = PipelineSpec.model_validate(json.loads(run.settings.read_text()).get("pipeline") or {})
+    if card is None:
+        return recorded if recorded is not None else PipelineSpec()
+    if recorded is not None and recorded != card.pipeline and run.recon_files() and not force:
+        changed = [k for k in PipelineSpec.model_fields if getattr(recorded, k) != getattr(card.pipeline, k)]
+        raise InputError(f"{run.path}: was reconstructed with other pipeline settings ({', '.join(changed)} differ "
+                         f"from {run.settings.name}); pass --force to redo it, or import into another folder")
+    return card.pipeline
+
+
+def _run_stages(job: "StageJob", stages: tuple[str, ...], header: dict, *, label: str, force: bool,
+                progress: bool, raise_errors: bool) -> RunResult:
+    """Run ``stages`` of ``job`` in order, keeping the run's record and log (both runners' loop)."""
+    t_start = time.perf_counter()
+    run = job.run
     handler = logging.FileHandler(run.log)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
@@ -229,8 +337,7 @@ def run_experiment(
     record_path = run.record
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     record.update({
-        "spec_file": str(spec_path) if spec_path is not None else None,
-        "spec_name": spec.name,
+        **header,
         "started": utc_timestamp(),
         "finished": None,
         "versions": package_versions(),
@@ -239,10 +346,9 @@ def run_experiment(
     })
     record.setdefault("stages", {})
     result = RunResult(run.path)
-    job = StageJob(spec, spec_path, fit_spec, run, progress=progress, n_jobs=n_jobs)
-    log.info("run %s (%s) into %s; stages %s%s", spec.name, spec_path, run.path, ", ".join(stages),
+    log.info("run %s (%s) into %s; stages %s%s", label, job.spec_path, run.path, ", ".join(stages),
              " (force)" if force else "")
-    bar = tqdm(total=len(stages), desc=f"run {spec.name}", unit="stage", disable=not progress, position=0)
+    bar = tqdm(total=len(stages), desc=f"run {label}", unit="stage", disable=not progress, position=0)
     try:
         for name in stages:
             bar.set_postfix_str(name)
@@ -264,7 +370,7 @@ def run_experiment(
         record["finished"] = utc_timestamp()
         record["seconds_last_invocation"] = round(result.seconds, 1)
         write_json_atomic(record_path, record)
-        log.info("run %s: %s in %.1f s", spec.name,
+        log.info("run %s: %s in %.1f s", label,
                  f"failed at {result.failed}" if result.failed else "finished", result.seconds)
         pkg_logger.removeHandler(handler)
         pkg_logger.setLevel(old_level)
@@ -274,14 +380,17 @@ def run_experiment(
 
 @dataclass(frozen=True)
 class StageJob:
-    """What a stage's runner needs: the validated spec, where it came from, the fit spec and the run folder."""
+    """What a stage's runner needs: the validated spec (None for an imported run), where it came from, the fit
+    spec, the run folder, its number of steps and its pipeline settings."""
 
-    spec: ExperimentSpec
+    spec: ExperimentSpec | None
     spec_path: str | Path | None
     fit_spec: object | None
     run: RunFolder
     progress: bool = True
     n_jobs: int = -1
+    n_steps: int = 0
+    pipeline: PipelineSpec = PipelineSpec()
 
 
 def _simulate(job: StageJob) -> None:
@@ -323,17 +432,28 @@ RUNNERS: dict[str, Callable[[StageJob], None]] = {
 }
 
 
-def _run_stage(name: str, job: StageJob, *, force: bool) -> dict:
-    """Run (or skip) one stage; its status, wall time and error (never raises)."""
+def _not_run_reason(name: str, job: StageJob) -> str | None:
+    """Why stage ``name`` cannot run in this job (None: it can)."""
+    if stage(name).needs_truth and job.spec is None:
+        return "no truth is available: this is an imported experiment"
     if name == "fit" and job.fit_spec is None:
-        log.info("fit: skipped, the spec names no fit spec ([fit] spec)")
-        return {"status": "not run", "seconds": 0.0, "error": "the experiment spec names no fit spec"}
+        return ("the experiment spec names no fit spec ([fit] spec)" if job.spec is not None
+                else "no fit spec named (--fit FIT.toml, or [fit] spec in the settings)")
+    return None
+
+
+def _run_stage(name: str, job: StageJob, *, force: bool) -> dict:
+    """Run (or skip) one stage; its status, wall time, error and the reason it was not run (never raises)."""
+    reason = _not_run_reason(name, job)
     table = stage(name)
+    if reason is not None and (force or table.needs_truth or not table.complete(job.run, job.n_steps)):
+        log.info("%s: not run, %s", name, reason)
+        return {"status": "not run", "seconds": 0.0, "error": None, "reason": reason}
     if force:
         _remove(table.output_paths(job.run))
-    if table.complete(job.run, len(job.spec.heating.pt_time_s)):
+    if table.complete(job.run, job.n_steps):
         log.info("%s: outputs exist, skipped", name)
-        return {"status": "skipped", "seconds": 0.0, "error": None}
+        return {"status": "skipped", "seconds": 0.0, "error": None, "reason": "its outputs exist"}
     log.info("%s: started", name)
     t0 = time.perf_counter()
     try:
@@ -345,10 +465,10 @@ def _run_stage(name: str, job: StageJob, *, force: bool) -> dict:
             raise
         log.error("%s: failed after %.1f s: %s\n%s", name, seconds, exc, traceback.format_exc())
         return {"status": "failed", "seconds": round(seconds, 2), "error": f"{type(exc).__name__}: {exc}",
-                "exception": exc}
+                "reason": None, "exception": exc}
     seconds = time.perf_counter() - t0
     log.info("%s: done in %.1f s", name, seconds)
-    return {"status": "done", "seconds": round(seconds, 2), "error": None}
+    return {"status": "done", "seconds": round(seconds, 2), "error": None, "reason": None}
 
 
 def _remove(paths: list[Path]) -> None:

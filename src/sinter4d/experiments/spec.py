@@ -136,6 +136,31 @@ class ExperimentSpec(Spec):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
 
 
+class RunSettings(Spec):
+    """The settings card of an imported run (``sinter4d run RUNDIR --spec SETTINGS.toml``).
+
+    An imported experiment has no phantom, truth or microscope to simulate,
+    so its card holds only what the stages after import read: the
+    ``[pipeline]`` table and the ``[fit]`` table of an experiment spec, with
+    the same keys (experiments/README.md, "Settings of an imported run").
+    """
+
+    description: str = ""
+    pipeline: PipelineSpec = PipelineSpec()
+    fit: FitStageSpec = FitStageSpec()
+
+
+def load_run_settings(path: str | Path) -> RunSettings:
+    """Read and validate a settings card of an imported run.
+
+    Raises
+    ------
+    SpecError
+        Missing or unreadable file, bad TOML, or an invalid key (one line).
+    """
+    return load(RunSettings, path)
+
+
 def parse_spec(data: dict, *, source: str | Path = "<spec>") -> ExperimentSpec:
     """Validate a spec given as a dict.
 

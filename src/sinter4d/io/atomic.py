@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,47 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """A temporary folder beside ``path``, renamed to ``path`` when the block ends without error.
+
+    A folder written in several steps (every file of an imported run)
+    appears whole or not at all.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination folder: it must not exist, or be empty (it is then
+        replaced). Its parent is created when missing.
+
+    Yields
+    ------
+    Path
+        The folder to fill (same parent, hidden name). It is removed with
+        everything in it if the block raises.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and is not an empty folder (checked before and again
+        at the rename).
+    """
+    path = Path(path)
+    if path.exists() and not (path.is_dir() and not any(path.iterdir())):
+        raise FileExistsError(f"{path}: exists and is not an empty folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        os.rename(tmp, path)  # fails when path appeared meanwhile
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

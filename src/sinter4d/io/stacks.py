@@ -31,7 +31,7 @@ from ..errors import InputError
 from ._formats import FORMATS, RawStack, read_format
 from ._sidecars import ANGLE_SUFFIXES, find_beside, read_angles, read_fei_log, read_mdoc, wrap_axis_angle
 
-__all__ = ["STACK_SUFFIXES", "read_angles", "read_tilt_series"]
+__all__ = ["STACK_SUFFIXES", "file_sha256", "read_angles", "read_frames", "read_tilt_series"]
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,26 @@ ANGLE_ATOL_DEG = 0.05
 ARGUMENT, FILE_METADATA, BESIDE = "argument", "file metadata", "file beside the stack"
 
 
-def _sha256(paths: list[Path]) -> str:
-    digests = []
-    for p in paths:
-        h = hashlib.sha256()
-        with p.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        digests.append(h.hexdigest())
-    return " ".join(digests)
+def read_frames(path: str | Path) -> np.ndarray:
+    """The pixels of an image or stack file in any format of :data:`STACK_SUFFIXES`, as float32, no metadata.
+
+    For files that are not tilt series: a multi-frame reference, or its stored average.
+
+    Raises
+    ------
+    InputError
+        Unknown suffix, missing or unreadable file.
+    """
+    return read_format(Path(path)).data
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex), read in 1 MiB blocks: the provenance of an imported file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _read_files(paths: list[Path]) -> tuple[np.ndarray, RawStack]:
@@ -256,7 +267,7 @@ def read_tilt_series(
         "pixel_size_nm": step, "pixel_size_source": pixel[0], "pixel_size_origin": pixel[1],
         "angles_source": tilt[0], "angles_origin": tilt[1],
         "dark_level": estimate_dark_level(data), "dark_level_method": DARK_LEVEL_METHOD,
-        "source_file": " ".join(str(p) for p in paths), "source_sha256": _sha256(paths),
+        "source_file": " ".join(str(p) for p in paths), "source_sha256": " ".join(file_sha256(p) for p in paths),
         "source_format": raw.source_format, **raw.meta,
     }
     if axis is not None:

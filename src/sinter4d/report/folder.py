@@ -21,6 +21,7 @@ from ..runfolder import RunFolder
 from ..specs import parse
 
 __all__ = [
+    "NO_TRUTH",
     "Missing",
     "Step",
     "duration",
@@ -33,6 +34,10 @@ __all__ = [
     "relative",
     "step_label",
 ]
+
+
+#: What the report says of an imported run (:attr:`RunFolder.imported`) wherever a truth would be shown.
+NO_TRUTH = "no truth is available: this is an imported experiment"
 
 
 class Missing(Exception):
@@ -70,17 +75,17 @@ def load_dataset(path: Path) -> xr.Dataset | None:
 
 
 def pipeline_settings(run: RunFolder) -> PipelineSpec | None:
-    """The run's pipeline settings: the ``pipeline`` of its spec (:attr:`RunFolder.spec`) validated; None without one.
+    """The run's pipeline settings: those its spec or settings record, validated; None without either.
 
     Raises
     ------
     SpecError
         The recorded settings are not valid pipeline settings.
     """
-    spec = read_json(run.spec)
-    if spec is None:
-        return None
-    return parse(PipelineSpec, spec.get("pipeline") or {}, source=f"{run.spec} [pipeline]")
+    from ..experiments.reconstruct import recorded_pipeline
+
+    doc, source = recorded_pipeline(run.path)
+    return None if doc is None else parse(PipelineSpec, doc, source=source)
 
 
 def duration(seconds) -> str:
@@ -152,6 +157,8 @@ def read_step(run: RunFolder, recon: Path) -> Step:
         volume, binary = ds["volume"].values, ds["binary"].values != 0
         coords = tuple(ds[c].values.astype(float) for c in ("z", "y", "x"))
         attrs = dict(ds.attrs)
+    if run.imported:
+        return Step(recon, volume, binary, coords, attrs, None, NO_TRUTH)
     tilts = run.tilts / recon.name
     if not tilts.is_file():
         note = f"no {relative(run, tilts)} (which holds the true volume)"

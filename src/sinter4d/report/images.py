@@ -14,7 +14,7 @@ from ..figures import run as fg
 from ..pipeline.denoise import denoise_bm3d
 from ..runfolder import RunFolder, step_index
 from . import html as hp
-from .folder import Missing, first_last, netcdf_attrs, pipeline_settings, read_step, relative, step_label
+from .folder import NO_TRUTH, Missing, first_last, netcdf_attrs, pipeline_settings, read_step, relative, step_label
 
 __all__ = ["denoise_settings", "section_slices", "section_surface", "section_tilts"]
 
@@ -85,7 +85,7 @@ def section_slices(run: RunFolder) -> str:
         fig = fg.orthogonal_slices(step.volume, step.binary, step.truth, z_nm=z, y_nm=y, x_nm=x,
                                    title=step_label(step.attrs, path))
         truth = ("right: true cores (white), " + step.truth_note) if step.truth is not None \
-            else f"truth not available: {step.truth_note}"
+            else (NO_TRUTH if step.truth_note == NO_TRUTH else f"truth not available: {step.truth_note}")
         caption = (f"Sections through the centre of mass of the binary volume (dotted lines: where the other "
                    f"sections cut). Left: reconstruction ({step.attrs.get('method', '?')}) with the outline of "
                    f"its binarisation (orange); {truth}, with the same outline.")
@@ -108,11 +108,14 @@ def section_surface(run: RunFolder) -> str:
             verts, faces = surface.surface_mesh(step.truth, spacing_nm=spacing, origin_nm=origin)
             meshes.append((f"truth, {label}", verts, faces))
             colours.append(surface.TRUTH_SURFACE)
+        elif step.truth_note == NO_TRUTH:
+            notes = [NO_TRUTH[0].upper() + NO_TRUTH[1:] + "."]
         else:
             notes.append(f"{path.name}: truth not available ({step.truth_note})")
     ncols = 2 if len(meshes) % 2 == 0 else min(len(meshes), 3)
     fig = surface.surface_figure(meshes, colours=colours, ncols=ncols)
-    caption = ("Marching-cubes surfaces of the binary volumes (copper) and of the true cores on the same grid "
-               "(blue), smoothed by a 1-voxel Gaussian for display and coarsened to about 30 000 triangles each; "
-               "axes in nm, z along the beam at 0° tilt. " + " ".join(notes))
+    truth = " and of the true cores on the same grid (blue)" if any(m[0].startswith("truth") for m in meshes) else ""
+    caption = (f"Marching-cubes surfaces of the binary volumes (copper){truth}, smoothed by a 1-voxel Gaussian "
+               "for display and coarsened to about 30 000 triangles each; axes in nm, z along the beam at 0° tilt. "
+               + " ".join(notes))
     return hp.image(png.figure_png(fig), alt="3D surfaces", caption=caption)

@@ -9,9 +9,9 @@ import xarray as xr
 
 from ..errors import InputError
 from ..pipeline.settings import PipelineSpec
-from ..runfolder import STAGE_NAMES, RunFolder
+from ..runfolder import STAGE_NAMES, STAGES, RunFolder
 from . import html as hp
-from .folder import duration, netcdf_attrs, pipeline_settings, read_json, relative
+from .folder import NO_TRUTH, duration, netcdf_attrs, pipeline_settings, read_json, relative
 
 __all__ = ["key_settings", "section_metadata"]
 
@@ -109,12 +109,12 @@ def _stage_table(info: dict) -> str:
         status = str(st.get("status", "–"))
         css = {"done": "ok", "skipped": "warn", "not run": "warn", "failed": "bad"}.get(status, "")
         rows.append([name, f'<span class="{css}">{hp.esc(status)}</span>', duration(st.get("seconds")),
-                     st.get("error") or ""])
+                     st.get("error") or st.get("reason") or ""])
         classes.append("bad" if status == "failed" else "")
     total = sum(float(s.get("seconds") or 0.0) for s in stages.values() if isinstance(s, dict))
     rows.append(["total", "", duration(total), ""])
     classes.append("summary")
-    return hp.table(["stage", "status", "time", "error"], rows, row_classes=classes, raw_html_columns=(1,))
+    return hp.table(["stage", "status", "time", "error or reason"], rows, row_classes=classes, raw_html_columns=(1,))
 
 
 def _recon_timings(run: RunFolder) -> str:
@@ -161,19 +161,52 @@ def _versions(run: RunFolder, info: dict | None) -> str:
     return '<div class="cols">' + "".join(f"<div>{c}</div>" for c in cols) + "</div>"
 
 
+def _imported(run: RunFolder, info: dict | None) -> str:
+    """What an imported run was made from: the manifest, and per step its stack and where each value came from."""
+    skipped = ", ".join(s.name for s in STAGES if s.needs_truth)
+    parts = [hp.paragraph(f"{NO_TRUTH[0].upper()}{NO_TRUTH[1:]} ({relative(run, run.manifest)}): the stages that "
+                          f"need one ({skipped}) are not run, and nothing here is compared with a truth.",
+                          css_class="na")]
+    manifest = (info or {}).get("manifest") or {}
+    rows = []
+    for path in run.tilt_files():
+        attrs = netcdf_attrs(path)
+        try:
+            prov = json.loads(attrs.get("provenance", "{}"))
+        except ValueError:
+            prov = {}
+        stack = prov.get("stack") or {}
+        rows.append([relative(run, path), attrs.get("manifest_row", "–"),
+                     str(stack.get("file", attrs.get("source_file", "–"))),
+                     str(stack.get("sha256", attrs.get("source_sha256", "–")))[:12],
+                     float(attrs.get("pt_time_s", np.nan)), float(attrs.get("temperature_C", np.nan)),
+                     (prov.get("angles") or {}).get("from", "–"),
+                     (prov.get("pixel_size_nm") or {}).get("from", "–"),
+                     (prov.get("reference") or {}).get("file", "") or "none"])
+    parts.append(hp.heading(f"Imported from {manifest.get('file', relative(run, run.manifest))}"))
+    parts.append(hp.table(["step", "row", "stack", "sha256", "pt_time_s (s)", "T (°C)", "angles from",
+                           "pixel size from", "reference"], rows))
+    return "\n".join(parts)
+
+
 def section_metadata(run: RunFolder) -> str:
     """Spec, key settings, stage timings (the run's record), reconstruction times, versions, log tail."""
     parts = []
     spec = read_json(run.spec)
     info = read_json(run.record)
     items: dict = {}
-    if spec is None:
+    if run.imported:
+        parts.append(_imported(run, info))
+        items["settings file"] = (info or {}).get("settings_file") or "none (the pipeline's defaults or those recorded)"
+        items["fit spec"] = (info or {}).get("fit_spec_file") or "none"
+    elif spec is None:
         parts.append(hp.not_available(f"{relative(run, run.spec)} not found"))
     else:
         items.update({"name": spec.get("name", "–"), "description": spec.get("description", "–"),
                       "seed": spec.get("seed", "–")})
-    if info is not None:
+    if info is not None and not run.imported:
         items["spec file"] = info.get("spec_file", "–")
+    if info is not None:
         items["started"] = info.get("started", "–")
         items["finished"] = info.get("finished") or "not finished"
         if info.get("seconds_last_invocation") is not None:

@@ -14,7 +14,12 @@ URI, in the sections of :data:`SECTIONS`:
 7. the fit (summary table and header, corner plot, posterior predictive).
 
 A part whose inputs are missing (a partial run) or unreadable shows one line
-``not available: <why>``; the report itself never fails on them. Figures come
+``not available: <why>``; the report itself never fails on them. The report
+of an imported run (:attr:`RunFolder.imported
+<sinter4d.runfolder.RunFolder.imported>`) says plainly that no truth is
+available, and leaves out the sections of the stages that need one
+(:data:`SECTION_STAGES`, :attr:`Stage.needs_truth
+<sinter4d.runfolder.Stage>`). Figures come
 from :mod:`sinter4d.figures`, HTML from :mod:`.html`.
 """
 
@@ -31,7 +36,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..errors import InputError
 from ..io.atomic import write_text_atomic
-from ..runfolder import RunFolder
+from ..runfolder import RunFolder, stage
 from . import html as hp
 from .fit import section_fit
 from .folder import Missing, read_json
@@ -39,7 +44,7 @@ from .images import section_slices, section_surface, section_tilts
 from .metadata import section_metadata
 from .results import section_metrics, section_validation
 
-__all__ = ["SECTIONS", "build_report"]
+__all__ = ["SECTIONS", "SECTION_STAGES", "build_report", "report_sections"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +59,9 @@ SECTIONS = (
     ("fit", "7. Fit"),
 )
 
+#: The stage whose outputs a section shows, when it shows one stage's alone.
+SECTION_STAGES = {"validation": "validate", "fit": "fit"}
+
 _BUILDERS: dict[str, Callable[[RunFolder], str]] = {
     "metadata": section_metadata,
     "tilts": section_tilts,
@@ -63,6 +71,17 @@ _BUILDERS: dict[str, Callable[[RunFolder], str]] = {
     "validation": section_validation,
     "fit": section_fit,
 }
+
+
+def report_sections(run: RunFolder) -> tuple[tuple[str, str], ...]:
+    """The (anchor, heading) of the sections ``run``'s report shows, numbered in order.
+
+    Every section of :data:`SECTIONS`, but for an imported run those of the
+    stages that need a truth.
+    """
+    shown = [(a, title) for a, title in SECTIONS
+             if not (run.imported and a in SECTION_STAGES and stage(SECTION_STAGES[a]).needs_truth)]
+    return tuple((a, f"{k}. {title.split('. ', 1)[1]}") for k, (a, title) in enumerate(shown, start=1))
 
 
 def _render(anchor: str, run: RunFolder) -> str:
@@ -81,8 +100,8 @@ def build_report(run_dir: str | Path, *, progress: bool = True) -> Path:
 
     The report is one self-contained HTML file (inline CSS, figures as PNG
     data URIs, no scripts, no external links) with the sections of
-    :data:`SECTIONS`. A section whose inputs are missing or unreadable shows
-    ``not available: <why>`` instead of failing.
+    :func:`report_sections`. A section whose inputs are missing or
+    unreadable shows ``not available: <why>`` instead of failing.
 
     Parameters
     ----------
@@ -107,7 +126,7 @@ def build_report(run_dir: str | Path, *, progress: bool = True) -> Path:
         raise InputError(f"{run.path}: not a run folder (no such directory)")
     bodies = []
     t0 = time.perf_counter()
-    for anchor, title in tqdm(SECTIONS, desc=f"report {run.path.name}", unit="section", disable=not progress):
+    for anchor, title in tqdm(report_sections(run), desc=f"report {run.path.name}", unit="section", disable=not progress):
         bodies.append((anchor, title, _render(anchor, run)))
     try:
         name = (read_json(run.spec) or {}).get("name") or run.path.name

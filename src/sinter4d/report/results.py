@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from ..figures import png
-from ..runfolder import STAGES, RunFolder
+from ..runfolder import STAGES, RunFolder, stage
 from . import html as hp
 from .folder import Missing, load_dataset, relative
 
@@ -51,6 +51,8 @@ def section_metrics(run: RunFolder) -> str:
     """The measurement's and the validation's figures, and the count of each measurement status."""
     parts = []
     for role, caption in _METRIC_FIGURES:
+        if run.imported and stage(_maker(role)).needs_truth:
+            continue  # an imported run has no truth to compare with: nothing is missing
         path = getattr(run, role)
         name = relative(run, path)
         if path.is_file():
