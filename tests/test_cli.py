@@ -41,7 +41,6 @@ def _files(folder):
         (["run", "{bad}", "--out", "{out}/run", "--fit", "{bad}"], "are for an imported run folder"),
         (["run", "{empty}"], "not an imported run folder"),
         (["import", "{out}/nope.csv", "--out", "{out}/run"], "cannot read the manifest"),
-        (["import", "{out}/nope.mrc", "--out", "{out}/t.nc"], "--angles is required"),
         (["sweep", "{bad}", "--out", "{out}/sweep"], "base: missing key"),
         (["report", "{out}/nowhere"], "not a run folder"),
     ],
