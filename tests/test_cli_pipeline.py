@@ -158,9 +158,9 @@ def test_import_prints_what_it_read(tilts_file, tmp_path, capsys):
         mrc.voxel_size = src.attrs["pixel_size_nm"] * 10.0
     (tmp_path / "series.tlt").write_text("\n".join(f"{a:g}" for a in src.tilt_angle.values) + "\n")
     out = tmp_path / "t.nc"
-    assert main(["import", str(stack), "--tilt-axis-angle", "90", "--out", str(out)]) == 0
+    assert main(["import", str(stack), "--tilt-axis-rotation", "90", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "series.tlt, file beside the stack" in text and "MRC header, file metadata" in text
     assert "tilt axis 90 deg from y (given)" in text
     ds = xr.open_dataset(out)
-    assert ds.attrs["tilt_axis_angle_deg"] == 90.0 and ds.attrs["dark_level"] < -400
+    assert ds.attrs["tilt_axis_rotation_deg"] == 90.0 and ds.attrs["dark_level"] < -400

@@ -50,7 +50,7 @@ def test_fei_needle_with_its_files_beside():
     assert (a["angles_source"], a["angles_origin"]) == ("file beside the stack", "HAADF.rawtlt")
     assert a["pixel_size_nm"] == pytest.approx(3.36) and a["pixel_size_origin"] == "FEI extended header"
     # the acquisition log: "Tilt Axis Angle [deg]:90.00", the axis along x
-    assert a["tilt_axis_angle_deg"] == 90.0 and a["tilt_axis_angle_origin"] == "HAADF.txt"
+    assert a["tilt_axis_rotation_deg"] == 90.0 and a["tilt_axis_rotation_origin"] == "HAADF.txt"
     # raw int16 values kept; the vacuum sits near -31 900
     assert ds.counts.values.min() == -31908 and ds.counts.values.max() == 32325
     assert -31950 < a["dark_level"] < -31850
@@ -65,7 +65,7 @@ def test_fei_needle_alone_reads_its_extended_header(tmp_path):
     np.testing.assert_array_equal(ds.tilt_angle.values, np.loadtxt(ETSPY / "HAADF.rawtlt"))
     assert (ds.attrs["angles_source"], ds.attrs["angles_origin"]) == ("file metadata", "FEI extended header")
     assert ds.attrs["pixel_size_nm"] == pytest.approx(3.36)
-    assert "tilt_axis_angle_deg" not in ds.attrs  # the extended header's axis field is 0 here: not trusted
+    assert "tilt_axis_rotation_deg" not in ds.attrs  # the extended header's axis field is 0 here: not trusted
 
 
 # ------------------------------------------------------------ Gatan DM3

@@ -62,7 +62,7 @@ def test_mrc_round_trip_finds_the_angle_list_beside(tmp_path):
     assert (a["angles_source"], a["angles_origin"]) == ("file beside the stack", "series.rawtlt")
     assert a["source_format"] == "MRC" and a["mrc_permissive"] == 0
     assert a["source_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert "tilt_axis_angle_deg" not in a  # nothing says it: the pipeline finds it
+    assert "tilt_axis_rotation_deg" not in a  # nothing says it: the pipeline finds it
     # coordinates centred on the image middle, spaced by the pixel size
     np.testing.assert_allclose(ds.x.values, (np.arange(SHAPE[2]) - (SHAPE[2] - 1) / 2) * a["pixel_size_nm"])
     np.testing.assert_allclose(ds.y.values.mean(), 0.0, atol=1e-12)
@@ -165,17 +165,17 @@ def test_serialem_mrc_with_mdoc(tmp_path, mdoc_name):
     np.testing.assert_allclose(ds.tilt_angle.values, angles)
     assert ds.attrs["angles_origin"] == mdoc_name and ds.attrs["pixel_size_nm"] == pytest.approx(0.788)
     # IMOD/SerialEM: counter-clockwise from y; here: from y towards +x
-    assert ds.attrs["tilt_axis_angle_deg"] == pytest.approx(84.5)
-    assert ds.attrs["tilt_axis_angle_origin"] == mdoc_name
+    assert ds.attrs["tilt_axis_rotation_deg"] == pytest.approx(84.5)
+    assert ds.attrs["tilt_axis_rotation_origin"] == mdoc_name
 
 
 def test_mdoc_tilt_axis_key_and_argument_override(tmp_path, caplog):
     path = _write_mrc(tmp_path / "s.mrc", _images(), voxel_size_A=7.88)
     (tmp_path / "s.mdoc").write_text(_mdoc(ANGLES, axis=90.0, axis_key=True))
-    assert read_tilt_series(path).attrs["tilt_axis_angle_deg"] == 90.0
+    assert read_tilt_series(path).attrs["tilt_axis_rotation_deg"] == 90.0
     with caplog.at_level(logging.WARNING, logger="sinter4d.io.stacks"):
-        ds = read_tilt_series(path, tilt_axis_angle_deg=-3.0)
-    assert ds.attrs["tilt_axis_angle_deg"] == -3.0 and ds.attrs["tilt_axis_angle_source"] == "argument"
+        ds = read_tilt_series(path, tilt_axis_rotation_deg=-3.0)
+    assert ds.attrs["tilt_axis_rotation_deg"] == -3.0 and ds.attrs["tilt_axis_rotation_source"] == "argument"
     assert "tilt-axis angle -3 deg" in caplog.text and "s.mdoc says 90 deg" in caplog.text
 
 
@@ -284,7 +284,7 @@ def test_unknown_suffix_and_missing_files(tmp_path, tlt):
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [({"pixel_size_nm": -1.0}, "pixel_size_nm"),
-                                               ({"tilt_axis_angle_deg": float("nan")}, "tilt_axis_angle_deg")])
+                                               ({"tilt_axis_rotation_deg": float("nan")}, "tilt_axis_rotation_deg")])
 def test_bad_arguments(tmp_path, tlt, kwargs, match):
     with pytest.raises(InputError, match=match):
         read_tilt_series(_write_mrc(tmp_path / "s.mrc", _images()), angles=tlt, **kwargs)

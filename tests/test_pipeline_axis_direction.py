@@ -17,10 +17,10 @@ from sinter4d.acquisition import ScanSettings, simulate_tilt_series
 from sinter4d.errors import InputError
 from sinter4d.phantom import Grid
 from sinter4d.pipeline.axis_direction import (
-    choose_axis_angle,
+    choose_axis_rotation,
     common_line_scores,
-    find_tilt_axis_angle,
-    fold_axis_angle,
+    find_tilt_axis_rotation,
+    fold_axis_rotation,
     rotate_to_axis,
 )
 from sinter4d.pipeline.binarize import dice
@@ -41,7 +41,7 @@ def _turned(images, angle_deg):
 
 
 def _angle_error(found, truth):
-    return abs(fold_axis_angle(found - truth))
+    return abs(fold_axis_rotation(found - truth))
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def _with_counts(ds: xr.Dataset, images: np.ndarray, **attrs) -> xr.Dataset:
 def test_finds_the_direction_of_a_simulated_series(series, turn, truth):
     counts = series["counts"].values
     images = counts if turn is None else np.rot90(counts, 1, axes=(1, 2)) if turn == "rot90" else _turned(counts, turn)
-    found = find_tilt_axis_angle(images, ANGLES)
+    found = find_tilt_axis_rotation(images, ANGLES)
     assert -90.0 < found <= 90.0
     assert _angle_error(found, truth) < TOL_DEG, found
 
@@ -92,9 +92,9 @@ def test_finds_the_direction_of_radon_projections_of_blobs():
     theta = np.linspace(-40.0, 40.0, 21)
     sino = np.stack([radon(volume[:, k, :], theta=theta, circle=False) for k in range(64)])  # (y, det, tilt)
     images = 4.0 + np.transpose(sino, (2, 0, 1))  # noise-free: the estimator's noise limit is in validation.md
-    assert _angle_error(find_tilt_axis_angle(images, theta), 0.0) < TOL_DEG
-    assert _angle_error(find_tilt_axis_angle(np.rot90(images, 1, axes=(1, 2)), theta), 90.0) < TOL_DEG
-    assert _angle_error(find_tilt_axis_angle(_turned(images, -5.0), theta), -5.0) < TOL_DEG
+    assert _angle_error(find_tilt_axis_rotation(images, theta), 0.0) < TOL_DEG
+    assert _angle_error(find_tilt_axis_rotation(np.rot90(images, 1, axes=(1, 2)), theta), 90.0) < TOL_DEG
+    assert _angle_error(find_tilt_axis_rotation(_turned(images, -5.0), theta), -5.0) < TOL_DEG
 
 
 def test_scores_are_lowest_along_the_axis(series):
@@ -124,18 +124,18 @@ def test_rotation_is_exact_for_quarter_turns_and_proper():
 
 def test_choice_of_the_angle_and_its_source(series):
     counts = series["counts"].values
-    assert choose_axis_angle(counts, ANGLES, recorded=0.0) == (0.0, "file")
-    assert choose_axis_angle(counts, ANGLES, AlignSettings(axis_angle=270.0), recorded=0.0) == (90.0, "setting")
-    assert choose_axis_angle(counts, ANGLES, AlignSettings(axis_angle=-90.0)) == (90.0, "setting")
+    assert choose_axis_rotation(counts, ANGLES, recorded=0.0) == (0.0, "file")
+    assert choose_axis_rotation(counts, ANGLES, AlignSettings(axis_rotation=270.0), recorded=0.0) == (90.0, "setting")
+    assert choose_axis_rotation(counts, ANGLES, AlignSettings(axis_rotation=-90.0)) == (90.0, "setting")
     # found near 0 or 90 deg: snapped (no resampling), else kept as found
-    assert choose_axis_angle(np.rot90(counts, 1, axes=(1, 2)), ANGLES, AlignSettings(axis_angle="find"),
+    assert choose_axis_rotation(np.rot90(counts, 1, axes=(1, 2)), ANGLES, AlignSettings(axis_rotation="find"),
                              recorded=0.0) == (90.0, "found")
-    angle, source = choose_axis_angle(_turned(counts, 3.0), ANGLES)
+    angle, source = choose_axis_rotation(_turned(counts, 3.0), ANGLES)
     assert source == "found" and angle != 0.0 and abs(angle - 3.0) < TOL_DEG
     with pytest.raises(InputError, match="no tilt axis"):
-        find_tilt_axis_angle(np.ones((5, 32, 32)), ANGLES[:5])
+        find_tilt_axis_rotation(np.ones((5, 32, 32)), ANGLES[:5])
     with pytest.raises(InputError, match="n angles"):
-        find_tilt_axis_angle(counts, ANGLES[:5])
+        find_tilt_axis_rotation(counts, ANGLES[:5])
 
 
 @pytest.fixture(scope="module")
@@ -146,29 +146,29 @@ def aligned_recon(series):
 
 def test_a_series_along_x_reconstructs_exactly_as_the_aligned_one(series, aligned_recon):
     settings, ref = aligned_recon
-    assert (ref.attrs["tilt_axis_angle_deg"], ref.attrs["tilt_axis_angle_source"]) == (0.0, "file")
+    assert (ref.attrs["tilt_axis_rotation_deg"], ref.attrs["tilt_axis_rotation_source"]) == (0.0, "file")
     along_x = _with_counts(series, np.rot90(series["counts"].values, 1, axes=(1, 2)))
     out = process_tilt_series(along_x, settings, n_jobs=1)
-    assert (out.attrs["tilt_axis_angle_deg"], out.attrs["tilt_axis_angle_source"]) == (90.0, "found")
+    assert (out.attrs["tilt_axis_rotation_deg"], out.attrs["tilt_axis_rotation_source"]) == (90.0, "found")
     np.testing.assert_array_equal(out.volume.values, ref.volume.values)
     np.testing.assert_array_equal(out.binary.values, ref.binary.values)
     # the same when the file says so
-    given = process_tilt_series(_with_counts(series, along_x.counts.values, tilt_axis_angle_deg=90.0), settings, n_jobs=1)
-    assert given.attrs["tilt_axis_angle_source"] == "file"
+    given = process_tilt_series(_with_counts(series, along_x.counts.values, tilt_axis_rotation_deg=90.0), settings, n_jobs=1)
+    assert given.attrs["tilt_axis_rotation_source"] == "file"
     np.testing.assert_array_equal(given.binary.values, ref.binary.values)
 
 
 def test_a_series_turned_by_3_degrees_reconstructs_to_the_same_binary(series, aligned_recon):
     settings, ref = aligned_recon
     out = process_tilt_series(_with_counts(series, _turned(series["counts"].values, 3.0)), settings, n_jobs=1)
-    assert out.attrs["tilt_axis_angle_source"] == "found"
-    assert abs(out.attrs["tilt_axis_angle_deg"] - 3.0) < TOL_DEG
+    assert out.attrs["tilt_axis_rotation_source"] == "found"
+    assert abs(out.attrs["tilt_axis_rotation_deg"] - 3.0) < TOL_DEG
     assert out.binary.shape == ref.binary.shape
     assert dice(out.binary.values, ref.binary.values) >= 0.9
     # what it records reads back: a given angle is the setting
-    fixed = settings.model_copy(update={"axis_angle": 3.0})
+    fixed = settings.model_copy(update={"axis_rotation": 3.0})
     again = process_tilt_series(_with_counts(series, _turned(series["counts"].values, 3.0)), fixed, n_jobs=1)
-    assert again.attrs["tilt_axis_angle_source"] == "setting"
+    assert again.attrs["tilt_axis_rotation_source"] == "setting"
     assert recorded_settings(again.attrs, {"slab_thickness_nm": 96.0}) == fixed
 
 
@@ -185,5 +185,5 @@ def test_etspy_needle_axis_is_found_along_x():
     with mrcfile.open(folder / "HAADF.mrc", permissive=True) as f:
         images = np.asarray(f.data, dtype=np.float32)
     angles = np.loadtxt(folder / "HAADF.rawtlt")
-    found = find_tilt_axis_angle(images - images.min(), angles)
+    found = find_tilt_axis_rotation(images - images.min(), angles)
     assert _angle_error(found, 90.0) < 5.0, found

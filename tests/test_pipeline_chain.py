@@ -29,7 +29,7 @@ def _series(images=None, angles=ANGLES, **attrs) -> xr.Dataset:
     return xr.Dataset(
         {"counts": (("tilt", "y", "x"), np.asarray(images, dtype=np.float32))},
         coords={"tilt_angle": ("tilt", np.asarray(angles, dtype=float))},
-        attrs={"pixel_size_nm": PIXEL, "tilt_axis_angle_deg": 0.0, **attrs},
+        attrs={"pixel_size_nm": PIXEL, "tilt_axis_rotation_deg": 0.0, **attrs},
     )
 
 

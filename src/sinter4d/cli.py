@@ -60,15 +60,15 @@ def _cmd_import(args: argparse.Namespace) -> int:
         return _import_manifest(args)
     stack = args.stack[0] if len(args.stack) == 1 else args.stack
     ds = read_tilt_series(stack, angles=args.angles, pixel_size_nm=args.pixel_size,
-                          tilt_axis_angle_deg=args.tilt_axis_angle)
+                          tilt_axis_rotation_deg=args.tilt_axis_rotation)
     out = write_dataset_atomic(ds, args.out)
     a, angles = ds.attrs, ds.tilt_angle.values
 
     def origin(key):
         return "given" if a[key + "_source"] == "argument" else f"{a[key + '_origin']}, {a[key + '_source']}"
 
-    axis = (f"tilt axis {a['tilt_axis_angle_deg']:g} deg from y ({origin('tilt_axis_angle')})"
-            if "tilt_axis_angle_deg" in a else "tilt axis not given (the pipeline finds it)")
+    axis = (f"tilt axis {a['tilt_axis_rotation_deg']:g} deg from y ({origin('tilt_axis_rotation')})"
+            if "tilt_axis_rotation_deg" in a else "tilt axis not given (the pipeline finds it)")
     print(f"{out}: {ds.sizes['tilt']} images of {ds.sizes['y']} x {ds.sizes['x']} px ({a['source_format']})\n"
           f"  pixel size {a['pixel_size_nm']:g} nm ({origin('pixel_size')})\n"
           f"  {angles.size} tilt angles {angles.min():g}..{angles.max():g} deg ({origin('angles')})\n"
@@ -81,7 +81,7 @@ def _import_manifest(args: argparse.Namespace) -> int:
 
     manifest = args.stack[0]
     given = [opt for opt, value in (("--angles", args.angles), ("--pixel-size", args.pixel_size),
-                                    ("--tilt-axis-angle", args.tilt_axis_angle)) if value is not None]
+                                    ("--tilt-axis-rotation", args.tilt_axis_rotation)) if value is not None]
     if given:
         raise InputError(f"{manifest}: {given[0]} is for a single stack; a manifest gives it per row")
     run = import_manifest(manifest, args.out)
@@ -211,14 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "it (NAME.rawtlt/.tlt, NAME.mdoc, an FEI NAME.txt log); when they disagree the option wins "
                        "and a warning says so. The raw values are kept; the dark (vacuum) level is recorded. "
                        "A manifest .csv (columns stack, angles, pt_time_s, temperature_C[, reference, "
-                       "pixel_size_nm, tilt_axis_angle_deg]) imports a whole 4D experiment into a run folder.")
+                       "pixel_size_nm, tilt_axis_rotation_deg]) imports a whole 4D experiment into a run folder.")
     p.add_argument("stack", nargs="+",
                    help="the stack file, several single-image files (one per tilt, in acquisition order), "
                    "or an experiment manifest (.csv)")
     p.add_argument("--angles", default=None,
                    help="text file of tilt angles (deg), one per line (IMOD .rawtlt); default: from the files")
     p.add_argument("--pixel-size", type=float, default=None, help="pixel size (nm); default: from the files")
-    p.add_argument("--tilt-axis-angle", type=float, default=None, metavar="DEG",
+    p.add_argument("--tilt-axis-rotation", type=float, default=None, metavar="DEG",
                    help="in-plane tilt-axis angle, deg from the image y axis towards +x (0: along y, 90: along x); "
                    "default: from the files, else found by the pipeline")
     p.add_argument("--out", required=True, help=f"tilt-series file to write (.nc); for a manifest the run folder "

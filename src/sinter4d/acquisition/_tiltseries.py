@@ -168,7 +168,7 @@ def simulate_tilt_series(
         ``true_shift_x`` (tilt, px: the drift); attributes ``pixel_size_nm``,
         ``dose_e_per_nm2`` (whole series), ``probe_current_pA``,
         ``dwell_time_ns``, ``pt_time_s``, ``temperature_C``,
-        ``true_axis_offset_px``, ``tilt_axis_angle_deg`` (0: the axis runs
+        ``true_axis_offset_px``, ``tilt_axis_rotation_deg`` (0: the axis runs
         along y), ``electrons_per_pixel_per_frame``,
         ``film_thickness_nm`` and the HAADF parameters.
 
@@ -274,7 +274,7 @@ def simulate_tilt_series(
         temperature_C=float(temperature_C),
         electrons_per_pixel_per_frame=e_out,
         true_axis_offset_px=offset,
-        tilt_axis_angle_deg=0.0,
+        tilt_axis_rotation_deg=0.0,
         drift_sd_px=drift_sd,
         film_thickness_nm=film,
         voxel_size_nm=float(grid.voxel_size_nm),

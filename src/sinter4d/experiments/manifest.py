@@ -11,7 +11,7 @@ Columns ``stack``, ``angles``, ``pt_time_s`` and ``temperature_C`` are
 required; ``reference`` (a multi-frame stack, or its average, of one region
 at one tilt: it tunes BM3D's noise level as the paper's 50-frame average
 did), ``reference_tilt_deg`` (the tilt of the reference, default 0°),
-``pixel_size_nm`` and ``tilt_axis_angle_deg`` are optional. Paths are
+``pixel_size_nm`` and ``tilt_axis_rotation_deg`` are optional. Paths are
 relative to the CSV; ``angles`` may be empty when the stack's own metadata
 holds them.
 
@@ -55,7 +55,7 @@ __all__ = [
 #: Columns every manifest has.
 MANIFEST_COLUMNS = ("stack", "angles", "pt_time_s", "temperature_C")
 #: Columns a manifest may have.
-OPTIONAL_COLUMNS = ("reference", "reference_tilt_deg", "pixel_size_nm", "tilt_axis_angle_deg")
+OPTIONAL_COLUMNS = ("reference", "reference_tilt_deg", "pixel_size_nm", "tilt_axis_rotation_deg")
 
 #: Relative difference of pixel sizes taken as the same pixel size.
 _PIXEL_RTOL = 1e-3
@@ -79,7 +79,7 @@ class ManifestRow:
     reference : Path or None
     reference_tilt_deg : float
         Tilt of the reference, deg (0 when the column is absent or empty).
-    pixel_size_nm, tilt_axis_angle_deg : float or None
+    pixel_size_nm, tilt_axis_rotation_deg : float or None
         None: from the stack's metadata.
     """
 
@@ -91,14 +91,14 @@ class ManifestRow:
     reference: Path | None = None
     reference_tilt_deg: float = 0.0
     pixel_size_nm: float | None = None
-    tilt_axis_angle_deg: float | None = None
+    tilt_axis_rotation_deg: float | None = None
 
 
 # -- the per-file readers: the one seam to io/ (the only two bodies that name a reader) ----------
 
 
 def read_series(path: Path, *, angles: Path | None = None, pixel_size_nm: float | None = None,
-                tilt_axis_angle_deg: float | None = None) -> xr.Dataset:
+                tilt_axis_rotation_deg: float | None = None) -> xr.Dataset:
     """One tilt series of a manifest: :func:`sinter4d.io.stacks.read_tilt_series` of its row.
 
     Returns
@@ -107,7 +107,7 @@ def read_series(path: Path, *, angles: Path | None = None, pixel_size_nm: float 
         The tilt-series layout of docs/design.md.
     """
     return read_tilt_series(path, angles=angles, pixel_size_nm=pixel_size_nm,
-                            tilt_axis_angle_deg=tilt_axis_angle_deg)
+                            tilt_axis_rotation_deg=tilt_axis_rotation_deg)
 
 
 def read_reference(path: Path) -> tuple[np.ndarray, int]:
@@ -179,7 +179,7 @@ def _parse_row(cells: dict[str, str], k: int, csv_path: Path) -> ManifestRow:
         if not cells.get(column):
             raise InputError(f"{where(column)}: missing value")
     values = {c: _number(cells[c], where(c), positive=c == "pixel_size_nm") if cells.get(c) else None
-              for c in ("pt_time_s", "temperature_C", "reference_tilt_deg", "pixel_size_nm", "tilt_axis_angle_deg")}
+              for c in ("pt_time_s", "temperature_C", "reference_tilt_deg", "pixel_size_nm", "tilt_axis_rotation_deg")}
     if values["pt_time_s"] < 0:
         raise InputError(f"{where('pt_time_s')}: must be >= 0 s (got {values['pt_time_s']:g})")
     if not -273.15 < values["temperature_C"] < 1083.0:
@@ -199,7 +199,7 @@ def _parse_row(cells: dict[str, str], k: int, csv_path: Path) -> ManifestRow:
         reference=reference,
         reference_tilt_deg=values["reference_tilt_deg"] or 0.0,
         pixel_size_nm=values["pixel_size_nm"],
-        tilt_axis_angle_deg=values["tilt_axis_angle_deg"],
+        tilt_axis_rotation_deg=values["tilt_axis_rotation_deg"],
     )
 
 
@@ -267,7 +267,7 @@ def _step_dataset(row: ManifestRow, k: int, csv_path: Path, csv_sha: str) -> xr.
     where = f"{csv_path}: row {row.row}"
     try:
         ds = read_series(row.stack, angles=row.angles, pixel_size_nm=row.pixel_size_nm,
-                         tilt_axis_angle_deg=row.tilt_axis_angle_deg)
+                         tilt_axis_rotation_deg=row.tilt_axis_rotation_deg)
     except InputError as exc:
         raise InputError(f"{where}, column stack: {exc}") from None
     provenance = {
@@ -280,10 +280,10 @@ def _step_dataset(row: ManifestRow, k: int, csv_path: Path, csv_sha: str) -> xr.
         "pt_time_s": {"value": row.pt_time_s, "from": "manifest"},
         "temperature_C": {"value": row.temperature_C, "from": "manifest"},
     }
-    if row.tilt_axis_angle_deg is not None or "tilt_axis_angle_deg" in ds.attrs:
-        provenance["tilt_axis_angle_deg"] = {"value": float(ds.attrs.get("tilt_axis_angle_deg", np.nan)),
-                                             "from": _origin(ds, "tilt_axis_angle",
-                                                             row.tilt_axis_angle_deg is not None)}
+    if row.tilt_axis_rotation_deg is not None or "tilt_axis_rotation_deg" in ds.attrs:
+        provenance["tilt_axis_rotation_deg"] = {"value": float(ds.attrs.get("tilt_axis_rotation_deg", np.nan)),
+                                             "from": _origin(ds, "tilt_axis_rotation",
+                                                             row.tilt_axis_rotation_deg is not None)}
     if row.reference is not None:
         try:
             image, n_frames = read_reference(row.reference)

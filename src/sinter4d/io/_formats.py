@@ -45,7 +45,7 @@ class RawStack:
         integers; the stored dtype is ``meta["source_dtype"]``).
     source_format : str
         e.g. ``"MRC"``, ``"Gatan DM3"``.
-    pixel_size_nm, angles_deg, tilt_axis_angle_deg : dict
+    pixel_size_nm, angles_deg, tilt_axis_rotation_deg : dict
         What the file's metadata says, by origin (e.g. ``"MRC header"``);
         the first entry is the most trusted.
     meta : dict
@@ -56,7 +56,7 @@ class RawStack:
     source_format: str
     pixel_size_nm: dict[str, float] = field(default_factory=dict)
     angles_deg: dict[str, np.ndarray] = field(default_factory=dict)
-    tilt_axis_angle_deg: dict[str, float] = field(default_factory=dict)
+    tilt_axis_rotation_deg: dict[str, float] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
 
 

@@ -17,13 +17,13 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["ANGLE_SUFFIXES", "FeiLog", "Mdoc", "find_beside", "read_angles", "read_fei_log", "read_mdoc", "wrap_axis_angle"]
+__all__ = ["ANGLE_SUFFIXES", "FeiLog", "Mdoc", "find_beside", "read_angles", "read_fei_log", "read_mdoc", "wrap_axis_rotation"]
 
 #: Suffixes of an IMOD angle list looked for beside a stack (``name.rawtlt``), in this order.
 ANGLE_SUFFIXES = (".rawtlt", ".tlt")
 
 
-def wrap_axis_angle(angle_deg: float) -> float:
+def wrap_axis_rotation(angle_deg: float) -> float:
     """An in-plane axis direction (degree) wrapped to ``(-90, 90]`` (a line, so modulo 180)."""
     wrapped = (float(angle_deg) + 90.0) % 180.0 - 90.0
     return 90.0 if wrapped == -90.0 else wrapped
@@ -82,14 +82,14 @@ class Mdoc:
         ``TiltAngle`` of each ``[ZValue = k]`` section, in ``k`` order.
     pixel_size_nm : float or None
         ``PixelSpacing`` (written in angstrom) in nm.
-    tilt_axis_angle_deg : float or None
+    tilt_axis_rotation_deg : float or None
         ``TiltAxisAngle``, or the ``Tilt axis angle`` of a ``[T = ...]``
         line, converted to this package's convention (see :func:`read_mdoc`).
     """
 
     angles_deg: np.ndarray | None
     pixel_size_nm: float | None
-    tilt_axis_angle_deg: float | None
+    tilt_axis_rotation_deg: float | None
 
 
 _KEY = re.compile(r"^\s*(\w+)\s*=\s*(.*?)\s*$")
@@ -139,7 +139,7 @@ def read_mdoc(path: Path) -> Mdoc:
     return Mdoc(
         angles_deg=angles,
         pixel_size_nm=pixels[0] / 10.0 if pixels else None,
-        tilt_axis_angle_deg=None if axis is None else wrap_axis_angle(-axis),
+        tilt_axis_rotation_deg=None if axis is None else wrap_axis_rotation(-axis),
     )
 
 
@@ -148,7 +148,7 @@ class FeiLog:
     """What an FEI tomography acquisition log (``name.txt`` beside the stack) says."""
 
     pixel_size_nm: float | None
-    tilt_axis_angle_deg: float | None
+    tilt_axis_rotation_deg: float | None
 
 
 _FEI_PIXEL = re.compile(r"Image pixel size \[(nm|pm|um|\W?m)\]\s*:\s*([-+0-9.eE]+)")
@@ -173,7 +173,7 @@ def read_fei_log(path: Path) -> FeiLog | None:
         unit = m.group(1) if m.group(1) in _FEI_UNIT_NM else "um"  # the degree/micro sign may be mangled
         pixel = float(m.group(2)) * _FEI_UNIT_NM[unit]
     if m := _FEI_AXIS.search(text):
-        axis = wrap_axis_angle(float(m.group(1)))
+        axis = wrap_axis_rotation(float(m.group(1)))
     if pixel is None and axis is None:
         return None
-    return FeiLog(pixel_size_nm=pixel if pixel and pixel > 0 else None, tilt_axis_angle_deg=axis)
+    return FeiLog(pixel_size_nm=pixel if pixel and pixel > 0 else None, tilt_axis_rotation_deg=axis)

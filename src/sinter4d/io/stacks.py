@@ -29,7 +29,7 @@ import xarray as xr
 from ..checks import check_number, check_tilt_stack
 from ..errors import InputError
 from ._formats import FORMATS, RawStack, read_format
-from ._sidecars import ANGLE_SUFFIXES, find_beside, read_angles, read_fei_log, read_mdoc, wrap_axis_angle
+from ._sidecars import ANGLE_SUFFIXES, find_beside, read_angles, read_fei_log, read_mdoc, wrap_axis_rotation
 
 __all__ = ["STACK_SUFFIXES", "file_sha256", "read_angles", "read_frames", "read_tilt_series"]
 
@@ -88,34 +88,34 @@ def _read_files(paths: list[Path]) -> tuple[np.ndarray, RawStack]:
     return series.data, series
 
 
-def _candidates(path: Path, raw: RawStack, angles, pixel_size_nm, tilt_axis_angle_deg, single: bool) -> dict:
+def _candidates(path: Path, raw: RawStack, angles, pixel_size_nm, tilt_axis_rotation_deg, single: bool) -> dict:
     """Every source of each quantity, most trusted first: ``(source, origin, value)``."""
-    found = {"pixel_size_nm": [], "angles": [], "tilt_axis_angle_deg": []}
+    found = {"pixel_size_nm": [], "angles": [], "tilt_axis_rotation_deg": []}
     if pixel_size_nm is not None:
         found["pixel_size_nm"].append((ARGUMENT, "pixel_size_nm", check_number(pixel_size_nm, "pixel_size_nm", minimum=0, strict=True)))
     if angles is not None:
         found["angles"].append((ARGUMENT, Path(angles).name, read_angles(angles)))
-    if tilt_axis_angle_deg is not None:
-        value = check_number(tilt_axis_angle_deg, "tilt_axis_angle_deg", minimum=-180.0, maximum=180.0)
-        found["tilt_axis_angle_deg"].append((ARGUMENT, "tilt_axis_angle_deg", wrap_axis_angle(value)))
+    if tilt_axis_rotation_deg is not None:
+        value = check_number(tilt_axis_rotation_deg, "tilt_axis_rotation_deg", minimum=-180.0, maximum=180.0)
+        found["tilt_axis_rotation_deg"].append((ARGUMENT, "tilt_axis_rotation_deg", wrap_axis_rotation(value)))
     if single and (tlt := find_beside(path, ANGLE_SUFFIXES)) is not None:
         found["angles"].append((BESIDE, tlt.name, read_angles(tlt)))
     if single and (mdoc_path := find_beside(path, (".mdoc",))) is not None:
         mdoc = read_mdoc(mdoc_path)
         for key, value in (("angles", mdoc.angles_deg), ("pixel_size_nm", mdoc.pixel_size_nm),
-                           ("tilt_axis_angle_deg", mdoc.tilt_axis_angle_deg)):
+                           ("tilt_axis_rotation_deg", mdoc.tilt_axis_rotation_deg)):
             if value is not None:
                 found[key].append((BESIDE, mdoc_path.name, value))
     found["angles"] += [(FILE_METADATA, origin, v) for origin, v in raw.angles_deg.items()]
     found["pixel_size_nm"] += [(FILE_METADATA, origin, v) for origin, v in raw.pixel_size_nm.items()]
-    found["tilt_axis_angle_deg"] += [(FILE_METADATA, origin, v) for origin, v in raw.tilt_axis_angle_deg.items()]
+    found["tilt_axis_rotation_deg"] += [(FILE_METADATA, origin, v) for origin, v in raw.tilt_axis_rotation_deg.items()]
     log_path = path.with_suffix(".txt")  # FEI tomography writes MRC stacks and this log beside them
     fei_log = read_fei_log(log_path) if single and raw.source_format == "MRC" and log_path.is_file() else None
     if fei_log is not None:
         if fei_log.pixel_size_nm is not None:
             found["pixel_size_nm"].append((BESIDE, log_path.name, fei_log.pixel_size_nm))
-        if fei_log.tilt_axis_angle_deg is not None:
-            found["tilt_axis_angle_deg"].append((BESIDE, log_path.name, fei_log.tilt_axis_angle_deg))
+        if fei_log.tilt_axis_rotation_deg is not None:
+            found["tilt_axis_rotation_deg"].append((BESIDE, log_path.name, fei_log.tilt_axis_rotation_deg))
     return found
 
 
@@ -125,7 +125,7 @@ def _agree(key: str, a, b) -> bool:
         return a.shape == b.shape and bool(np.all(np.abs(a - b) <= ANGLE_ATOL_DEG))
     if key == "pixel_size_nm":
         return abs(a - b) <= PIXEL_SIZE_RTOL * abs(a)
-    return abs(wrap_axis_angle(a - b)) <= 0.5
+    return abs(wrap_axis_rotation(a - b)) <= 0.5
 
 
 def _describe(key: str, value) -> str:
@@ -151,7 +151,7 @@ def _fitting_angles(name: str, candidates: list, n: int, stack_name: str) -> lis
     return fit
 
 
-_LABEL = {"pixel_size_nm": "pixel size", "angles": "tilt angles", "tilt_axis_angle_deg": "tilt-axis angle"}
+_LABEL = {"pixel_size_nm": "pixel size", "angles": "tilt angles", "tilt_axis_rotation_deg": "tilt-axis angle"}
 
 
 def _choose(name: str, key: str, candidates: list) -> tuple | None:
@@ -172,7 +172,7 @@ def read_tilt_series(
     *,
     angles: str | Path | None = None,
     pixel_size_nm: float | None = None,
-    tilt_axis_angle_deg: float | None = None,
+    tilt_axis_rotation_deg: float | None = None,
 ) -> xr.Dataset:
     """Read a tilt series from the file(s) a microscope wrote.
 
@@ -196,7 +196,7 @@ def read_tilt_series(
         metadata (FEI extended header, MRC header voxel size other than the
         1 Å placeholder, DM/EMD/SER calibrations, ImageJ resolution), or an
         FEI ``name.txt`` log.
-    tilt_axis_angle_deg : float, optional
+    tilt_axis_rotation_deg : float, optional
         In-plane angle of the tilt axis (deg from the image y axis towards
         +x; 0 = along y, 90 = along x). Without it: ``.mdoc`` or the FEI log;
         when no source gives it the attribute is left out.
@@ -206,9 +206,9 @@ def read_tilt_series(
     xarray.Dataset
         ``counts`` ``(tilt, y, x)`` float32 holding the raw values; coordinates
         ``tilt_angle`` (deg), ``y``, ``x`` (nm, 0 at the centre); attributes
-        ``pixel_size_nm``, ``tilt_axis_angle_deg`` (when known), ``dark_level``
+        ``pixel_size_nm``, ``tilt_axis_rotation_deg`` (when known), ``dark_level``
         (units of ``counts``) and ``dark_level_method``, ``{pixel_size,
-        angles, tilt_axis_angle}_source`` (``"argument"``, ``"file
+        angles, tilt_axis_rotation}_source`` (``"argument"``, ``"file
         metadata"`` or ``"file beside the stack"``) and ``*_origin`` (which
         header or file), ``source_file``, ``source_sha256``,
         ``source_format`` and format details.
@@ -249,7 +249,7 @@ def read_tilt_series(
     if bad.any():
         raise InputError(f"{name}: {int(bad.sum())} pixel(s) are NaN or infinite (first in image {int(np.argwhere(bad)[0][0])})")
 
-    found = _candidates(paths[0], raw, angles, pixel_size_nm, tilt_axis_angle_deg, single)
+    found = _candidates(paths[0], raw, angles, pixel_size_nm, tilt_axis_rotation_deg, single)
     pixel = _choose(name, "pixel_size_nm", found["pixel_size_nm"])
     if pixel is None:
         raise InputError(f"{name}: no pixel size in the file or beside it; pass pixel_size_nm (--pixel-size)")
@@ -257,7 +257,7 @@ def read_tilt_series(
     if tilt is None:
         raise InputError(f"{name}: no tilt angles in the file or beside it (.rawtlt, .tlt, .mdoc); pass angles (--angles)")
     angle_values = check_tilt_stack(data.shape, tilt[2], f"{name} ({tilt[1]})")
-    axis = _choose(name, "tilt_axis_angle_deg", found["tilt_axis_angle_deg"])
+    axis = _choose(name, "tilt_axis_rotation_deg", found["tilt_axis_rotation_deg"])
 
     from ..acquisition import DARK_LEVEL_METHOD, estimate_dark_level  # late: acquisition's settings import io
 
@@ -271,7 +271,7 @@ def read_tilt_series(
         "source_format": raw.source_format, **raw.meta,
     }
     if axis is not None:
-        attrs.update(tilt_axis_angle_deg=float(axis[2]), tilt_axis_angle_source=axis[0], tilt_axis_angle_origin=axis[1])
+        attrs.update(tilt_axis_rotation_deg=float(axis[2]), tilt_axis_rotation_source=axis[0], tilt_axis_rotation_origin=axis[1])
     return xr.Dataset(
         {"counts": (("tilt", "y", "x"), data, {"units": "1", "long_name": "HAADF detector signal (raw detector units)"})},
         coords={

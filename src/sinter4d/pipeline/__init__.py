@@ -6,7 +6,7 @@ on a tilt-series Dataset and returns the reconstruction Dataset.
 """
 
 from .align import align_translations, apply_shifts, register_pair
-from .axis_direction import choose_axis_angle, find_tilt_axis_angle, rotate_to_axis
+from .axis_direction import choose_axis_rotation, find_tilt_axis_rotation, rotate_to_axis
 from .binarize import dice, threshold_binary
 from .chain import (
     PreparedSeries,
@@ -52,14 +52,14 @@ __all__ = [
     "anscombe",
     "apply_shifts",
     "center_tilt_axis",
-    "choose_axis_angle",
+    "choose_axis_rotation",
     "denoise_bm3d",
     "dice",
     "estimate_noise_sigma",
     "estimate_sigma_psd",
     "fbp",
     "find_tilt_axis",
-    "find_tilt_axis_angle",
+    "find_tilt_axis_rotation",
     "inverse_anscombe",
     "noise_psd",
     "prepare_tilt_series",

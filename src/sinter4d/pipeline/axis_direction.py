@@ -2,7 +2,7 @@
 
 Convention
 ----------
-``tilt_axis_angle_deg`` is the in-plane angle of the tilt axis measured from
+``tilt_axis_rotation_deg`` is the in-plane angle of the tilt axis measured from
 the image y axis towards +x, in degrees: 0 = along y (the pipeline's frame,
 docs/design.md "Conventions"), 90 = along x. In array terms, the axis runs
 along the unit vector ``(dy, dx) = (cos a, sin a)``. A direction and its
@@ -25,7 +25,7 @@ cross-correlation (drift along the axis is not yet corrected), and scores
 the spread of the profiles about their mean, weighted by line length:
 ``0`` when all profiles agree, ``~1`` when they are unrelated. Off the axis,
 features at different heights move differently with the tilt and the
-profiles disagree. :func:`find_tilt_axis_angle` minimises the score on a
+profiles disagree. :func:`find_tilt_axis_rotation` minimises the score on a
 coarse grid over 180 deg, then on finer grids around the best point, and
 refines by a parabola through the last three points.
 
@@ -57,15 +57,15 @@ from .align import align_translations, apply_shifts
 from .denoise import _image_stack
 from .settings import AlignSettings
 
-__all__ = ["AXIS_ANGLE_SOURCES", "choose_axis_angle", "common_line_scores", "find_tilt_axis_angle", "fold_axis_angle", "rotate_to_axis"]
+__all__ = ["AXIS_ROTATION_SOURCES", "choose_axis_rotation", "common_line_scores", "find_tilt_axis_rotation", "fold_axis_rotation", "rotate_to_axis"]
 
-#: Where the angle a reconstruction used came from (its attribute ``tilt_axis_angle_source``).
-AXIS_ANGLE_SOURCES = ("file", "found", "setting")
+#: Where the angle a reconstruction used came from (its attribute ``tilt_axis_rotation_source``).
+AXIS_ROTATION_SOURCES = ("file", "found", "setting")
 
 _log = logging.getLogger(__name__)
 
 
-def fold_axis_angle(angle_deg: float) -> float:
+def fold_axis_rotation(angle_deg: float) -> float:
     """An axis direction folded into ``(-90, 90]`` deg (``a`` and ``a ± 180`` are the same axis)."""
     a = math.fmod(float(angle_deg), 180.0)
     if a <= -90.0:
@@ -194,7 +194,7 @@ def common_line_scores(
     return np.asarray(out)
 
 
-def find_tilt_axis_angle(
+def find_tilt_axis_rotation(
     images: np.ndarray,
     angles_deg,
     *,
@@ -231,7 +231,7 @@ def find_tilt_axis_angle(
     Returns
     -------
     float
-        ``tilt_axis_angle_deg`` in ``(-90, 90]``: deg from +y towards +x.
+        ``tilt_axis_rotation_deg`` in ``(-90, 90]``: deg from +y towards +x.
 
     Raises
     ------
@@ -271,7 +271,7 @@ def find_tilt_axis_angle(
     curvature = s0 - 2 * s1 + s2
     if curvature > 0:
         best = float(grid[k] + 0.5 * step * (s0 - s2) / curvature)
-    angle = fold_axis_angle(best)
+    angle = fold_axis_rotation(best)
     _log.debug("tilt axis direction %.3f deg from +y (score %.4f)", angle, float(scores.min()))
     return angle
 
@@ -292,7 +292,7 @@ def rotate_to_axis(images: np.ndarray, angle_deg: float, *, order: int = 3) -> n
     ----------
     images : (n, ny, nx) or (ny, nx) ndarray
     angle_deg : float
-        ``tilt_axis_angle_deg`` of the images (deg from +y towards +x).
+        ``tilt_axis_rotation_deg`` of the images (deg from +y towards +x).
     order : int, optional
         Spline order (0-5) for angles that are not multiples of 90 deg.
 
@@ -318,7 +318,7 @@ def rotate_to_axis(images: np.ndarray, angle_deg: float, *, order: int = 3) -> n
     return out[0] if single else out
 
 
-def choose_axis_angle(
+def choose_axis_rotation(
     images: np.ndarray,
     angles_deg,
     settings: AlignSettings = AlignSettings(),
@@ -334,25 +334,25 @@ def choose_axis_angle(
     angles_deg : (n,) array_like
         Its tilt angles (deg).
     settings : AlignSettings, optional
-        ``axis_angle`` (``"auto"``, ``"find"`` or a number, deg) and
-        ``axis_angle_snap_deg``.
+        ``axis_rotation`` (``"auto"``, ``"find"`` or a number, deg) and
+        ``axis_rotation_snap_deg``.
     recorded : float, optional
-        The series' attribute ``tilt_axis_angle_deg`` (deg), if it has one.
+        The series' attribute ``tilt_axis_rotation_deg`` (deg), if it has one.
 
     Returns
     -------
     angle_deg : float
-        In ``(-90, 90]``; a found angle within ``axis_angle_snap_deg`` of 0 or
+        In ``(-90, 90]``; a found angle within ``axis_rotation_snap_deg`` of 0 or
         90 deg is snapped to it.
     source : {'file', 'found', 'setting'}
     """
-    choice = settings.axis_angle
+    choice = settings.axis_rotation
     if not isinstance(choice, str):
-        return fold_axis_angle(choice), "setting"
+        return fold_axis_rotation(choice), "setting"
     if choice == "auto" and recorded is not None:
-        return fold_axis_angle(check_number(recorded, "tilt_axis_angle_deg")), "file"
-    found = find_tilt_axis_angle(images, angles_deg)
+        return fold_axis_rotation(check_number(recorded, "tilt_axis_rotation_deg")), "file"
+    found = find_tilt_axis_rotation(images, angles_deg)
     nearest = 90.0 * round(found / 90.0)
-    if abs(found - nearest) <= settings.axis_angle_snap_deg:
-        found = fold_axis_angle(nearest)
+    if abs(found - nearest) <= settings.axis_rotation_snap_deg:
+        found = fold_axis_rotation(nearest)
     return found, "found"

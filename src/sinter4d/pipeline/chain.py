@@ -20,7 +20,7 @@ from skimage.filters import threshold_otsu
 from ..checks import MIN_TILTS
 from ..errors import InputError
 from .align import align_translations, apply_shifts
-from .axis_direction import choose_axis_angle, rotate_to_axis
+from .axis_direction import choose_axis_rotation, rotate_to_axis
 from .binarize import threshold_binary
 from .denoise import DEFAULT_JOBS, denoise_bm3d, estimate_sigma_psd, select_sigma_psnr
 from .reconstruct import reconstruct
@@ -158,12 +158,12 @@ class PreparedSeries:
         ``denoise_strength`` times it.
     seconds : dict
         Wall time of each stage.
-    axis_angle_deg : float
+    axis_rotation_deg : float
         In-plane direction of the tilt axis in the input images (deg from
         +y towards +x); the images were turned to lay it along y.
-    axis_angle_source : str
+    axis_rotation_source : str
         ``'file'``, ``'found'`` or ``'setting'``
-        (:func:`~sinter4d.pipeline.axis_direction.choose_axis_angle`).
+        (:func:`~sinter4d.pipeline.axis_direction.choose_axis_rotation`).
     """
 
     signal: np.ndarray
@@ -173,8 +173,8 @@ class PreparedSeries:
     axis_offset_px: float
     sigma_psd: float
     seconds: dict
-    axis_angle_deg: float = 0.0
-    axis_angle_source: str = "file"
+    axis_rotation_deg: float = 0.0
+    axis_rotation_source: str = "file"
 
 
 def prepare_tilt_series(
@@ -187,9 +187,9 @@ def prepare_tilt_series(
     """Turn, denoise, align and axis-centre a tilt series (the stages before reconstruction).
 
     The images (and ``reference``) are first turned so that the tilt axis
-    lies along y: by the series' ``tilt_axis_angle_deg``, by the setting
-    ``axis_angle``, or by the direction found
-    (:func:`~sinter4d.pipeline.axis_direction.choose_axis_angle`,
+    lies along y: by the series' ``tilt_axis_rotation_deg``, by the setting
+    ``axis_rotation``, or by the direction found
+    (:func:`~sinter4d.pipeline.axis_direction.choose_axis_rotation`,
     :func:`~sinter4d.pipeline.axis_direction.rotate_to_axis`; exact for
     multiples of 90 deg, no rotation at 0).
 
@@ -220,11 +220,11 @@ def prepare_tilt_series(
     images, angles, pixel = check_tilt_series(ds, source=source)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    axis_angle, axis_source = choose_axis_angle(images, angles, settings, recorded=ds.attrs.get("tilt_axis_angle_deg"))
-    if axis_angle != 0.0:
-        images = rotate_to_axis(images, axis_angle)
+    axis_rotation, axis_source = choose_axis_rotation(images, angles, settings, recorded=ds.attrs.get("tilt_axis_rotation_deg"))
+    if axis_rotation != 0.0:
+        images = rotate_to_axis(images, axis_rotation)
         if "reference" in ds:
-            ref = rotate_to_axis(np.asarray(ds["reference"].values, dtype=np.float32), axis_angle)
+            ref = rotate_to_axis(np.asarray(ds["reference"].values, dtype=np.float32), axis_rotation)
             ds = xr.Dataset({"reference": (("y", "x"), ref)}, attrs=ds.attrs)
     seconds["axis_direction"] = time.perf_counter() - t0
 
@@ -249,7 +249,7 @@ def prepare_tilt_series(
     offset = float(find_tilt_axis(aligned, angles, settings))
     centred = center_tilt_axis(aligned, offset)
     seconds["tilt_axis"] = time.perf_counter() - t0
-    return PreparedSeries(subtract_background(centred), angles, pixel, shifts, offset, sigma, seconds, axis_angle, axis_source)
+    return PreparedSeries(subtract_background(centred), angles, pixel, shifts, offset, sigma, seconds, axis_rotation, axis_source)
 
 
 def process_tilt_series(
@@ -286,7 +286,7 @@ def process_tilt_series(
         ``shift_x`` (tilt, px) found by the alignment; the settings as
         attributes (:data:`~sinter4d.pipeline.settings.RECON_ATTRS`, with
         ``denoise_sigma_psd`` the level chosen), ``axis_offset_px``,
-        ``tilt_axis_angle_deg`` and ``tilt_axis_angle_source`` (the in-plane
+        ``tilt_axis_rotation_deg`` and ``tilt_axis_rotation_source`` (the in-plane
         direction used and where it came from) and the seconds of each stage.
     """
     prep = prepare_tilt_series(ds, settings, n_jobs=n_jobs, source=source)
@@ -310,8 +310,8 @@ def process_tilt_series(
         attrs={
             "pixel_size_nm": pixel,
             "axis_offset_px": prep.axis_offset_px,
-            "tilt_axis_angle_deg": prep.axis_angle_deg,
-            "tilt_axis_angle_source": prep.axis_angle_source,
+            "tilt_axis_rotation_deg": prep.axis_rotation_deg,
+            "tilt_axis_rotation_source": prep.axis_rotation_source,
             "method": settings.method,
             "iterations": int(settings.iterations),
             "denoise": int(settings.denoise),

@@ -27,7 +27,7 @@ from ..specs import Spec
 
 __all__ = [
     "ALIGN_METHODS",
-    "AXIS_ANGLE_CHOICES",
+    "AXIS_ROTATION_CHOICES",
     "BM3D_PROFILES",
     "BM3D_STAGES",
     "PSD_SHAPES",
@@ -50,7 +50,7 @@ BM3D_STAGES = ("all", "hard")
 #: Registrations of adjacent tilts.
 ALIGN_METHODS = ("xcorr", "mattes")
 #: Where the tilt axis's in-plane direction comes from, when no angle is given.
-AXIS_ANGLE_CHOICES = ("auto", "find")
+AXIS_ROTATION_CHOICES = ("auto", "find")
 #: Reconstruction algorithms of the chain.
 RECONSTRUCTION_METHODS = ("tv", "pdhg", "sirt", "fbp")
 
@@ -81,17 +81,17 @@ class DenoiseSettings(Spec):
 class AlignSettings(Spec):
     """Registration of adjacent tilts, the tilt axis's in-plane direction, and the half-width of its offset search (px).
 
-    ``axis_angle`` is the in-plane direction of the tilt axis (deg from +y
+    ``axis_rotation`` is the in-plane direction of the tilt axis (deg from +y
     towards +x, :mod:`sinter4d.pipeline.axis_direction`): ``"auto"`` takes
-    the tilt series' attribute ``tilt_axis_angle_deg`` when it has one and
+    the tilt series' attribute ``tilt_axis_rotation_deg`` when it has one and
     finds it otherwise; ``"find"`` always finds it; a number is used as it
-    is. A found angle within ``axis_angle_snap_deg`` of a multiple of 90 deg
+    is. A found angle within ``axis_rotation_snap_deg`` of a multiple of 90 deg
     is taken as that multiple (an exact rotation, no resampling).
     """
 
     align_method: Literal[ALIGN_METHODS] = "xcorr"
-    axis_angle: Literal[AXIS_ANGLE_CHOICES] | FiniteFloat = "auto"
-    axis_angle_snap_deg: NonNegativeFloat = 1.0
+    axis_rotation: Literal[AXIS_ROTATION_CHOICES] | FiniteFloat = "auto"
+    axis_rotation_snap_deg: NonNegativeFloat = 1.0
     axis_search_px: PositiveFloat = 20.0
 
 
@@ -143,7 +143,7 @@ def recorded_settings(attrs: Mapping | None = None, spec_pipeline: Mapping | Non
     ``[pipeline]`` section (``spec_pipeline``, e.g. from ``spec.json``), or
     the default. Keys neither knows are ignored, so the folders of older
     versions read too. An axis angle recorded with source ``"setting"`` is
-    the ``axis_angle`` setting. ``sigma_psd`` is the level the reconstruction chose
+    the ``axis_rotation`` setting. ``sigma_psd`` is the level the reconstruction chose
     (None when it records none), so ``applied_sigma_psd`` is the level BM3D
     ran at.
 
@@ -166,8 +166,8 @@ def recorded_settings(attrs: Mapping | None = None, spec_pipeline: Mapping | Non
             values[field] = attrs[attr]
     if "denoise" in values:
         values["denoise"] = bool(int(values["denoise"]))
-    if (attrs or {}).get("tilt_axis_angle_source") == "setting":
-        values["axis_angle"] = float(attrs["tilt_axis_angle_deg"])
+    if (attrs or {}).get("tilt_axis_rotation_source") == "setting":
+        values["axis_rotation"] = float(attrs["tilt_axis_rotation_deg"])
     sigma = values.pop("sigma_psd", None)
     if sigma is not None and math.isfinite(float(sigma)) and float(sigma) > 0:
         values["sigma_psd"] = float(sigma)
