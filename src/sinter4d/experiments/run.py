@@ -169,6 +169,7 @@ def run_experiment(
     progress: bool = True,
     raise_errors: bool = True,
     n_jobs: int = -1,
+    mrc: tuple[str, ...] = ("volume",),
 ) -> RunResult:
     """Run every stage of an experiment spec into one run folder.
 
@@ -194,6 +195,9 @@ def run_experiment(
     n_jobs : int, optional
         Images denoised at once (-1: every core this process may use; a
         sweep running one cell per core passes 1).
+    mrc : tuple of str, optional
+        Variables of each reconstruction also written as MRC beside it
+        (``recon/tNN.mrc``; a sweep's cells pass ``()``).
 
     Returns
     -------
@@ -239,7 +243,7 @@ def run_experiment(
     })
     record.setdefault("stages", {})
     result = RunResult(run.path)
-    job = StageJob(spec, spec_path, fit_spec, run, progress=progress, n_jobs=n_jobs)
+    job = StageJob(spec, spec_path, fit_spec, run, progress=progress, n_jobs=n_jobs, mrc=mrc)
     log.info("run %s (%s) into %s; stages %s%s", spec.name, spec_path, run.path, ", ".join(stages),
              " (force)" if force else "")
     bar = tqdm(total=len(stages), desc=f"run {spec.name}", unit="stage", disable=not progress, position=0)
@@ -282,6 +286,7 @@ class StageJob:
     run: RunFolder
     progress: bool = True
     n_jobs: int = -1
+    mrc: tuple[str, ...] = ("volume",)
 
 
 def _simulate(job: StageJob) -> None:
@@ -289,7 +294,7 @@ def _simulate(job: StageJob) -> None:
 
 
 def _reconstruct(job: StageJob) -> None:
-    reconstruct_path(job.run.path, progress=job.progress, n_jobs=job.n_jobs)
+    reconstruct_path(job.run.path, progress=job.progress, n_jobs=job.n_jobs, mrc=job.mrc)
 
 
 def _measure(job: StageJob) -> None:

@@ -49,7 +49,9 @@ def write_dataset_atomic(ds: xr.Dataset, path: str | Path, *, compress: bool = T
     return path
 
 
-def open_dataset_checked(path: str | Path, required: Iterable[str] = (), *, load: bool = True) -> xr.Dataset:
+def open_dataset_checked(
+    path: str | Path, required: Iterable[str] = (), *, load: bool = True, cache: bool = True
+) -> xr.Dataset:
     """Open a netCDF file and check that it holds the named variables.
 
     Parameters
@@ -60,6 +62,10 @@ def open_dataset_checked(path: str | Path, required: Iterable[str] = (), *, load
         Names of variables or coordinates that must be present.
     load : bool, optional
         Read the data into memory and close the file (default True).
+    cache : bool, optional
+        With ``load=False``: keep a variable in memory once read (default,
+        xarray's). False reads it from the file at every access, so an array
+        read once is freed as soon as its reader drops it.
 
     Returns
     -------
@@ -74,7 +80,7 @@ def open_dataset_checked(path: str | Path, required: Iterable[str] = (), *, load
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        ds = xr.open_dataset(path, engine="netcdf4")
+        ds = xr.open_dataset(path, engine="netcdf4", cache=cache or load)
     except Exception as exc:  # netCDF4 raises OSError, ValueError, RuntimeError...
         raise InputError(f"{path}: not a readable netCDF file ({exc})") from None
     missing = [name for name in required if name not in ds.variables]

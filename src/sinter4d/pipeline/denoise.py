@@ -485,6 +485,10 @@ def denoise_bm3d(
         sigma = settings.denoise_strength * select_sigma_psnr(stack[k], reference, settings=settings, n_jobs=n_jobs)
     else:
         sigma = settings.denoise_strength * estimate_sigma_psd(stack[k], settings)
-    out = _map(lambda img: _denoise_one(img, sigma, settings), list(stack), n_jobs, progress)
-    result = np.stack(out)
+    result = np.empty_like(stack)  # each image is written in place: no list of images, then a stack of them
+
+    def denoise_into(k: int) -> None:
+        result[k] = _denoise_one(stack[k], sigma, settings)
+
+    _map(denoise_into, list(range(n)), n_jobs, progress)
     return result[0] if single else result
