@@ -2,7 +2,9 @@
 
 Argument parsing and printing live here only; every command calls library
 functions that return values. A user error (:class:`~sinter4d.errors.InputError`)
-prints one line to stderr and exits with status 2, never a traceback.
+prints one line to stderr and exits with status 2, never a traceback; an
+``OSError`` the system raises (permission denied, disk full) prints one line
+and exits with status 1. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -53,10 +55,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    from .experiments.reconstruct import check_tilt_count
     from .io.netcdf import write_dataset_atomic
     from .io.stacks import read_stack
 
     ds = read_stack(args.stack, args.angles, pixel_size_nm=args.pixel_size)
+    check_tilt_count(ds["counts"], args.stack)  # refused now rather than one stage late
     out = write_dataset_atomic(ds, args.out)
     print(f"{out}: {ds.sizes['tilt']} images of {ds.sizes['y']} x {ds.sizes['x']} px at {ds.attrs['pixel_size_nm']:g} nm")
     return 0
@@ -256,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"sinter4d {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the system refused: permission denied, disk full, a file vanished
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"sinter4d {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"sinter4d {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

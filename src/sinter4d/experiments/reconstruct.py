@@ -26,6 +26,23 @@ from ..pipeline.settings import PipelineSpec
 
 log = logging.getLogger(__name__)
 
+#: Fewest images of a tilt series that the chain can align and reconstruct.
+MIN_TILTS = 3
+
+
+def check_tilt_count(counts: xr.DataArray, source: str | Path) -> None:
+    """Refuse a ``counts`` variable not laid out ``(tilt, y, x)`` or with fewer than :data:`MIN_TILTS` images.
+
+    Raises
+    ------
+    InputError
+        One line naming ``source``.
+    """
+    if counts.dims != ("tilt", "y", "x"):
+        raise InputError(f"{source}: variable counts has dims {counts.dims}; expected (tilt, y, x)")
+    if counts.sizes["tilt"] < MIN_TILTS:
+        raise InputError(f"{source}: {counts.sizes['tilt']} tilt image(s); a reconstruction needs at least {MIN_TILTS}")
+
 
 def pipeline_settings(run_dir: Path | None, overrides: dict | None = None) -> PipelineSpec:
     """The pipeline settings of a run folder (its recorded spec), with overrides.
@@ -67,6 +84,11 @@ def reconstruct_file(
     """
     # read lazily and uncached: the chain reads the images once, and frees them once prepared
     ds = open_dataset_checked(tilts, ["counts", "tilt_angle"], load=False, cache=False)
+    try:
+        check_tilt_count(ds["counts"], tilts)
+    except InputError:
+        ds.close()
+        raise
     callbacks = (ProgressCallback(desc=f"{settings.method} {Path(tilts).stem}", leave=False),) if progress else ()
     try:
         volume = process_tilt_series(ds, settings, n_jobs=n_jobs, callbacks=callbacks, source=str(tilts))

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import InputError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -35,6 +37,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     ...     frame.to_csv(tmp)
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give the name of a file to write")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise InputError(f"{path.parent}: is a file, not a folder to write {path.name} in")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 import xarray as xr
 
+from ..checks import check_file
 from ..errors import InputError
 from .atomic import atomic_path
 
@@ -42,10 +45,24 @@ def write_dataset_atomic(ds: xr.Dataset, path: str | Path, *, compress: bool = T
     -------
     Path
         ``path``.
+
+    Raises
+    ------
+    OSError
+        The netCDF library could not write the file (a full disk, an I/O
+        error); the message says how much space is free.
     """
     path = Path(path)
     with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds, compress))
+        try:
+            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds, compress))
+        except RuntimeError as exc:
+            if not str(exc).startswith("NetCDF:"):
+                raise
+            # the library's own failure to write (a full disk reads "NetCDF: HDF error"): a system error
+            free_mb = shutil.disk_usage(path.parent).free / 1e6
+            raise OSError(errno.EIO, f"cannot write the netCDF file ({exc}; {free_mb:.0f} MB free there)",
+                          str(path)) from exc
     return path
 
 
@@ -76,9 +93,7 @@ def open_dataset_checked(
     InputError
         One line naming the file and what is missing or unreadable.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    path = check_file(path)
     try:
         ds = xr.open_dataset(path, engine="netcdf4", cache=cache or load)
     except Exception as exc:  # netCDF4 raises OSError, ValueError, RuntimeError...

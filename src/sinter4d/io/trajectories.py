@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..checks import check_file
 from ..errors import InputError
 from ..schema import COORDINATES, PAIR_METRICS
 from .netcdf import open_dataset_checked
@@ -178,8 +179,7 @@ def _read_netcdf(path: Path) -> xr.Dataset:
 def _read_csv(path: Path) -> xr.Dataset:
     import pandas as pd
 
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    check_file(path)
     try:
         table = pd.read_csv(path, skipinitialspace=True, comment="#", dtype={"pair": str})
     except Exception as exc:  # pandas raises ParserError, UnicodeDecodeError, EmptyDataError...
