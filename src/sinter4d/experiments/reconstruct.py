@@ -16,6 +16,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from ..errors import InputError
+from ..io.atomic import check_target
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
 from ..io.volumes import write_volume_mrc
 from ..pipeline.chain import check_tilt_series, process_tilt_series, reference_noise_level
@@ -200,5 +201,5 @@ def reconstruct_path(
     if not path.is_file():
         raise InputError(f"{path}: no such file or folder")
     settings = pipeline_settings(None, overrides)
-    target = Path(out) if out is not None else recon_beside(path)
+    target = check_target(out if out is not None else recon_beside(path))
     return [reconstruct_file(path, target, settings, progress=progress, n_jobs=n_jobs, mrc=mrc)]
