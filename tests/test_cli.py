@@ -118,6 +118,7 @@ def _bad_files(folder):
         (["reconstruct", "{out}/truncated.nc", "--out", "{out}/r.nc"], "truncated.nc: not a readable netCDF"),
         (["reconstruct", "{out}/nobinary.nc", "--out", "{out}/r.nc"], "missing variable(s) counts"),
         (["reconstruct", "{out}/tilts.nc", "--out", "{out}/folder.nc"], "folder.nc: is a folder"),
+        (["reconstruct", "{out}/tilts.nc", "--out", "{out}/r.nc"], "8 x 8 px are too small for BM3D"),
         # measure and export: reconstructions without a binary, corrupt, a folder
         (["measure", "{out}/nope.nc", "--out", "{out}/m.nc"], "no such file"),
         (["measure", "{out}/empty"], "no reconstruction"),
