@@ -55,12 +55,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from .experiments.reconstruct import check_tilt_count
     from .io.netcdf import write_dataset_atomic
     from .io.stacks import read_stack
 
     ds = read_stack(args.stack, args.angles, pixel_size_nm=args.pixel_size)
-    check_tilt_count(ds["counts"], args.stack)  # refused now rather than one stage late
+    if ds.sizes["tilt"] < 3:  # refused now rather than one stage late (the chain needs three)
+        raise InputError(f"{args.stack}: {ds.sizes['tilt']} tilt image(s); a tilt series needs at least 3")
     out = write_dataset_atomic(ds, args.out)
     print(f"{out}: {ds.sizes['tilt']} images of {ds.sizes['y']} x {ds.sizes['x']} px at {ds.attrs['pixel_size_nm']:g} nm")
     return 0
