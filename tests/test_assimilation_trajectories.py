@@ -5,7 +5,12 @@ import pytest
 import xarray as xr
 
 from sinter4d.errors import InputError
-from sinter4d.io.trajectories import experiment_heating, read_trajectories, validation_sigma
+from sinter4d.io.trajectories import (
+    experiment_heating,
+    read_trajectories,
+    validation_sigma,
+    write_trajectories_csv,
+)
 
 TIMES = [0.0, 5.0, 12.0, 17.0]
 TEMPS = [372.0, 370.0, 370.0, 370.0]
@@ -140,3 +145,52 @@ def test_validation_sigma(tmp_path):
     assert validation_sigma(tmp_path / "v.nc", "neck_radius_nm") == pytest.approx(np.sqrt(2.0))
     with pytest.raises(InputError, match=r"v\.nc: missing variable\(s\) distance_nm"):
         validation_sigma(tmp_path / "v.nc", "distance_nm")
+
+
+def test_metrics_to_csv_and_back_gives_the_same_trajectories(tmp_path):
+    ds = metrics(n_pair=11, surface_gap_nm=(("time", "pair"), np.linspace(-2.0, 30.0, 44).reshape(4, 11)))
+    ds["neck_radius_nm"][1, 3] = np.nan  # a point not measured
+    ds["distance_nm"][:, 10] = np.nan
+    ds["neck_radius_nm"][0, 0] = 1 / 3  # full precision survives
+    ds.to_netcdf(tmp_path / "metrics.nc")
+    from_nc = read_trajectories(tmp_path / "metrics.nc")
+    out = write_trajectories_csv(from_nc, tmp_path / "metrics.csv")
+    lines = out.read_text().splitlines()
+    assert lines[0] == "pt_time_s,temperature_C,pair," + ",".join(
+        ["neck_radius_nm", "distance_nm", "particle_radius_nm", "surface_gap_nm"])
+    assert len(lines) == 1 + 4 * 11 and lines[1].startswith("0.0,372.0,P1,")
+    from_csv = read_trajectories(out)
+    assert list(from_csv["pair"].values) == [f"P{k + 1}" for k in range(11)]  # P10 after P9, as written
+    for name in ("neck_radius_nm", "distance_nm", "particle_radius_nm", "surface_gap_nm"):
+        np.testing.assert_array_equal(from_csv[name].values, ds[name].values)
+        assert from_csv[name].attrs["units"] == "nm"
+    np.testing.assert_array_equal(from_csv["pt_time_s"].values, TIMES)
+    np.testing.assert_array_equal(from_csv["temperature_C"].values, TEMPS)
+    assert from_csv["pt_time_s"].attrs["units"] == "s" and from_csv["temperature_C"].attrs["units"] == "degC"
+
+
+def test_a_written_table_without_distances_or_gaps_reads_back(tmp_path):
+    ds = metrics().drop_vars("distance_nm")
+    out = write_trajectories_csv(ds, tmp_path / "t.csv")
+    assert "surface_gap_nm" not in out.read_text().splitlines()[0]
+    back = read_trajectories(out)
+    assert np.all(np.isnan(back["distance_nm"].values)) and np.all(np.isnan(back["surface_gap_nm"].values))
+    np.testing.assert_array_equal(back["neck_radius_nm"].values, ds["neck_radius_nm"].values)
+
+
+def test_writing_a_table_without_necks_is_one_line(tmp_path):
+    ds = metrics().drop_vars("neck_radius_nm")
+    ds.attrs["source"] = "m.nc"
+    with pytest.raises(InputError, match="m.nc: missing variable.*neck_radius_nm"):
+        write_trajectories_csv(ds, tmp_path / "t.csv")
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_fit_takes_a_written_table(tmp_path, root):
+    from sinter4d.assimilation.fitting import build_problem
+
+    ds = metrics(surface_gap_nm=(("time", "pair"), np.full((4, 3), 8.0)))
+    table = write_trajectories_csv(ds, tmp_path / "metrics.csv")
+    problem = build_problem(table, root / "assimilation" / "quick.toml")
+    np.testing.assert_array_equal(problem.data["neck_radius_nm"].values, ds["neck_radius_nm"].values)
+    np.testing.assert_array_equal(problem.data["pt_time_s"].values, TIMES)

@@ -1,5 +1,7 @@
 """The command line's edges: every sub-command turns a user error into one line, exit status 2 and no file."""
 
+import errno
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -15,6 +17,56 @@ def _files(folder):
     return sorted(p.relative_to(folder) for p in folder.rglob("*"))
 
 
+QUICK_FIT = "{root}/assimilation/quick.toml"
+
+
+def _tilts(n=3, *, dims=("tilt", "y", "x"), nan=False, angles=None, drop=()):
+    counts = np.ones((n, 8, 8), np.float32)
+    if nan:
+        counts[0, 2, 3] = np.nan
+    angle = ("tilt", np.linspace(-10.0, 10.0, n)) if angles is None else ("angle", angles)
+    ds = xr.Dataset({"counts": (("tilt", "y", "x"), counts)}, coords={"tilt_angle": angle},
+                    attrs={"pixel_size_nm": 4.0})
+    ds["counts"] = ds["counts"].transpose(*dims)
+    return ds.drop_vars(list(drop))
+
+
+def _bad_files(folder):
+    """Every kind of bad file a user can bring, by name (in ``folder``)."""
+    import mrcfile
+
+    (folder / "bad.toml").write_text(BAD_SPEC)
+    (folder / "syntax.toml").write_text('name = "x"\nseed = \n[acquisition\n')
+    (folder / "unknown.toml").write_text('name = "x"\nseed = 1\nbogus_key = 3\n')
+    (folder / "range.toml").write_text('name = "x"\nseed = 1\n[acquisition]\ntilt_step_deg = -3\n')
+    (folder / "fit_unknown.toml").write_text('model = "cu_shell_reservoir"\nbogus_key = 1\n')
+    (folder / "fit_range.toml").write_text('model = "cu_shell_reservoir"\n[sampler]\nwalkers = -4\n')
+    (folder / "binary.toml").write_bytes(b"\x82\xff\x00name")
+    (folder / "empty.csv").write_text("")
+    (folder / "rows.csv").write_text("pt_time_s,temperature_C,pair,neck_radius_nm,particle_radius_nm\n")
+    (folder / "corrupt.nc").write_bytes(np.random.default_rng(0).bytes(2000))
+    for name in ("empty", "folder.nc", "folder.toml", "folder.csv", "folder.mrc"):
+        (folder / name).mkdir()
+    for name, ds in {"tilts.nc": _tilts(), "nocounts.nc": _tilts(drop=["counts"]), "nan.nc": _tilts(nan=True),
+                     "one.nc": _tilts(1), "two.nc": _tilts(2), "dims.nc": _tilts(dims=("y", "x", "tilt")),
+                     "angles.nc": _tilts(angles=[-5.0, 0.0, 5.0, 10.0])}.items():
+        write_dataset_atomic(ds, folder / name)
+    (folder / "truncated.nc").write_bytes((folder / "tilts.nc").read_bytes()[:600])
+    grid = {a: (a, np.arange(n) * 4.0) for a, n in zip("zyx", (4, 8, 8))}
+    write_dataset_atomic(xr.Dataset({"volume": (("z", "y", "x"), np.zeros((4, 8, 8), np.float32))}, coords=grid,
+                                    attrs={"pt_time_s": 0.0, "temperature_C": 20.0}), folder / "nobinary.nc")
+    write_dataset_atomic(xr.Dataset({"distance_nm": (("time", "pair"), np.ones((2, 2)))},
+                                    coords={"pt_time_s": ("time", [0.0, 1.0]), "temperature_C": ("time", [1.0, 1.0])}),
+                         folder / "metrics_missing.nc")
+    for name, n in (("one.mrc", 1), ("three.mrc", 3)):
+        with mrcfile.new(folder / name) as mrc:
+            mrc.set_data(np.ones((n, 8, 8), np.int16))
+            mrc.voxel_size = 10.0
+    (folder / "one.rawtlt").write_text("0\n")
+    (folder / "three.rawtlt").write_text("-5\n0\n5\n")
+    (folder / "four.rawtlt").write_text("-5\n0\n5\n10\n")
+
+
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
@@ -24,42 +76,129 @@ def _files(folder):
          "--pixels"),
         (["dose", "--current", "1", "--dwell", "1", "--pixels", "10", "--tilts", "3", "--pixel-size", "0"],
          "--pixel-size"),
-        (["simulate", "{bad}", "--out", "{out}/run"], "acquisition.dose_e_per_nm2"),
+        (["dose", "--current", "nan", "--dwell", "1", "--pixels", "10", "--tilts", "3", "--pixel-size", "1"],
+         "--current=nan"),
+        # specs: bad value, TOML syntax, unknown key, out of range, not text, a folder
+        (["simulate", "{out}/bad.toml", "--out", "{out}/run"], "acquisition.dose_e_per_nm2"),
+        (["simulate", "{out}/syntax.toml", "--out", "{out}/run"], "syntax.toml: not valid TOML"),
+        (["simulate", "{out}/unknown.toml", "--out", "{out}/run"], "bogus_key: unknown key"),
+        (["simulate", "{out}/range.toml", "--out", "{out}/run"], "acquisition.tilt_step_deg"),
+        (["simulate", "{out}/binary.toml", "--out", "{out}/run"], "not a TOML text file"),
+        (["simulate", "{out}/folder.toml", "--out", "{out}/run"], "folder.toml: is a folder"),
+        (["run", "{out}/bad.toml", "--out", "{out}/run"], "acquisition.dose_e_per_nm2"),
+        (["run", "{out}/syntax.toml", "--out", "{out}/run"], "not valid TOML"),
+        (["run", "{out}/unknown.toml", "--out", "{out}/run"], "bogus_key: unknown key"),
+        (["run", "{out}/range.toml", "--out", "{out}/run"], "acquisition.tilt_step_deg"),
+        (["run", "{out}/corrupt.nc", "--out", "{out}/run"], "not a TOML text file"),
+        (["run", "{out}/folder.toml", "--out", "{out}/run"], "is a folder"),
+        (["sweep", "{out}/bad.toml", "--out", "{out}/sweep"], "base: missing key"),
+        (["sweep", "{out}/syntax.toml", "--out", "{out}/sweep"], "not valid TOML"),
+        (["sweep", "{out}/binary.toml", "--out", "{out}/sweep"], "not a TOML text file"),
+        (["sweep", "{out}/folder.toml", "--out", "{out}/sweep"], "is a folder"),
+        # import: missing, unknown format, 1 tilt, angle count, a folder for the stack or the output
         (["import", "{out}/nope.mrc", "--angles", "{out}/nope.rawtlt", "--out", "{out}/t.nc"], "no such file"),
-        (["import", "{bad}", "--angles", "{out}/nope.rawtlt", "--out", "{out}/t.nc"], "unknown stack format"),
+        (["import", "{out}/bad.toml", "--angles", "{out}/nope.rawtlt", "--out", "{out}/t.nc"], "unknown stack format"),
+        (["import", "{out}/one.mrc", "--angles", "{out}/one.rawtlt", "--out", "{out}/t.nc"], "1 tilt image(s)"),
+        (["import", "{out}/three.mrc", "--angles", "{out}/four.rawtlt", "--out", "{out}/t.nc"],
+         "4 tilt angles for 3 images"),
+        (["import", "{out}/folder.mrc", "--angles", "{out}/three.rawtlt", "--out", "{out}/t.nc"], "folder.mrc"),
+        (["import", "{out}/three.mrc", "--angles", "{out}/three.rawtlt", "--out", "{out}/folder.nc"],
+         "folder.nc: is a folder"),
+        # reconstruct: every bad tilt-series file
         (["reconstruct", "{out}/nope.nc", "--out", "{out}/r.nc"], "no such file"),
-        (["reconstruct", "{empty}"], "no tilt series"),
-        (["reconstruct", "{tilts}", "--iterations", "-5", "--out", "{out}/r.nc"], "iterations: "),
+        (["reconstruct", "{out}/empty"], "no tilt series"),
+        (["reconstruct", "{out}/tilts.nc", "--iterations", "-5", "--out", "{out}/r.nc"], "iterations: "),
+        (["reconstruct", "{out}/nocounts.nc", "--out", "{out}/r.nc"], "nocounts.nc: missing variable(s) counts"),
+        (["reconstruct", "{out}/nan.nc", "--out", "{out}/r.nc"], "nan.nc: counts hold 1 NaN"),
+        (["reconstruct", "{out}/one.nc", "--out", "{out}/r.nc"], "one.nc: 1 tilt image(s)"),
+        (["reconstruct", "{out}/two.nc", "--out", "{out}/r.nc"], "two.nc: 2 tilt image(s)"),
+        (["reconstruct", "{out}/angles.nc", "--out", "{out}/r.nc"], "4 tilt angles for 3 images"),
+        (["reconstruct", "{out}/dims.nc", "--out", "{out}/r.nc"], "dims ('y', 'x', 'tilt')"),
+        (["reconstruct", "{out}/corrupt.nc", "--out", "{out}/r.nc"], "corrupt.nc: not a readable netCDF file"),
+        (["reconstruct", "{out}/truncated.nc", "--out", "{out}/r.nc"], "truncated.nc: not a readable netCDF"),
+        (["reconstruct", "{out}/nobinary.nc", "--out", "{out}/r.nc"], "missing variable(s) counts"),
+        (["reconstruct", "{out}/tilts.nc", "--out", "{out}/folder.nc"], "folder.nc: is a folder"),
+        (["reconstruct", "{out}/tilts.nc", "--out", "{out}/r.nc"], "8 x 8 px are too small for BM3D"),
+        # measure and export: reconstructions without a binary, corrupt, a folder
         (["measure", "{out}/nope.nc", "--out", "{out}/m.nc"], "no such file"),
-        (["measure", "{empty}"], "no reconstruction"),
-        (["validate", "{empty}"], "truth"),
+        (["measure", "{out}/empty"], "no reconstruction"),
+        (["measure", "{out}/nobinary.nc", "--out", "{out}/m.nc"], "missing variable(s) binary"),
+        (["measure", "{out}/corrupt.nc", "--out", "{out}/m.nc"], "not a readable netCDF file"),
+        (["measure", "{out}/tilts.nc", "--out", "{out}/m.nc"], "missing variable(s) binary"),
+        (["export", "{out}/nobinary.nc", "--binary", "--mrc", "{out}/b.mrc"], "missing variable(s) binary"),
+        (["export", "{out}/corrupt.nc", "--mrc", "{out}/b.mrc"], "not a readable netCDF file"),
+        (["export", "{out}/folder.nc", "--mrc", "{out}/b.mrc"], "folder.nc: is a folder"),
+        (["export", "{out}/nobinary.nc", "--mrc", "{out}/folder.mrc"], "folder.mrc: is a folder"),
+        (["validate", "{out}/empty"], "truth"),
         (["validate", "{out}/nowhere"], "not a run folder"),
-        (["fit", "{out}/nope.csv", "--spec", "{bad}", "--out", "{out}/fit"], "model: missing key"),
-        (["fit", "{out}/nope.csv", "--spec", "{root}/assimilation/quick.toml", "--out", "{out}/fit"], "no such file"),
-        (["run", "{bad}", "--out", "{out}/run"], "acquisition.dose_e_per_nm2"),
-        (["run", "{bad}"], "--out RUNDIR is required"),
-        (["run", "{bad}", "--out", "{out}/run", "--fit", "{bad}"], "are for an imported run folder"),
-        (["run", "{empty}"], "not an imported run folder"),
+        (["validate", "{out}/corrupt.nc"], "not a run folder"),
+        # fit: bad data and bad specs
+        (["fit", "{out}/nope.csv", "--spec", "{out}/bad.toml", "--out", "{out}/fit"], "model: missing key"),
+        (["fit", "{out}/nope.csv", "--spec", QUICK_FIT, "--out", "{out}/fit"], "no such file"),
+        (["fit", "{out}/empty.csv", "--spec", QUICK_FIT, "--out", "{out}/fit"], "empty.csv: not a readable CSV"),
+        (["fit", "{out}/rows.csv", "--spec", QUICK_FIT, "--out", "{out}/fit"], "rows.csv: the table has no rows"),
+        (["fit", "{out}/metrics_missing.nc", "--spec", QUICK_FIT, "--out", "{out}/fit"],
+         "missing variable(s) neck_radius_nm"),
+        (["fit", "{out}/corrupt.nc", "--spec", QUICK_FIT, "--out", "{out}/fit"], "not a readable netCDF file"),
+        (["fit", "{out}/folder.csv", "--spec", QUICK_FIT, "--out", "{out}/fit"], "folder.csv: is a folder"),
+        (["fit", "{out}/rows.csv", "--spec", "{out}/syntax.toml", "--out", "{out}/fit"], "not valid TOML"),
+        (["fit", "{out}/rows.csv", "--spec", "{out}/fit_unknown.toml", "--out", "{out}/fit"], "bogus_key"),
+        (["fit", "{out}/rows.csv", "--spec", "{out}/fit_range.toml", "--out", "{out}/fit"], "sampler.walkers"),
+        (["fit", "{out}/rows.csv", "--spec", "{out}/corrupt.nc", "--out", "{out}/fit"], "not a TOML text file"),
+        (["run", "{out}/bad.toml"], "--out RUNDIR is required"),
+        (["run", "{out}/bad.toml", "--out", "{out}/run", "--fit", "{out}/bad.toml"], "are for an imported run folder"),
+        (["run", "{out}/empty"], "not an imported run folder"),
         (["import", "{out}/nope.csv", "--out", "{out}/run"], "cannot read the manifest"),
-        (["sweep", "{bad}", "--out", "{out}/sweep"], "base: missing key"),
         (["report", "{out}/nowhere"], "not a run folder"),
+        (["report", "{out}/corrupt.nc"], "not a run folder"),
     ],
 )
 def test_a_user_error_is_one_line_exit_2_and_no_file(tmp_path, root, capsys, argv, match):
-    (tmp_path / "bad.toml").write_text(BAD_SPEC)
-    (tmp_path / "empty").mkdir()
-    write_dataset_atomic(xr.Dataset({"counts": (("tilt", "y", "x"), np.ones((3, 8, 8), np.float32))},
-                                    coords={"tilt_angle": ("tilt", [-10.0, 0.0, 10.0])},
-                                    attrs={"pixel_size_nm": 4.0}), tmp_path / "tilts.nc")
+    _bad_files(tmp_path)
     before = _files(tmp_path)
-    names = {"bad": tmp_path / "bad.toml", "out": tmp_path, "empty": tmp_path / "empty", "root": root,
-             "tilts": tmp_path / "tilts.nc"}
-    argv = [a.format(**names) for a in argv]
+    argv = [a.format(out=tmp_path, root=root) for a in argv]
     assert main([*argv, *(["-q"] if argv[0] in ("simulate", "reconstruct", "measure", "validate", "fit", "run",
                                                   "sweep", "report") else [])]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"sinter4d {argv[0]}: error: ") and match in err[0], err
     assert _files(tmp_path) == before
+
+
+def test_every_command_is_driven_with_a_bad_input():
+    parser = build_parser()
+    commands = set(next(a for a in parser._actions if a.dest == "command").choices)
+    cases = test_a_user_error_is_one_line_exit_2_and_no_file.pytestmark[0].args[1]
+    driven = {argv[0] for argv, _ in cases}
+    assert driven == commands
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (PermissionError(errno.EACCES, "Permission denied", "/data/t.nc"), "/data/t.nc: Permission denied"),
+        (OSError(errno.ENOSPC, "No space left on device"), "error: No space left on device"),
+    ],
+)
+def test_a_system_error_is_one_line_exit_1(tmp_path, capsys, monkeypatch, error, line):
+    import sinter4d.experiments.reconstruct
+
+    def refuse(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(sinter4d.experiments.reconstruct, "open_dataset_checked", refuse)
+    assert main(["export", str(tmp_path / "r.nc")]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [f"sinter4d export: error: {line.removeprefix('error: ')}"]
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    import sinter4d.experiments.reconstruct
+
+    def bug(*args, **kwargs):
+        raise KeyError("a programming error")
+
+    monkeypatch.setattr(sinter4d.experiments.reconstruct, "open_dataset_checked", bug)
+    with pytest.raises(KeyError):
+        main(["export", str(tmp_path / "r.nc")])
 
 
 def test_help_texts_name_the_files_the_run_folder_names(capsys):

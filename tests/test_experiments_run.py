@@ -1,5 +1,6 @@
 """``sinter4d run``: every stage into one folder, the run record, skip, resume and force."""
 
+import io
 import json
 
 import numpy as np
@@ -57,6 +58,28 @@ def test_every_stage_writes_its_outputs_and_the_record(finished_run):
     log = (run / "run.log").read_text()
     assert "simulate: done" in log and "fit: done" in log
     assert record["code"]["fingerprint"] == code_fingerprint()
+
+
+def test_a_run_writes_each_volume_as_mrc_and_the_metrics_as_a_table(finished_run):
+    import mrcfile
+
+    from sinter4d.io.trajectories import read_trajectories
+    from sinter4d.runfolder import RunFolder
+
+    run = RunFolder(finished_run[1])
+    for step in range(STEPS):
+        with xr.open_dataset(run.recon_of(step)) as recon:
+            volume, pixel = recon["volume"].values, float(recon.attrs["pixel_size_nm"])
+        path = run.recon_mrc_of(step)
+        assert mrcfile.validate(str(path), print_file=io.StringIO())
+        with mrcfile.open(path, permissive=False) as mrc:
+            np.testing.assert_array_equal(mrc.data, volume)  # (z, y, x) as sections, rows, columns
+            assert float(mrc.voxel_size.x) == pytest.approx(10 * pixel)
+    assert not run.recon_mrc_of(0, binary=True).exists()  # the binary only on request
+    from_csv, from_nc = read_trajectories(run.metrics_csv), read_trajectories(run.metrics)
+    for name in ("neck_radius_nm", "distance_nm", "particle_radius_nm", "surface_gap_nm", "pt_time_s"):
+        np.testing.assert_array_equal(from_csv[name].values, from_nc[name].values)
+    assert list(from_csv["pair"].values) == list(from_nc["pair"].values)
 
 
 def test_every_stage_has_one_runner():

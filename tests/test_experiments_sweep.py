@@ -59,6 +59,7 @@ def test_sweep_on_a_local_cluster(tmp_path, root):
         if name != BAD_CELL:
             assert rec["worker"]["numba_pool_threads"] == 1  # the worker's env reached numba
             assert set(rec["stages"]) == {"simulate", "reconstruct", "measure", "validate", "fit"}
+    assert not list((out / "cells").rglob("*.mrc"))  # a sweep's cells keep no MRC copies
     mtimes = {name: p.stat().st_mtime_ns for name, p in cells.items()}
 
     run_sweep(spec, out, progress=False, n_workers=2)  # finished cells skipped: no cluster is started

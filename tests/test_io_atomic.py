@@ -56,3 +56,15 @@ def test_a_folder_appears_whole_or_not_at_all(tmp_path):
     with pytest.raises(FileExistsError):
         with atomic_folder(target):
             pass
+
+
+def test_a_folder_or_a_file_as_folder_is_refused_before_writing(tmp_path):
+    from sinter4d.errors import InputError
+
+    (tmp_path / "out.nc").mkdir()
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(InputError, match="out.nc: is a folder"):
+        write_text_atomic(tmp_path / "out.nc", "data")
+    with pytest.raises(InputError, match="plain: is a file, not a folder to write t.txt in"):
+        write_text_atomic(tmp_path / "plain" / "t.txt", "data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc", "plain"]

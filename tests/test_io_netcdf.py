@@ -39,3 +39,15 @@ def test_bad_files_are_one_line_naming_the_file(tmp_path, write, required, match
     with pytest.raises(InputError, match=match) as info:
         open_dataset_checked(path, required)
     assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("message", "raised"), [("NetCDF: HDF error", OSError), ("a bug", RuntimeError)])
+def test_the_library_failing_to_write_is_a_system_error_and_leaves_no_file(tmp_path, monkeypatch, message, raised):
+    def fail(self, path, **kwargs):
+        open(path, "wb").write(b"half")  # what a full disk leaves
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", fail)
+    with pytest.raises(raised, match="NetCDF: HDF error.*MB free there" if raised is OSError else "a bug"):
+        write_dataset_atomic(xr.Dataset({"a": ("x", [1.0])}), tmp_path / "t.nc")
+    assert not list(tmp_path.iterdir())

@@ -85,3 +85,20 @@ def test_bad_input():
         threshold_binary(np.full((2, 2, 2), np.nan))
     with pytest.raises(InputError, match="same shape"):
         dice(vol, vol[:2])
+
+
+@pytest.mark.parametrize("block_voxels", [1, 30 * 7 * 5, 10**9])
+def test_blockwise_opening_equals_one_transform_of_the_whole_volume(monkeypatch, block_voxels):
+    from scipy import ndimage
+
+    from sinter4d.pipeline import binarize
+
+    rng = np.random.default_rng(3)
+    mask = ndimage.gaussian_filter(rng.normal(size=(30, 7, 40)), 1.5) > 0.05  # blobs cut by every face
+    radius = 1.7
+    eroded = ndimage.distance_transform_edt(mask) > radius  # the opening in one piece, as scipy gives it
+    expected = ndimage.distance_transform_edt(~eroded) <= radius
+    monkeypatch.setattr(binarize, "BLOCK_VOXELS", block_voxels)
+    got = binarize._opening(mask, radius)
+    assert 0 < expected.sum() < mask.sum()
+    np.testing.assert_array_equal(got, expected)

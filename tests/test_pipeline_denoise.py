@@ -163,3 +163,14 @@ def test_bad_images():
         denoise_bm3d(np.ones(16))
     with pytest.raises(InputError, match="NaN"):
         denoise_bm3d(np.full((16, 16), np.nan))
+
+
+@pytest.mark.parametrize(("profile", "side"), [("np", 8), ("vn", 11)])
+def test_an_image_no_larger_than_a_block_is_refused_not_a_crash(profile, side):
+    # the bm3d library ends the process (segmentation fault) on such an image
+    images = np.random.default_rng(0).random((2, side, side + 5)).astype(np.float32)
+    with pytest.raises(InputError, match=f"{side} x {side + 5} px are too small for BM3D"):
+        denoise_bm3d(images, DenoiseSettings(bm3d_profile=profile), sigma_psd=0.1, n_jobs=1)
+    one_more = np.random.default_rng(1).random((1, side + 1, side + 1)).astype(np.float32)
+    settings = DenoiseSettings(bm3d_profile=profile)
+    assert denoise_bm3d(one_more, settings, sigma_psd=0.1, n_jobs=1).shape == one_more.shape

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +25,7 @@ __all__ = [
     "as_pairs",
     "check_angles",
     "check_choice",
+    "check_file",
     "check_finite_array",
     "check_int",
     "check_number",
@@ -40,6 +42,16 @@ MIN_TILT_RANGE_DEG = 10.0
 #: tilt-axis search spans +-20 px (pipeline settings), so fewer than four blocks
 #: a side leave both with nothing to work on.
 MIN_IMAGE_PX = 32
+
+
+def check_file(path, *, error: type[InputError] = InputError) -> Path:
+    """``path`` as a Path to an existing file (not a folder); else ``error`` naming it."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{path}: is a folder, not a file")
+    if not path.is_file():
+        raise error(f"{path}: no such file")
+    return path
 
 
 def check_number(value, name: str, *, minimum: float | None = None, maximum: float | None = None,

@@ -2,7 +2,9 @@
 
 Argument parsing and printing live here only; every command calls library
 functions that return values. A user error (:class:`~sinter4d.errors.InputError`)
-prints one line to stderr and exits with status 2, never a traceback.
+prints one line to stderr and exits with status 2, never a traceback; an
+``OSError`` the system raises (permission denied, disk full) prints one line
+and exits with status 1. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 
 from . import __version__
 from .errors import InputError
-from .runfolder import STAGE_NAMES, STAGES, RunFolder, SweepFolder, role_label, stage
+from .runfolder import STAGE_NAMES, STAGES, RunFolder, SweepFolder, mrc_beside, role_label, stage
 
 
 def _cmd_dose(args: argparse.Namespace) -> int:
@@ -96,8 +98,18 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     overrides = {"method": args.method, "iterations": args.iterations, "align_method": args.align}
     if args.no_denoise:
         overrides["denoise"] = False
-    outs = reconstruct_path(args.path, out=args.out, overrides=overrides, progress=not args.quiet)
-    print(f"{len(outs)} reconstruction(s): {outs[0].parent}")
+    mrc = () if args.no_mrc else ("volume", "binary") if args.mrc_binary else ("volume",)
+    outs = reconstruct_path(args.path, out=args.out, overrides=overrides, progress=not args.quiet, mrc=mrc)
+    print(f"{len(outs)} reconstruction(s): {outs[0].parent}" + (f" (and {', '.join(mrc)} as MRC)" if mrc else ""))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .experiments.reconstruct import export_mrc
+
+    variable = "binary" if args.binary else "volume"
+    out = export_mrc(args.recon, args.mrc, variable=variable)
+    print(f"{out}: {variable} of {args.recon} as MRC (voxel size in the header, in angstrom)")
     return 0
 
 
@@ -232,8 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--align", choices=["xcorr", "mattes"], default=None, help="registration of adjacent tilts")
     p.add_argument("--no-denoise", action="store_true", help="skip BM3D")
     p.add_argument("--out", default=None, help="output file when PATH is a file")
+    p.add_argument("--no-mrc", action="store_true", help=f"skip the MRC copy of each volume ({mrc_beside('NAME.nc').name})")
+    p.add_argument("--mrc-binary", action="store_true",
+                   help=f"also write the binary as MRC ({mrc_beside('NAME.nc', binary=True).name})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_reconstruct)
+
+    p = sub.add_parser("export", help="a reconstruction as MRC for IMOD's 3dmod, tomviz or Chimera")
+    p.add_argument("recon", help=f"reconstruction file ({role_label('recon')})")
+    p.add_argument("--mrc", default=None, help=f"MRC file to write (default {mrc_beside('NAME.nc').name} beside it)")
+    p.add_argument("--binary", action="store_true", help="the binary volume (0/1 bytes) instead of the volume")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("measure", help="particles, pairs and the paper's Fig. 7 metrics of every reconstruction")
     p.add_argument("path", help=f"run folder ({role_label('recon')} -> {role_label('metrics')}) or one reconstruction file")
@@ -297,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"sinter4d {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the system refused: permission denied, disk full, a file vanished
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"sinter4d {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"sinter4d {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

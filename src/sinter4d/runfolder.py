@@ -10,7 +10,9 @@ module spells a file name::
     RUNDIR/truth.nc             true geometry and pair metrics    simulate
     RUNDIR/tilts/tNN.nc         one HAADF tilt series per step    simulate
     RUNDIR/recon/tNN.nc         reconstruction and binary volume  reconstruct
+    RUNDIR/recon/tNN.mrc        the volume as MRC (IMOD, tomviz)  reconstruct
     RUNDIR/metrics.nc           the paper's metrics per pair      measure
+    RUNDIR/metrics.csv          the same as a trajectory table    measure
     RUNDIR/metrics_fig8.png, metrics_fig9a.png                    measure
     RUNDIR/validation.nc        metrics minus truth, Dice         validate
     RUNDIR/validation_fig8.png                                    validate
@@ -50,6 +52,7 @@ __all__ = [
     "RunFolder",
     "Stage",
     "SweepFolder",
+    "mrc_beside",
     "recon_beside",
     "role_label",
     "stage",
@@ -91,6 +94,12 @@ def recon_beside(tilts: str | Path) -> Path:
     """Where the reconstruction of a lone tilt-series file goes by default: beside it, ``NAME_recon.nc``."""
     tilts = Path(tilts)
     return tilts.with_name(f"{tilts.stem}_recon.nc")
+
+
+def mrc_beside(recon: str | Path, *, binary: bool = False) -> Path:
+    """The MRC copy of a reconstruction file: ``NAME.mrc`` (its volume) or ``NAME_binary.mrc`` beside it."""
+    recon = Path(recon)
+    return recon.with_name(f"{recon.stem}_binary.mrc" if binary else f"{recon.stem}.mrc")
 
 
 @dataclass(frozen=True)
@@ -198,6 +207,11 @@ class RunFolder:
         return self.path / "metrics.nc"
 
     @property
+    def metrics_csv(self) -> Path:
+        """``metrics.csv``: the metrics as a trajectory table (docs/design.md), for ``sinter4d fit`` and spreadsheets."""
+        return self.path / "metrics.csv"
+
+    @property
     def metrics_fig8(self) -> Path:
         return self.path / "metrics_fig8.png"
 
@@ -232,6 +246,10 @@ class RunFolder:
     def recon_of(self, step: int) -> Path:
         """The reconstruction of step ``step`` (0-based)."""
         return self.recon / step_name(step)
+
+    def recon_mrc_of(self, step: int, *, binary: bool = False) -> Path:
+        """The MRC copy of the reconstruction of step ``step``: ``recon/tNN.mrc`` (or ``tNN_binary.mrc``)."""
+        return mrc_beside(self.recon_of(step), binary=binary)
 
     def tilt_files(self) -> list[Path]:
         return step_files(self.tilts)
@@ -296,9 +314,9 @@ def _role_complete(run: RunFolder, role: str, n_steps: int) -> bool:
 #: The stages of a run, in the order they run.
 STAGES: tuple[Stage, ...] = (
     Stage("simulate", (), ("truth", "tilts"), "truth.nc and tilts/tNN.nc from an experiment spec", needs_truth=True),
-    Stage("reconstruct", ("tilts",), ("recon",), "BM3D, alignment, tilt axis, TV reconstruction, binary: recon/tNN.nc"),
-    Stage("measure", ("recon",), ("metrics", "metrics_fig8", "metrics_fig9a"),
-          "the paper's metrics per pair and step: metrics.nc, Fig. 8 and 9(a)"),
+    Stage("reconstruct", ("tilts",), ("recon",), "BM3D, alignment, tilt axis, TV reconstruction, binary: recon/tNN.nc (and .mrc)"),
+    Stage("measure", ("recon",), ("metrics", "metrics_csv", "metrics_fig8", "metrics_fig9a"),
+          "the paper's metrics per pair and step: metrics.nc (and .csv), Fig. 8 and 9(a)"),
     Stage("validate", ("metrics", "truth", "recon", "tilts"), ("validation", "validation_fig8"),
           "metrics minus truth, pairs found and missed, Dice: validation.nc", needs_truth=True),
     Stage("fit", ("metrics",), ("fit",), "a sintering model fitted to metrics.nc: fit/"),

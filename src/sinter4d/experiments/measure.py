@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
+from ..io.trajectories import write_trajectories_csv
 from ..measurement import measure_volumes
 from ..runfolder import RunFolder, step_index
 from ..schema import PAIR_METRICS
@@ -93,6 +94,17 @@ def figure_paths(metrics_path: str | Path) -> tuple[Path, Path]:
     return p.with_name(f"{p.stem}_fig8.png"), p.with_name(f"{p.stem}_fig9a.png")
 
 
+def table_path(metrics_path: str | Path) -> Path:
+    """Path of the trajectory table (CSV) written beside a metrics file.
+
+    :attr:`RunFolder.metrics_csv` for a run folder's metrics file;
+    ``NAME.csv`` beside any other ``NAME.nc``.
+    """
+    p = Path(metrics_path)
+    run = RunFolder(p.parent)
+    return run.metrics_csv if p.name == run.metrics.name else p.with_suffix(".csv")
+
+
 def measure_run(
     path: str | Path,
     *,
@@ -123,8 +135,10 @@ def measure_run(
     -------
     Path
         The metrics file. Skipped (not recomputed) when it exists and is newer
-        than every reconstruction file; the Fig. 8 and Fig. 9(a) PNGs
-        (:func:`figure_paths`) are written beside it when missing or older.
+        than every reconstruction file; the trajectory table
+        (:func:`table_path`, the layout ``sinter4d fit`` reads) and the Fig. 8
+        and Fig. 9(a) PNGs (:func:`figure_paths`) are written beside it when
+        missing or older.
 
     Raises
     ------
@@ -172,6 +186,9 @@ def measure_run(
         if "time_note" in heads[0]:
             ds.attrs["time_note"] = heads[0]["time_note"]
         write_dataset_atomic(ds, target)
+    table = table_path(target)
+    if not _is_fresh(table, [target]):
+        write_trajectories_csv(open_dataset_checked(target, ["neck_radius_nm", "pt_time_s"]), table)
     fig8, fig9 = figure_paths(target)
     if not (_is_fresh(fig8, [target]) and _is_fresh(fig9, [target])):
         ds = open_dataset_checked(target, list(PAIR_METRICS))

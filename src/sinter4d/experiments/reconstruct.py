@@ -1,4 +1,9 @@
-"""Reconstruction of a run folder or of one tilt-series file (resumable, atomic)."""
+"""Reconstruction of a run folder or of one tilt-series file (resumable, atomic).
+
+Each reconstruction ``NAME.nc`` gets an MRC copy of its volume beside it,
+``NAME.mrc`` (:func:`sinter4d.runfolder.mrc_beside`; IMOD conventions, see
+:mod:`sinter4d.io.volumes`), and of its binary on request.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,30 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from ..errors import InputError
+from ..io.atomic import check_target
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
+from ..io.volumes import write_volume_mrc
 from ..pipeline.chain import check_tilt_series, process_tilt_series, reference_noise_level
 from ..pipeline.callbacks import ProgressCallback
-from ..runfolder import RunFolder, recon_beside, role_label
+from ..runfolder import RunFolder, mrc_beside, recon_beside, role_label
+from ..checks import MIN_TILTS
 from ..specs import parse
 from ..pipeline.settings import PipelineSpec
 
 log = logging.getLogger(__name__)
+
+def check_tilt_count(counts: xr.DataArray, source: str | Path) -> None:
+    """Refuse a ``counts`` variable not laid out ``(tilt, y, x)`` or with fewer than :data:`~sinter4d.checks.MIN_TILTS` images.
+
+    Raises
+    ------
+    InputError
+        One line naming ``source``.
+    """
+    if counts.dims != ("tilt", "y", "x"):
+        raise InputError(f"{source}: variable counts has dims {counts.dims}; expected (tilt, y, x)")
+    if counts.sizes["tilt"] < MIN_TILTS:
+        raise InputError(f"{source}: {counts.sizes['tilt']} tilt image(s); a reconstruction needs at least {MIN_TILTS}")
 
 
 def recorded_pipeline(run_dir: str | Path) -> tuple[dict | None, str]:
@@ -54,14 +75,60 @@ def pipeline_settings(run_dir: Path | None, overrides: dict | None = None) -> Pi
 
 
 def reconstruct_file(
-    tilts: str | Path, out: str | Path, settings: PipelineSpec, *, progress: bool = True, n_jobs: int = -1
+    tilts: str | Path,
+    out: str | Path,
+    settings: PipelineSpec,
+    *,
+    progress: bool = True,
+    n_jobs: int = -1,
+    mrc: tuple[str, ...] = ("volume",),
 ) -> Path:
-    """Reconstruct one tilt-series file into ``out`` (written atomically); ``n_jobs`` BM3D threads (-1: all cores)."""
-    ds = open_dataset_checked(tilts, ["counts", "tilt_angle"])
+    """Reconstruct one tilt-series file into ``out`` (written atomically).
+
+    ``n_jobs`` BM3D threads (-1: all cores); ``mrc`` the variables also
+    written as MRC beside ``out`` (:func:`export_mrc`).
+    """
+    # read lazily and uncached: the chain reads the images once, and frees them once prepared
+    ds = open_dataset_checked(tilts, ["counts", "tilt_angle"], load=False, cache=False)
+    try:
+        check_tilt_count(ds["counts"], tilts)
+    except InputError:
+        ds.close()
+        raise
     callbacks = (ProgressCallback(desc=f"{settings.method} {Path(tilts).stem}", leave=False),) if progress else ()
-    volume = process_tilt_series(ds, settings, n_jobs=n_jobs, callbacks=callbacks, source=str(tilts))
+    try:
+        volume = process_tilt_series(ds, settings, n_jobs=n_jobs, callbacks=callbacks, source=str(tilts))
+    finally:
+        ds.close()
     volume.attrs["source"] = str(tilts)
-    return write_dataset_atomic(volume, out)
+    write_dataset_atomic(volume, out)
+    for variable in mrc:
+        write_volume_mrc(volume, mrc_beside(out, binary=variable == "binary"), variable=variable, source=str(out))
+    return Path(out)
+
+
+def export_mrc(recon: str | Path, out: str | Path | None = None, *, variable: str = "volume") -> Path:
+    """Write one variable of a reconstruction file as MRC (IMOD conventions, :mod:`sinter4d.io.volumes`).
+
+    Parameters
+    ----------
+    recon : str or Path
+        A reconstruction file (``volume`` and ``binary`` over ``(z, y, x)``).
+    out : str or Path, optional
+        The MRC file (default :func:`sinter4d.runfolder.mrc_beside`).
+    variable : {'volume', 'binary'}, optional
+
+    Returns
+    -------
+    Path
+        The MRC file.
+    """
+    out = Path(out) if out is not None else mrc_beside(recon, binary=variable == "binary")
+    ds = open_dataset_checked(recon, [variable, "z", "y", "x"], load=False)
+    try:
+        return write_volume_mrc(ds, out, variable=variable, source=str(recon))
+    finally:
+        ds.close()
 
 
 def run_sigma_psd(tilts: list[Path], outs: list[Path], settings: PipelineSpec, *, n_jobs: int = -1) -> float | None:
@@ -97,6 +164,7 @@ def reconstruct_path(
     overrides: dict | None = None,
     progress: bool = True,
     n_jobs: int = -1,
+    mrc: tuple[str, ...] = ("volume",),
 ) -> list[Path]:
     """Reconstruct a run folder (every tilt series) or one tilt-series file.
 
@@ -107,6 +175,9 @@ def reconstruct_path(
 
     ``n_jobs`` is the number of images BM3D denoises at once (-1: every
     core this process may use; a sweep running one cell per core passes 1).
+    ``mrc`` names the variables (``"volume"``, ``"binary"``) also written
+    as MRC beside each reconstruction (``()``: none); a finished
+    reconstruction missing its MRC gets it written from its file.
 
     Returns
     -------
@@ -126,10 +197,14 @@ def reconstruct_path(
             sigma = run_sigma_psd(tilts, outs, settings, n_jobs=n_jobs)
             settings = settings.model_copy(update={"sigma_psd": sigma})
         for t, o in tqdm(todo, desc=f"reconstruct {path.name}", unit="step", disable=not progress):
-            reconstruct_file(t, o, settings, progress=progress, n_jobs=n_jobs)
+            reconstruct_file(t, o, settings, progress=progress, n_jobs=n_jobs, mrc=mrc)
+        for o in outs:
+            for variable in mrc:
+                if not mrc_beside(o, binary=variable == "binary").is_file():
+                    export_mrc(o, variable=variable)
         return outs
     if not path.is_file():
         raise InputError(f"{path}: no such file or folder")
     settings = pipeline_settings(None, overrides)
-    target = Path(out) if out is not None else recon_beside(path)
-    return [reconstruct_file(path, target, settings, progress=progress, n_jobs=n_jobs)]
+    target = check_target(out if out is not None else recon_beside(path))
+    return [reconstruct_file(path, target, settings, progress=progress, n_jobs=n_jobs, mrc=mrc)]

@@ -174,6 +174,7 @@ def run_experiment(
     progress: bool = True,
     raise_errors: bool = True,
     n_jobs: int = -1,
+    mrc: tuple[str, ...] = ("volume",),
 ) -> RunResult:
     """Run every stage of an experiment spec into one run folder.
 
@@ -199,6 +200,9 @@ def run_experiment(
     n_jobs : int, optional
         Images denoised at once (-1: every core this process may use; a
         sweep running one cell per core passes 1).
+    mrc : tuple of str, optional
+        Variables of each reconstruction also written as MRC beside it
+        (``recon/tNN.mrc``; a sweep's cells pass ``()``).
 
     Returns
     -------
@@ -221,7 +225,7 @@ def run_experiment(
         raise InputError(f"{run.path}: holds a run of a different spec; choose another --out or remove it")
     run.path.mkdir(parents=True, exist_ok=True)
     job = StageJob(spec, spec_path, fit_spec, run, progress=progress, n_jobs=n_jobs,
-                   n_steps=len(spec.heating.pt_time_s), pipeline=spec.pipeline)
+                   n_steps=len(spec.heating.pt_time_s), pipeline=spec.pipeline, mrc=mrc)
     header = {"spec_file": str(spec_path) if spec_path is not None else None, "spec_name": spec.name}
     return _run_stages(job, stages, header, label=spec.name, force=force, progress=progress,
                        raise_errors=raise_errors)
@@ -391,6 +395,7 @@ class StageJob:
     n_jobs: int = -1
     n_steps: int = 0
     pipeline: PipelineSpec = PipelineSpec()
+    mrc: tuple[str, ...] = ("volume",)
 
 
 def _simulate(job: StageJob) -> None:
@@ -398,7 +403,7 @@ def _simulate(job: StageJob) -> None:
 
 
 def _reconstruct(job: StageJob) -> None:
-    reconstruct_path(job.run.path, progress=job.progress, n_jobs=job.n_jobs)
+    reconstruct_path(job.run.path, progress=job.progress, n_jobs=job.n_jobs, mrc=job.mrc)
 
 
 def _measure(job: StageJob) -> None:

@@ -144,7 +144,7 @@ def run_cell(spec_doc: dict, cell_dir: str, spec_path: str, name: str, settings:
         record["spec"] = spec.to_json()
         with _cell_logging(run):
             result = run_experiment(spec, run.path, spec_path=spec_path, stages=CELL_STAGES, progress=False,
-                                    raise_errors=False, n_jobs=1)
+                                    raise_errors=False, n_jobs=1, mrc=())
         record["stages"] = _carry_seconds(result.stages, earlier)
         if result.failed:
             record.update(failed_stage=result.failed, error=result.stages[result.failed]["error"])

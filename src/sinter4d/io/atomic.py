@@ -14,6 +14,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import InputError
+
+
+def check_target(path: str | Path) -> Path:
+    """``path`` as a Path a file can be written to: not a folder, its parent not a file.
+
+    Commands call it before long work, so a bad ``--out`` is refused at once.
+
+    Raises
+    ------
+    InputError
+        One line naming the path.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give the name of a file to write")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise InputError(f"{path.parent}: is a file, not a folder to write {path.name} in")
+    return path
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -35,7 +55,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     >>> with atomic_path("out/table.csv") as tmp:  # doctest: +SKIP
     ...     frame.to_csv(tmp)
     """
-    path = Path(path)
+    path = check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

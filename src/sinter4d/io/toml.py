@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from ..checks import check_file
 from ..errors import SpecError
 
 
@@ -27,13 +28,13 @@ def read_toml(path: str | Path) -> dict:
         If the file is missing, unreadable or not valid TOML; the message
         names the file (and the line for a syntax error).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: no such file")
+    path = check_file(path, error=SpecError)
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not a TOML text file (byte {exc.start} is not UTF-8)") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read: {exc.strerror}") from None

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..checks import check_file
 from ..errors import InputError
 from ..schema import COORDINATES, PAIR_METRICS
 from .netcdf import open_dataset_checked
@@ -94,6 +95,61 @@ def read_trajectories(path: str | Path) -> xr.Dataset:
     return ds
 
 
+def write_trajectories_csv(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write the trajectories of a metrics (or truth) dataset as a trajectory table (CSV).
+
+    The inverse of :func:`read_trajectories` for a table: one row per time
+    and pair (time-major), the columns of docs/design.md ("Trajectory
+    table"), ``surface_gap_nm`` only when the dataset has it; NaN is an
+    empty cell. Values are written in full precision, so reading the table
+    back gives the same numbers. The file is written atomically.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Variables ``neck_radius_nm``, ``particle_radius_nm`` (and
+        ``distance_nm``, ``surface_gap_nm`` when present) over ``(time,
+        pair)``; coordinates (or variables) ``pt_time_s`` and
+        ``temperature_C`` over ``time``; ``pair`` labels (default ``P1``,
+        ``P2``, ...).
+    path : str or Path
+        The ``.csv`` file.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        A required variable is missing.
+    """
+    import pandas as pd
+
+    from .atomic import atomic_path
+
+    source = ds.attrs.get("source", "dataset")
+    missing = [name for name in _REQUIRED_NC if name not in ds.variables]
+    if missing:
+        raise InputError(f"{source}: missing variable(s) {', '.join(missing)}")
+    n_time, n_pair = ds.sizes["time"], ds.sizes["pair"]
+    pairs = [str(p) for p in ds["pair"].values] if "pair" in ds.coords else [f"P{k + 1}" for k in range(n_pair)]
+    columns = {
+        "pt_time_s": np.repeat(np.asarray(ds["pt_time_s"].values, float), n_pair),
+        "temperature_C": np.repeat(np.asarray(ds["temperature_C"].values, float), n_pair),
+        "pair": np.tile(pairs, n_time),
+    }
+    for name in _CSV_COLUMNS[3:]:
+        if name in ds:
+            columns[name] = np.asarray(ds[name].transpose("time", "pair").values, float).ravel()
+        elif name == "distance_nm":
+            columns[name] = np.full(n_time * n_pair, np.nan)
+    with atomic_path(path) as tmp:
+        pd.DataFrame(columns).to_csv(tmp, index=False, na_rep="")
+    return Path(path)
+
+
 def _read_netcdf(path: Path) -> xr.Dataset:
     raw = open_dataset_checked(path, _REQUIRED_NC)
     for name in ("neck_radius_nm", "particle_radius_nm", "distance_nm"):
@@ -123,8 +179,7 @@ def _read_netcdf(path: Path) -> xr.Dataset:
 def _read_csv(path: Path) -> xr.Dataset:
     import pandas as pd
 
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    check_file(path)
     try:
         table = pd.read_csv(path, skipinitialspace=True, comment="#", dtype={"pair": str})
     except Exception as exc:  # pandas raises ParserError, UnicodeDecodeError, EmptyDataError...

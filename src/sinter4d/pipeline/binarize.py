@@ -38,16 +38,49 @@ def _threshold(values: np.ndarray, method: str) -> float:
     return float(func(values))
 
 
+#: Voxels per block of the distance transforms (scipy's takes about 60 bytes a voxel).
+BLOCK_VOXELS = 4_000_000
+
+
 def _opening(mask: np.ndarray, radius_vox: float) -> np.ndarray:
     """Opening of a boolean volume by a Euclidean ball of radius ``radius_vox`` voxels."""
     if not mask.any() or mask.all():
         return mask
-    # distance of every foreground voxel to the nearest background voxel
-    eroded = ndimage.distance_transform_edt(mask) > radius_vox
+    # erosion: foreground voxels farther than radius_vox from every background voxel
+    eroded = _within(~mask, radius_vox, invert=True)
     if not eroded.any():
         return eroded
     # dilation: voxels within radius_vox of the eroded set
-    return ndimage.distance_transform_edt(~eroded) <= radius_vox
+    return _within(eroded, radius_vox)
+
+
+def _within(seeds: np.ndarray, radius_vox: float, *, invert: bool = False) -> np.ndarray:
+    """Voxels within ``radius_vox`` of a ``seeds`` voxel (or not within it, ``invert``).
+
+    The distance transform runs block by block along the longest axis, each
+    block with ``ceil(radius_vox) + 1`` slices of its neighbours: a seed
+    nearer than the radius is always inside that margin, so the result is
+    that of one transform of the whole volume at a fraction of its memory.
+    """
+    axis = int(np.argmax(seeds.shape))
+    n = seeds.shape[axis]
+    per_slice = seeds.size // n
+    block = max(1, BLOCK_VOXELS // max(per_slice, 1))
+    halo = int(np.ceil(radius_vox)) + 1
+    out = np.empty(seeds.shape, bool)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        lo, hi = max(0, start - halo), min(n, stop + halo)
+        part = np.take(seeds, np.arange(lo, hi), axis=axis)
+        if part.any():
+            near = ndimage.distance_transform_edt(~part) <= radius_vox
+        else:  # no seed in reach (the transform of an input without zeros is undefined)
+            near = np.zeros(part.shape, bool)
+        near = np.take(near, np.arange(start - lo, stop - lo), axis=axis)
+        index = [slice(None)] * seeds.ndim
+        index[axis] = slice(start, stop)
+        out[tuple(index)] = ~near if invert else near
+    return out
 
 
 def threshold_binary(

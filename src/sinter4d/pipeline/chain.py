@@ -78,7 +78,7 @@ def remove_dark_level(values: np.ndarray, ds: xr.Dataset) -> np.ndarray:
     return np.clip(values - dark, 0, None) if dark else values
 
 
-def subtract_background(images: np.ndarray) -> np.ndarray:
+def subtract_background(images: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """Remove the support film's level from every image.
 
     The film is a slab much wider than the field of view, so it adds an
@@ -90,15 +90,18 @@ def subtract_background(images: np.ndarray) -> np.ndarray:
     ----------
     images : (n, ny, nx) ndarray
 
+    out : (n, ny, nx) float32 ndarray, optional
+        Where to write the result (``images`` itself: in place).
+
     Returns
     -------
     (n, ny, nx) ndarray
         ``images`` minus each image's film level (float32).
     """
-    out = np.empty(images.shape, dtype=np.float32)
+    out = np.empty(images.shape, dtype=np.float32) if out is None else out
     for k, image in enumerate(images):
         below = image[image <= threshold_otsu(image)]
-        out[k] = image - np.float32(np.median(below))
+        np.subtract(image, np.float32(np.median(below)), out=out[k], casting="same_kind")
     return out
 
 
@@ -237,19 +240,21 @@ def prepare_tilt_series(
             sigma = estimate_sigma_psd(images[len(images) // 2], settings)
         images = denoise_bm3d(
             images, settings, sigma_psd=settings.denoise_strength * sigma, n_jobs=n_jobs
-        ).astype(np.float32)
+        ).astype(np.float32, copy=False)
     seconds["denoise"] = time.perf_counter() - t0
 
+    # each stage's stack replaces the one before, so at most two are held at once
     t0 = time.perf_counter()
     shifts = align_translations(images, angles, settings)
-    aligned = apply_shifts(images, -shifts)
+    images = apply_shifts(images, -shifts)
     seconds["align"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    offset = float(find_tilt_axis(aligned, angles, settings))
-    centred = center_tilt_axis(aligned, offset)
+    offset = float(find_tilt_axis(images, angles, settings))
+    images = center_tilt_axis(images, offset).astype(np.float32, copy=False)
     seconds["tilt_axis"] = time.perf_counter() - t0
-    return PreparedSeries(subtract_background(centred), angles, pixel, shifts, offset, sigma, seconds, axis_rotation, axis_source)
+    signal = subtract_background(images, out=images)
+    return PreparedSeries(signal, angles, pixel, shifts, offset, sigma, seconds, axis_rotation, axis_source)
 
 
 def process_tilt_series(
@@ -368,11 +373,11 @@ def reconstruct_and_binarize(
         tv_weight=settings.tv_weight,
         tol=settings.tol,
         callbacks=callbacks,
-    ).astype(np.float32)
+    ).astype(np.float32, copy=False)
     t1 = time.perf_counter()
     binary = threshold_binary(
         volume, method="otsu", radius_nm=settings.binarize_radius_nm, voxel_size_nm=pixel
-    ).astype(np.uint8)
+    ).astype(np.uint8, copy=False)
     return volume, binary, {"reconstruct": t1 - t0, "binarize": time.perf_counter() - t1}
 
 

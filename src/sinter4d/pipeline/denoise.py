@@ -283,6 +283,10 @@ def _denoise_one(image: np.ndarray, sigma_psd: float, settings: DenoiseSettings)
     bm3d = _bm3d_module()
     pro = _profile(bm3d, settings.bm3d_profile)
     pro.num_threads = 1
+    block = max(pro.bs_ht, pro.bs_wiener)
+    if min(image.shape) <= block:  # the bm3d library crashes the process on such an image
+        raise InputError(f"images of {image.shape[0]} x {image.shape[1]} px are too small for BM3D "
+                         f"(profile {settings.bm3d_profile!r}: {block} px blocks); denoise needs more than {block} px a side")
     z = anscombe(image).astype(np.float64) if settings.anscombe else image.astype(np.float64)
     arg = sigma_psd if settings.psd == "white" else noise_psd(z.shape, sigma_psd, psd=settings.psd)
     stage_arg = bm3d.BM3DStages.ALL_STAGES if settings.bm3d_stages == "all" else bm3d.BM3DStages.HARD_THRESHOLDING
@@ -485,6 +489,10 @@ def denoise_bm3d(
         sigma = settings.denoise_strength * select_sigma_psnr(stack[k], reference, settings=settings, n_jobs=n_jobs)
     else:
         sigma = settings.denoise_strength * estimate_sigma_psd(stack[k], settings)
-    out = _map(lambda img: _denoise_one(img, sigma, settings), list(stack), n_jobs, progress)
-    result = np.stack(out)
+    result = np.empty_like(stack)  # each image is written in place: no list of images, then a stack of them
+
+    def denoise_into(k: int) -> None:
+        result[k] = _denoise_one(stack[k], sigma, settings)
+
+    _map(denoise_into, list(range(n)), n_jobs, progress)
     return result[0] if single else result
