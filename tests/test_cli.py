@@ -90,7 +90,7 @@ def _bad_files(folder):
         (["run", "{out}/unknown.toml", "--out", "{out}/run"], "bogus_key: unknown key"),
         (["run", "{out}/range.toml", "--out", "{out}/run"], "acquisition.tilt_step_deg"),
         (["run", "{out}/corrupt.nc", "--out", "{out}/run"], "not a TOML text file"),
-        (["run", "{out}/folder.toml", "--out", "{out}/run"], "is a folder"),
+        (["run", "{out}/folder.toml", "--out", "{out}/run"], "a run folder is run in place"),
         (["sweep", "{out}/bad.toml", "--out", "{out}/sweep"], "base: missing key"),
         (["sweep", "{out}/syntax.toml", "--out", "{out}/sweep"], "not valid TOML"),
         (["sweep", "{out}/binary.toml", "--out", "{out}/sweep"], "not a TOML text file"),
@@ -118,7 +118,7 @@ def _bad_files(folder):
         (["reconstruct", "{out}/truncated.nc", "--out", "{out}/r.nc"], "truncated.nc: not a readable netCDF"),
         (["reconstruct", "{out}/nobinary.nc", "--out", "{out}/r.nc"], "missing variable(s) counts"),
         (["reconstruct", "{out}/tilts.nc", "--out", "{out}/folder.nc"], "folder.nc: is a folder"),
-        (["reconstruct", "{out}/tilts.nc", "--out", "{out}/r.nc"], "8 x 8 px are too small for BM3D"),
+        (["reconstruct", "{out}/tilts.nc", "--out", "{out}/r.nc"], "tilts.nc: the images are uniform"),
         # measure and export: reconstructions without a binary, corrupt, a folder
         (["measure", "{out}/nope.nc", "--out", "{out}/m.nc"], "no such file"),
         (["measure", "{out}/empty"], "no reconstruction"),

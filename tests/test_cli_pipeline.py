@@ -141,7 +141,7 @@ def test_import_of_one_image_and_reconstruct_of_two_tilts_are_one_line(tilts_fil
     write_dataset_atomic(src.isel(tilt=slice(0, 2)).load(), two)
     assert main(["reconstruct", str(two), "--no-denoise", "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "2 tilt image(s); the pipeline needs at least 3" in err[0]
+    assert len(err) == 1 and "two.nc: 2 tilt image(s)" in err[0] and "at least 3" in err[0]
 
 
 def _angles_file(folder, angles):

@@ -55,11 +55,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    from .io.atomic import check_target
     from .io.netcdf import write_dataset_atomic
     from .io.stacks import read_tilt_series
 
     if len(args.stack) == 1 and args.stack[0].lower().endswith(".csv"):
         return _import_manifest(args)
+    check_target(args.out)  # a bad --out is refused before a large stack is read
     stack = args.stack[0] if len(args.stack) == 1 else args.stack
     ds = read_tilt_series(stack, angles=args.angles, pixel_size_nm=args.pixel_size,
                           tilt_axis_rotation_deg=args.tilt_axis_rotation)

@@ -223,7 +223,11 @@ def prepare_tilt_series(
     images, angles, pixel = check_tilt_series(ds, source=source)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    axis_rotation, axis_source = choose_axis_rotation(images, angles, settings, recorded=ds.attrs.get("tilt_axis_rotation_deg"))
+    try:
+        axis_rotation, axis_source = choose_axis_rotation(images, angles, settings,
+                                                          recorded=ds.attrs.get("tilt_axis_rotation_deg"))
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
     if axis_rotation != 0.0:
         images = rotate_to_axis(images, axis_rotation)
         if "reference" in ds:
