@@ -10,7 +10,8 @@ import xarray as xr
 from sinter4d.cli import main
 from sinter4d.errors import InputError
 from sinter4d.experiments import run_experiment
-from sinter4d.experiments.run import RUNNERS, code_fingerprint, package_versions
+from sinter4d.experiments.record import code_fingerprint, package_versions
+from sinter4d.experiments.run import RUNNERS
 from sinter4d.runfolder import STAGE_NAMES as STAGES
 
 STEPS = 2
@@ -87,7 +88,7 @@ def test_every_stage_has_one_runner():
 
 
 def test_the_code_fingerprint_follows_the_source(tmp_path):
-    from sinter4d.experiments.run import _fingerprint
+    from sinter4d.experiments.record import _fingerprint
 
     package = tmp_path / "pkg"
     (package / "sub").mkdir(parents=True)

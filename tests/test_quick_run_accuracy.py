@@ -3,7 +3,7 @@
 Slow: run with ``pytest -m slow tests/test_quick_run_accuracy.py``.
 A ``runs/quick`` folder made by ``make run`` from the current spec *and the current
 source* (its ``run.json`` records the fingerprint of the installed package,
-:func:`sinter4d.experiments.run.code_fingerprint`) is used as is; otherwise the quick spec is simulated,
+:func:`sinter4d.experiments.record.code_fingerprint`) is used as is; otherwise the quick spec is simulated,
 reconstructed, measured and validated in a temporary folder.
 """
 
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from sinter4d.experiments.run import code_fingerprint, run_experiment
+from sinter4d.experiments.record import code_fingerprint
+from sinter4d.experiments.run import run_experiment
 from sinter4d.experiments.simulate import same_spec
 from sinter4d.experiments.spec import load_spec
 from sinter4d.runfolder import RunFolder

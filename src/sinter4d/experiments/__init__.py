@@ -4,7 +4,8 @@ from .manifest import import_manifest, read_manifest
 from .measure import measure_run
 from .validate import validate_run
 from .reconstruct import reconstruct_path
-from .run import RunResult, code_fingerprint, run_experiment, run_imported
+from .record import code_fingerprint
+from .run import RunResult, run_experiment, run_imported
 from .simulate import plan_simulation, simulate_run, tilt_path, truth_dataset
 from .spec import ExperimentSpec, RunSettings, load_run_settings, load_spec, parse_spec, resolve_model_card
 

@@ -363,7 +363,7 @@ def import_manifest(path: str | Path, out_dir: str | Path) -> RunFolder:
         size, or a run folder that exists and is not empty. Nothing is
         written then.
     """
-    from .run import code_record, package_versions, utc_timestamp
+    from .record import code_record, package_versions, utc_timestamp
 
     csv_path = Path(path).resolve()
     run = RunFolder(out_dir)

@@ -32,7 +32,7 @@ from .._cores import available_cores
 from ..io.atomic import write_json_atomic
 from ..io.netcdf import write_dataset_atomic
 from ..runfolder import SWEEP_CELL_STAGES, RunFolder, SweepFolder
-from .run import utc_timestamp
+from .record import utc_timestamp
 from .spec import ExperimentSpec, parse_spec
 from .sweep_dataset import cell_results, read_cell_record, sweep_dataset
 from .sweep_spec import DERIVED_KEYS, Cell, SweepSpec, load_sweep_spec, parse_sweep_spec
@@ -311,7 +311,7 @@ def _sweep_logging(path: Path):
 
 
 def _sweep_record(sweep: SweepSpec, cells: list[Cell]) -> dict:
-    from .run import code_record, package_versions
+    from .record import code_record, package_versions
 
     return {
         "spec_file": str(sweep.source.resolve()), "name": sweep.name, "description": sweep.description,
