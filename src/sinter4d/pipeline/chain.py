@@ -75,7 +75,10 @@ def remove_dark_level(values: np.ndarray, ds: xr.Dataset) -> np.ndarray:
     """``values`` minus the series' ``dark_level`` attribute (0 when absent), clipped at 0 (float32)."""
     dark = np.float32(ds.attrs.get("dark_level", 0.0))
     values = np.asarray(values, dtype=np.float32)
-    return np.clip(values - dark, 0, None) if dark else values
+    if not dark:
+        return values
+    signal = values - dark  # one new stack; ``values`` may be the dataset's own array
+    return np.maximum(signal, 0, out=signal)
 
 
 def subtract_background(images: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
