@@ -13,8 +13,11 @@ Public names:
 * :func:`shift_image`, :func:`drift_random_walk`: the shift and drift
   conventions the pipeline has to undo.
 * :func:`estimate_dark_level`: a real detector's vacuum level (its offset).
+* :class:`DetectorSettings`: the simulated detector's read-out
+  (``[acquisition.detector]``, off by default).
 """
 
+from ._detector import DetectorSettings
 from ._dark import DARK_LEVEL_METHOD, estimate_dark_level
 from ._dose import ELEMENTARY_CHARGE_C, dose_e_per_nm2, electrons_per_pixel, electrons_per_series
 from ._haadf import HaadfModel
@@ -25,6 +28,7 @@ __all__ = [
     "DARK_LEVEL_METHOD",
     "ELEMENTARY_CHARGE_C",
     "AcquisitionSpec",
+    "DetectorSettings",
     "HaadfModel",
     "ScanSettings",
     "bin_tilt_series",

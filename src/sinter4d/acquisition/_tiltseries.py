@@ -29,6 +29,7 @@ from ..checks import check_int, check_positive
 from ..errors import InputError
 from ..operators.projector import ParallelProjector
 from ..phantom import Grid
+from ._detector import detector_attrs, detector_readout
 from ._dose import electrons_per_pixel
 from ._haadf import HaadfModel
 from .settings import ScanSettings
@@ -229,7 +230,7 @@ def simulate_tilt_series(
     expected = np.empty((angles.size, ny // b, nx // b), dtype=np.float64)
     for i in range(angles.size):
         expected[i] = expected_for(thickness[i], cos[i], (drift[i, 0], drift[i, 1] + offset))
-    counts = rng.poisson(expected).astype(np.float32)
+    counts = detector_readout(expected, scan.detector, rng).astype(np.float32)
 
     ds = _dataset(counts, angles, pixel)
     for k, axis in enumerate("yx"):
@@ -252,8 +253,7 @@ def simulate_tilt_series(
             one = ParallelProjector.from_grid(grid, [ref_tilt])
             t_ref = one.direct(np.asarray(core, np.float32) + (0 if shell is None else np.asarray(shell, np.float32)))
             mean = expected_for(t_ref[0], math.cos(math.radians(ref_tilt)), (0.0, offset))
-        # the sum of N Poisson(m) frames is Poisson(N m)
-        reference = rng.poisson(mean * reference_frames) / reference_frames
+        reference = detector_readout(mean, scan.detector, rng, frames=reference_frames)
         ds["reference"] = (
             ("y", "x"),
             reference.astype(np.float32),
@@ -286,6 +286,7 @@ def simulate_tilt_series(
         shift_convention="shift = where the content moved to; undo by shifting by -shift",
         projection_convention="u = x cos(theta) + z sin(theta), tilt axis parallel to y",
     )
+    ds.attrs.update(detector_attrs(scan.detector, counts))
     return ds
 
 
@@ -358,6 +359,9 @@ def bin_tilt_series(ds: xr.Dataset, factor: int) -> xr.Dataset:
         attrs["dwell_time_ns"] = float(attrs["dwell_time_ns"]) * f * f
     if "electrons_per_pixel_per_frame" in attrs:
         attrs["electrons_per_pixel_per_frame"] = float(attrs["electrons_per_pixel_per_frame"]) * f * f
+    for key in ("dark_level", "detector_dark_level"):  # an offset per pixel: the sum holds f² of them
+        if key in attrs:
+            attrs[key] = float(attrs[key]) * f * f
     if "haadf_background_counts" in attrs:
         attrs["haadf_background_counts"] = float(attrs["haadf_background_counts"]) * f * f
     for key in ("true_axis_offset_px", "axis_offset_px"):
