@@ -39,7 +39,8 @@ def test_flat_field_mean_and_variance_match_the_poisson_gaussian_closed_form():
     assert abs(values.mean() - mean) < 5 * se_mean
     # s.e. of the variance: (mu4 - var²)/n for the pixels (Poisson part: g⁴(eta lam + 3 (eta lam)²)), 2 row⁴/rows
     m = NOISY.efficiency * LAMBDA
-    mu4 = NOISY.gain**4 * (m + 3 * m**2) + 6 * NOISY.gain**2 * m * (var - NOISY.gain**2 * m) + 3 * (var - NOISY.gain**2 * m) ** 2
+    shot, gauss = NOISY.gain**2 * m, var - NOISY.gain**2 * m  # the two parts of the variance
+    mu4 = NOISY.gain**4 * (m + 3 * m**2) + 6 * shot * gauss + 3 * gauss**2
     se_var = np.sqrt((mu4 - var**2) / n + 2 * NOISY.row_noise_sd**4 / rows)
     assert abs(values.var() - var) < 5 * se_var
     assert np.array_equal(values, np.rint(values))

@@ -129,7 +129,10 @@ def simulate_tilt_series(
     turned into expected counts with the HAADF model (the film added
     analytically as ``thickness / cos(theta)``), summed over
     ``scan.bin_factor²`` voxels into output pixels and drawn as Poisson
-    counts. See the module docstring for the shift and drift conventions.
+    counts, or read out through ``scan.detector`` when it is enabled
+    (efficiency, gain, dark level, read and row noise, integer type; each
+    reference frame read out on its own). See the module docstring for the
+    shift and drift conventions.
 
     Parameters
     ----------
@@ -171,7 +174,10 @@ def simulate_tilt_series(
         ``dwell_time_ns``, ``pt_time_s``, ``temperature_C``,
         ``true_axis_offset_px``, ``tilt_axis_rotation_deg`` (0: the axis runs
         along y), ``electrons_per_pixel_per_frame``,
-        ``film_thickness_nm`` and the HAADF parameters.
+        ``film_thickness_nm`` and the HAADF parameters; with the detector
+        on, ``counts`` and ``reference`` are in detector units and the
+        attributes add ``detector_*`` (its truth) and the estimated
+        ``dark_level`` (docs/design.md, "Acquisition").
 
     Raises
     ------
