@@ -26,6 +26,7 @@ from ..checks import check_angles
 from ..errors import InputError
 from ..specs import Spec
 from ._dose import dose_e_per_nm2
+from ._stage import StageSettings
 
 __all__ = ["AcquisitionSpec", "ScanSettings"]
 
@@ -58,6 +59,8 @@ class ScanSettings(Spec):
         Frames averaged into the ``reference`` image (0: no reference).
     reference_tilt_deg : float
         Tilt of the reference frames.
+    stage : StageSettings
+        The stage's errors (off by default; docs/design.md, "Acquisition").
     """
 
     angles_deg: tuple[float, ...]
@@ -69,6 +72,7 @@ class ScanSettings(Spec):
     bin_factor: PositiveInt = 1
     reference_frames: NonNegativeInt = 0
     reference_tilt_deg: Annotated[float, Field(gt=-90.0, lt=90.0)] = 0.0
+    stage: StageSettings = StageSettings()
 
     @field_validator("angles_deg", mode="before")
     @classmethod
@@ -82,6 +86,7 @@ class AcquisitionSpec(Spec):
     ``pixel_size_nm`` and ``image_pixels`` are the microscope's; ``bin`` sums
     ``bin × bin`` of them into one output pixel, keeping the dose per nm².
     When ``dose_e_per_nm2`` is given, the probe current is scaled to give it.
+    ``stage`` is the ``[acquisition.stage]`` table (off by default).
     """
 
     voltage_kV: PositiveFloat = 300.0
@@ -100,6 +105,7 @@ class AcquisitionSpec(Spec):
     reference_frames: NonNegativeInt = 50
     reference_tilt_deg: Tilt = 0.0
     oversample: PositiveInt = 1
+    stage: StageSettings = StageSettings()
 
     @model_validator(mode="after")
     def _tilts(self):
@@ -167,4 +173,5 @@ class AcquisitionSpec(Spec):
             bin_factor=self.oversample,
             reference_frames=self.reference_frames,
             reference_tilt_deg=self.reference_tilt_deg,
+            stage=self.stage,
         )
