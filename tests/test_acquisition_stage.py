@@ -141,3 +141,30 @@ def test_stage_truth_recorded_and_binned():
     b = bin_tilt_series(ds, 2)
     np.testing.assert_allclose(b["true_reference_shift_x"].values, ds["true_reference_shift_x"].values / 2)
     np.testing.assert_array_equal(b["tilt_angle_true"].values, ds["tilt_angle_true"].values)
+
+
+def test_the_pipeline_finds_the_simulated_axis_direction():
+    """The simulator's rotation and the estimator share one convention (a sign error would be 10 deg off).
+
+    Six spheres at different heights at 8x the paper's dose per pixel, as in
+    tests/test_pipeline_axis_direction.py. The tolerance guards the convention only: on this
+    80 px series the estimator is 0.04-1.6 deg off over seeds 0-3 (the issue's 0.3 deg is not met yet).
+    """
+    from sinter4d.pipeline.axis_direction import choose_axis_rotation, fold_axis_rotation
+
+    grid = Grid((24, 80, 80), 4.0)
+    z, y, x = grid.coords_nm()
+    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
+    core = np.zeros(grid.shape, np.float32)
+    for cz, cy, cx, r in [(-24, -80, -60, 20), (20, -60, 50, 18), (0, 0, -10, 24),
+                          (26, 44, -76, 16), (-26, 70, 60, 20), (8, 100, -8, 18)]:
+        core[(zz - cz) ** 2 + (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2] = 1.0
+    angles = np.linspace(-40.0, 40.0, 25)
+    stage = StageSettings(enabled=True, axis_rotation_deg=5.0)
+    s = ScanSettings(angles_deg=tuple(angles), pixel_size_nm=4.0, probe_current_pA=50.0, dwell_time_ns=500.0,
+                     drift_sd_px=0.5, axis_offset_px=1.5, stage=stage)
+    ds = simulate_tilt_series(core, None, grid, s, film_thickness_nm=20.0, rng=3)
+    found, source = choose_axis_rotation(ds["counts"].values, ds["tilt_angle"].values,
+                                         recorded=ds.attrs.get("tilt_axis_rotation_deg"))
+    assert source == "found"
+    assert abs(fold_axis_rotation(found - ds.attrs["tilt_axis_rotation_truth_deg"])) < 2.0, found
