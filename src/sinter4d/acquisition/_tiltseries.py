@@ -211,7 +211,11 @@ def simulate_tilt_series(
     if not np.isfinite(volume).all():
         raise InputError("core/shell volume fractions hold NaN or infinite values")
     op = _projector_for(grid, angles, projector)
-    thickness = op.direct(volume)  # (tilt, ny, nx) nm of Cu
+    probe = scan.probe  # None: an ideal point probe (docs/design.md, "Acquisition")
+    if probe is None:
+        thickness = op.direct(volume)  # (tilt, ny, nx) nm of Cu
+    else:
+        thickness, deepest = probe.project(volume, op)  # the same, depth-resolved and blurred
     del volume
 
     anchor = int(np.argmin(np.abs(angles)))
@@ -250,7 +254,8 @@ def simulate_tilt_series(
             mean = expected[hit[0]]
         else:
             one = ParallelProjector.from_grid(grid, [ref_tilt])
-            t_ref = one.direct(np.asarray(core, np.float32) + (0 if shell is None else np.asarray(shell, np.float32)))
+            v_ref = np.asarray(core, np.float32) + (0 if shell is None else np.asarray(shell, np.float32))
+            t_ref = one.direct(v_ref) if probe is None else probe.project(v_ref, one)[0]
             mean = expected_for(t_ref[0], math.cos(math.radians(ref_tilt)), (0.0, offset))
         # the sum of N Poisson(m) frames is Poisson(N m)
         reference = rng.poisson(mean * reference_frames) / reference_frames
@@ -286,6 +291,8 @@ def simulate_tilt_series(
         shift_convention="shift = where the content moved to; undo by shifting by -shift",
         projection_convention="u = x cos(theta) + z sin(theta), tilt axis parallel to y",
     )
+    if probe is not None:
+        ds.attrs.update(probe.attrs(), probe_max_cu_above_nm=deepest)
     return ds
 
 

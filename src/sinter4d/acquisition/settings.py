@@ -26,6 +26,7 @@ from ..checks import check_angles
 from ..errors import InputError
 from ..specs import Spec
 from ._dose import dose_e_per_nm2
+from ._probe import Probe, ProbeSettings
 
 __all__ = ["AcquisitionSpec", "ScanSettings"]
 
@@ -58,6 +59,9 @@ class ScanSettings(Spec):
         Frames averaged into the ``reference`` image (0: no reference).
     reference_tilt_deg : float
         Tilt of the reference frames.
+    probe : Probe or None
+        The focused probe and beam broadening blurring the images (None: an
+        ideal point probe; docs/design.md, "Acquisition").
     """
 
     angles_deg: tuple[float, ...]
@@ -69,6 +73,7 @@ class ScanSettings(Spec):
     bin_factor: PositiveInt = 1
     reference_frames: NonNegativeInt = 0
     reference_tilt_deg: Annotated[float, Field(gt=-90.0, lt=90.0)] = 0.0
+    probe: Probe | None = None
 
     @field_validator("angles_deg", mode="before")
     @classmethod
@@ -100,6 +105,7 @@ class AcquisitionSpec(Spec):
     reference_frames: NonNegativeInt = 50
     reference_tilt_deg: Tilt = 0.0
     oversample: PositiveInt = 1
+    probe: ProbeSettings = ProbeSettings()
 
     @model_validator(mode="after")
     def _tilts(self):
@@ -167,4 +173,5 @@ class AcquisitionSpec(Spec):
             bin_factor=self.oversample,
             reference_frames=self.reference_frames,
             reference_tilt_deg=self.reference_tilt_deg,
+            probe=self.probe.probe(self.voltage_kV),
         )
