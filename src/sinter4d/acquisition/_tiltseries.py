@@ -219,7 +219,11 @@ def simulate_tilt_series(
     stage = StageMotion.draw(scan.stage, angles, anchor=anchor, reference_frames=reference_frames, pixel_size_nm=pixel, rng=rng)
     if stage.enabled:  # projected at the goniometer's true angles (docs/design.md, "Acquisition")
         op = ParallelProjector.from_grid(grid, stage.angles_deg)
-    thickness = op.direct(volume)  # (tilt, ny, nx) nm of Cu
+    probe = scan.probe  # None: an ideal point probe (docs/design.md, "Acquisition")
+    if probe is None:
+        thickness = op.direct(volume)  # (tilt, ny, nx) nm of Cu
+    else:
+        thickness, deepest = probe.project(volume, op)  # the same, depth-resolved and blurred
     del volume
     e_out = electrons_per_pixel(current, dwell)  # per output pixel per frame
     e_fine = e_out / (b * b)
@@ -255,7 +259,8 @@ def simulate_tilt_series(
             mean = expected[hit[0]]
         else:
             one = ParallelProjector.from_grid(grid, [ref_tilt])
-            t_ref = one.direct(np.asarray(core, np.float32) + (0 if shell is None else np.asarray(shell, np.float32)))
+            v_ref = np.asarray(core, np.float32) + (0 if shell is None else np.asarray(shell, np.float32))
+            t_ref = one.direct(v_ref) if probe is None else probe.project(v_ref, one)[0]
             mean = expected_for(t_ref[0], math.cos(math.radians(ref_tilt)), (0.0, offset), None)
         mean = stage.reference_mean(mean)  # the frames drift while they are recorded
         # the sum of N Poisson(m) frames is Poisson(N m)
@@ -293,6 +298,8 @@ def simulate_tilt_series(
         projection_convention="u = x cos(theta) + z sin(theta), tilt axis parallel to y",
     )
     stage.record(ds)
+    if probe is not None:
+        ds.attrs.update(probe.attrs(), probe_max_cu_above_nm=deepest)
     return ds
 
 

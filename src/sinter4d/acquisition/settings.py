@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..specs import Spec
 from ._dose import dose_e_per_nm2
 from ._stage import StageSettings
+from ._probe import Probe, ProbeSettings
 
 __all__ = ["AcquisitionSpec", "ScanSettings"]
 
@@ -61,6 +62,9 @@ class ScanSettings(Spec):
         Tilt of the reference frames.
     stage : StageSettings
         The stage's errors (off by default; docs/design.md, "Acquisition").
+    probe : Probe or None
+        The focused probe and beam broadening blurring the images (None: an
+        ideal point probe; docs/design.md, "Acquisition").
     """
 
     angles_deg: tuple[float, ...]
@@ -73,6 +77,7 @@ class ScanSettings(Spec):
     reference_frames: NonNegativeInt = 0
     reference_tilt_deg: Annotated[float, Field(gt=-90.0, lt=90.0)] = 0.0
     stage: StageSettings = StageSettings()
+    probe: Probe | None = None
 
     @field_validator("angles_deg", mode="before")
     @classmethod
@@ -106,6 +111,7 @@ class AcquisitionSpec(Spec):
     reference_tilt_deg: Tilt = 0.0
     oversample: PositiveInt = 1
     stage: StageSettings = StageSettings()
+    probe: ProbeSettings = ProbeSettings()
 
     @model_validator(mode="after")
     def _tilts(self):
@@ -174,4 +180,5 @@ class AcquisitionSpec(Spec):
             reference_frames=self.reference_frames,
             reference_tilt_deg=self.reference_tilt_deg,
             stage=self.stage,
+            probe=self.probe.probe(self.voltage_kV),
         )
