@@ -34,6 +34,18 @@ def test_grid_expansion(tmp_path, root):
     assert "tilt_step_deg must divide" in bad.error and BAD_CELL in bad.error
 
 
+def test_a_switch_of_a_nested_table_is_swept_and_named_by_its_table(root):
+    sweep = load_sweep_spec(root / "experiments" / "ablation_sweep.toml")
+    assert sweep.dims == ("oversample", "probe", "stage") and sweep.shape == (2, 2, 2)
+    cells = sweep.cells()
+    assert all(c.error is None for c in cells)
+    last = cells[-1].spec.acquisition
+    assert (last.oversample, last.probe.enabled, last.stage.enabled) == (2, True, True)
+    first = cells[0].spec.acquisition
+    assert (first.oversample, first.probe.enabled, first.stage.enabled) == (1, False, False)
+    assert cells[3].name == "oversample-1__probe-true__stage-true"
+
+
 def test_unquoted_dotted_keys_are_the_same_setting(tmp_path, root):
     body = 'base = "base.toml"\n[sweep]\nacquisition.dose_e_per_nm2 = [25, 2500]\n'
     sweep = load_sweep_spec(_write(tmp_path, root, body))
@@ -45,6 +57,9 @@ def test_unquoted_dotted_keys_are_the_same_setting(tmp_path, root):
     [
         ('base = "base.toml"\ncolour = 1\n[sweep]\n"seed" = [1, 2]', r"colour: unknown key"),
         ('base = "base.toml"\n[sweep]\n"acquisition.dose" = [1]', r"sweep\.acquisition\.dose: unknown setting"),
+        ('base = "base.toml"\n[sweep]\n"acquisition.probe.colour" = [1]', r"acquisition\.probe\.colour: unknown setting"),
+        ('base = "base.toml"\n[sweep]\n"acquisition.probe" = [1]', r"acquisition\.probe: is a section"),
+        ('base = "base.toml"\n[sweep]\n"acquisition.probe.enabled" = ["yes"]', r"probe\.enabled\[0\]"),
         ('base = "base.toml"\n[sweep]\n"acquisition.dose_e_per_nm2" = [25, -1]',
          r"sweep\.acquisition\.dose_e_per_nm2\[1\]: .*greater than 0"),
         ('base = "base.toml"\n[sweep]\n"acquisition.bin" = ["four"]', r"sweep\.acquisition\.bin\[0\]"),

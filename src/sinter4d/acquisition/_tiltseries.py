@@ -32,6 +32,7 @@ from ..phantom import Grid
 from ._detector import detector_attrs, detector_readout
 from ._dose import electrons_per_pixel
 from ._haadf import HaadfModel
+from ._stage import StageMotion
 from .settings import ScanSettings
 
 __all__ = ["bin_tilt_series", "drift_random_walk", "shift_image", "simulate_tilt_series"]
@@ -148,7 +149,9 @@ def simulate_tilt_series(
         When ``scan.reference_tilt_deg`` is one of the tilts the reference
         frames share that image's expected counts (drift included), so the
         raw image and the reference align; otherwise it is projected apart,
-        without drift.
+        without drift. ``scan.stage`` adds the stage's errors when enabled
+        (:mod:`._stage`: axis rotation, tilt-angle errors, rotating drift,
+        reference drift; docs/design.md, "Acquisition").
     film_thickness_nm : float, optional
         Thickness of the Si3N4 support film (nm), not voxelised.
     rng : numpy.random.Generator or int or None
@@ -218,24 +221,30 @@ def simulate_tilt_series(
     if not np.isfinite(volume).all():
         raise InputError("core/shell volume fractions hold NaN or infinite values")
     op = _projector_for(grid, angles, projector)
-    thickness = op.direct(volume)  # (tilt, ny, nx) nm of Cu
-    del volume
-
     anchor = int(np.argmin(np.abs(angles)))
     drift = drift_random_walk(angles.size, drift_sd, anchor, rng)
+    stage = StageMotion.draw(scan.stage, angles, anchor=anchor, reference_frames=reference_frames, pixel_size_nm=pixel, rng=rng)
+    if stage.enabled:  # projected at the goniometer's true angles (docs/design.md, "Acquisition")
+        op = ParallelProjector.from_grid(grid, stage.angles_deg)
+    probe = scan.probe  # None: an ideal point probe (docs/design.md, "Acquisition")
+    if probe is None:
+        thickness = op.direct(volume)  # (tilt, ny, nx) nm of Cu
+    else:
+        thickness, deepest = probe.project(volume, op)  # the same, depth-resolved and blurred
+    del volume
     e_out = electrons_per_pixel(current, dwell)  # per output pixel per frame
     e_fine = e_out / (b * b)
-    cos = np.cos(np.deg2rad(angles))
+    cos = np.cos(np.deg2rad(stage.angles_deg))  # the nominal angles when the stage is off
 
-    def expected_for(t_fine: np.ndarray, cos_theta: float, shift_px) -> np.ndarray:
-        t = shift_image(t_fine, np.asarray(shift_px) * b)
+    def expected_for(t_fine: np.ndarray, cos_theta: float, shift_px, index: int | None) -> np.ndarray:
+        t = stage.place(t_fine, np.asarray(shift_px) * b, index, shift_image)
         frac = haadf.scattered_fraction(t, film / cos_theta)
         signal = _bin_sum(frac.astype(np.float64), b) * (e_fine * haadf.detector_efficiency)
         return signal + haadf.background_counts
 
     expected = np.empty((angles.size, ny // b, nx // b), dtype=np.float64)
     for i in range(angles.size):
-        expected[i] = expected_for(thickness[i], cos[i], (drift[i, 0], drift[i, 1] + offset))
+        expected[i] = expected_for(thickness[i], cos[i], (drift[i, 0], drift[i, 1] + offset), i)
     counts = detector_readout(expected, scan.detector, rng).astype(np.float32)
 
     ds = _dataset(counts, angles, pixel)
@@ -257,8 +266,10 @@ def simulate_tilt_series(
             mean = expected[hit[0]]
         else:
             one = ParallelProjector.from_grid(grid, [ref_tilt])
-            t_ref = one.direct(np.asarray(core, np.float32) + (0 if shell is None else np.asarray(shell, np.float32)))
-            mean = expected_for(t_ref[0], math.cos(math.radians(ref_tilt)), (0.0, offset))
+            v_ref = np.asarray(core, np.float32) + (0 if shell is None else np.asarray(shell, np.float32))
+            t_ref = one.direct(v_ref) if probe is None else probe.project(v_ref, one)[0]
+            mean = expected_for(t_ref[0], math.cos(math.radians(ref_tilt)), (0.0, offset), None)
+        mean = stage.reference_mean(mean)  # the frames drift while they are recorded
         reference = detector_readout(mean, scan.detector, rng, frames=reference_frames)
         ds["reference"] = (
             ("y", "x"),
@@ -293,6 +304,9 @@ def simulate_tilt_series(
         projection_convention="u = x cos(theta) + z sin(theta), tilt axis parallel to y",
     )
     ds.attrs.update(detector_attrs(scan.detector, counts))
+    stage.record(ds)
+    if probe is not None:
+        ds.attrs.update(probe.attrs(), probe_max_cu_above_nm=deepest)
     return ds
 
 
@@ -354,7 +368,7 @@ def bin_tilt_series(ds: xr.Dataset, factor: int) -> xr.Dataset:
         if name in out:
             out[name] = out[name].astype(ds[name].dtype)
             out[name].attrs = dict(ds[name].attrs)
-    for name in ("true_shift_y", "true_shift_x", "shift_y", "shift_x"):
+    for name in ("true_shift_y", "true_shift_x", "shift_y", "shift_x", "true_reference_shift_y", "true_reference_shift_x"):
         if name in out:
             out[name] = out[name] / f
             out[name].attrs = dict(ds[name].attrs)

@@ -27,6 +27,8 @@ from ..errors import InputError
 from ..specs import Spec
 from ._detector import DetectorSettings
 from ._dose import dose_e_per_nm2
+from ._stage import StageSettings
+from ._probe import Probe, ProbeSettings
 
 __all__ = ["AcquisitionSpec", "ScanSettings"]
 
@@ -61,6 +63,11 @@ class ScanSettings(Spec):
         Tilt of the reference frames.
     detector : DetectorSettings
         The detector's read-out (off by default: ideal Poisson counts).
+    stage : StageSettings
+        The stage's errors (off by default; docs/design.md, "Acquisition").
+    probe : Probe or None
+        The focused probe and beam broadening blurring the images (None: an
+        ideal point probe; docs/design.md, "Acquisition").
     """
 
     angles_deg: tuple[float, ...]
@@ -73,6 +80,8 @@ class ScanSettings(Spec):
     reference_frames: NonNegativeInt = 0
     reference_tilt_deg: Annotated[float, Field(gt=-90.0, lt=90.0)] = 0.0
     detector: DetectorSettings = DetectorSettings()
+    stage: StageSettings = StageSettings()
+    probe: Probe | None = None
 
     @field_validator("angles_deg", mode="before")
     @classmethod
@@ -86,7 +95,8 @@ class AcquisitionSpec(Spec):
     ``pixel_size_nm`` and ``image_pixels`` are the microscope's; ``bin`` sums
     ``bin × bin`` of them into one output pixel, keeping the dose per nm².
     When ``dose_e_per_nm2`` is given, the probe current is scaled to give it.
-    ``detector`` is the ``[acquisition.detector]`` table (off by default).
+    ``detector``, ``stage`` and ``probe`` are the ``[acquisition.detector]``,
+    ``[acquisition.stage]`` and ``[acquisition.probe]`` tables (each off by default).
     """
 
     voltage_kV: PositiveFloat = 300.0
@@ -106,6 +116,8 @@ class AcquisitionSpec(Spec):
     reference_tilt_deg: Tilt = 0.0
     oversample: PositiveInt = 1
     detector: DetectorSettings = DetectorSettings()
+    stage: StageSettings = StageSettings()
+    probe: ProbeSettings = ProbeSettings()
 
     @model_validator(mode="after")
     def _tilts(self):
@@ -174,4 +186,6 @@ class AcquisitionSpec(Spec):
             reference_frames=self.reference_frames,
             reference_tilt_deg=self.reference_tilt_deg,
             detector=self.detector,
+            stage=self.stage,
+            probe=self.probe.probe(self.voltage_kV),
         )

@@ -11,9 +11,11 @@ A sweep spec (``experiments/*_sweep.toml``, layout in ``experiments/README.md``)
     "acquisition.tilt_step_deg" = [1, 2, 5]
 
 Each ``[sweep]`` key is a dotted key of the experiment spec (``section.key``,
+a nested table's ``section.table.key`` such as ``acquisition.probe.enabled``,
 ``sintering.parameters.NAME``, ``seed``) or a derived key
 (:data:`DERIVED_KEYS`); the grid is the Cartesian product of the lists, one
-dimension per key, named by the key's last part. A cell's spec is the base
+dimension per key, named by :func:`dim_name` (the key's last part; a switch
+``*.enabled`` by its table). A cell's spec is the base
 spec with the cell's values put in, validated like any experiment spec. Every
 cell keeps the base seed: the same specimen and sintering truth in every
 cell, so that cells differ only in the swept settings.
@@ -43,7 +45,7 @@ from ..io.toml import read_toml
 from ..specs import Spec, parse
 from .spec import ExperimentSpec, parse_spec
 
-__all__ = ["DERIVED_KEYS", "Cell", "SweepSpec", "load_sweep_spec", "parse_sweep_spec"]
+__all__ = ["DERIVED_KEYS", "Cell", "SweepSpec", "dim_name", "load_sweep_spec", "parse_sweep_spec"]
 
 #: Keys a sweep may set that are not spec keys: key -> what it means.
 DERIVED_KEYS = {
@@ -96,8 +98,8 @@ class SweepSpec:
 
     @property
     def dims(self) -> tuple[str, ...]:
-        """Dimension names of the grid (last part of each key)."""
-        return tuple(k.rsplit(".", 1)[-1] for k in self.keys)
+        """Dimension names of the grid (:func:`dim_name` of each key)."""
+        return tuple(dim_name(k) for k in self.keys)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -160,26 +162,39 @@ def _field_type(info) -> TypeAdapter:
     return TypeAdapter(Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation)
 
 
+def dim_name(key: str) -> str:
+    """The grid dimension a swept key makes: its last part, or its table's name for a switch.
+
+    ``acquisition.dose_e_per_nm2`` -> ``dose_e_per_nm2``; a switch of a nested
+    table, ``acquisition.probe.enabled``, -> ``probe``.
+    """
+    parts = key.split(".")
+    return parts[-2] if len(parts) > 2 and parts[-1] == "enabled" else parts[-1]
+
+
 def _setting_type(key: str) -> TypeAdapter | str:
     """A validator of one value of ``key``, or a message saying why ``key`` cannot be swept."""
+    unknown = "unknown setting (a dotted experiment-spec key such as acquisition.dose_e_per_nm2)"
     if key in DERIVED_KEYS:
         return TypeAdapter(Annotated[float, Field(gt=0.0, le=90.0)])
     parts = key.split(".")
     if len(parts) == 3 and parts[:2] == ["sintering", "parameters"]:
         return TypeAdapter(float)
-    fields = ExperimentSpec.model_fields
-    first = fields.get(parts[0])
-    if first is None or parts[0] in _NOT_SWEPT:
-        return "unknown setting (a dotted experiment-spec key such as acquisition.dose_e_per_nm2)"
-    section = first.annotation
-    is_section = isinstance(section, type) and issubclass(section, BaseModel)
-    if len(parts) == 1:
-        if is_section:
-            return f"is a section; name one of its keys ({parts[0]}.{next(iter(section.model_fields))}, ...)"
-        return _field_type(first)
-    if len(parts) == 2 and is_section and parts[1] in section.model_fields:
-        return _field_type(section.model_fields[parts[1]])
-    return "unknown setting (a dotted experiment-spec key such as acquisition.dose_e_per_nm2)"
+    if parts[0] in _NOT_SWEPT:
+        return unknown
+    model = ExperimentSpec
+    for depth, part in enumerate(parts):  # down the nested tables: acquisition.probe.enabled
+        info = model.model_fields.get(part)
+        if info is None:
+            return unknown
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            if depth == len(parts) - 1:
+                return f"is a section; name one of its keys ({key}.{next(iter(ann.model_fields))}, ...)"
+            model = ann
+            continue
+        return _field_type(info) if depth == len(parts) - 1 else unknown
+    return unknown
 
 
 class SweepCard(Spec):
@@ -235,7 +250,7 @@ def parse_sweep_spec(doc: dict, *, source: str | Path) -> SweepSpec:
     for key, vals in table.items():
         where = f"sweep.{key}"
         _check_values(source, where, _setting_type(key), vals)
-        dim = key.rsplit(".", 1)[-1]
+        dim = dim_name(key)
         if dim in dims:
             _fail(source, where, f"sweeps the same name {dim!r} as {dims[dim]} (one dimension per name)")
         dims[dim] = where

@@ -1,0 +1,287 @@
+"""The focused probe and its depth-dependent broadening in the specimen (docs/design.md, "Acquisition").
+
+Two blurs of the HAADF image, both off by default (``[acquisition.probe]``):
+
+* **The focused probe.** A diffraction-limited probe of convergence
+  semi-angle ``alpha`` has the Airy intensity ``[2 J1(v) / v]^2`` with
+  ``v = 2 pi alpha r / lambda``: its FWHM is ``0.5145 lambda / alpha`` and
+  its first zero lies at ``0.6098 lambda / alpha`` (the Rayleigh radius).
+  At 300 kV (``lambda = 1.969 pm``) and the paper's 1.2 mrad that is a
+  0.84 nm FWHM and a 1.00 nm first zero. The image is blurred by a Gaussian
+  of the same FWHM (``sigma = FWHM / 2.3548``); aberrations and the source
+  size are left out.
+* **Beam broadening.** The single-scattering estimate of Goldstein et al.
+  (1977) gives the diameter containing 90 % of the electrons after a
+  thickness ``t``::
+
+      b = 6.25e5 (Z / E0) (rho / A)^(1/2) t^(3/2)      (b, t in cm; E0 in eV;
+                                                       rho in g/cm^3; A in g/mol)
+
+  ``E0`` is the kinetic energy; with ``relativistic`` it is replaced by
+  ``p v / 2 = E0 (1 + E0 / 2 m c^2) / (1 + E0 / m c^2)`` (the Rutherford
+  angle goes as ``1 / (p v)``), which multiplies ``b`` by 1.227 at 300 kV.
+  For Cu (Z 29, A 63.55, rho 8.96) after 150 nm: 13.2 nm, or 16.2 nm
+  relativistic. A voxel's signal is blurred by a Gaussian with
+  ``sigma = b / (2 sqrt(2 ln 10)) = b / 4.292`` (90 % of a 2-D Gaussian
+  lies within radius ``2.146 sigma``) for the Cu-equivalent thickness ``t``
+  *above* it along the beam (the beam enters at +z, the film lies below).
+
+Depth resolution: at each tilt the Cu-equivalent thickness above every
+voxel is integrated down the tilted beam (layer by layer, a linear
+interpolation per layer); the volume is split between ``depth_slabs`` nodes
+of that thickness by hat weights, each part is projected with the tilt's
+rows of the strip projector, blurred with its node's
+``sqrt(sigma_probe^2 + sigma_b(t_node)^2)`` (reflecting edges, so the total
+is kept) and summed. With no blur the sum is the plain projection.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+from scipy import ndimage, optimize, special
+
+from ..operators.projector import ParallelProjector
+from ..specs import Flag, Positive, Spec, integer
+
+__all__ = [
+    "Probe",
+    "ProbeSettings",
+    "beam_broadening_nm",
+    "electron_wavelength_pm",
+    "mass_thickness_above",
+    "probe_fwhm_nm",
+]
+
+#: Cu: atomic number, atomic mass (g/mol), density (g/cm³).
+CU_Z, CU_A, CU_RHO = 29.0, 63.546, 8.96
+#: Goldstein et al. (1977): b = GOLDSTEIN (Z/E0) (rho/A)^1/2 t^3/2, cm with E0 in eV.
+GOLDSTEIN = 6.25e5
+#: Electron rest energy (keV) and h c (keV pm), CODATA 2018.
+MC2_KEV, HC_KEV_PM = 510.99895, 1239.84198
+#: b over sigma: 90 % of a 2-D Gaussian lies within radius sqrt(2 ln 10) sigma.
+B90_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(10.0))
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+
+def electron_wavelength_pm(voltage_kV: float) -> float:
+    """Relativistic electron wavelength ``h c / sqrt(E (E + 2 m c^2))`` (pm) at ``voltage_kV``."""
+    e = float(voltage_kV)
+    return HC_KEV_PM / math.sqrt(e * (e + 2.0 * MC2_KEV))
+
+
+def airy_intensity(v) -> np.ndarray:
+    """Airy intensity ``[2 J1(v) / v]^2`` (1 at ``v = 0``), ``v = 2 pi alpha r / lambda``."""
+    v = np.asarray(v, dtype=float)
+    safe = np.where(v == 0, 1.0, v)
+    return np.where(v == 0, 1.0, (2.0 * special.j1(safe) / safe) ** 2)
+
+
+@cache
+def _airy_half_max_v() -> float:
+    return float(optimize.brentq(lambda v: airy_intensity(v) - 0.5, 0.5, 3.0, xtol=1e-14))
+
+
+def probe_fwhm_nm(voltage_kV: float, convergence_semiangle_mrad: float) -> float:
+    """FWHM (nm) of the diffraction-limited (Airy) probe: ``0.5145 lambda / alpha``."""
+    lam_nm = electron_wavelength_pm(voltage_kV) * 1e-3
+    return 2.0 * _airy_half_max_v() / (2.0 * math.pi) * lam_nm / (convergence_semiangle_mrad * 1e-3)
+
+
+def beam_broadening_nm(
+    thickness_nm,
+    voltage_kV: float,
+    *,
+    Z: float = CU_Z,
+    A: float = CU_A,
+    rho: float = CU_RHO,
+    relativistic: bool = True,
+) -> np.ndarray:
+    """Single-scattering beam broadening ``b`` (nm): the 90 % diameter after ``thickness_nm``.
+
+    Goldstein et al. (1977), ``b = 6.25e5 (Z/E0) (rho/A)^(1/2) t^(3/2)`` with
+    ``b, t`` in cm and ``E0`` in eV; ``relativistic`` puts ``p v / 2`` for
+    ``E0``. ``Z``, ``A`` (g/mol), ``rho`` (g/cm³): the material (Cu by default).
+    """
+    t_cm = np.asarray(thickness_nm, dtype=float) * 1e-7
+    e0 = float(voltage_kV) * 1e3
+    if relativistic:
+        r = e0 / (MC2_KEV * 1e3)
+        e0 *= (1.0 + 0.5 * r) / (1.0 + r)
+    return GOLDSTEIN * (Z / e0) * math.sqrt(rho / A) * np.clip(t_cm, 0.0, None) ** 1.5 * 1e7
+
+
+def _shift_rows(g: np.ndarray, n: int) -> np.ndarray:
+    """``out[j] = g[j + n]`` along axis 0, zero outside."""
+    out = np.zeros_like(g)
+    m = g.shape[0]
+    if n >= 0:
+        if n < m:
+            out[: m - n] = g[n:]
+    elif -n < m:
+        out[-n:] = g[: m + n]
+    return out
+
+
+def _above_xz(vt: np.ndarray, voxel_size_nm: float, angle_deg: float) -> np.ndarray:
+    """Mass thickness above each voxel of a ``(nz, nx, ny)`` volume (see :func:`mass_thickness_above`)."""
+    th = math.radians(angle_deg)
+    half_path = 0.5 * voxel_size_nm / math.cos(th)
+    s = -math.tan(th)  # one layer up, the same ray is s voxels along x
+    n = math.floor(s)
+    f = s - n
+    out = np.empty(vt.shape, dtype=np.float32)
+    carry = np.zeros(vt.shape[1:], dtype=np.float32)
+    for k in range(vt.shape[0] - 1, -1, -1):
+        half = vt[k] * np.float32(half_path)
+        out[k] = carry + half
+        g = out[k] + half
+        carry = _shift_rows(g, n) * np.float32(1.0 - f) + _shift_rows(g, n + 1) * np.float32(f)
+    return out
+
+
+def mass_thickness_above(volume: np.ndarray, voxel_size_nm: float, angle_deg: float) -> np.ndarray:
+    """Cu-equivalent thickness (nm) the beam crosses above each voxel's centre at one tilt.
+
+    The beam enters at +z and travels down the ray ``u = x cos(theta) + z
+    sin(theta)`` (the projector's geometry); half the voxel's own path counts.
+
+    Parameters
+    ----------
+    volume : (nz, ny, nx) ndarray
+        Cu volume fraction (0..1).
+    voxel_size_nm : float
+    angle_deg : float
+        Tilt angle (degrees, within (-90, 90)).
+
+    Returns
+    -------
+    (nz, ny, nx) float32 ndarray
+        nm of Cu above each voxel centre along the beam.
+    """
+    vt = np.ascontiguousarray(np.asarray(volume, dtype=np.float32).transpose(0, 2, 1))
+    return _above_xz(vt, voxel_size_nm, angle_deg).transpose(0, 2, 1)
+
+
+class ProbeSettings(Spec):
+    """``[acquisition.probe]``: the focused probe and beam broadening (docs/design.md, "Acquisition").
+
+    Attributes
+    ----------
+    enabled : bool
+        Blur the images at all (default false: the ideal point probe).
+    convergence_semiangle_mrad : float
+        Probe convergence semi-angle (mrad); 1.2, the paper's.
+    broadening : bool
+        Add the depth-dependent beam broadening (true); false: the probe alone.
+    relativistic : bool
+        Use ``p v / 2`` for ``E0`` in the broadening (true).
+    depth_slabs : int
+        Nodes of Cu thickness above a voxel the volume is split over (>= 2; 6).
+    """
+
+    enabled: Flag = False
+    convergence_semiangle_mrad: Positive = 1.2
+    broadening: Flag = True
+    relativistic: Flag = True
+    depth_slabs: integer(2) = 6
+
+    def probe(self, voltage_kV: float) -> Probe | None:
+        """The probe at ``voltage_kV``, or None when not ``enabled``."""
+        if not self.enabled:
+            return None
+        return Probe(voltage_kV=voltage_kV, **self.model_dump(exclude={"enabled"}))
+
+
+class Probe(Spec):
+    """A focused probe at a voltage, and what it does to a projection (see the module docstring)."""
+
+    voltage_kV: Positive
+    convergence_semiangle_mrad: Positive = 1.2
+    broadening: Flag = True
+    relativistic: Flag = True
+    depth_slabs: integer(2) = 6
+
+    @property
+    def fwhm_nm(self) -> float:
+        """FWHM of the probe's Airy intensity (nm)."""
+        return probe_fwhm_nm(self.voltage_kV, self.convergence_semiangle_mrad)
+
+    @property
+    def sigma_nm(self) -> float:
+        """S.d. of the Gaussian standing in for the probe (nm)."""
+        return self.fwhm_nm / FWHM_PER_SIGMA
+
+    def sigma_at(self, thickness_nm) -> np.ndarray:
+        """Total blur s.d. (nm) of a voxel under ``thickness_nm`` of Cu: probe and broadening in quadrature."""
+        b = beam_broadening_nm(thickness_nm, self.voltage_kV, relativistic=self.relativistic)
+        return np.sqrt(self.sigma_nm**2 + (b / B90_PER_SIGMA) ** 2 * self.broadening)
+
+    def project(self, volume: np.ndarray, op: ParallelProjector) -> tuple[np.ndarray, np.ndarray]:
+        """Projections of ``volume`` as the probe sees them: depth-resolved, blurred.
+
+        Parameters
+        ----------
+        volume : (nz, ny, nx) ndarray
+            Cu volume fraction on ``op``'s grid.
+        op : ParallelProjector
+            One detector pixel per voxel, ``axis_offset_px = 0``.
+
+        Returns
+        -------
+        thickness : (n_angles, ny, n_det) float32 ndarray
+            Blurred Cu thickness (nm); each image keeps the plain projection's total.
+        max_above_nm : (n_angles,) ndarray
+            Largest Cu thickness above a Cu voxel at each tilt (nm): the deepest node.
+        """
+        px = op.det_pixel_nm
+        n_ang, ny, n_det = op.range_shape
+        if not self.broadening:
+            out = op.direct(volume)
+            for i in range(n_ang):
+                out[i] = ndimage.gaussian_filter(out[i], self.sigma_nm / px, mode="reflect")
+            return out, np.zeros(n_ang)
+        vt = np.ascontiguousarray(np.asarray(volume, dtype=np.float32).transpose(0, 2, 1))  # (nz, nx, ny)
+        flat = vt.reshape(-1, ny)
+        cu = np.flatnonzero(flat)  # only Cu voxels carry signal
+        cu_value = flat.ravel()[cu]
+        out = np.zeros(op.range_shape, dtype=np.float32)
+        deepest = np.zeros(n_ang)
+        nodes = self.depth_slabs
+        part_in = np.empty(flat.shape, dtype=np.float32)
+        for i, angle in enumerate(op.angles_deg):
+            rows = op.matrix[i * n_det : (i + 1) * n_det]
+            above = _above_xz(vt, op.voxel_size_nm, float(angle)).ravel()[cu]
+            deepest[i] = float(above.max()) if cu.size else 0.0
+            step = deepest[i] / (nodes - 1) if deepest[i] > 0 else 1.0
+            q = np.minimum(above / np.float32(step), np.float32(nodes - 1))
+            k0 = np.floor(q).astype(np.int64)
+            upper = cu_value * (q - k0).astype(np.float32)  # hat weights of the nodes k0 and k0 + 1
+            lower = cu_value - upper
+            for k in range(nodes):
+                here, below = k0 == k, k0 == k - 1
+                if not (here.any() or below.any()):
+                    continue
+                part_in.fill(0.0)
+                part_in.ravel()[cu[here]] = lower[here]
+                part_in.ravel()[cu[below]] += upper[below]
+                part = np.asarray(rows @ part_in, dtype=np.float32).T  # (ny, n_det)
+                sigma = float(self.sigma_at(k * step)) / px
+                out[i] += ndimage.gaussian_filter(part, sigma, mode="reflect")
+        return out, deepest
+
+    def attrs(self) -> dict:
+        """What the simulator did, for the tilt-series file's attributes."""
+        b150 = float(beam_broadening_nm(150.0, self.voltage_kV, relativistic=self.relativistic))
+        return {
+            "probe_convergence_semiangle_mrad": self.convergence_semiangle_mrad,
+            "probe_wavelength_pm": electron_wavelength_pm(self.voltage_kV),
+            "probe_fwhm_nm": self.fwhm_nm,
+            "probe_sigma_nm": self.sigma_nm,
+            "probe_broadening": int(self.broadening),
+            "probe_relativistic": int(self.relativistic),
+            "probe_depth_slabs": self.depth_slabs,
+            "probe_broadening_b90_150nm_cu_nm": b150 * self.broadening,
+        }
