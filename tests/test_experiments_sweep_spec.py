@@ -36,14 +36,15 @@ def test_grid_expansion(tmp_path, root):
 
 def test_a_switch_of_a_nested_table_is_swept_and_named_by_its_table(root):
     sweep = load_sweep_spec(root / "experiments" / "ablation_sweep.toml")
-    assert sweep.dims == ("oversample", "probe", "stage") and sweep.shape == (2, 2, 2)
+    assert sweep.dims == ("oversample", "probe_enabled", "stage_enabled", "detector_enabled")
+    assert sweep.shape == (2, 2, 2, 2)
     cells = sweep.cells()
     assert all(c.error is None for c in cells)
     last = cells[-1].spec.acquisition
-    assert (last.oversample, last.probe.enabled, last.stage.enabled) == (2, True, True)
+    assert (last.oversample, last.probe.enabled, last.stage.enabled, last.detector.enabled) == (2, True, True, True)
     first = cells[0].spec.acquisition
-    assert (first.oversample, first.probe.enabled, first.stage.enabled) == (1, False, False)
-    assert cells[3].name == "oversample-1__probe-true__stage-true"
+    assert (first.oversample, first.probe.enabled, first.stage.enabled, first.detector.enabled) == (1, False, False, False)
+    assert cells[1].name == "oversample-1__probe_enabled-false__stage_enabled-false__detector_enabled-true"
 
 
 def test_unquoted_dotted_keys_are_the_same_setting(tmp_path, root):

@@ -203,6 +203,10 @@ SWEEP_SETTINGS: dict[str, Variable] = _table(
     Variable("dwell_time_ns", "ns", "dwell time per pixel"),
     Variable("iterations", "1", "reconstruction iterations"),
     Variable("seed", "1", "seed of the experiment"),
+    Variable("oversample", "1", "projection grid this many times finer than the pixels (1: the reconstruction's own)"),
+    Variable("probe_enabled", "1", "focused probe and beam broadening simulated ([acquisition.probe] enabled)"),
+    Variable("stage_enabled", "1", "stage errors simulated ([acquisition.stage] enabled)"),
+    Variable("detector_enabled", "1", "detector read-out simulated ([acquisition.detector] enabled)"),
 )
 
 #: Units of a swept setting from the suffix of its name (first match; none: ``1``).

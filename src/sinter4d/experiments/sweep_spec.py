@@ -15,7 +15,7 @@ a nested table's ``section.table.key`` such as ``acquisition.probe.enabled``,
 ``sintering.parameters.NAME``, ``seed``) or a derived key
 (:data:`DERIVED_KEYS`); the grid is the Cartesian product of the lists, one
 dimension per key, named by :func:`dim_name` (the key's last part; a switch
-``*.enabled`` by its table). A cell's spec is the base
+``TABLE.enabled`` is ``TABLE_enabled``). A cell's spec is the base
 spec with the cell's values put in, validated like any experiment spec. Every
 cell keeps the base seed: the same specimen and sintering truth in every
 cell, so that cells differ only in the swept settings.
@@ -42,6 +42,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_valid
 
 from ..errors import SpecError
 from ..io.toml import read_toml
+from ..schema import SWEEP
 from ..specs import Spec, parse
 from .spec import ExperimentSpec, parse_spec
 
@@ -163,13 +164,13 @@ def _field_type(info) -> TypeAdapter:
 
 
 def dim_name(key: str) -> str:
-    """The grid dimension a swept key makes: its last part, or its table's name for a switch.
+    """The grid dimension a swept key makes: its last part, with its table's name for a switch.
 
     ``acquisition.dose_e_per_nm2`` -> ``dose_e_per_nm2``; a switch of a nested
-    table, ``acquisition.probe.enabled``, -> ``probe``.
+    table, ``acquisition.probe.enabled``, -> ``probe_enabled``.
     """
     parts = key.split(".")
-    return parts[-2] if len(parts) > 2 and parts[-1] == "enabled" else parts[-1]
+    return f"{parts[-2]}_enabled" if len(parts) > 2 and parts[-1] == "enabled" else parts[-1]
 
 
 def _setting_type(key: str) -> TypeAdapter | str:
@@ -251,6 +252,8 @@ def parse_sweep_spec(doc: dict, *, source: str | Path) -> SweepSpec:
         where = f"sweep.{key}"
         _check_values(source, where, _setting_type(key), vals)
         dim = dim_name(key)
+        if dim in SWEEP:
+            _fail(source, where, f"makes a dimension {dim!r}, a name sweep.nc uses for its own variable")
         if dim in dims:
             _fail(source, where, f"sweeps the same name {dim!r} as {dims[dim]} (one dimension per name)")
         dims[dim] = where
