@@ -49,7 +49,6 @@ __all__ = [
     "import_manifest",
     "read_manifest",
     "read_reference",
-    "read_series",
 ]
 
 #: Columns every manifest has.
@@ -94,20 +93,7 @@ class ManifestRow:
     tilt_axis_rotation_deg: float | None = None
 
 
-# -- the per-file readers: the one seam to io/ (the only two bodies that name a reader) ----------
-
-
-def read_series(path: Path, *, angles: Path | None = None, pixel_size_nm: float | None = None,
-                tilt_axis_rotation_deg: float | None = None) -> xr.Dataset:
-    """One tilt series of a manifest: :func:`sinter4d.io.stacks.read_tilt_series` of its row.
-
-    Returns
-    -------
-    xarray.Dataset
-        The tilt-series layout of docs/design.md.
-    """
-    return read_tilt_series(path, angles=angles, pixel_size_nm=pixel_size_nm,
-                            tilt_axis_rotation_deg=tilt_axis_rotation_deg)
+# -- the reference of a row ---------------------------------------------------------------------
 
 
 def read_reference(path: Path) -> tuple[np.ndarray, int]:
@@ -266,13 +252,13 @@ def _step_dataset(row: ManifestRow, k: int, csv_path: Path, csv_sha: str) -> xr.
     """The tilt series of one row, with its time, reference and provenance."""
     where = f"{csv_path}: row {row.row}"
     try:
-        ds = read_series(row.stack, angles=row.angles, pixel_size_nm=row.pixel_size_nm,
-                         tilt_axis_rotation_deg=row.tilt_axis_rotation_deg)
+        ds = read_tilt_series(row.stack, angles=row.angles, pixel_size_nm=row.pixel_size_nm,
+                              tilt_axis_rotation_deg=row.tilt_axis_rotation_deg)
     except InputError as exc:
         raise InputError(f"{where}, column stack: {exc}") from None
     provenance = {
         "manifest": str(csv_path), "manifest_sha256": csv_sha, "row": row.row,
-        "stack": {"file": str(row.stack), "sha256": ds.attrs.get("source_sha256") or file_sha256(row.stack)},
+        "stack": {"file": str(row.stack), "sha256": ds.attrs["source_sha256"]},  # the reader hashed it
         "angles": ({"from": "manifest", "file": str(row.angles), "sha256": file_sha256(row.angles)}
                    if row.angles is not None else {"from": _origin(ds, "angles", False)}),
         "pixel_size_nm": {"value": float(ds.attrs["pixel_size_nm"]),
@@ -308,7 +294,6 @@ def _step_dataset(row: ManifestRow, k: int, csv_path: Path, csv_sha: str) -> xr.
         pt_time_s=row.pt_time_s,
         temperature_C=row.temperature_C,
         time_index=k,
-        source_sha256=provenance["stack"]["sha256"],
         manifest_file=str(csv_path),
         manifest_row=row.row,
         provenance=json.dumps(provenance),
