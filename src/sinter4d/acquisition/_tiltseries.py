@@ -220,12 +220,15 @@ def simulate_tilt_series(
         volume = volume + np.asarray(shell, dtype=np.float32)
     if not np.isfinite(volume).all():
         raise InputError("core/shell volume fractions hold NaN or infinite values")
-    op = _projector_for(grid, angles, projector)
     anchor = int(np.argmin(np.abs(angles)))
     drift = drift_random_walk(angles.size, drift_sd, anchor, rng)
     stage = StageMotion.draw(scan.stage, angles, anchor=anchor, reference_frames=reference_frames, pixel_size_nm=pixel, rng=rng)
     if stage.enabled:  # projected at the goniometer's true angles (docs/design.md, "Acquisition")
+        if projector is not None:
+            _projector_for(grid, angles, projector)  # a given projector must still match the nominal series
         op = ParallelProjector.from_grid(grid, stage.angles_deg)
+    else:
+        op = _projector_for(grid, angles, projector)
     probe = scan.probe  # None: an ideal point probe (docs/design.md, "Acquisition")
     if probe is None:
         thickness = op.direct(volume)  # (tilt, ny, nx) nm of Cu
