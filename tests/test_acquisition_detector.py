@@ -168,7 +168,7 @@ def test_a_dark_level_and_gain_leave_the_binary_unchanged():
     angles = tuple(np.arange(-40.0, 41.0, 10.0))
     spec = PipelineSpec(method="sirt", iterations=20, slab_thickness_nm=96.0, bm3d_profile="lc", bm3d_stages="hard")
     binaries = []
-    for detector in (DetectorSettings(), DetectorSettings(enabled=True, gain=7.0, read_noise_sd=0.0, row_noise_sd=0.0)):
+    for detector in (DetectorSettings(enabled=False), DetectorSettings(enabled=True, gain=7.0, read_noise_sd=0.0, row_noise_sd=0.0)):
         scan = ScanSettings(angles_deg=angles, pixel_size_nm=4.0, probe_current_pA=2.0, dwell_time_ns=2000.0,
                             drift_sd_px=0.5, axis_offset_px=1.0, reference_frames=50, detector=detector)
         ds = simulate_tilt_series(core, None, grid, scan, film_thickness_nm=30.0, rng=11)

@@ -152,14 +152,15 @@ def _acq(**probe):
     return parse(AcquisitionSpec, doc, source="spec.toml", at=("acquisition",))
 
 
-def test_switch_off_is_bit_identical():
-    absent, off = _acq(), _acq(enabled=False, convergence_semiangle_mrad=5.0, depth_slabs=3)
-    assert absent.scan_settings() == off.scan_settings()
-    assert absent.scan_settings().probe is None
-    a, b = _small_simulation(absent.scan_settings()), _small_simulation(off.scan_settings())
+def test_switch_off_is_bit_identical_and_absent_is_on():
+    off, off_too = _acq(enabled=False), _acq(enabled=False, convergence_semiangle_mrad=5.0, depth_slabs=3)
+    assert off.scan_settings() == off_too.scan_settings()
+    assert off.scan_settings().probe is None
+    a, b = _small_simulation(off.scan_settings()), _small_simulation(off_too.scan_settings())
     xr.testing.assert_identical(a, b)
     assert "probe_fwhm_nm" not in a.attrs
-    on = _small_simulation(_acq(enabled=True).scan_settings())
+    assert _acq().scan_settings().probe == _acq(enabled=True).scan_settings().probe  # the table's default is on
+    on = _small_simulation(_acq().scan_settings())
     assert on.attrs["probe_fwhm_nm"] == pytest.approx(0.844, abs=1e-3)
     assert on.attrs["probe_max_cu_above_nm"].shape == (5,)
     assert not np.array_equal(on.expected_counts.values, a.expected_counts.values)

@@ -41,12 +41,12 @@ def test_off_is_bit_identical():
     assert a.attrs["tilt_axis_rotation_deg"] == 0.0 and "tilt_angle_true" not in a
 
 
-def test_spec_table_absent_or_off_gives_the_same_scan():
+def test_spec_table_absent_is_on_and_off_is_the_perfect_stage():
     doc = {"axis_offset_px": 0.0}
     absent = parse(AcquisitionSpec, doc, source="a.toml").scan_settings()
     off = parse(AcquisitionSpec, {**doc, "stage": {"enabled": False, "axis_rotation_deg": 5.0}}, source="a.toml")
     assert off.scan_settings().stage.enabled is False
-    assert absent.stage == StageSettings()
+    assert absent.stage == StageSettings(enabled=True) and absent.stage.axis_rotation_deg == 3.0
     on = parse(AcquisitionSpec, {**doc, "stage": {"enabled": True}}, source="a.toml").scan_settings()
     assert on.stage.enabled and on.stage.axis_rotation_deg == 3.0
 

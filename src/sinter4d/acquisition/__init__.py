@@ -14,7 +14,7 @@ Public names:
   conventions the pipeline has to undo.
 * :func:`estimate_dark_level`: a real detector's vacuum level (its offset).
 * :class:`DetectorSettings`: the simulated detector's read-out
-  (``[acquisition.detector]``, off by default).
+  (``[acquisition.detector]``, on by default in a spec, off in :class:`ScanSettings`).
 """
 
 from ._detector import DetectorSettings

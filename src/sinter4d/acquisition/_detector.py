@@ -48,7 +48,7 @@ FAST_SCAN_AXIS = "x"
 
 
 class DetectorSettings(Spec):
-    """The HAADF detector's read-out, ``[acquisition.detector]`` (off by default).
+    """The HAADF detector's read-out, ``[acquisition.detector]`` (on by default).
 
     Defaults are those measured on the FEI HAADF tilt series ETSpy ships (an
     ``int16`` MRC of a needle; docs/design.md, "Acquisition", says how).
@@ -56,8 +56,8 @@ class DetectorSettings(Spec):
     Attributes
     ----------
     enabled : bool
-        Apply the read-out; off (default): ideal Poisson counts, bit-identical
-        to the simulator without a detector.
+        Apply the read-out (default true); false: ideal Poisson counts,
+        bit-identical to the simulator without a detector.
     efficiency : float
         Probability that an electron reaching the detector is detected (η),
         in (0, 1]. Default 1 (no measured value for the paper's detector).
@@ -82,7 +82,7 @@ class DetectorSettings(Spec):
         as FEI's MRC).
     """
 
-    enabled: bool = False
+    enabled: bool = True
     efficiency: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     gain: PositiveFloat = 2.5
     dark_level: Annotated[float, Field(allow_inf_nan=False)] = -31890.0

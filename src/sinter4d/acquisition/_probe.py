@@ -1,6 +1,6 @@
 """The focused probe and its depth-dependent broadening in the specimen (docs/design.md, "Acquisition").
 
-Two blurs of the HAADF image, both off by default (``[acquisition.probe]``):
+Two blurs of the HAADF image, both on by default (``[acquisition.probe]``):
 
 * **The focused probe.** A diffraction-limited probe of convergence
   semi-angle ``alpha`` has the Airy intensity ``[2 J1(v) / v]^2`` with
@@ -45,6 +45,7 @@ from scipy import ndimage, optimize, special
 
 from ..operators.projector import ParallelProjector
 from ..specs import Flag, Positive, Spec, integer
+from ._probe_kernels import deepest_above, mass_thickness_above, project_into_nodes
 
 __all__ = [
     "Probe",
@@ -113,65 +114,13 @@ def beam_broadening_nm(
     return GOLDSTEIN * (Z / e0) * math.sqrt(rho / A) * np.clip(t_cm, 0.0, None) ** 1.5 * 1e7
 
 
-def _shift_rows(g: np.ndarray, n: int) -> np.ndarray:
-    """``out[j] = g[j + n]`` along axis 0, zero outside."""
-    out = np.zeros_like(g)
-    m = g.shape[0]
-    if n >= 0:
-        if n < m:
-            out[: m - n] = g[n:]
-    elif -n < m:
-        out[-n:] = g[: m + n]
-    return out
-
-
-def _above_xz(vt: np.ndarray, voxel_size_nm: float, angle_deg: float) -> np.ndarray:
-    """Mass thickness above each voxel of a ``(nz, nx, ny)`` volume (see :func:`mass_thickness_above`)."""
-    th = math.radians(angle_deg)
-    half_path = 0.5 * voxel_size_nm / math.cos(th)
-    s = -math.tan(th)  # one layer up, the same ray is s voxels along x
-    n = math.floor(s)
-    f = s - n
-    out = np.empty(vt.shape, dtype=np.float32)
-    carry = np.zeros(vt.shape[1:], dtype=np.float32)
-    for k in range(vt.shape[0] - 1, -1, -1):
-        half = vt[k] * np.float32(half_path)
-        out[k] = carry + half
-        g = out[k] + half
-        carry = _shift_rows(g, n) * np.float32(1.0 - f) + _shift_rows(g, n + 1) * np.float32(f)
-    return out
-
-
-def mass_thickness_above(volume: np.ndarray, voxel_size_nm: float, angle_deg: float) -> np.ndarray:
-    """Cu-equivalent thickness (nm) the beam crosses above each voxel's centre at one tilt.
-
-    The beam enters at +z and travels down the ray ``u = x cos(theta) + z
-    sin(theta)`` (the projector's geometry); half the voxel's own path counts.
-
-    Parameters
-    ----------
-    volume : (nz, ny, nx) ndarray
-        Cu volume fraction (0..1).
-    voxel_size_nm : float
-    angle_deg : float
-        Tilt angle (degrees, within (-90, 90)).
-
-    Returns
-    -------
-    (nz, ny, nx) float32 ndarray
-        nm of Cu above each voxel centre along the beam.
-    """
-    vt = np.ascontiguousarray(np.asarray(volume, dtype=np.float32).transpose(0, 2, 1))
-    return _above_xz(vt, voxel_size_nm, angle_deg).transpose(0, 2, 1)
-
-
 class ProbeSettings(Spec):
     """``[acquisition.probe]``: the focused probe and beam broadening (docs/design.md, "Acquisition").
 
     Attributes
     ----------
     enabled : bool
-        Blur the images at all (default false: the ideal point probe).
+        Blur the images at all (default true; false: the ideal point probe).
     convergence_semiangle_mrad : float
         Probe convergence semi-angle (mrad); 1.2, the paper's.
     broadening : bool
@@ -182,7 +131,7 @@ class ProbeSettings(Spec):
         Nodes of Cu thickness above a voxel the volume is split over (>= 2; 6).
     """
 
-    enabled: Flag = False
+    enabled: Flag = True
     convergence_semiangle_mrad: Positive = 1.2
     broadening: Flag = True
     relativistic: Flag = True
@@ -243,33 +192,19 @@ class Probe(Spec):
             for i in range(n_ang):
                 out[i] = ndimage.gaussian_filter(out[i], self.sigma_nm / px, mode="reflect")
             return out, np.zeros(n_ang)
-        vt = np.ascontiguousarray(np.asarray(volume, dtype=np.float32).transpose(0, 2, 1))  # (nz, nx, ny)
-        flat = vt.reshape(-1, ny)
-        cu = np.flatnonzero(flat)  # only Cu voxels carry signal
-        cu_value = flat.ravel()[cu]
+        vol = np.ascontiguousarray(volume, dtype=np.float32)
+        matrix = op.matrix.tocsr()
         out = np.zeros(op.range_shape, dtype=np.float32)
         deepest = np.zeros(n_ang)
         nodes = self.depth_slabs
-        part_in = np.empty(flat.shape, dtype=np.float32)
         for i, angle in enumerate(op.angles_deg):
-            rows = op.matrix[i * n_det : (i + 1) * n_det]
-            above = _above_xz(vt, op.voxel_size_nm, float(angle)).ravel()[cu]
-            deepest[i] = float(above.max()) if cu.size else 0.0
+            deepest[i] = deepest_above(vol, op.voxel_size_nm, float(angle))
             step = deepest[i] / (nodes - 1) if deepest[i] > 0 else 1.0
-            q = np.minimum(above / np.float32(step), np.float32(nodes - 1))
-            k0 = np.floor(q).astype(np.int64)
-            upper = cu_value * (q - k0).astype(np.float32)  # hat weights of the nodes k0 and k0 + 1
-            lower = cu_value - upper
+            rows = matrix[i * n_det : (i + 1) * n_det]
+            parts = project_into_nodes(vol, op.voxel_size_nm, float(angle), rows, step, nodes)
             for k in range(nodes):
-                here, below = k0 == k, k0 == k - 1
-                if not (here.any() or below.any()):
-                    continue
-                part_in.fill(0.0)
-                part_in.ravel()[cu[here]] = lower[here]
-                part_in.ravel()[cu[below]] += upper[below]
-                part = np.asarray(rows @ part_in, dtype=np.float32).T  # (ny, n_det)
                 sigma = float(self.sigma_at(k * step)) / px
-                out[i] += ndimage.gaussian_filter(part, sigma, mode="reflect")
+                out[i] += ndimage.gaussian_filter(parts[k], sigma, mode="reflect")
         return out, deepest
 
     def attrs(self) -> dict:

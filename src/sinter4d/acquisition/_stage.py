@@ -44,7 +44,7 @@ class StageSettings(Spec):
     Attributes
     ----------
     enabled : bool
-        Switch for everything below (default False: the perfect stage).
+        Switch for everything below (default true; false: the perfect stage).
     axis_rotation_deg : float
         In-plane direction of the tilt axis in the images (deg from +y
         towards +x), within (-90, 90]. Default 3 deg: the scan frame is
@@ -61,7 +61,7 @@ class StageSettings(Spec):
         diffusive walk, over one 0.52 s frame (2 nm × sqrt(0.52/30)).
     """
 
-    enabled: Flag = False
+    enabled: Flag = True
     axis_rotation_deg: Annotated[float, Field(gt=-90.0, le=90.0, allow_inf_nan=False)] = 3.0
     tilt_angle_sd_deg: NonNegative = 0.2
     rotation_step_sd_deg: NonNegative = 0.05

@@ -62,9 +62,11 @@ class ScanSettings(Spec):
     reference_tilt_deg : float
         Tilt of the reference frames.
     detector : DetectorSettings
-        The detector's read-out (off by default: ideal Poisson counts).
+        The detector's read-out (off by default here, unlike the spec's
+        table: ideal Poisson counts).
     stage : StageSettings
-        The stage's errors (off by default; docs/design.md, "Acquisition").
+        The stage's errors (off by default here, unlike the spec's table;
+        docs/design.md, "Acquisition").
     probe : Probe or None
         The focused probe and beam broadening blurring the images (None: an
         ideal point probe; docs/design.md, "Acquisition").
@@ -79,8 +81,8 @@ class ScanSettings(Spec):
     bin_factor: PositiveInt = 1
     reference_frames: NonNegativeInt = 0
     reference_tilt_deg: Annotated[float, Field(gt=-90.0, lt=90.0)] = 0.0
-    detector: DetectorSettings = DetectorSettings()
-    stage: StageSettings = StageSettings()
+    detector: DetectorSettings = DetectorSettings(enabled=False)
+    stage: StageSettings = StageSettings(enabled=False)
     probe: Probe | None = None
 
     @field_validator("angles_deg", mode="before")
@@ -96,7 +98,11 @@ class AcquisitionSpec(Spec):
     ``bin × bin`` of them into one output pixel, keeping the dose per nm².
     When ``dose_e_per_nm2`` is given, the probe current is scaled to give it.
     ``detector``, ``stage`` and ``probe`` are the ``[acquisition.detector]``,
-    ``[acquisition.stage]`` and ``[acquisition.probe]`` tables (each off by default).
+    ``[acquisition.stage]`` and ``[acquisition.probe]`` tables, each on by
+    default (``enabled = false`` turns one off); ``oversample`` (default 2)
+    projects the phantom on a grid that many times finer than the output
+    pixels, so the reconstruction never inverts the projector that made its
+    data (1 is the inverse crime, kept for ablations).
     """
 
     voltage_kV: PositiveFloat = 300.0
@@ -114,7 +120,7 @@ class AcquisitionSpec(Spec):
     axis_offset_max_px: NonNegativeFloat = 4.0
     reference_frames: NonNegativeInt = 50
     reference_tilt_deg: Tilt = 0.0
-    oversample: PositiveInt = 1
+    oversample: PositiveInt = 2
     detector: DetectorSettings = DetectorSettings()
     stage: StageSettings = StageSettings()
     probe: ProbeSettings = ProbeSettings()
