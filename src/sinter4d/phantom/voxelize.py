@@ -2,8 +2,8 @@
 
 Every object is drawn in its own bounding box (numba): the cores' spheroids,
 the neck bridge of every contact with a neck (a concave fillet, or the
-paper's sharp-edged cylinder), and the shell particles. The fraction of a voxel inside an object comes from the object's
-signed distance d at sample points: ``clip(1/2 - d / h, 0, 1)`` for a sample
+paper's sharp-edged cylinder), and the shell particles. The fraction of a
+voxel inside an object comes from the object's signed distance d at sample points: ``clip(1/2 - d / h, 0, 1)`` for a sample
 cell of edge h, which is exact for a plane face parallel to the voxel's and
 unbiased in volume for any orientation; ``supersample`` splits the voxels
 cut by a surface into ``s**3`` cells. The union of objects takes the largest
@@ -154,16 +154,17 @@ def _bridges(cluster: Cluster, neck_shape: str):
     centre = np.asarray(cluster.centre_nm, dtype=float)
     a, b = centre[contact[:, 0]], centre[contact[:, 1]]
     dist = np.linalg.norm(b - a, axis=1)
+    rho = np.full(len(contact), np.nan)
     if neck_shape == "fillet" and len(contact):
-        n = (b - a) / dist[:, None]
+        safe = np.where(dist > 0, dist, 1.0)
+        n = (b - a) / safe[:, None]
         rho, plane, start, end = fillet_neck(
-            radius_along(cluster, contact[:, 0], n), radius_along(cluster, contact[:, 1], -n), dist, necks
+            radius_along(cluster, contact[:, 0], n), radius_along(cluster, contact[:, 1], -n), safe, necks
         )
-    else:
-        rho = np.full(len(contact), np.nan)
+        rho = np.where(dist > 0, rho, np.nan)  # cores sharing a centre: the kernel draws nothing
     for k, ((i, j), x_n) in enumerate(zip(contact, necks)):
         if np.isnan(rho[k]):  # the sharp-edged cylinder from centre to centre
-            yield i, j, CYLINDER, np.array([dist[k], x_n]), np.minimum(a[k], b[k]) - x_n, np.maximum(a[k], b[k]) + x_n
+            yield i, j, CYLINDER, np.array([x_n]), np.minimum(a[k], b[k]) - x_n, np.maximum(a[k], b[k]) + x_n
             continue
         if not rho[k] > 0:
             continue
@@ -303,9 +304,9 @@ def _fillet_sd(t, rho, start, end, plane, outer, tube):
 
 
 @njit(cache=True)
-def _bridge_sd(kind, t, rho, p):
+def _bridge_sd(kind, t, rho, length, p):
     if kind == CYLINDER:
-        return _cylinder_sd(t, rho, p[0], p[1])
+        return _cylinder_sd(t, rho, length, p[0])
     return _fillet_sd(t, rho, p[0], p[1], p[2], p[3], p[4])
 
 
@@ -328,7 +329,7 @@ def _draw_bridge(core, label, i, j, kind, p, centre, q, origin, h, box, s):
                 w0, w1, w2 = z - a0, y - a1, x - a2
                 t = w0 * n0 + w1 * n1 + w2 * n2
                 r0, r1, r2 = w0 - t * n0, w1 - t * n1, w2 - t * n2
-                d = _bridge_sd(kind, t, np.sqrt(r0 * r0 + r1 * r1 + r2 * r2), p)
+                d = _bridge_sd(kind, t, np.sqrt(r0 * r0 + r1 * r1 + r2 * r2), length, p)
                 if d >= edge:
                     continue
                 if d <= -edge:
@@ -345,7 +346,7 @@ def _draw_bridge(core, label, i, j, kind, p, centre, q, origin, h, box, s):
                                 xe = w2 + (e + 0.5) * sub - 0.5 * h
                                 ta = za * n0 + yb * n1 + xe * n2
                                 q0, q1, q2 = za - ta * n0, yb - ta * n1, xe - ta * n2
-                                acc += _ramp(_bridge_sd(kind, ta, np.sqrt(q0 * q0 + q1 * q1 + q2 * q2), p), sub)
+                                acc += _ramp(_bridge_sd(kind, ta, np.sqrt(q0 * q0 + q1 * q1 + q2 * q2), length, p), sub)
                     frac = acc / (s * s * s)
                 if frac > core[k, jj, ii]:
                     core[k, jj, ii] = frac
