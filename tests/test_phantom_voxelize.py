@@ -86,13 +86,13 @@ def test_labels_split_at_the_neck_plane():
     assert abs((n1 + n2) * h**3 / union - 1) < 0.01
 
 
-def test_bridge_fills_the_gap_of_a_bridged_pair():
+def test_cylinder_bridge_fills_the_gap_of_a_bridged_pair():
     radius, gap, neck, h = 50.0, 12.0, 15.0, 1.0
     d = 2 * radius + gap
     c = _cluster([[0.0, 0.0, -d / 2], [0.0, 0.0, d / 2]], radius, contact=[[0, 1]], neck=[neck])
     grid = Grid((112, 112, 240), h)
-    ph = voxelize(c, grid)
-    bare = voxelize(c.replace(neck_radius_nm=np.zeros(1)), grid)
+    ph = voxelize(c, grid, neck_shape="cylinder")
+    bare = voxelize(c.replace(neck_radius_nm=np.zeros(1)), grid, neck_shape="cylinder")
     added = float(ph.core.sum(dtype=np.float64) - bare.core.sum(dtype=np.float64)) * h**3
     # cylinder of radius x over the gap, plus the thin rims between it and the spheres' caps
     rim = 2 * (np.pi * neck**2 * (radius - np.sqrt(radius**2 - neck**2)) - np.pi * (radius - np.sqrt(radius**2 - neck**2)) ** 2 * (3 * radius - (radius - np.sqrt(radius**2 - neck**2))) / 3)

@@ -223,7 +223,7 @@ def tilt_series_dataset(plan: SimulationPlan, step: int, projector=None) -> xr.D
     """Simulate the tilt series of one time step (a dataset, no file)."""
     spec, acq = plan.spec, plan.spec.acquisition
     cluster = plan.clusters[step]
-    phantom = voxelize(cluster, plan.grid)
+    phantom = voxelize(cluster, plan.grid, neck_shape=spec.phantom.neck_shape)
     ds = simulate_tilt_series(
         phantom.core,
         phantom.shell,
@@ -235,7 +235,7 @@ def tilt_series_dataset(plan: SimulationPlan, step: int, projector=None) -> xr.D
         pt_time_s=float(spec.heating.pt_time_s[step]),
         temperature_C=float(spec.heating.temperature_C[step]),
     )
-    label = voxelize(cluster, plan.label_grid).label if acq.oversample > 1 else phantom.label
+    label = voxelize(cluster, plan.label_grid, neck_shape=spec.phantom.neck_shape).label if acq.oversample > 1 else phantom.label
     z, _, _ = plan.label_grid.coords_nm()
     ds = ds.assign_coords(z=("z", z, {"units": "nm", "long_name": "height above the tilt axis"}))
     ds["true_label"] = (("z", "y", "x"), label.astype(np.uint8), {"units": "1", "long_name": "true core owning each voxel (0 = none)"})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     Field,
@@ -27,6 +27,7 @@ from pydantic import (
 
 from ..acquisition.settings import AcquisitionSpec
 from ..errors import SpecError
+from ..phantom import NECK_SHAPES
 from ..pipeline.settings import PipelineSpec
 from ..sintering.cards import find_model_card
 from ..specs import Spec, load, parse
@@ -35,7 +36,12 @@ Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
 class PhantomSpec(Spec):
-    """The specimen: Cu cores with a sparse shell on a Si3N4 film."""
+    """The specimen: Cu cores with a sparse shell on a Si3N4 film.
+
+    ``neck_shape`` is the neck bridge the phantom draws: ``"fillet"``, the
+    classical concave neck (Kuczynski 1949, Coble 1958), or ``"cylinder"``,
+    the paper's sharp-edged cylindrical neck (docs/design.md, "Specimen").
+    """
 
     n_cores: Annotated[int, Field(ge=2, le=30)] = 7
     mean_diameter_nm: PositiveFloat = 150.0
@@ -45,6 +51,7 @@ class PhantomSpec(Spec):
     shell_particle_diameter_nm: tuple[PositiveFloat, PositiveFloat] = (3.0, 10.0)
     shell_packing_fraction: Fraction = 0.2
     film_thickness_nm: PositiveFloat = 30.0
+    neck_shape: Literal[NECK_SHAPES] = "fillet"
 
     @model_validator(mode="after")
     def _ranges(self):

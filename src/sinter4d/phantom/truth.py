@@ -49,6 +49,9 @@ def pair_truth(cluster: Cluster, pairs: np.ndarray, *, neck: str = "joint") -> d
           centres) it counts both pieces, so it reads a few nm for pairs that
           merely touch.
 
+        C is the bridge's waist: the fillet :func:`voxelize` draws by default
+        has the same disc as its narrowest section, in its neck plane, and
+        widens away from it, so both readings hold for either neck shape.
         For spheres both equal ``max(x, sqrt(R^2 - h^2))``, the bridge or the
         intersection circle (h the distance from a centre to the radical
         plane). A section's area is computed on a 2D grid of about 0.1-0.5 nm

@@ -1,9 +1,9 @@
 """Draw a cluster on a voxel grid: volume fractions of core and shell Cu, and core labels.
 
 Every object is drawn in its own bounding box (numba): the cores' spheroids,
-the cylindrical neck bridge of every contact with a neck, and the shell
-particles. The fraction of a voxel inside an object comes from the object's
-signed distance d at sample points: ``clip(1/2 - d / h, 0, 1)`` for a sample
+the neck bridge of every contact with a neck (a concave fillet, or the
+paper's sharp-edged cylinder), and the shell particles. The fraction of a
+voxel inside an object comes from the object's signed distance d at sample points: ``clip(1/2 - d / h, 0, 1)`` for a sample
 cell of edge h, which is exact for a plane face parallel to the voxel's and
 unbiased in volume for any orientation; ``supersample`` splits the voxels
 cut by a surface into ``s**3`` cells. The union of objects takes the largest
@@ -17,9 +17,10 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from ..checks import check_int
+from ..checks import check_choice, check_int
 from ..errors import InputError
-from ._cluster import Cluster, Grid
+from ..sintering.geometry import fillet_neck
+from ._cluster import Cluster, Grid, radius_along
 from ._geometry import inverse_quadric_matrices, quadric_matrices
 
 
@@ -45,16 +46,18 @@ class Phantom(NamedTuple):
     label: np.ndarray
 
 
-def voxelize(cluster: Cluster, grid: Grid, *, supersample: int = 2) -> Phantom:
+NECK_SHAPES = ("fillet", "cylinder")
+"""Shapes of the neck bridge :func:`voxelize` draws (docs/design.md, "Specimen")."""
+
+
+def voxelize(cluster: Cluster, grid: Grid, *, supersample: int = 2, neck_shape: str = "fillet") -> Phantom:
     """Draw a cluster's cores, neck bridges and shell particles on a grid.
 
     The core volume is the union of the cores' spheroids (current
     ``radius_nm``, ``aspect_ratio``, ``axis``, ``centre_nm``) and, for each
-    contact with ``neck_radius_nm`` x > 0, a solid cylinder of radius x about
-    the line of centres, from one centre to the other (the paper's
-    cylindrical neck, Fig. 9b; it fills the gap of a bridged pair that does
-    not touch). The film is not drawn. Parts of objects outside the grid are
-    ignored.
+    contact with ``neck_radius_nm`` x > 0, a neck bridge about the line of
+    centres whose narrowest section is the disc of radius x. The film is not
+    drawn. Parts of objects outside the grid are ignored.
 
     Parameters
     ----------
@@ -64,6 +67,16 @@ def voxelize(cluster: Cluster, grid: Grid, *, supersample: int = 2) -> Phantom:
         Sample cells per voxel edge in voxels cut by a surface (default 2;
         1 uses the voxel centre only). Interior and exterior voxels are
         evaluated once.
+    neck_shape : {'fillet', 'cylinder'}, optional
+        ``'fillet'`` (default): the classical concave neck, the solid inside
+        a torus whose waist has radius x and which meets the spheres of the
+        two cores' radii along their line of centres tangentially
+        (:func:`~sinter4d.sintering.geometry.fillet_neck`; docs/design.md,
+        "Specimen"); nothing is added where the cores' overlap is already as
+        wide as x, and the cylinder is drawn where no such torus exists.
+        ``'cylinder'``: a solid cylinder of radius x from one centre to the
+        other (the paper's cylindrical neck, Fig. 9b). Both fill the gap of
+        a bridged pair that does not touch.
 
     Returns
     -------
@@ -88,6 +101,7 @@ def voxelize(cluster: Cluster, grid: Grid, *, supersample: int = 2) -> Phantom:
     (dtype('float32'), 3)
     """
     supersample = check_int(supersample, "supersample", minimum=1)
+    check_choice(neck_shape, "neck_shape", NECK_SHAPES)
     if cluster.n_cores >= np.iinfo(np.uint16).max:
         raise InputError(f"at most 65534 cores can be labelled, got {cluster.n_cores}")
     shape = tuple(int(n) for n in grid.shape)
@@ -110,14 +124,10 @@ def voxelize(cluster: Cluster, grid: Grid, *, supersample: int = 2) -> Phantom:
         if box is not None:
             _draw_spheroid(core, label, i, centre, q, origin, h, box, s)
 
-    for (i, j), x_n in zip(np.asarray(cluster.contact, dtype=int).reshape(-1, 2), np.asarray(cluster.neck_radius_nm, float)):
-        if not x_n > 0:
-            continue
-        lo = np.minimum(centre[i], centre[j]) - x_n
-        hi = np.maximum(centre[i], centre[j]) + x_n
+    for i, j, kind, p, lo, hi in _bridges(cluster, neck_shape):
         box = _box(lo, hi, origin, h, shape)
         if box is not None:
-            _draw_bridge(core, label, i, j, float(x_n), centre, q, origin, h, box, s)
+            _draw_bridge(core, label, i, j, kind, p, centre, q, origin, h, box, s)
 
     if len(cluster.shell_radius_nm):
         _draw_shell(
@@ -127,6 +137,42 @@ def voxelize(cluster: Cluster, grid: Grid, *, supersample: int = 2) -> Phantom:
             origin, h, max(s, 2),
         )
     return Phantom(core, shell, label)
+
+
+def _bridges(cluster: Cluster, neck_shape: str):
+    """Each neck bridge to draw: ``(i, j, kind, params, box_lo, box_hi)``.
+
+    A fillet is fitted to the spheres of the two cores' radii along their
+    line of centres (:func:`~sinter4d.sintering.geometry.fillet_neck`); none
+    is drawn where the neck is no wider than the cores' overlap, and a
+    cylinder is drawn where no fillet exists (a neck as wide as a core).
+    """
+    contact = np.asarray(cluster.contact, dtype=int).reshape(-1, 2)
+    necks = np.asarray(cluster.neck_radius_nm, dtype=float)
+    keep = necks > 0
+    contact, necks = contact[keep], necks[keep]
+    centre = np.asarray(cluster.centre_nm, dtype=float)
+    a, b = centre[contact[:, 0]], centre[contact[:, 1]]
+    dist = np.linalg.norm(b - a, axis=1)
+    rho = np.full(len(contact), np.nan)
+    if neck_shape == "fillet" and len(contact):
+        safe = np.where(dist > 0, dist, 1.0)
+        n = (b - a) / safe[:, None]
+        rho, plane, start, end = fillet_neck(
+            radius_along(cluster, contact[:, 0], n), radius_along(cluster, contact[:, 1], -n), safe, necks
+        )
+        rho = np.where(dist > 0, rho, np.nan)  # cores sharing a centre: the kernel draws nothing
+    for k, ((i, j), x_n) in enumerate(zip(contact, necks)):
+        if np.isnan(rho[k]):  # the sharp-edged cylinder from centre to centre
+            yield i, j, CYLINDER, np.array([x_n]), np.minimum(a[k], b[k]) - x_n, np.maximum(a[k], b[k]) + x_n
+            continue
+        if not rho[k] > 0:
+            continue
+        n_k = (b[k] - a[k]) / dist[k]
+        p0, p1 = a[k] + start[k] * n_k, a[k] + end[k] * n_k
+        reach = x_n + rho[k]
+        params = np.array([start[k], end[k], plane[k], reach, rho[k]])
+        yield i, j, FILLET, params, np.minimum(p0, p1) - reach, np.maximum(p0, p1) + reach
 
 
 def _box(lo, hi, origin, h, shape):
@@ -230,6 +276,9 @@ def _draw_spheroid(core, label, i, centre, q, origin, h, box, s):
                     _claim(label, k, jj, ii, i, centre, q, z, y, x)
 
 
+CYLINDER, FILLET = 0, 1  # kinds of neck bridge drawn by _draw_bridge
+
+
 @njit(cache=True)
 def _cylinder_sd(t, rho, length, radius):
     """Signed distance to a solid cylinder of a radius, axial coordinate t in [0, length]."""
@@ -240,8 +289,29 @@ def _cylinder_sd(t, rho, length, radius):
     return max(dr, da)
 
 
+@njit(cache=True)
+def _fillet_sd(t, rho, start, end, plane, outer, tube):
+    """Signed distance (a lower bound outside the rims) to a fillet neck's solid.
+
+    The solid is the slab ``start <= t <= end`` below ``rho = outer`` outside
+    the torus tube of radius ``tube`` about the circle ``(plane, outer)``;
+    the distance to the tube is exact, its rims lie on the spheres.
+    """
+    da = max(start - t, t - end)
+    du = t - plane
+    dv = rho - outer
+    return max(da, dv, tube - np.sqrt(du * du + dv * dv))
+
+
+@njit(cache=True)
+def _bridge_sd(kind, t, rho, length, p):
+    if kind == CYLINDER:
+        return _cylinder_sd(t, rho, length, p[0])
+    return _fillet_sd(t, rho, p[0], p[1], p[2], p[3], p[4])
+
+
 @njit(cache=True, parallel=True)
-def _draw_bridge(core, label, i, j, radius, centre, q, origin, h, box, s):
+def _draw_bridge(core, label, i, j, kind, p, centre, q, origin, h, box, s):
     a0, a1, a2 = centre[i, 0], centre[i, 1], centre[i, 2]
     n0, n1, n2 = centre[j, 0] - a0, centre[j, 1] - a1, centre[j, 2] - a2
     length = np.sqrt(n0 * n0 + n1 * n1 + n2 * n2)
@@ -259,7 +329,7 @@ def _draw_bridge(core, label, i, j, radius, centre, q, origin, h, box, s):
                 w0, w1, w2 = z - a0, y - a1, x - a2
                 t = w0 * n0 + w1 * n1 + w2 * n2
                 r0, r1, r2 = w0 - t * n0, w1 - t * n1, w2 - t * n2
-                d = _cylinder_sd(t, np.sqrt(r0 * r0 + r1 * r1 + r2 * r2), length, radius)
+                d = _bridge_sd(kind, t, np.sqrt(r0 * r0 + r1 * r1 + r2 * r2), length, p)
                 if d >= edge:
                     continue
                 if d <= -edge:
@@ -276,7 +346,7 @@ def _draw_bridge(core, label, i, j, radius, centre, q, origin, h, box, s):
                                 xe = w2 + (e + 0.5) * sub - 0.5 * h
                                 ta = za * n0 + yb * n1 + xe * n2
                                 q0, q1, q2 = za - ta * n0, yb - ta * n1, xe - ta * n2
-                                acc += _ramp(_cylinder_sd(ta, np.sqrt(q0 * q0 + q1 * q1 + q2 * q2), length, radius), sub)
+                                acc += _ramp(_bridge_sd(kind, ta, np.sqrt(q0 * q0 + q1 * q1 + q2 * q2), length, p), sub)
                     frac = acc / (s * s * s)
                 if frac > core[k, jj, ii]:
                     core[k, jj, ii] = frac

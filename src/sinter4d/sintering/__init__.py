@@ -11,9 +11,13 @@ contacts) and returns one cluster per tilt series.
 from .cards import ModelCard, Parameter, load_model_card, parse_model_card
 from .cluster import sinter_cluster
 from .geometry import (
+    FilletNeck,
     conserving_radius_nm,
     core_volume_nm3,
     cylinder_neck_distance_ratio,
+    fillet_neck,
+    fillet_neck_distance_ratio,
+    fillet_volume_nm3,
     truncated_sphere_distance_ratio,
     truncated_sphere_from_xi,
     truncated_sphere_pair,
@@ -47,6 +51,10 @@ __all__ = [
     "conserving_radius_nm",
     "core_volume_nm3",
     "cylinder_neck_distance_ratio",
+    "FilletNeck",
+    "fillet_neck",
+    "fillet_neck_distance_ratio",
+    "fillet_volume_nm3",
     "Transport",
     "load_model_card",
     "neck_growth",
