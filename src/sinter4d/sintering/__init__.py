@@ -5,7 +5,8 @@ model card (``models/*.toml``) picks them and gives material data and priors
 (:func:`load_model_card`); :func:`neck_growth` integrates the necks of many
 contacts along a :class:`HeatingLog`; :func:`sinter_cluster` moves a whole
 :class:`~sinter4d.phantom.Cluster` (neck growth, centre approach, new
-contacts) and returns one cluster per tilt series.
+contacts) and returns one cluster per tilt series; :class:`RigidMotion` moves
+rigid bodies of cores between series (:func:`rigid_bodies`).
 """
 
 from .cards import ModelCard, Parameter, load_model_card, parse_model_card
@@ -20,6 +21,7 @@ from .geometry import (
 )
 from .heating import PAPER_PT_TIME_S, PAPER_TEMPERATURE_C, HeatingLog
 from .kinetics import neck_growth, neck_growth_rate, neck_growth_segments
+from .motion import RigidMotion, RigidMotionSettings, rigid_bodies
 from .laws import (
     MECHANISMS,
     SATURATIONS,
@@ -42,6 +44,8 @@ __all__ = [
     "PAPER_PT_TIME_S",
     "PAPER_TEMPERATURE_C",
     "Parameter",
+    "RigidMotion",
+    "RigidMotionSettings",
     "SATURATIONS",
     "TRANSPORTS",
     "conserving_radius_nm",
@@ -59,6 +63,7 @@ __all__ = [
     "register_transport",
     "reservoir_limit_nm",
     "reservoir_volume_nm3",
+    "rigid_bodies",
     "sinter_cluster",
     "truncated_sphere_distance_ratio",
     "truncated_sphere_from_xi",
