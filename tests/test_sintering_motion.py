@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from sinter4d import schema
 from sinter4d.errors import SpecError
 from sinter4d.experiments import parse_spec, plan_simulation, truth_dataset
 from sinter4d.measurement import measure_volumes
 from sinter4d.phantom import Cluster, Grid, make_cluster, surface_gap_nm, voxelize
+from sinter4d.experiments.sweep_spec import dim_name
 from sinter4d.sintering import HeatingLog, RigidMotion, RigidMotionSettings, rigid_bodies, sinter_cluster
 from sinter4d.validation import compare_to_truth
 
@@ -82,9 +84,8 @@ def test_bodies_are_cores_joined_by_touching_contacts():
 def test_a_move_is_rigid_and_overlaps_nothing(seed):
     """Large moves (30 nm, 5 deg): distances inside a body kept, no core overlaps another, bridges tethered."""
     c = _cluster(seed)
-    motion = RigidMotion(
-        RigidMotionSettings(translation_sd_nm=30.0, rotation_sd_deg=5.0), np.random.default_rng(seed), bridging_distance_nm=20.0
-    )
+    settings = RigidMotionSettings(translation_sd_nm=30.0, rotation_sd_deg=5.0)
+    motion = RigidMotion(settings, np.random.default_rng(seed), bridging_distance_nm=20.0)
     for _ in range(5):
         body = rigid_bodies(c)
         moved = motion(c)
@@ -134,6 +135,8 @@ def test_spec_keys(root):
         _spec(root, translation_sd_nm=-1.0)
     with pytest.raises(SpecError, match="sintering.rigid_motion"):
         _spec(root, speed=1.0)
+    # a sweep over the switch has a dimension the schema declares
+    assert dim_name("sintering.rigid_motion.enabled") in schema.SWEEP_SETTINGS
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from .geometry import (
 )
 from .heating import PAPER_PT_TIME_S, PAPER_TEMPERATURE_C, HeatingLog
 from .kinetics import neck_growth, neck_growth_rate, neck_growth_segments
-from .motion import RigidMotion, RigidMotionSettings, rigid_bodies
 from .laws import (
     MECHANISMS,
     SATURATIONS,
@@ -35,6 +34,7 @@ from .laws import (
     reservoir_limit_nm,
     reservoir_volume_nm3,
 )
+from .motion import RigidMotion, RigidMotionSettings, rigid_bodies
 
 __all__ = [
     "HeatingLog",
