@@ -92,7 +92,12 @@ TRUTH: dict[str, Variable] = _table(
     Variable("radius_nm", "nm", "volume-conserving core radius R", ("time", "particle")),
     Variable("initial_radius_nm", "nm", "free core radius a0", ("particle",)),
     Variable("core_aspect_ratio", "1", "spheroid polar/equatorial semi-axis ratio", ("particle",)),
-    Variable("core_axis", "1", "spheroid symmetry axis", ("particle", "axis")),
+    Variable("core_axis", "1", "spheroid symmetry axis", ("time", "particle", "axis")),
+    Variable("rigid_body", "1", "rigid body of each core (cores joined by touching contacts)", ("time", "particle")),
+    Variable("rigid_displacement_nm", "nm", "displacement of the core centre by rigid-body motion since time 0",
+             ("time", "particle", "axis")),
+    Variable("rigid_rotation_deg", "degree", "turn of the core about z by rigid-body motion since time 0",
+             ("time", "particle")),
     Variable("contact_particles", None, "core indices of each contact", ("contact", "end")),
     Variable("contact_neck_radius_nm", "nm", "neck radius of every contact (NaN before it forms)", ("time", "contact")),
 )
@@ -207,6 +212,7 @@ SWEEP_SETTINGS: dict[str, Variable] = _table(
     Variable("probe_enabled", "1", "focused probe and beam broadening simulated ([acquisition.probe] enabled)"),
     Variable("stage_enabled", "1", "stage errors simulated ([acquisition.stage] enabled)"),
     Variable("detector_enabled", "1", "detector read-out simulated ([acquisition.detector] enabled)"),
+    Variable("rigid_motion_enabled", "1", "rigid bodies moved between series ([sintering.rigid_motion] enabled)"),
 )
 
 #: Units of a swept setting from the suffix of its name (first match; none: ``1``).

@@ -31,7 +31,7 @@ from ..io.netcdf import write_dataset_atomic
 from ..operators import ParallelProjector
 from ..phantom import Cluster, Grid, make_cluster, pair_truth, voxelize
 from ..runfolder import RunFolder
-from ..sintering import HeatingLog, ModelCard, load_model_card, sinter_cluster
+from ..sintering import HeatingLog, ModelCard, RigidMotion, load_model_card, rigid_bodies, sinter_cluster
 from .spec import ExperimentSpec, load_spec, resolve_model_card
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ class SimulationPlan:
     grid: Grid
     label_grid: Grid
     seeds: list[np.random.SeedSequence]
+    rigid_displacement_nm: np.ndarray
+    rigid_rotation_deg: np.ndarray
 
 
 def plan_simulation(spec: ExperimentSpec, spec_path: str | Path | None = None) -> SimulationPlan:
@@ -99,7 +101,21 @@ def plan_simulation(spec: ExperimentSpec, spec_path: str | Path | None = None) -
         standby_temperature_C=spec.heating.standby_temperature_C,
         standby_s=spec.heating.standby_s,
     )
-    clusters = sinter_cluster(cluster0, card, parameters, heating, shell_thickness_nm=ph.shell_thickness_nm)
+    # spawned after the others, so that the streams of the phantom, the axis and the steps are unchanged
+    motion = RigidMotion(
+        spec.sintering.rigid_motion,
+        np.random.default_rng(root.spawn(1)[0]),
+        bridging_distance_nm=2.0 * ph.shell_thickness_nm,
+    )
+    clusters = sinter_cluster(
+        cluster0,
+        card,
+        parameters,
+        heating,
+        shell_thickness_nm=ph.shell_thickness_nm,
+        between_series=motion if spec.sintering.rigid_motion.enabled else None,
+    )
+    displacement, rotation = _rigid_record(motion, len(clusters), cluster0.n_cores)
     pairs = np.asarray(clusters[0].contact, dtype=int)
 
     acq = spec.acquisition
@@ -127,7 +143,19 @@ def plan_simulation(spec: ExperimentSpec, spec_path: str | Path | None = None) -
         r = np.random.default_rng(axis_seed)
         axis_offset = float(r.uniform(-acq.axis_offset_max_px, acq.axis_offset_max_px))
     spec = spec.model_copy(update={"acquisition": acq.model_copy(update={"axis_offset_px": axis_offset})})
-    return SimulationPlan(spec, card, parameters, heating, clusters, pairs, grid, label_grid, step_seeds)
+    return SimulationPlan(
+        spec, card, parameters, heating, clusters, pairs, grid, label_grid, step_seeds, displacement, rotation
+    )
+
+
+def _rigid_record(motion: RigidMotion, n_time: int, n_cores: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative rigid displacement ``(time, particle, axis)`` (nm) and turn ``(time, particle)`` (deg)."""
+    steps = np.zeros((n_time, n_cores, 3))
+    turns = np.zeros((n_time, n_cores))
+    if motion.displacement_nm:
+        steps[1:] = np.stack(motion.displacement_nm)
+        turns[1:] = np.stack(motion.rotation_deg)
+    return np.cumsum(steps, axis=0), np.cumsum(turns, axis=0)
 
 
 def _cluster_extent_nm(clusters: list[Cluster]) -> list[tuple[float, float]]:
@@ -178,6 +206,7 @@ def truth_dataset(plan: SimulationPlan) -> xr.Dataset:
         "axis": ["z", "y", "x"],
     }
     coords = {name: schema.coordinate(name, v, table=schema.TRUTH) for name, v in coords.items()}
+    joint = spec.sintering.rigid_motion.joint_gap_nm
     values = dict(metrics)
     values.update(
         status=np.full((n_time, n_pair), "ok", dtype=object),
@@ -187,7 +216,10 @@ def truth_dataset(plan: SimulationPlan) -> xr.Dataset:
         radius_nm=np.stack([c.radius_nm for c in clusters]),
         initial_radius_nm=clusters[0].initial_radius_nm,
         core_aspect_ratio=clusters[0].aspect_ratio,
-        core_axis=clusters[0].axis,
+        core_axis=np.stack([c.axis for c in clusters]),
+        rigid_body=np.stack([rigid_bodies(c, joint_gap_nm=joint) for c in clusters]),
+        rigid_displacement_nm=plan.rigid_displacement_nm,
+        rigid_rotation_deg=plan.rigid_rotation_deg,
         contact_particles=contacts,
         contact_neck_radius_nm=necks,
     )

@@ -30,6 +30,7 @@ from ..errors import SpecError
 from ..phantom import NECK_SHAPES
 from ..pipeline.settings import PipelineSpec
 from ..sintering.cards import find_model_card
+from ..sintering.motion import RigidMotionSettings
 from ..specs import Spec, load, parse
 
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
@@ -68,10 +69,15 @@ class PhantomSpec(Spec):
 
 
 class SinteringSpec(Spec):
-    """Which model card makes the truth, and with which parameter values."""
+    """Which model card makes the truth, with which parameter values, and how bodies move between series.
+
+    ``rigid_motion`` is the ``[sintering.rigid_motion]`` table (on by default;
+    docs/design.md, "Rigid motion between series").
+    """
 
     model: str = "cu_shell_reservoir"
     parameters: dict[str, float] = Field(default_factory=dict)
+    rigid_motion: RigidMotionSettings = RigidMotionSettings()
 
 
 class HeatingSpec(Spec):

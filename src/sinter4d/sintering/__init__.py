@@ -5,7 +5,8 @@ model card (``models/*.toml``) picks them and gives material data and priors
 (:func:`load_model_card`); :func:`neck_growth` integrates the necks of many
 contacts along a :class:`HeatingLog`; :func:`sinter_cluster` moves a whole
 :class:`~sinter4d.phantom.Cluster` (neck growth, centre approach, new
-contacts) and returns one cluster per tilt series.
+contacts) and returns one cluster per tilt series; :class:`RigidMotion` moves
+rigid bodies of cores between series (:func:`rigid_bodies`).
 """
 
 from .cards import ModelCard, Parameter, load_model_card, parse_model_card
@@ -37,6 +38,7 @@ from .laws import (
     reservoir_limit_nm,
     reservoir_volume_nm3,
 )
+from .motion import RigidMotion, RigidMotionSettings, rigid_bodies
 
 __all__ = [
     "HeatingLog",
@@ -46,6 +48,8 @@ __all__ = [
     "PAPER_PT_TIME_S",
     "PAPER_TEMPERATURE_C",
     "Parameter",
+    "RigidMotion",
+    "RigidMotionSettings",
     "SATURATIONS",
     "TRANSPORTS",
     "conserving_radius_nm",
@@ -67,6 +71,7 @@ __all__ = [
     "register_transport",
     "reservoir_limit_nm",
     "reservoir_volume_nm3",
+    "rigid_bodies",
     "sinter_cluster",
     "truncated_sphere_distance_ratio",
     "truncated_sphere_from_xi",

@@ -25,12 +25,15 @@ Model (one step of the heating log, split into sub-steps):
 5. Shell. Shell particles move with their core (kept on its surface); with a
    shell-reservoir card, those within the capture radius of a neck shrink as
    the reservoir is used (radius times ``(1 - V_neck/V_reservoir)^(1/3)``).
+6. Between series (optional). A hook such as :class:`~.motion.RigidMotion`
+   moves the cluster just recorded (rigid bodies sliding on the film); the
+   next interval starts from where it put the cores.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -83,6 +86,7 @@ def sinter_cluster(
     max_step_s: float = 1.0,
     max_substeps: int = 32,
     grid_points: int = 128,
+    between_series: Callable[[Cluster], Cluster] | None = None,
 ) -> list[Cluster]:
     """Sinter a cluster along a heating log; one :class:`Cluster` per tilt series.
 
@@ -112,13 +116,20 @@ def sinter_cluster(
         Most sub-steps per segment of the log (long standby waits).
     grid_points : int
         Tabulation points of the neck kinetics.
+    between_series : callable, optional
+        Called with the cluster recorded at each series but the last; the
+        next interval starts from the cluster it returns, whose centres,
+        core axes and shell centres may differ (radii, contacts and necks
+        are kept). Default: none, the cores move by sintering alone. See
+        :class:`~sinter4d.sintering.motion.RigidMotion`.
 
     Returns
     -------
     list of Cluster
         ``len(log.pt_time_s)`` clusters with updated ``centre_nm``,
         ``radius_nm``, ``contact`` (new contacts appended, earlier order kept),
-        ``neck_radius_nm``, ``shell_centre_nm`` and ``shell_radius_nm``.
+        ``neck_radius_nm``, ``shell_centre_nm`` and ``shell_radius_nm`` (and
+        ``axis`` when ``between_series`` turns cores).
     """
     from ..phantom._cluster import radius_along, surface_gap_nm
 
@@ -193,6 +204,7 @@ def sinter_cluster(
     shell_offset = (shell_c0 - centre[owner]) / radius[owner, None] if owner.size else np.zeros((0, 3))
     capture = params.get("capture_radius_nm") if card.saturation == "shell_reservoir" else None
     packing = card.shell_packing_fraction if shell_packing_fraction is None else shell_packing_fraction
+    axis = np.array(cluster0.axis, dtype=float)
     out = []
     series = 0
 
@@ -209,11 +221,11 @@ def sinter_cluster(
             np.add.at(move, j, -(step * (1.0 - wi))[:, None] * unit)
             centre = centre + move
             radius = conserving_radius_nm(centre, a0, contact, radius_guess_nm=radius)
-            probe = cluster0.replace(centre_nm=centre, radius_nm=radius)
+            probe = cluster0.replace(centre_nm=centre, radius_nm=radius, axis=axis)
             floor = film_floor + radius_along(probe, np.arange(n_cores), ez)
             centre[:, 0] = np.maximum(centre[:, 0], floor)
         if s < n_fine:
-            probe = cluster0.replace(centre_nm=centre, radius_nm=radius)
+            probe = cluster0.replace(centre_nm=centre, radius_nm=radius, axis=axis)
             new = _new_contacts(probe, contact, bridge, surface_gap_nm)
             if len(new):
                 log_.debug("sub-step %d: %d new contact(s) %s", s, len(new), new.tolist())
@@ -243,9 +255,16 @@ def sinter_cluster(
                     neck_radius_nm=hist_x[s].copy(),
                     shell_centre_nm=shell_c,
                     shell_radius_nm=shell_r,
+                    axis=axis.copy(),
                 )
             )
             series += 1
+            if between_series is not None and series < fine_end.size:
+                moved = between_series(out[-1])
+                centre = np.array(moved.centre_nm, dtype=float)
+                axis = np.array(moved.axis, dtype=float)
+                if owner.size:
+                    shell_offset = (np.asarray(moved.shell_centre_nm) - centre[owner]) / radius[owner, None]
     return out
 
 
