@@ -16,8 +16,9 @@ a :class:`~sinter4d.pipeline.settings.DenoiseSettings`:
 * :func:`estimate_sigma_psd` picks it from the data alone when there is no
   reference;
 * :func:`denoise_bm3d` denoises every image of a series, in parallel;
-* :func:`anscombe` / :func:`inverse_anscombe` (exact unbiased inverse
-  [Makitalo2011]_) for images in electron counts.
+* :func:`anscombe` / :func:`inverse_anscombe` (exact unbiased inverse;
+  :mod:`sinter4d.pipeline.noise_model`, with the detector's measured noise
+  for ``psd = "detector"``) for images in electron counts.
 
 ``sigma_psd`` is always the standard deviation (image units) of the noise of
 one pixel: the PSD is scaled so that its mean is ``ny * nx * sigma_psd**2``,
@@ -34,13 +35,6 @@ References
    correlated noise: exact transform-domain variance for improved shrinkage
    and patch matching", IEEE Trans. Image Process. 29, 8339–8354 (2020).
    doi:10.1109/TIP.2020.3014721
-.. [Makitalo2011] M. Mäkitalo, A. Foi, "Optimal inversion of the Anscombe
-   transformation in low-count Poisson image denoising", IEEE Trans. Image
-   Process. 20, 99–109 (2011). doi:10.1109/TIP.2010.2056693
-.. [Makitalo2011b] M. Mäkitalo, A. Foi, "A closed-form approximation of the
-   exact unbiased inverse of the Anscombe variance-stabilizing
-   transformation", IEEE Trans. Image Process. 20, 2697–2698 (2011).
-   doi:10.1109/TIP.2011.2121085
 """
 
 from __future__ import annotations
