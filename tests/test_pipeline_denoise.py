@@ -1,4 +1,4 @@
-"""BM3D denoising: PSNR gain at the paper's dose, PSNR-selected noise level, parallel = serial, Anscombe."""
+"""BM3D denoising: PSNR gain at the paper's dose, PSNR-selected noise level, parallel = serial."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ import pytest
 
 from sinter4d.errors import InputError
 from sinter4d.pipeline import denoise as dn
-from sinter4d.pipeline.denoise import (
-    anscombe,
-    denoise_bm3d,
-    estimate_sigma_psd,
-    inverse_anscombe,
-    noise_psd,
-    select_sigma_psnr,
-)
+from sinter4d.pipeline.denoise import denoise_bm3d, estimate_sigma_psd, noise_psd, select_sigma_psnr
 from sinter4d.pipeline.settings import DenoiseSettings
 
 
@@ -106,24 +99,6 @@ def test_parallel_equals_serial_and_progress():
     parallel = denoise_bm3d(stack, sigma_psd=3.0, n_jobs=2, progress=lambda done, total: seen.append((done, total)))
     np.testing.assert_array_equal(serial, parallel)
     assert sorted(seen) == [(k, 4) for k in range(1, 5)]
-
-
-@pytest.mark.parametrize("lam", [0.3, 1.0, 6.0, 40.0])
-def test_anscombe_exact_inverse_is_unbiased_on_constant_images(lam):
-    counts = np.random.default_rng(4).poisson(lam, (512, 512))
-    ideal = anscombe(counts).mean()  # a perfect denoiser of a constant image returns its mean
-    assert inverse_anscombe(np.array(ideal)) == pytest.approx(lam, rel=0.02)
-    if lam <= 1.0:  # the algebraic inverse is badly biased at low counts
-        assert abs((ideal / 2) ** 2 - 0.375 - lam) > 0.1 * lam
-
-
-def test_inverse_anscombe_is_monotonic_and_continuous():
-    d = np.linspace(0.0, 80.0, 4001)
-    lam = inverse_anscombe(d)
-    assert lam[0] == 0.0 and np.all(np.diff(lam) >= 0)
-    top = dn._anscombe_table()[0][-1]  # switch from the table to the closed form
-    assert inverse_anscombe(np.array([top - 1e-9, top + 1e-9])) == pytest.approx(inverse_anscombe(np.array(top)), rel=1e-5)
-    assert anscombe(np.ones(3, np.float32)).dtype == np.float32
 
 
 def test_noise_psd_convention():

@@ -12,13 +12,16 @@ Public names:
   of one.
 * :func:`shift_image`, :func:`drift_random_walk`: the shift and drift
   conventions the pipeline has to undo.
-* :func:`estimate_dark_level`: a real detector's vacuum level (its offset).
+* :func:`estimate_dark_level`: a real detector's vacuum level (its offset);
+  :func:`estimate_dark_level_skewness` the offset without vacuum, and
+  :func:`estimate_photon_transfer` gain and noise from a frame and its reference.
 * :class:`DetectorSettings`: the simulated detector's read-out
   (``[acquisition.detector]``, on by default in a spec, off in :class:`ScanSettings`).
 """
 
 from ._detector import DetectorSettings
-from ._dark import DARK_LEVEL_METHOD, estimate_dark_level
+from ._dark import DARK_LEVEL_METHOD, estimate_dark_level, estimate_dark_level_skewness
+from ._photon_transfer import PhotonTransfer, estimate_photon_transfer
 from ._dose import ELEMENTARY_CHARGE_C, dose_e_per_nm2, electrons_per_pixel, electrons_per_series
 from ._haadf import HaadfModel
 from ._tiltseries import bin_tilt_series, drift_random_walk, shift_image, simulate_tilt_series
@@ -30,6 +33,7 @@ __all__ = [
     "AcquisitionSpec",
     "DetectorSettings",
     "HaadfModel",
+    "PhotonTransfer",
     "ScanSettings",
     "bin_tilt_series",
     "dose_e_per_nm2",
@@ -37,6 +41,8 @@ __all__ = [
     "electrons_per_pixel",
     "electrons_per_series",
     "estimate_dark_level",
+    "estimate_dark_level_skewness",
+    "estimate_photon_transfer",
     "shift_image",
     "simulate_tilt_series",
 ]

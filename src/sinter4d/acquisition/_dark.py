@@ -13,7 +13,14 @@ import numpy as np
 from ..checks import check_int, check_number
 from ..errors import InputError
 
-__all__ = ["DARK_LEVEL_METHOD", "DARK_TILE_PX", "DARK_TILE_FRACTION", "estimate_dark_level"]
+__all__ = [
+    "DARK_LEVEL_METHOD",
+    "DARK_LEVEL_SKEWNESS_METHOD",
+    "DARK_TILE_PX",
+    "DARK_TILE_FRACTION",
+    "estimate_dark_level",
+    "estimate_dark_level_skewness",
+]
 
 #: Edge (px) of the square tiles the images are cut into.
 DARK_TILE_PX = 16
@@ -23,6 +30,15 @@ DARK_TILE_FRACTION = 0.02
 DARK_LEVEL_METHOD = (
     f"median over the images of each image's vacuum level: the median of the pixels of its darkest "
     f"{DARK_TILE_FRACTION:.0%} of {DARK_TILE_PX}x{DARK_TILE_PX} px tiles (ranked by their median)"
+)
+#: Smoothing window (px) and erosion (px) that pick the low-signal region of an image.
+LOW_SIGNAL_WINDOW_PX = 7
+LOW_SIGNAL_EROSION_PX = 4
+#: What :func:`estimate_dark_level_skewness` does, for the ``dark_level_method`` attribute.
+DARK_LEVEL_SKEWNESS_METHOD = (
+    "photon transfer: mean minus third cumulant / gain^2 of each image's low-signal region "
+    "(below Otsu's threshold of a 7 px mean, eroded 4 px), pooled over the images; gain from "
+    "the raw frame against the reference"
 )
 
 
@@ -102,3 +118,77 @@ def estimate_dark_level(
             raise InputError(f"images hold NaN or infinite values (image {k})")
         levels[k] = np.median(tiles[np.argpartition(medians, n_pick - 1)[:n_pick]])
     return float(np.median(levels))
+
+
+def estimate_dark_level_skewness(images: np.ndarray, gain: float) -> float:
+    """Dark level of a Poisson–Gaussian stack that may hold no vacuum, from the skewness of its darkest region.
+
+    The signal ``x = dark + gain N + e`` with ``N`` Poisson and ``e``
+    symmetric (normal read and row noise, rounding) has mean ``dark + gain
+    E[N]`` and third cumulant ``gain**3 E[N]``: the noise skews by the
+    electrons counted, never by the offset. So ``dark = mean - kappa_3 /
+    gain**2`` on any region of uniform signal, e.g. a support film that
+    scatters a few electrons per pixel, where the darkest tiles
+    (:func:`estimate_dark_level`) read the film, not the offset.
+
+    Each image's low-signal region is the set of pixels whose
+    ``LOW_SIGNAL_WINDOW_PX`` mean lies below Otsu's threshold of that mean,
+    eroded by ``LOW_SIGNAL_EROSION_PX`` (away from the specimen's edges).
+    Its third cumulant is measured on ``x`` minus the mean of its 8
+    neighbours (which removes a slowly varying film level and scales the
+    cumulant by ``1 - 1/64``, undone). Images are pooled weighted by their
+    pixel counts.
+
+    Parameters
+    ----------
+    images : (n, ny, nx) or (ny, nx) array_like
+        Raw detector values.
+    gain : float
+        Detector units per detected electron
+        (:func:`~sinter4d.acquisition.estimate_photon_transfer`).
+
+    Returns
+    -------
+    float
+        The dark level, in the units of ``images``.
+
+    Raises
+    ------
+    InputError
+        A bad stack or gain, or no low-signal region.
+
+    Notes
+    -----
+    Assumes the zero-signal noise is symmetric: a detector whose single
+    electrons give a skewed pulse-height distribution biases it (docs/design.md,
+    "Acquisition"). Its error on the simulated quick-run series is in
+    docs/validation.md, "Simulated detector".
+    """
+    from scipy import ndimage as ndi
+    from skimage.filters import threshold_otsu
+
+    stack = np.asarray(images)
+    stack = stack[None] if stack.ndim == 2 else stack
+    if stack.ndim != 3 or min(stack.shape[1:], default=0) < 3 * LOW_SIGNAL_WINDOW_PX:
+        raise InputError(f"images must be an (n, ny, nx) stack of at least {3 * LOW_SIGNAL_WINDOW_PX} px a side, got shape {stack.shape}")
+    g = check_number(gain, "gain", minimum=0.0)
+    if g <= 0:
+        raise InputError(f"gain={gain!r} must be > 0")
+    total = weight = 0.0
+    for k, image in enumerate(stack):
+        x = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(x).all():
+            raise InputError(f"images hold NaN or infinite values (image {k})")
+        smooth = ndi.uniform_filter(x, LOW_SIGNAL_WINDOW_PX)
+        low = ndi.binary_erosion(smooth < threshold_otsu(smooth), iterations=LOW_SIGNAL_EROSION_PX)
+        n = int(np.count_nonzero(low))
+        if n < 64:
+            continue
+        neighbours = (ndi.uniform_filter(x, 3) * 9.0 - x) / 8.0
+        r = (x - neighbours)[low]
+        kappa3 = float(np.mean((r - r.mean()) ** 3)) / (1.0 - 1.0 / 64.0)
+        total += n * (float(x[low].mean()) - kappa3 / g**2)
+        weight += n
+    if weight == 0:
+        raise InputError("no image has a low-signal region of 64 px or more")
+    return total / weight

@@ -36,8 +36,10 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, NonNegativeFloat, PositiveFloat, model_validator
 
+from ..errors import InputError
 from ..specs import Spec
-from ._dark import DARK_LEVEL_METHOD, estimate_dark_level
+from ._dark import DARK_LEVEL_METHOD, DARK_LEVEL_SKEWNESS_METHOD, estimate_dark_level, estimate_dark_level_skewness
+from ._photon_transfer import estimate_photon_transfer
 
 __all__ = ["DetectorSettings", "detector_attrs", "detector_readout"]
 
@@ -164,17 +166,38 @@ def detector_readout(
     return total / frames if frames > 1 else total
 
 
-def detector_attrs(settings: DetectorSettings, counts: np.ndarray) -> dict:
-    """Tilt-series attributes of a detector read-out: its truth, and the dark level import would record.
+def detector_attrs(
+    settings: DetectorSettings,
+    counts: np.ndarray,
+    reference: np.ndarray | None = None,
+    *,
+    reference_index: int = 0,
+    reference_frames: int = 0,
+) -> dict:
+    """Tilt-series attributes of a detector read-out: its truth, and the dark level the data give.
 
     ``detector_*`` hold the true settings. ``dark_level`` is estimated from
-    ``counts`` by :func:`~sinter4d.acquisition.estimate_dark_level`, as
-    ``sinter4d import`` does for a microscope's file, so the pipeline
-    subtracts an estimate, not the truth. Empty when the detector is off.
+    the data, never the truth, so the pipeline subtracts an estimate: with a
+    ``reference`` (the mean of ``reference_frames`` frames of image
+    ``reference_index``), by photon transfer and the skewness of the
+    low-signal region (:func:`~sinter4d.acquisition.estimate_dark_level_skewness`,
+    right on a field of film); without, from the darkest tiles
+    (:func:`~sinter4d.acquisition.estimate_dark_level`, as ``sinter4d
+    import`` does for a microscope's file with vacuum). Empty when the
+    detector is off.
     """
     if not settings.enabled:
         return {}
     lo, hi = settings.value_range
+    dark, method = None, DARK_LEVEL_METHOD
+    if reference is not None and reference_frames > 1:
+        try:
+            ptc = estimate_photon_transfer(counts[reference_index], reference, reference_frames=reference_frames)
+            dark, method = estimate_dark_level_skewness(counts, ptc.gain), DARK_LEVEL_SKEWNESS_METHOD
+        except InputError:  # too small or too flat a series: the darkest tiles
+            pass
+    if dark is None:
+        dark = estimate_dark_level(counts)
     return {
         "detector_efficiency": float(settings.efficiency),
         "detector_gain": float(settings.gain),
@@ -185,6 +208,6 @@ def detector_attrs(settings: DetectorSettings, counts: np.ndarray) -> dict:
         "detector_dtype": settings.dtype,
         "detector_fast_scan_axis": FAST_SCAN_AXIS,
         "detector_saturated_fraction": float(np.mean(counts >= hi)),
-        "dark_level": estimate_dark_level(counts),
-        "dark_level_method": DARK_LEVEL_METHOD,
+        "dark_level": float(dark),
+        "dark_level_method": method,
     }

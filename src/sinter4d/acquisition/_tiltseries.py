@@ -306,7 +306,9 @@ def simulate_tilt_series(
         shift_convention="shift = where the content moved to; undo by shifting by -shift",
         projection_convention="u = x cos(theta) + z sin(theta), tilt axis parallel to y",
     )
-    ds.attrs.update(detector_attrs(scan.detector, counts))
+    same_view = reference_frames > 0 and hit.size > 0  # the reference repeats one of the images
+    ds.attrs.update(detector_attrs(scan.detector, counts, ds["reference"].values if same_view else None,
+                                   reference_index=int(hit[0]) if same_view else 0, reference_frames=reference_frames))
     stage.record(ds)
     if probe is not None:
         ds.attrs.update(probe.attrs(), probe_max_cu_above_nm=deepest)

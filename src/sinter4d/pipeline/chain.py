@@ -23,6 +23,7 @@ from .align import align_translations, apply_shifts
 from .axis_direction import choose_axis_rotation, rotate_to_axis
 from .binarize import threshold_binary
 from .denoise import DEFAULT_JOBS, denoise_bm3d, estimate_sigma_psd, select_sigma_psnr
+from .noise_model import measure_detector_noise
 from .reconstruct import reconstruct
 from .settings import DenoiseSettings, PipelineSpec
 from .tilt_axis import center_tilt_axis, find_tilt_axis
@@ -48,7 +49,7 @@ def check_tilt_series(ds: xr.Dataset, *, source: str = "tilt series") -> tuple[n
     -----
     The images come back with the series' ``dark_level`` attribute (the
     detector's vacuum level of an imported series, docs/design.md) subtracted
-    and clipped at 0, so the signal is non-negative (:func:`remove_dark_level`).
+    (:func:`remove_dark_level`).
     """
     if "counts" not in ds:
         raise InputError(f"{source}: missing variable counts")
@@ -72,13 +73,17 @@ def check_tilt_series(ds: xr.Dataset, *, source: str = "tilt series") -> tuple[n
 
 
 def remove_dark_level(values: np.ndarray, ds: xr.Dataset) -> np.ndarray:
-    """``values`` minus the series' ``dark_level`` attribute (0 when absent), clipped at 0 (float32)."""
+    """``values`` minus the series' ``dark_level`` attribute (0 when absent), float32.
+
+    Not clipped at 0: read noise puts half of the zero-signal pixels below
+    the dark level, and clipping them would bias the low signal and shrink
+    its variance (the photon transfer of ``psd = 'detector'`` reads it).
+    """
     dark = np.float32(ds.attrs.get("dark_level", 0.0))
     values = np.asarray(values, dtype=np.float32)
     if not dark:
         return values
-    signal = values - dark  # one new stack; ``values`` may be the dataset's own array
-    return np.maximum(signal, 0, out=signal)
+    return values - dark  # one new stack; ``values`` may be the dataset's own array
 
 
 def subtract_background(images: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
@@ -139,9 +144,35 @@ def reference_noise_level(
     float
         The selected ``sigma_psd``.
     """
-    k = int(np.argmin(np.abs(np.asarray(angles_deg) - float(ds.attrs.get("reference_tilt_deg", 0.0)))))
+    if settings.psd == "detector":  # the level is measured: unit white noise after stabilisation
+        return 1.0
+    k = _reference_index(ds, angles_deg)
     reference = remove_dark_level(ds["reference"].values, ds)
     return float(select_sigma_psnr(images[k], reference, settings=settings, n_jobs=n_jobs))
+
+
+def _reference_index(ds: xr.Dataset, angles_deg: np.ndarray) -> int:
+    """Index of the image nearest the reference's tilt (attribute ``reference_tilt_deg``, default 0)."""
+    return int(np.argmin(np.abs(np.asarray(angles_deg) - float(ds.attrs.get("reference_tilt_deg", 0.0)))))
+
+
+def detector_noise(ds: xr.Dataset, images: np.ndarray, angles_deg: np.ndarray, *, source: str = "tilt series"):
+    """The series' measured noise (``psd = 'detector'``): its frame at the reference's tilt against the reference.
+
+    Raises
+    ------
+    InputError
+        The series has no reference, or the photon-transfer fit fails.
+    """
+    if "reference" not in ds:
+        raise InputError(f"{source}: psd = 'detector' measures the noise against the reference average; "
+                         "the series has none (use psd = 'g4')")
+    reference = remove_dark_level(ds["reference"].values, ds)
+    frames = ds["reference"].attrs.get("n_frames", ds.attrs.get("reference_frames"))
+    try:
+        return measure_detector_noise(images[_reference_index(ds, angles_deg)], reference, reference_frames=frames)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -190,14 +221,15 @@ def prepare_tilt_series(
     n_jobs: int = DEFAULT_JOBS,
     source: str = "tilt series",
 ) -> PreparedSeries:
-    """Turn, denoise, align and axis-centre a tilt series (the stages before reconstruction).
+    """Denoise, turn, align and axis-centre a tilt series (the stages before reconstruction).
 
-    The images (and ``reference``) are first turned so that the tilt axis
-    lies along y: by the series' ``tilt_axis_rotation_deg``, by the setting
-    ``axis_rotation``, or by the direction found
-    (:func:`~sinter4d.pipeline.axis_direction.choose_axis_rotation`,
-    :func:`~sinter4d.pipeline.axis_direction.rotate_to_axis`; exact for
-    multiples of 90 deg, no rotation at 0).
+    The in-plane direction of the tilt axis is chosen first: the series'
+    ``tilt_axis_rotation_deg``, the setting ``axis_rotation``, or the
+    direction found (:func:`~sinter4d.pipeline.axis_direction.choose_axis_rotation`).
+    The images are denoised on the detector's grid, where the rows are scan
+    lines (the noise model's frame), and then turned so that the axis lies
+    along y (:func:`~sinter4d.pipeline.axis_direction.rotate_to_axis`; exact
+    for multiples of 90 deg, no rotation at 0).
 
     Parameters
     ----------
@@ -211,7 +243,8 @@ def prepare_tilt_series(
         The chain's settings (the paper's by default); the denoising and
         alignment ones are read. Without ``sigma_psd`` the BM3D level is
         chosen against ``reference`` when the series has one, else estimated
-        from its middle image; BM3D then runs at ``denoise_strength`` times
+        from its middle image (with ``psd = 'detector'``: measured against
+        ``reference``, which it requires, :func:`detector_noise`); BM3D then runs at ``denoise_strength`` times
         it (a level below the PSNR optimum smooths a neck along the tilt
         axis less).
     n_jobs : int, optional
@@ -231,24 +264,25 @@ def prepare_tilt_series(
                                                           recorded=ds.attrs.get("tilt_axis_rotation_deg"))
     except InputError as exc:
         raise InputError(f"{source}: {exc}") from None
-    if axis_rotation != 0.0:
-        images = rotate_to_axis(images, axis_rotation)
-        if "reference" in ds:
-            ref = rotate_to_axis(np.asarray(ds["reference"].values, dtype=np.float32), axis_rotation)
-            ds = xr.Dataset({"reference": (("y", "x"), ref)}, attrs=ds.attrs)
     seconds["axis_direction"] = time.perf_counter() - t0
 
+    # denoised on the detector's own grid (rows = scan lines, the noise model's frame), then turned
     t0 = time.perf_counter()
     sigma = np.nan if settings.sigma_psd is None else float(settings.sigma_psd)
     if settings.denoise:
-        if np.isnan(sigma) and "reference" in ds:
+        noise = detector_noise(ds, images, angles, source=source) if settings.psd == "detector" else None
+        if np.isnan(sigma) and ("reference" in ds or noise is not None):
             sigma = reference_noise_level(ds, images, angles, settings, n_jobs=n_jobs)
         elif np.isnan(sigma):
             sigma = estimate_sigma_psd(images[len(images) // 2], settings)
         images = denoise_bm3d(
-            images, settings, sigma_psd=settings.denoise_strength * sigma, n_jobs=n_jobs
+            images, settings, sigma_psd=settings.denoise_strength * sigma, n_jobs=n_jobs, noise=noise
         ).astype(np.float32, copy=False)
     seconds["denoise"] = time.perf_counter() - t0
+    if axis_rotation != 0.0:
+        t0 = time.perf_counter()
+        images = rotate_to_axis(images, axis_rotation)
+        seconds["axis_direction"] += time.perf_counter() - t0
 
     # each stage's stack replaces the one before, so at most two are held at once
     t0 = time.perf_counter()

@@ -16,8 +16,9 @@ a :class:`~sinter4d.pipeline.settings.DenoiseSettings`:
 * :func:`estimate_sigma_psd` picks it from the data alone when there is no
   reference;
 * :func:`denoise_bm3d` denoises every image of a series, in parallel;
-* :func:`anscombe` / :func:`inverse_anscombe` (exact unbiased inverse
-  [Makitalo2011]_) for images in electron counts.
+* :func:`anscombe` / :func:`inverse_anscombe` (exact unbiased inverse;
+  :mod:`sinter4d.pipeline.noise_model`, with the detector's measured noise
+  for ``psd = "detector"``) for images in electron counts.
 
 ``sigma_psd`` is always the standard deviation (image units) of the noise of
 one pixel: the PSD is scaled so that its mean is ``ny * nx * sigma_psd**2``,
@@ -34,13 +35,6 @@ References
    correlated noise: exact transform-domain variance for improved shrinkage
    and patch matching", IEEE Trans. Image Process. 29, 8339–8354 (2020).
    doi:10.1109/TIP.2020.3014721
-.. [Makitalo2011] M. Mäkitalo, A. Foi, "Optimal inversion of the Anscombe
-   transformation in low-count Poisson image denoising", IEEE Trans. Image
-   Process. 20, 99–109 (2011). doi:10.1109/TIP.2010.2056693
-.. [Makitalo2011b] M. Mäkitalo, A. Foi, "A closed-form approximation of the
-   exact unbiased inverse of the Anscombe variance-stabilizing
-   transformation", IEEE Trans. Image Process. 20, 2697–2698 (2011).
-   doi:10.1109/TIP.2011.2121085
 """
 
 from __future__ import annotations
@@ -52,12 +46,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
-from scipy.special import gammaln
 
 from .._cores import available_cores
 from ..checks import check_choice, check_int, check_positive
 from ..errors import InputError
-from .settings import PSD_SHAPES, DenoiseSettings
+from .noise_model import _float_dtype, anscombe, inverse_anscombe
+from .settings import DenoiseSettings
 
 __all__ = [
     "anscombe",
@@ -75,11 +69,6 @@ DEFAULT_JOBS = 2
 # --------------------------------------------------------------------------
 # shared helpers
 # --------------------------------------------------------------------------
-
-
-def _float_dtype(x: np.ndarray) -> np.dtype:
-    """The one dtype policy: float32 stays float32, everything else becomes float64."""
-    return np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
 
 
 def _image_stack(images, name: str = "images") -> tuple[np.ndarray, bool]:
@@ -163,7 +152,7 @@ def noise_psd(shape: tuple[int, int], sigma_psd: float, *, psd: str) -> np.ndarr
     (ny, nx) ndarray of float64
         PSD in unshifted FFT order with mean ``ny * nx * sigma_psd**2``.
     """
-    check_choice(psd, "psd", PSD_SHAPES)
+    check_choice(psd, "psd", ("g4", "white"))  # 'detector' is measured: noise_model.DetectorNoise.psd
     check_positive(sigma_psd, "sigma_psd")
     ny, nx = shape
     return _psd_shape((int(ny), int(nx)), psd) * (ny * nx * float(sigma_psd) ** 2)
@@ -207,79 +196,16 @@ def estimate_sigma_psd(image: np.ndarray, settings: DenoiseSettings = DenoiseSet
 
 
 # --------------------------------------------------------------------------
-# Anscombe variance stabilisation
-# --------------------------------------------------------------------------
-
-
-def anscombe(counts: np.ndarray) -> np.ndarray:
-    """Anscombe transform ``2 sqrt(x + 3/8)``: Poisson counts -> unit-variance noise.
-
-    Parameters
-    ----------
-    counts : ndarray
-        Electron counts (>= 0; negative values are clipped to 0).
-
-    Returns
-    -------
-    ndarray
-        Same shape; float32 for float32 input, float64 otherwise.
-    """
-    x = np.asarray(counts)
-    x = x.astype(_float_dtype(x), copy=False)
-    return 2.0 * np.sqrt(np.maximum(x, 0) + x.dtype.type(0.375))
-
-
-
-@functools.lru_cache(maxsize=1)
-def _anscombe_table() -> tuple[np.ndarray, np.ndarray]:
-    """``E[2 sqrt(z + 3/8)]`` for ``z ~ Poisson(lam)`` on a grid of ``lam`` (0 to 1000)."""
-    lam = np.concatenate([[0.0], np.geomspace(1e-3, 1e3, 1201)])
-    k = np.arange(0, 1500, dtype=np.float64)  # P(z >= 1500 | lam <= 1000) < 1e-40
-    logp = k[None, :] * np.log(lam[1:, None]) - lam[1:, None] - gammaln(k + 1)[None, :]
-    expect = np.exp(logp) @ (2.0 * np.sqrt(k + 0.375))
-    return np.concatenate([[2.0 * math.sqrt(0.375)], expect]), lam
-
-
-def inverse_anscombe(values: np.ndarray) -> np.ndarray:
-    """Exact unbiased inverse of the Anscombe transform [Makitalo2011]_.
-
-    Maps ``D`` to the Poisson mean ``lam`` for which ``E[2 sqrt(z + 3/8)] = D``
-    (not the algebraic ``(D/2)**2 - 3/8``, which is biased at low counts).
-    ``E`` is tabulated for ``lam <= 1000`` and inverted by interpolation;
-    above, the closed-form approximation of [Makitalo2011b]_ is used (it
-    agrees with the table to 5e-6 relative there). ``D`` below
-    ``2 sqrt(3/8)`` maps to 0.
-
-    Parameters
-    ----------
-    values : ndarray
-        Denoised values in the stabilised domain.
-
-    Returns
-    -------
-    ndarray
-        Poisson means (counts); float32 for float32 input, float64 otherwise.
-    """
-    d = np.asarray(values)
-    dtype = _float_dtype(d)
-    d = d.astype(np.float64)
-    expect, lam = _anscombe_table()
-    out = np.interp(d, expect, lam)
-    big = d > expect[-1]
-    if big.any():
-        db = d[big]
-        s = math.sqrt(1.5)
-        out[big] = 0.25 * db**2 + 0.25 * s / db - 1.375 / db**2 + 0.625 * s / db**3 - 0.125
-    return out.astype(dtype, copy=False)
-
-
-# --------------------------------------------------------------------------
 # BM3D on one image and on a series
 # --------------------------------------------------------------------------
 
 
-def _denoise_one(image: np.ndarray, sigma_psd: float, settings: DenoiseSettings) -> np.ndarray:
-    """BM3D of one 2D image at ``sigma_psd``, single-threaded (deterministic), same dtype."""
+def _denoise_one(image: np.ndarray, sigma_psd: float, settings: DenoiseSettings, noise=None) -> np.ndarray:
+    """BM3D of one 2D image at ``sigma_psd``, single-threaded (deterministic), same dtype.
+
+    With ``noise`` (a :class:`~sinter4d.pipeline.noise_model.DetectorNoise`,
+    required by ``psd = 'detector'``) BM3D runs on its stabilised image with its PSD.
+    """
     bm3d = _bm3d_module()
     pro = _profile(bm3d, settings.bm3d_profile)
     pro.num_threads = 1
@@ -287,11 +213,18 @@ def _denoise_one(image: np.ndarray, sigma_psd: float, settings: DenoiseSettings)
     if min(image.shape) <= block:  # the bm3d library crashes the process on such an image
         raise InputError(f"images of {image.shape[0]} x {image.shape[1]} px are too small for BM3D "
                          f"(profile {settings.bm3d_profile!r}: {block} px blocks); denoise needs more than {block} px a side")
-    z = anscombe(image).astype(np.float64) if settings.anscombe else image.astype(np.float64)
-    arg = sigma_psd if settings.psd == "white" else noise_psd(z.shape, sigma_psd, psd=settings.psd)
+    if settings.psd == "detector":
+        if noise is None:
+            raise InputError("psd = 'detector' needs a measured noise model (a series with its reference)")
+        z, arg = noise.stabilise(image), noise.psd(image, sigma_psd)
+    else:
+        z = anscombe(image).astype(np.float64) if settings.anscombe else image.astype(np.float64)
+        arg = sigma_psd if settings.psd == "white" else noise_psd(z.shape, sigma_psd, psd=settings.psd)
     stage_arg = bm3d.BM3DStages.ALL_STAGES if settings.bm3d_stages == "all" else bm3d.BM3DStages.HARD_THRESHOLDING
     out = bm3d.bm3d(z, arg, profile=pro, stage_arg=stage_arg)
-    if settings.anscombe:
+    if settings.psd == "detector":
+        out = noise.unstabilise(out)
+    elif settings.anscombe:
         out = inverse_anscombe(out)
     return np.asarray(out, dtype=image.dtype)
 
@@ -425,6 +358,7 @@ def denoise_bm3d(
     reference_index: int | None = None,
     n_jobs: int = DEFAULT_JOBS,
     progress: Callable[[int, int], None] | None = None,
+    noise=None,
 ) -> np.ndarray:
     """Denoise every image of a tilt series with BM3D for coloured noise.
 
@@ -459,6 +393,11 @@ def denoise_bm3d(
         single-threaded, so the result does not depend on ``n_jobs``.
     progress : callable, optional
         Called as ``progress(done, total)`` after each image.
+    noise : DetectorNoise, optional
+        The measured noise (:func:`~sinter4d.pipeline.noise_model.measure_detector_noise`),
+        required by ``settings.psd == 'detector'``: BM3D then runs on the
+        stabilised images with the measured PSD, ``sigma_psd`` (default 1)
+        scaling its white part.
 
     Returns
     -------
@@ -483,6 +422,8 @@ def denoise_bm3d(
         raise InputError(f"reference_index={reference_index} is outside the {n} images")
     if sigma_psd is not None:
         sigma = check_positive(sigma_psd, "sigma_psd")
+    elif settings.psd == "detector":
+        sigma = settings.denoise_strength * (1.0 if settings.sigma_psd is None else settings.sigma_psd)
     elif settings.sigma_psd is not None:
         sigma = settings.applied_sigma_psd
     elif reference is not None:
@@ -492,7 +433,7 @@ def denoise_bm3d(
     result = np.empty_like(stack)  # each image is written in place: no list of images, then a stack of them
 
     def denoise_into(k: int) -> None:
-        result[k] = _denoise_one(stack[k], sigma, settings)
+        result[k] = _denoise_one(stack[k], sigma, settings, noise)
 
     _map(denoise_into, list(range(n)), n_jobs, progress)
     return result[0] if single else result

@@ -41,8 +41,9 @@ __all__ = [
     "recorded_settings",
 ]
 
-#: Noise spectra BM3D is told about: the BM3D demos' pink ``g4``, or flat.
-PSD_SHAPES = ("g4", "white")
+#: Noise spectra BM3D is told about: the BM3D demos' pink ``g4``, flat, or the detector's,
+#: measured on the series (Poisson–Gaussian with row noise, :mod:`sinter4d.pipeline.noise_model`).
+PSD_SHAPES = ("g4", "white", "detector")
 #: BM3D presets (``bm3d.BM3DProfile`` and its variants).
 BM3D_PROFILES = ("np", "refilter", "vn", "high", "lc")
 #: Both BM3D stages, or hard thresholding alone.
