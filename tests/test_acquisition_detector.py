@@ -136,7 +136,8 @@ def test_switched_on_the_file_records_the_truth_and_an_estimated_dark_level():
 def test_the_spec_carries_the_table_into_the_scan():
     acq = parse(AcquisitionSpec, {"axis_offset_px": 0.0, "detector": {"enabled": True, "gain": 500.0}})
     assert acq.scan_settings().detector == DetectorSettings(enabled=True, gain=500.0)
-    assert AcquisitionSpec(axis_offset_px=0.0).scan_settings().detector.enabled is False
+    assert AcquisitionSpec(axis_offset_px=0.0).scan_settings().detector.enabled is True  # on by default in a spec
+    assert ScanSettings(angles_deg=(0.0, 10.0, 20.0), pixel_size_nm=1.0, probe_current_pA=1.0, dwell_time_ns=1.0).detector.enabled is False
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,8 @@ def test_scan_settings_per_output_pixel():
 def test_the_simulated_dose_is_the_one_asked_for():
     acq = AcquisitionSpec(image_pixels=64, pixel_size_nm=2.0, bin=2, dose_e_per_nm2=250.0, tilt_min_deg=-20.0,
                           tilt_max_deg=20.0, tilt_step_deg=20.0, axis_offset_px=0.0, reference_frames=0)
-    grid = Grid((8, 32, 32), acq.output_pixel_size_nm)
+    ov = acq.oversample  # 2 by default: the phantom's grid is twice as fine as the pixels
+    grid = Grid((8 * ov, 32 * ov, 32 * ov), acq.output_pixel_size_nm / ov)
     ds = simulate_tilt_series(np.zeros(grid.shape, np.float32), None, grid, acq.scan_settings(), rng=0)
     assert ds.counts.shape == (3, 32, 32)
     assert ds.attrs["dose_e_per_nm2"] == pytest.approx(250.0, rel=1e-12)
