@@ -58,7 +58,7 @@ from .align import align_translations, apply_shifts
 from .denoise import _image_stack
 from .settings import AlignSettings
 
-__all__ = ["AXIS_ROTATION_SOURCES", "choose_axis_rotation", "common_line_scores", "find_tilt_axis_rotation", "fold_axis_rotation", "rotate_to_axis"]
+__all__ = ["AXIS_ROTATION_SOURCES", "choose_axis_rotation", "common_line_scores", "find_tilt_axis_rotation", "fold_axis_rotation", "remove_row_offsets", "rotate_to_axis"]
 
 #: Where the angle a reconstruction used came from (its attribute ``tilt_axis_rotation_source``).
 AXIS_ROTATION_SOURCES = ("file", "found", "setting")
@@ -83,8 +83,10 @@ def remove_row_offsets(images: np.ndarray, *, margin_px: int = 3) -> np.ndarray:
     "Detector") shares one offset. Each image's specimen is the pixels above
     Otsu's threshold of the image smoothed by a 2 px Gaussian, grown by
     ``margin_px``; the offset of a row is the mean of its other (film)
-    pixels less the film's median level, shrunk by the share of the
-    offsets' variance that the pixel noise explains (a Wiener factor: with no
+    pixels less the film's median level, shrunk by the share of the variance
+    of the offsets' row-to-row part (the offsets less their running median
+    over 5 rows, where a slow trend of the film or a specimen's tail has no
+    share) that twice the pixel noise explains (a Wiener factor: with no
     row noise nothing is removed). A row with fewer than 2 film pixels keeps
     its values. The row offsets along the tilt axis would otherwise add to the
     common line of every image independently (module docstring).
@@ -114,9 +116,11 @@ def remove_row_offsets(images: np.ndarray, *, margin_px: int = 3) -> np.ndarray:
             continue
         resid = np.where(film, image - level, 0.0)
         offset = resid.sum(axis=1) / np.maximum(count, 1)
+        # scan-line noise is told from the film's slow trends by the part that changes from row to row
+        jumpy = offset[rows] - ndimage.median_filter(offset[rows], size=5, mode="nearest")
         # the pixel noise's share of the offsets' variance, shrunk away (Wiener): no row noise, no change
         pixel_var = (np.where(film, resid - offset[:, None], 0.0) ** 2).sum(axis=1)[rows] / (count[rows] * (count[rows] - 1))
-        excess = 1.0 - float(np.mean(pixel_var)) / max(float(np.var(offset[rows])), 1e-300)
+        excess = 1.0 - 2.0 * float(np.mean(pixel_var)) / max(float(np.var(jumpy)), 1e-300)
         image -= max(excess, 0.0) * np.where(rows, offset, 0.0)[:, None]
     return out[0] if single else out
 
@@ -274,6 +278,11 @@ def find_tilt_axis_rotation(
         of the block-averaged images, without the cosine stretch, which
         assumes an axis along y); what drift remains along the axis is
         absorbed by the profiles' shifts.
+    destripe : bool, optional
+        Remove each row's offset first (:func:`remove_row_offsets`): a
+        detector's scan-line noise otherwise makes the rows' means disagree
+        between images and pushes the estimate away from 0 deg by several
+        degrees (docs/validation.md).
 
     Returns
     -------
