@@ -45,6 +45,17 @@ def _angle_error(found, truth):
     return abs(fold_axis_rotation(found - truth))
 
 
+def _six_spheres() -> np.ndarray:
+    """Six Cu spheres (radius 16-24 nm) at heights -26 to 26 nm on GRID."""
+    z, y, x = GRID.coords_nm()
+    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
+    core = np.zeros(GRID.shape, np.float32)
+    for cz, cy, cx, r in [(-24, -80, -60, 20), (20, -60, 50, 18), (0, 0, -10, 24),
+                          (26, 44, -76, 16), (-26, 70, 60, 20), (8, 100, -8, 18)]:
+        core[(zz - cz) ** 2 + (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2] = 1.0
+    return core
+
+
 @pytest.fixture(scope="module")
 def series() -> xr.Dataset:
     """Six Cu spheres (radius 16-24 nm) at different heights, drift, axis offset 1.5 px.
@@ -52,12 +63,7 @@ def series() -> xr.Dataset:
     At 50 pA (8x the paper's dose per pixel: ~10 counts/px in a particle) the test is
     about geometry; docs/validation.md has the accuracy at the paper's dose.
     """
-    z, y, x = GRID.coords_nm()
-    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
-    core = np.zeros(GRID.shape, np.float32)
-    for cz, cy, cx, r in [(-24, -80, -60, 20), (20, -60, 50, 18), (0, 0, -10, 24),
-                          (26, 44, -76, 16), (-26, 70, 60, 20), (8, 100, -8, 18)]:
-        core[(zz - cz) ** 2 + (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2] = 1.0
+    core = _six_spheres()
     scan = ScanSettings(angles_deg=tuple(ANGLES), pixel_size_nm=4.0, probe_current_pA=50.0, dwell_time_ns=500.0,
                         drift_sd_px=0.5, axis_offset_px=1.5)
     return simulate_tilt_series(core, None, GRID, scan, film_thickness_nm=20.0, rng=3, temperature_C=370.0)
@@ -213,12 +219,7 @@ def test_scan_line_noise_does_not_throw_the_direction(series):
     from sinter4d.acquisition._stage import StageSettings
     from sinter4d.pipeline.chain import check_tilt_series
 
-    z, y, x = GRID.coords_nm()
-    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
-    core = np.zeros(GRID.shape, np.float32)
-    for cz, cy, cx, r in [(-24, -80, -60, 20), (20, -60, 50, 18), (0, 0, -10, 24),
-                          (26, 44, -76, 16), (-26, 70, 60, 20), (8, 100, -8, 18)]:
-        core[(zz - cz) ** 2 + (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2] = 1.0
+    core = _six_spheres()
     scan = ScanSettings(angles_deg=tuple(ANGLES), pixel_size_nm=4.0, probe_current_pA=50.0, dwell_time_ns=500.0,
                         drift_sd_px=0.5, axis_offset_px=1.5, stage=StageSettings(enabled=True, axis_rotation_deg=3.0),
                         detector=DetectorSettings(enabled=True))
