@@ -148,7 +148,8 @@ def test_the_pipeline_finds_the_simulated_axis_direction():
 
     Six spheres at different heights at 8x the paper's dose per pixel, as in
     tests/test_pipeline_axis_direction.py. The tolerance guards the convention only: on this
-    80 px series the estimator is 0.04-1.6 deg off over seeds 0-3 (the issue's 0.3 deg is not met yet).
+    80 px series the estimator is 0.04-1.6 deg off over seeds 0-3 (the issue's 0.3 deg is not met yet;
+    with the detector on see tests/test_pipeline_axis_direction.py and docs/validation.md).
     """
     from sinter4d.pipeline.axis_direction import choose_axis_rotation, fold_axis_rotation
 
