@@ -20,6 +20,8 @@ tilt_min_deg = -40.0
 tilt_max_deg = 40.0
 tilt_step_deg = 10.0
 reference_frames = 10
+[acquisition.stage]
+enabled = false  # 2 cores in 9 tilts of 64^2 px are too few for the axis-direction search
 [pipeline]
 bm3d_profile = "lc"
 bm3d_stages = "hard"

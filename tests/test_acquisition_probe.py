@@ -145,7 +145,7 @@ def _small_simulation(scan: ScanSettings):
 
 
 def _acq(**probe):
-    doc = dict(image_pixels=32, pixel_size_nm=4.0, tilt_min_deg=-20.0, tilt_max_deg=20.0, tilt_step_deg=10.0,
+    doc = dict(image_pixels=32, pixel_size_nm=4.0, oversample=1, tilt_min_deg=-20.0, tilt_max_deg=20.0, tilt_step_deg=10.0,
                axis_offset_px=1.5, reference_frames=5, reference_tilt_deg=5.0)
     if probe:
         doc["probe"] = probe

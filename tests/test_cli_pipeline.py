@@ -108,6 +108,7 @@ def test_reconstruct_run_folder_resumes(tmp_path, root):
 
 def test_denoise_strength_scales_the_bm3d_level(tilts_file):
     from sinter4d.pipeline import PipelineSpec, prepare_tilt_series
+    from sinter4d.pipeline.chain import remove_dark_level
     from sinter4d.pipeline.denoise import denoise_bm3d
 
     ds = xr.open_dataset(tilts_file).load()
@@ -116,8 +117,10 @@ def test_denoise_strength_scales_the_bm3d_level(tilts_file):
     half = prepare_tilt_series(ds, PipelineSpec(**lc, denoise_strength=0.5))
     assert full.sigma_psd == half.sigma_psd == 3.0  # the level chosen is recorded, not the scaled one
     # the same images as BM3D run at 1.5 directly
-    direct = denoise_bm3d(ds.counts.values, PipelineSpec(**lc), sigma_psd=1.5)
-    raw = prepare_tilt_series(ds.assign(counts=(ds.counts.dims, direct)), PipelineSpec(denoise=False))
+    signal = remove_dark_level(ds.counts.values, ds)  # the detector's dark level comes off first
+    direct = denoise_bm3d(signal, PipelineSpec(**lc), sigma_psd=1.5)
+    raw = prepare_tilt_series(ds.assign(counts=(ds.counts.dims, direct)).assign_attrs(dark_level=0.0),
+                              PipelineSpec(denoise=False))
     np.testing.assert_allclose(half.signal, raw.signal, rtol=1e-5, atol=1e-5 * float(np.abs(raw.signal).max()))
     # weaker denoising leaves more noise: a rougher signal
     rough = lambda s: float(np.std(np.diff(s, axis=2)))  # noqa: E731

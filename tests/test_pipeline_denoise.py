@@ -120,7 +120,7 @@ def test_bad_options(kwargs, match):
 
 @pytest.mark.parametrize(
     ("settings", "match"),
-    [({"psd": "g5"}, r"(?s)psd.*'g4' or 'white'"), ({"bm3d_profile": "fast"}, r"(?s)bm3d_profile.*'fast'"),
+    [({"psd": "g5"}, r"(?s)psd.*'g4', 'white' or 'detector'"), ({"bm3d_profile": "fast"}, r"(?s)bm3d_profile.*'fast'"),
      ({"bm3d_stages": "wiener"}, r"(?s)bm3d_stages.*'wiener'"), ({"sigma_psd": -1.0}, r"(?s)sigma_psd.*greater than 0")],
 )
 def test_bad_settings(settings, match):
