@@ -9,6 +9,8 @@ the darkest part of a series and its level is the offset.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
+from skimage.filters import threshold_otsu
 
 from ..checks import check_int, check_number
 from ..errors import InputError
@@ -161,12 +163,9 @@ def estimate_dark_level_skewness(images: np.ndarray, gain: float) -> float:
     -----
     Assumes the zero-signal noise is symmetric: a detector whose single
     electrons give a skewed pulse-height distribution biases it (docs/design.md,
-    "Acquisition"). Its error on the simulated quick-run series is in
+    "Acquisition"). Its error on simulated series is in
     docs/validation.md, "Simulated detector".
     """
-    from scipy import ndimage as ndi
-    from skimage.filters import threshold_otsu
-
     stack = np.asarray(images)
     stack = stack[None] if stack.ndim == 2 else stack
     if stack.ndim != 3 or min(stack.shape[1:], default=0) < 3 * LOW_SIGNAL_WINDOW_PX:
