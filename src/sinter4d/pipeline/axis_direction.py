@@ -76,7 +76,7 @@ def fold_axis_rotation(angle_deg: float) -> float:
     return a
 
 
-def remove_row_offsets(images: np.ndarray, *, margin_px: int = 3) -> np.ndarray:
+def remove_row_offsets(images: np.ndarray, *, margin_px: int = 3, flatten_film: bool = False) -> np.ndarray:
     """Images less the offset of each row (the detector's scan-line noise), measured on the film.
 
     A scan line (a row: the fast-scan direction is x, docs/design.md
@@ -91,11 +91,21 @@ def remove_row_offsets(images: np.ndarray, *, margin_px: int = 3) -> np.ndarray:
     its values. The row offsets along the tilt axis would otherwise add to the
     common line of every image independently (module docstring).
 
+    Subtracting the rows' film means leaves every row's film with the same
+    mean in every image: along the rows (an axis at 0 deg) the film's noise
+    then cancels, along any other direction it does not, and the common-line
+    score is pulled towards 0 deg (by about 2 deg at the quick run's dose,
+    docs/validation.md). ``flatten_film`` then sets the film to its median
+    level, so that it adds no noise along any direction (an image whose rows
+    need no removal keeps its film).
+
     Parameters
     ----------
     images : (n, ny, nx) or (ny, nx) ndarray
     margin_px : int, optional
         Dilation of the specimen mask (px).
+    flatten_film : bool, optional
+        Also set every film pixel to the film's median level.
 
     Returns
     -------
@@ -113,6 +123,8 @@ def remove_row_offsets(images: np.ndarray, *, margin_px: int = 3) -> np.ndarray:
         count = film.sum(axis=1)
         rows = count >= 2
         if rows.sum() < 3:
+            if flatten_film:
+                image[film] = level
             continue
         resid = np.where(film, image - level, 0.0)
         offset = resid.sum(axis=1) / np.maximum(count, 1)
@@ -121,7 +133,10 @@ def remove_row_offsets(images: np.ndarray, *, margin_px: int = 3) -> np.ndarray:
         # the pixel noise's share of the offsets' variance, shrunk away (Wiener): no row noise, no change
         pixel_var = (np.where(film, resid - offset[:, None], 0.0) ** 2).sum(axis=1)[rows] / (count[rows] * (count[rows] - 1))
         excess = 1.0 - 2.0 * float(np.mean(pixel_var)) / max(float(np.var(jumpy)), 1e-300)
-        image -= max(excess, 0.0) * np.where(rows, offset, 0.0)[:, None]
+        if excess > 0:
+            image -= excess * np.where(rows, offset, 0.0)[:, None]
+            if flatten_film:  # only where rows were removed: a noise-free film keeps its faint signal
+                image[film] = level
     return out[0] if single else out
 
 
@@ -279,10 +294,11 @@ def find_tilt_axis_rotation(
         assumes an axis along y); what drift remains along the axis is
         absorbed by the profiles' shifts.
     destripe : bool, optional
-        Remove each row's offset first (:func:`remove_row_offsets`): a
-        detector's scan-line noise otherwise makes the rows' means disagree
-        between images and pushes the estimate away from 0 deg by several
-        degrees (docs/validation.md).
+        Remove each row's offset first and flatten the film
+        (:func:`remove_row_offsets` with ``flatten_film``): a detector's
+        scan-line noise otherwise makes the rows' means disagree between
+        images and pushes the estimate away from 0 deg by several degrees, and
+        the removal alone pulls it back towards 0 deg (docs/validation.md).
 
     Returns
     -------
@@ -306,7 +322,7 @@ def find_tilt_axis_rotation(
     ref = int(np.argmin(np.abs(angles)))
     stack = _working_stack(stack, check_int(max_size, "max_size", minimum=16))
     if destripe:
-        stack = remove_row_offsets(stack)
+        stack = remove_row_offsets(stack, flatten_film=True)
     if prealign:
         # drift removed first, by registrations of adjacent tilts without the cosine stretch
         # (which assumes an axis along y): objects then stay in the field and on their lines
