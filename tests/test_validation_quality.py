@@ -34,7 +34,7 @@ SPEC = {
 
 IDEAL = {"probe": {"enabled": False}, "stage": {"enabled": False}, "detector": {"enabled": False}}
 #: Dice(TV) each microscope must reach. The issue's target is 0.90; the realistic microscope misses it
-#: (0.893 on this seed when first measured: the stage's tilt-angle errors and rotation drift are not corrected).
+#: (0.899 on this seed, docs/validation.md: the stage's tilt-angle errors and rotation drift are not corrected).
 DICE_TV = {"ideal": 0.90, "realistic": 0.88}
 
 
