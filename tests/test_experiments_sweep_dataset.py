@@ -80,3 +80,26 @@ def test_sweep_dataset_on_the_grid(tmp_path, root):
         "median_abs_error_neck_ratio", "dice", "pairs_found", "posterior_width_capture_radius_nm",
         "posterior_mean_capture_radius_nm", "posterior_sd_capture_radius_nm", "fit_n_over_tau", "run_seconds",
         "stage_seconds", "status", "failed_stage", "error", "cell"]
+
+
+def test_switches_of_nested_tables_get_their_own_coordinates(tmp_path, root):
+    """Two switches (``acquisition.probe.enabled``, ``acquisition.stage.enabled``) are two dimensions with coordinates."""
+    sweep = load_sweep_spec(_write(tmp_path, root, sweep="""
+name = "switches"
+base = "base.toml"
+[sweep]
+"acquisition.probe.enabled" = [false, true]
+"acquisition.stage.enabled" = [false, true]
+"""))
+    cells = sweep.cells()
+    folder = SweepFolder(tmp_path / "out")
+    for k, cell in enumerate(cells):
+        run = folder.cell(cell.name)
+        run.path.mkdir(parents=True)
+        SweepFolder.cell_record(run).write_text(json.dumps(_ok_record(cell.name, k)))
+    ds = sweep_dataset(sweep, cells, folder.path)
+    assert ds["dice"].dims == ("probe_enabled", "stage_enabled") and "enabled" not in ds.dims
+    assert ds["probe_enabled"].values.tolist() == ds["stage_enabled"].values.tolist() == ["false", "true"]
+    assert ds["stage_enabled"].attrs["spec_key"] == "acquisition.stage.enabled"
+    cell = ds.sel(probe_enabled="true", stage_enabled="false")["cell"].values
+    assert str(cell) == "probe_enabled-true__stage_enabled-false"

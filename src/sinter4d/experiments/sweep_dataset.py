@@ -19,7 +19,7 @@ import xarray as xr
 from ..io.netcdf import open_dataset_checked
 from ..runfolder import SWEEP_CELL_STAGES, RunFolder, SweepFolder
 from ..schema import SWEEP, SWEEP_POSTERIOR, SWEEP_SETTINGS, SWEEP_SUFFIX_UNITS, Variable
-from .sweep_spec import DERIVED_KEYS, Cell, SweepSpec
+from .sweep_spec import DERIVED_KEYS, Cell, SweepSpec, dim_name
 
 __all__ = ["cell_results", "read_cell_record", "sweep_dataset"]
 
@@ -101,7 +101,7 @@ def _float(value) -> float:
 
 
 def _coord(key: str, values: tuple) -> tuple[np.ndarray, dict]:
-    dim = key.rsplit(".", 1)[-1]
+    dim = dim_name(key)
     if all(isinstance(v, bool) for v in values):
         data = np.array([str(v).lower() for v in values])
     elif all(isinstance(v, str) for v in values):
@@ -190,7 +190,7 @@ def sweep_dataset(sweep: SweepSpec, cells: list[Cell], out_dir: str | Path) -> x
     coords = {}
     for key, values in zip(sweep.keys, sweep.values):
         data, attrs = _coord(key, values)
-        coords[key.rsplit(".", 1)[-1]] = (key.rsplit(".", 1)[-1], data, attrs)
+        coords[dim_name(key)] = (dim_name(key), data, attrs)
     coords["stage"] = ("stage", np.array(SWEEP_CELL_STAGES), _attrs(SWEEP["stage"]))
     from .. import __version__
 
