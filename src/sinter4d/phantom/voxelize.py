@@ -3,10 +3,11 @@
 Every object is drawn in its own bounding box (numba): the cores' spheroids,
 the neck bridge of every contact with a neck (a concave fillet, or the
 paper's sharp-edged cylinder), and the shell particles. The fraction of a
-voxel inside an object comes from the object's signed distance d at sample points: ``clip(1/2 - d / h, 0, 1)`` for a sample
-cell of edge h, which is exact for a plane face parallel to the voxel's and
-unbiased in volume for any orientation; ``supersample`` splits the voxels
-cut by a surface into ``s**3`` cells. The union of objects takes the largest
+voxel inside an object comes from the object's signed distance d at sample
+points: ``clip(1/2 - d / h, 0, 1)`` for a sample cell of edge h, which is
+exact for a plane face parallel to the voxel's and unbiased in volume for
+any orientation; ``supersample`` splits the voxels cut by a surface into
+``s**3`` cells. The union of objects takes the largest
 fraction.
 """
 
