@@ -45,7 +45,7 @@ from scipy import ndimage, optimize, special
 
 from ..operators.projector import ParallelProjector
 from ..specs import Flag, Positive, Spec, integer
-from ._probe_kernels import deepest_above, mass_thickness_above, project_into_nodes
+from ._probe_kernels import mass_thickness_above, project_into_nodes
 
 __all__ = [
     "Probe",
@@ -193,15 +193,16 @@ class Probe(Spec):
                 out[i] = ndimage.gaussian_filter(out[i], self.sigma_nm / px, mode="reflect")
             return out, np.zeros(n_ang)
         vol = np.ascontiguousarray(volume, dtype=np.float32)
+        cu = vol != 0  # only Cu voxels carry signal
         matrix = op.matrix.tocsr()
         out = np.zeros(op.range_shape, dtype=np.float32)
         deepest = np.zeros(n_ang)
         nodes = self.depth_slabs
         for i, angle in enumerate(op.angles_deg):
-            deepest[i] = deepest_above(vol, op.voxel_size_nm, float(angle))
+            above = mass_thickness_above(vol, op.voxel_size_nm, float(angle))
+            deepest[i] = float(above.max(where=cu, initial=0.0))
             step = deepest[i] / (nodes - 1) if deepest[i] > 0 else 1.0
-            rows = matrix[i * n_det : (i + 1) * n_det]
-            parts = project_into_nodes(vol, op.voxel_size_nm, float(angle), rows, step, nodes)
+            parts = project_into_nodes(vol, above, matrix[i * n_det : (i + 1) * n_det], step, nodes)
             for k in range(nodes):
                 sigma = float(self.sigma_at(k * step)) / px
                 out[i] += ndimage.gaussian_filter(parts[k], sigma, mode="reflect")

@@ -7,10 +7,9 @@ write disjoint outputs (no locks, no reductions across threads).
 * :func:`_above_slice` integrates the Cu thickness above each voxel of one
   slice down the tilted beam, layer by layer from the top (+z), one linear
   interpolation along x per layer.
-* :func:`mass_thickness_above` fills it for the whole volume;
-  :func:`deepest_above` keeps only its largest value over Cu voxels.
+* :func:`mass_thickness_above` fills it for the whole volume, once per tilt.
 * :func:`project_into_nodes` splits each voxel's value between the two
-  depth nodes around its thickness above (hat weights) and adds it, through
+  depth nodes around that thickness (hat weights) and adds it, through
   one tilt's rows of the slice system matrix, to ``(node, y, det)``.
 """
 
@@ -21,7 +20,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["deepest_above", "mass_thickness_above", "project_into_nodes"]
+__all__ = ["mass_thickness_above", "project_into_nodes"]
 
 
 @numba.njit(cache=True)
@@ -66,43 +65,19 @@ def _above_all(vol, half_path, n, f):  # pragma: no cover - compiled
     return out
 
 
-@numba.njit(cache=True)
-def _deepest_in_slice(vol, y, half_path, n, f):  # pragma: no cover - compiled
-    nz, _, nx = vol.shape
-    sl = np.empty((nz, nx), dtype=np.float32)
-    _above_slice(vol, y, half_path, n, f, sl)
-    m = np.float32(0.0)
-    for k in range(nz):
-        for x in range(nx):
-            if vol[k, y, x] != 0.0 and sl[k, x] > m:
-                m = sl[k, x]
-    return m
-
-
 @numba.njit(parallel=True, cache=True)
-def _deepest(vol, half_path, n, f):  # pragma: no cover - compiled
-    ny = vol.shape[1]
-    best = np.zeros(ny, dtype=np.float32)
-    for y in numba.prange(ny):
-        best[y] = _deepest_in_slice(vol, y, half_path, n, f)
-    return best
-
-
-@numba.njit(parallel=True, cache=True)
-def _nodes(vol, half_path, n, f, colptr, rows, data, n_det, step, n_nodes):  # pragma: no cover - compiled
+def _nodes(vol, above, colptr, rows, data, n_det, step, n_nodes):  # pragma: no cover - compiled
     nz, ny, nx = vol.shape
     out = np.empty((n_nodes, ny, n_det), dtype=np.float32)
     last = n_nodes - 1.0
     for y in numba.prange(ny):
-        sl = np.empty((nz, nx), dtype=np.float32)
-        _above_slice(vol, y, half_path, n, f, sl)
         acc = np.zeros((n_nodes, n_det), dtype=np.float64)  # summed in float64
         for z in range(nz):
             for x in range(nx):
                 v = np.float64(vol[z, y, x])
                 if v == 0.0:  # only Cu voxels carry signal
                     continue
-                q = min(sl[z, x] / step, last)
+                q = min(above[z, y, x] / step, last)
                 k = int(q)
                 hi = (q - k) * v
                 lo = v - hi
@@ -140,13 +115,7 @@ def mass_thickness_above(volume: np.ndarray, voxel_size_nm: float, angle_deg: fl
     return _above_all(vol, *_ray(voxel_size_nm, angle_deg))
 
 
-def deepest_above(volume: np.ndarray, voxel_size_nm: float, angle_deg: float) -> float:
-    """Largest Cu thickness (nm) above a Cu voxel of ``volume`` ``(nz, ny, nx)`` at ``angle_deg`` (0 without Cu)."""
-    vol = np.ascontiguousarray(volume, dtype=np.float32)
-    return float(_deepest(vol, *_ray(voxel_size_nm, angle_deg)).max(initial=0.0))
-
-
-def project_into_nodes(volume, voxel_size_nm, angle_deg, rows, step, n_nodes) -> np.ndarray:
+def project_into_nodes(volume, above, rows, step, n_nodes) -> np.ndarray:
     """Project ``volume`` ``(nz, ny, nx)`` through one tilt's ``rows`` of the slice matrix, split by depth node.
 
     A voxel with ``q = above / step`` between nodes ``k = floor(q)`` and
@@ -157,8 +126,8 @@ def project_into_nodes(volume, voxel_size_nm, angle_deg, rows, step, n_nodes) ->
     ----------
     volume : (nz, ny, nx) ndarray
         Cu volume fraction.
-    voxel_size_nm, angle_deg : float
-        The grid's voxel (nm) and the tilt (degrees) of ``rows``.
+    above : (nz, ny, nx) ndarray
+        Cu thickness above each voxel at that tilt (nm, :func:`mass_thickness_above`).
     rows : scipy.sparse matrix, (n_det, nz * nx)
         That tilt's rows of the slice system matrix (nm).
     step : float
@@ -171,6 +140,6 @@ def project_into_nodes(volume, voxel_size_nm, angle_deg, rows, step, n_nodes) ->
         The projection of each node's share; their sum is the plain projection.
     """
     vol = np.ascontiguousarray(volume, dtype=np.float32)
-    half_path, n, f = _ray(voxel_size_nm, angle_deg)
+    above = np.ascontiguousarray(above, dtype=np.float32)
     csc = rows.tocsc()
-    return _nodes(vol, half_path, n, f, csc.indptr, csc.indices, csc.data, int(rows.shape[0]), float(step), int(n_nodes))
+    return _nodes(vol, above, csc.indptr, csc.indices, csc.data, int(rows.shape[0]), float(step), int(n_nodes))
