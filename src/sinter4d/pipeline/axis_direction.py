@@ -113,18 +113,17 @@ def remove_row_offsets(images: np.ndarray, *, margin_px: int = 3, flatten_film: 
         float64, the shape of ``images``.
     """
     stack, single = _image_stack(images)
+    margin = check_int(margin_px, "margin_px", minimum=0)
     out = stack.astype(np.float64)
-    for k, image in enumerate(out):
+    for image in out:
         smooth = ndimage.gaussian_filter(image, 2.0)
-        film = ~ndimage.binary_dilation(smooth > threshold_otsu(smooth), iterations=check_int(margin_px, "margin_px", minimum=0))
+        film = ~ndimage.binary_dilation(smooth > threshold_otsu(smooth), iterations=margin)
         if not film.any():
             continue
         level = np.median(image[film])
         count = film.sum(axis=1)
         rows = count >= 2
         if rows.sum() < 3:
-            if flatten_film:
-                image[film] = level
             continue
         resid = np.where(film, image - level, 0.0)
         offset = resid.sum(axis=1) / np.maximum(count, 1)
