@@ -17,6 +17,7 @@ from sinter4d.calibration import (
 )
 from sinter4d.errors import InputError
 from sinter4d.experiments import load_spec, parse_spec, plan_simulation
+from sinter4d.io.netcdf import write_dataset_atomic
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def _metrics(neck, gap, centre_b):
     return xr.Dataset(data, coords={"time": np.arange(n_t), "pair": ["P1"]})
 
 
-def test_calibrate_metrics_inverts_each_reading():
+def test_calibrate_metrics_inverts_each_reading(tmp_path):
     rng = np.random.default_rng(1)
     n = 400
     true_n, true_d = rng.uniform(10, 35, n), rng.uniform(140, 170, n)
@@ -104,6 +105,8 @@ def test_calibrate_metrics_inverts_each_reading():
              "true_particle_radius_nm": np.full(n, 75.0), "in_plane_deg": alpha, "elevation_deg": elev,
              "bridged": bridged.astype(np.int8)}
     cal = calibration_dataset([table], {"source": "synthetic", "twin_seeds": list(range(8))})
+    write_dataset_atomic(cal, tmp_path / "calibration.nc")
+    cal = xr.open_dataset(tmp_path / "calibration.nc").load()  # what a reader gets back from the file
     assert set(reading_models(cal)) == {"neck_radius_nm", "distance_nm"}
     assert cal["coefficient"].attrs["long_name"] and cal["reading_true_neck_radius_nm"].attrs["units"] == "nm"
     # one pair along the tilt axis, in the plane, not bridged: true necks 20 and 30 nm
