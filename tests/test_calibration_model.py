@@ -71,7 +71,7 @@ def test_calibrated_sd_covers_at_the_nominal_rate(metric, coef, sigma):
     measured, true, alpha, elev, bridged, *_ = _draw(np.random.default_rng(6), metric, coef, sigma, n_runs=30)
     est, sd = invert_reading(model, measured, alpha, elev, bridged)
     inside = np.abs(est - true) <= 1.6449 * sd
-    assert 0.86 < inside.mean() < 0.94, inside.mean()
+    assert 0.85 < inside.mean() < 0.95, inside.mean()
 
 
 def test_bad_input():

@@ -6,6 +6,7 @@ Arrays, specs or Datasets in and out; no file is touched (the runner is
 
 from ._dataset import (
     CALIBRATED,
+    CALIBRATION_MIN_NECK_NM,
     calibrate_metrics,
     calibration_dataset,
     orientation_deg,
@@ -33,6 +34,7 @@ from ._twins import (
 
 __all__ = [
     "CALIBRATED",
+    "CALIBRATION_MIN_NECK_NM",
     "calibrate_metrics",
     "calibration_dataset",
     "orientation_deg",

@@ -20,12 +20,14 @@ from ..errors import InputError
 from ..validation import metrics_on_true_pairs
 from ._model import BRIDGED_GAP_NM, READING_TERMS, TRANSFORMS, ReadingModel, fit_reading_model, invert_reading
 
-__all__ = ["CALIBRATED", "calibrate_metrics", "calibration_dataset", "orientation_deg", "reading_models",
+__all__ = ["CALIBRATED", "CALIBRATION_MIN_NECK_NM", "calibrate_metrics", "calibration_dataset", "orientation_deg", "reading_models",
            "reading_table"]
 
 CALIBRATED = {"neck_radius_nm": "neck_radius_calibrated_nm", "distance_nm": "distance_calibrated_nm"}
 """Calibrated metric -> the name of its calibrated estimate in ``metrics.nc``."""
 _TABLE = schema.CALIBRATION
+CALIBRATION_MIN_NECK_NM = 0.0
+"""True necks below this (nm) are left out of the neck's reading model (0: none)."""
 
 
 def orientation_deg(centre_a, centre_b) -> tuple[np.ndarray, np.ndarray]:
@@ -93,14 +95,15 @@ def reading_table(metrics: xr.Dataset, truth: xr.Dataset, validation: xr.Dataset
     }
 
 
-def _fit(table: dict, metric: str) -> ReadingModel:
+def _fit(table: dict, metric: str, min_true_nm: float) -> ReadingModel:
     name = metric.removesuffix("_nm")
     return fit_reading_model(table[f"measured_{name}_nm"], table[f"true_{name}_nm"], table["in_plane_deg"],
                              table["elevation_deg"], table["bridged"].astype(bool), table["twin_seed"],
-                             table["pair"], metric=metric)
+                             table["pair"], metric=metric, min_true_nm=min_true_nm)
 
 
-def calibration_dataset(tables: list[dict], provenance: dict) -> xr.Dataset:
+def calibration_dataset(tables: list[dict], provenance: dict, *,
+                        min_neck_nm: float = CALIBRATION_MIN_NECK_NM) -> xr.Dataset:
     """Fit the reading model of each metric to the twins' readings: the ``calibration.nc`` Dataset.
 
     Parameters
@@ -110,6 +113,9 @@ def calibration_dataset(tables: list[dict], provenance: dict) -> xr.Dataset:
     provenance : dict
         Attributes to record (``source``, ``acquisition``, ``twin_seeds``,
         ``twin_spec``, seconds, …); dicts and lists are stored as JSON.
+    min_neck_nm : float, optional
+        True necks below this (nm) are left out of the neck's fit (default
+        :data:`CALIBRATION_MIN_NECK_NM`); every reading stays in ``reading``.
 
     Returns
     -------
@@ -119,7 +125,7 @@ def calibration_dataset(tables: list[dict], provenance: dict) -> xr.Dataset:
     if not tables:
         raise InputError("no twin readings to calibrate on")
     table = {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
-    models = [_fit(table, m) for m in TRANSFORMS]
+    models = [_fit(table, m, min_neck_nm if m == "neck_radius_nm" else 0.0) for m in TRANSFORMS]
     n_terms = len(READING_TERMS)
     per_metric = {
         "transform": [m.transform for m in models],
@@ -142,7 +148,7 @@ def calibration_dataset(tables: list[dict], provenance: dict) -> xr.Dataset:
         "reading": schema.coordinate("reading", np.arange(table["time"].size), table=_TABLE),
     }
     attrs = {"title": "sinter4d calibration: the pipeline's reading model from simulated twins",
-             "sinter4d_version": __version__, "bridged_gap_nm": BRIDGED_GAP_NM}
+             "sinter4d_version": __version__, "bridged_gap_nm": BRIDGED_GAP_NM, "min_true_neck_nm": min_neck_nm}
     for key, value in provenance.items():
         attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list, tuple)) else value
     return xr.Dataset(data, coords=coords, attrs=attrs)

@@ -169,6 +169,7 @@ def _moments(resid: np.ndarray, run: np.ndarray, pair: np.ndarray, n_coef: int) 
 
 def fit_reading_model(
     measured, true, in_plane_deg, elevation_deg, bridged, run, pair, *, metric: str = "neck_radius_nm",
+    min_true_nm: float = 0.0,
 ) -> ReadingModel:
     """Fit the reading model of one metric to twins' readings against their truth.
 
@@ -182,6 +183,8 @@ def fit_reading_model(
     run, pair : (n,) array_like
         Labels: the twin of each reading, and its pair (unique within the run).
     metric : {'neck_radius_nm', 'distance_nm'}
+    min_true_nm : float, optional
+        Readings of true values below this (nm) are left out (default 0: all).
 
     Returns
     -------
@@ -201,7 +204,7 @@ def fit_reading_model(
     run_l, pair_l = np.asarray(run).ravel(), np.asarray(pair).ravel()
     if not (y.size == x.shape[0] == run_l.size == pair_l.size):
         raise InputError("measured, true, run and pair differ in size")
-    keep = np.isfinite(y) & np.isfinite(x).all(axis=1)
+    keep = np.isfinite(y) & np.isfinite(x).all(axis=1) & (np.asarray(true, dtype=float).ravel() >= min_true_nm)
     if metric == "neck_radius_nm":
         keep &= y > 0
     y, x, run_l, pair_l = _g(y[keep], transform), x[keep], run_l[keep], pair_l[keep]
