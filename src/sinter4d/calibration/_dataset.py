@@ -17,7 +17,7 @@ import xarray as xr
 
 from .. import __version__, schema
 from ..errors import InputError
-from ..validation import metrics_on_true_pairs
+from ..validation import READING_CURVE_MIN_NECK_NM, metrics_on_true_pairs
 from ._model import BRIDGED_GAP_NM, READING_TERMS, TRANSFORMS, ReadingModel, fit_reading_model, invert_reading
 
 __all__ = ["CALIBRATED", "CALIBRATION_MIN_NECK_NM", "calibrate_metrics", "calibration_dataset", "orientation_deg", "reading_models",
@@ -26,8 +26,11 @@ __all__ = ["CALIBRATED", "CALIBRATION_MIN_NECK_NM", "calibrate_metrics", "calibr
 CALIBRATED = {"neck_radius_nm": "neck_radius_calibrated_nm", "distance_nm": "distance_calibrated_nm"}
 """Calibrated metric -> the name of its calibrated estimate in ``metrics.nc``."""
 _TABLE = schema.CALIBRATION
-CALIBRATION_MIN_NECK_NM = 0.0
-"""True necks below this (nm) are left out of the neck's reading model (0: none)."""
+CALIBRATION_MIN_NECK_NM = READING_CURVE_MIN_NECK_NM
+"""True necks below this (nm) are left out of the neck's reading model: the reading curve's
+cut (below ~2 voxels the reading is the crevice's shell particles). Chosen over 0 by the
+lower leave-one-twin-out median |error| of r_n/r_p on the quick acquisition's twins
+(docs/validation.md, "Calibration of the quick acquisition")."""
 
 
 def orientation_deg(centre_a, centre_b) -> tuple[np.ndarray, np.ndarray]:
