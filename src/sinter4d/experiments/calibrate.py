@@ -18,8 +18,14 @@ from pathlib import Path
 import xarray as xr
 
 from .._cores import available_cores
-from ..calibration import acquisition_of_spec, acquisition_of_tilts, calibration_dataset, twin_specs
-from ..calibration import reading_table
+from ..calibration import (
+    CALIBRATION_MIN_NECK_NM,
+    acquisition_of_spec,
+    acquisition_of_tilts,
+    calibration_dataset,
+    reading_table,
+    twin_specs,
+)
 from ..checks import check_file, check_int
 from ..errors import InputError
 from ..io.atomic import check_target
@@ -81,6 +87,7 @@ def calibrate_run(
     n_workers: int | None = None,
     force: bool = False,
     progress: bool = True,
+    min_neck_nm: float = CALIBRATION_MIN_NECK_NM,
 ) -> Path:
     """Calibrate the pipeline for the acquisition of ``source``: write ``out`` (``calibration.nc``).
 
@@ -102,6 +109,9 @@ def calibrate_run(
         Run the twins again (their folders are removed first).
     progress : bool, optional
         A progress bar over the twins.
+    min_neck_nm : float, optional
+        True necks below this (nm) are left out of the neck's reading model
+        (default :data:`sinter4d.calibration.CALIBRATION_MIN_NECK_NM`).
 
     Returns
     -------
@@ -141,15 +151,15 @@ def calibrate_run(
     if len(ok) < 2:
         raise InputError(f"{folder.path}: only {len(ok)} of {n} twins finished; need 2 (see their cell.json)")
     tables = []
-    for k, cell in enumerate(ok):
+    for cell in ok:
         run = folder.cell(cell.name)
         with xr.open_dataset(run.metrics) as m, xr.open_dataset(run.truth) as t, xr.open_dataset(run.validation) as v:
-            tables.append(reading_table(m.load(), t.load(), v.load(), run=k))
+            tables.append(reading_table(m.load(), t.load(), v.load(), run=cell.settings["seed"]))
     provenance = {
         "source": str(Path(source).resolve()), "acquisition": acquisition,
         "twin_seeds": [c.settings["seed"] for c in ok], "twins_failed": [c.name for c in cells if c not in ok],
         "twin_spec": docs[0], "twins_folder": str(folder.path.resolve()), "twins_run": stats.get("cells_run", 0),
         "twin_seconds": seconds, "wall_seconds": time.perf_counter() - t0,
     }
-    ds = calibration_dataset(tables, provenance)
+    ds = calibration_dataset(tables, provenance, min_neck_nm=min_neck_nm)
     return write_dataset_atomic(ds, target)
