@@ -23,7 +23,7 @@ def _draw(rng, metric, coef, sigma, n_runs=40, n_pairs=9, n_times=4):
             elev = rng.choice([0.0, 5.0, 15.0, 60.0])
             bridged = rng.random() < 0.25
             u_pair = rng.normal(0, sigma[1])
-            base = 18.0 if metric == "neck_radius_nm" else 140.0
+            base = 22.0 if metric == "neck_radius_nm" else 140.0
             true = base + np.sort(rng.uniform(0, 20, n_times))
             for t in true:
                 rows.append((r, p, t, alpha, elev, bridged, u_run + u_pair + rng.normal(0, sigma[2])))
