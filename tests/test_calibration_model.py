@@ -52,6 +52,17 @@ def test_fit_recovers_coefficients_and_scatter(metric, coef, sigma):
     assert 0.6 < np.std(np.array(z)) < 1.5
 
 
+def test_a_fixed_gain_is_held_and_the_rest_recovered():
+    coef = DIST_COEF.copy()
+    coef[1] = 1.0
+    model = fit_reading_model(*_draw(np.random.default_rng(8), "distance_nm", coef, DIST_SIGMA), metric="distance_nm",
+                              gain=1.0)
+    assert model.coef[1] == 1.0 and model.cov[1, 1] == 0.0
+    se = np.sqrt(np.diag(model.cov))
+    keep = [0, 2, 3, 4]
+    assert np.all(np.abs(model.coef[keep] - coef[keep]) < 4 * se[keep])
+
+
 def test_inversion_round_trips():
     model = ReadingModel("neck_radius_nm", "square", 25.0, NECK_COEF, np.zeros((5, 5)), 0.0, 0.0, 1e-9)
     true = np.array([[12.0, 20.0], [30.0, 41.0]])

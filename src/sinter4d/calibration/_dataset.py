@@ -18,7 +18,15 @@ import xarray as xr
 from .. import __version__, schema
 from ..errors import InputError
 from ..validation import READING_CURVE_MIN_NECK_NM, metrics_on_true_pairs
-from ._model import BRIDGED_GAP_NM, READING_TERMS, TRANSFORMS, ReadingModel, fit_reading_model, invert_reading
+from ._model import (
+    BRIDGED_GAP_NM,
+    FIXED_GAINS,
+    READING_TERMS,
+    TRANSFORMS,
+    ReadingModel,
+    fit_reading_model,
+    invert_reading,
+)
 
 __all__ = ["CALIBRATED", "CALIBRATION_MIN_NECK_NM", "calibrate_metrics", "calibration_dataset", "orientation_deg", "reading_models",
            "reading_table"]
@@ -102,7 +110,7 @@ def _fit(table: dict, metric: str, min_true_nm: float) -> ReadingModel:
     name = metric.removesuffix("_nm")
     return fit_reading_model(table[f"measured_{name}_nm"], table[f"true_{name}_nm"], table["in_plane_deg"],
                              table["elevation_deg"], table["bridged"].astype(bool), table["twin_seed"],
-                             table["pair"], metric=metric, min_true_nm=min_true_nm)
+                             table["pair"], metric=metric, min_true_nm=min_true_nm, gain=FIXED_GAINS[metric])
 
 
 def calibration_dataset(tables: list[dict], provenance: dict, *,

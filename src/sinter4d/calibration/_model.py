@@ -35,6 +35,7 @@ from ..schema import NECK_READING_REFERENCE_NM
 __all__ = [
     "BRIDGED_GAP_NM",
     "DISTANCE_REFERENCE_NM",
+    "FIXED_GAINS",
     "READING_TERMS",
     "TRANSFORMS",
     "ReadingModel",
@@ -54,6 +55,11 @@ TRANSFORMS = {"neck_radius_nm": "square", "distance_nm": "identity"}
 """The transform g of each calibrated metric."""
 REFERENCES = {"neck_radius_nm": NECK_READING_REFERENCE_NM, "distance_nm": DISTANCE_REFERENCE_NM}
 """The reference value (nm) of each calibrated metric."""
+FIXED_GAINS = {"neck_radius_nm": None, "distance_nm": 1.0}
+"""The gain b1 each metric's fit holds fixed (None: fitted). The distance keeps gain 1: in
+the plane the pipeline reads distances without a gain worth correcting, and a fitted one
+(0.93–0.96 on the quick twins) only added error away from the reference in
+leave-one-twin-out (docs/validation.md, "Calibration of the quick acquisition")."""
 
 
 def _g(x, transform: str):
@@ -170,6 +176,7 @@ def _moments(resid: np.ndarray, run: np.ndarray, pair: np.ndarray, n_coef: int) 
 def fit_reading_model(
     measured, true, in_plane_deg, elevation_deg, bridged, run, pair, *, metric: str = "neck_radius_nm",
     min_true_nm: float = 0.0,
+    gain: float | None = None,
 ) -> ReadingModel:
     """Fit the reading model of one metric to twins' readings against their truth.
 
@@ -185,6 +192,8 @@ def fit_reading_model(
     metric : {'neck_radius_nm', 'distance_nm'}
     min_true_nm : float, optional
         Readings of true values below this (nm) are left out (default 0: all).
+    gain : float, optional
+        Hold b1 at this value (its variance 0) instead of fitting it.
 
     Returns
     -------
@@ -212,6 +221,9 @@ def fit_reading_model(
     varies[1:] = np.ptp(x[:, 1:], axis=0) > 0 if y.size else False
     if y.size < 2 * varies.sum() or not varies[1]:
         raise InputError(f"{metric}: {y.size} readings are too few to fit the reading model")
+    if gain is not None:  # the true term becomes an offset
+        y = y - gain * x[:, 1]
+        varies[1] = False
     run_c = _codes(run_l)
     pair_c = _codes(np.char.add(np.char.add(run_l.astype(str), "/"), pair_l.astype(str)))
     xs = x[:, varies]
@@ -222,6 +234,8 @@ def fit_reading_model(
     full = np.zeros((x.shape[1], x.shape[1]))
     coef[varies] = beta
     full[np.ix_(varies, varies)] = cov
+    if gain is not None:
+        coef[1] = gain
     return ReadingModel(metric, transform, float(ref), coef, full, float(np.sqrt(s_run)), float(np.sqrt(s_pair)),
                         float(np.sqrt(s_point)), int(y.size), int(np.unique(pair_c).size), int(np.unique(run_c).size))
 
