@@ -149,6 +149,16 @@ def _bad_files(folder):
         (["run", "{out}/bad.toml", "--out", "{out}/run", "--fit", "{out}/bad.toml"], "are for an imported run folder"),
         (["run", "{out}/empty"], "not an imported run folder"),
         (["import", "{out}/nope.csv", "--out", "{out}/run"], "cannot read the manifest"),
+        # calibrate: a missing or unreadable source, a folder that is no run, a bad --out or --twins, no dose
+        (["calibrate", "{out}/nope.nc", "--out", "{out}/c.nc"], "no such file"),
+        (["calibrate", "{out}/empty", "--out", "{out}/c.nc"], "not a run folder"),
+        (["calibrate", "{out}/corrupt.nc", "--out", "{out}/c.nc"], "not a readable netCDF file"),
+        (["calibrate", "{out}/tilts.nc", "--out", "{out}/folder.nc"], "folder.nc: is a folder"),
+        (["calibrate", "{out}/tilts.nc", "--out", "{out}/c.nc", "--twins", "1"], "n_twins"),
+        (["calibrate", "{out}/tilts.nc", "--out", "{out}/c.nc"], "records no dose"),
+        (["measure", "{out}/nobinary.nc", "--out", "{out}/m.nc", "--calibration", "{out}/nope.nc"], "no such file"),
+        (["measure", "{out}/nobinary.nc", "--out", "{out}/m.nc", "--calibration", "{out}/tilts.nc"],
+         "missing variable(s) coefficient"),
         (["report", "{out}/nowhere"], "not a run folder"),
         (["report", "{out}/corrupt.nc"], "not a run folder"),
     ],
@@ -158,7 +168,7 @@ def test_a_user_error_is_one_line_exit_2_and_no_file(tmp_path, root, capsys, arg
     before = _files(tmp_path)
     argv = [a.format(out=tmp_path, root=root) for a in argv]
     assert main([*argv, *(["-q"] if argv[0] in ("simulate", "reconstruct", "measure", "validate", "fit", "run",
-                                                  "sweep", "report") else [])]) == 2
+                                                  "sweep", "report", "calibrate") else [])]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"sinter4d {argv[0]}: error: ") and match in err[0], err
     assert _files(tmp_path) == before

@@ -153,3 +153,19 @@ def test_dose_key_sets_the_dose_of_the_file(root):
     })
     ds = tilt_series_dataset(plan_simulation(spec, root / "experiments" / "quick.toml"), 0)
     assert ds.attrs["dose_e_per_nm2"] == pytest.approx(500.0, rel=1e-9)
+
+
+def test_a_spec_json_written_before_a_key_existed_is_the_same_spec(tmp_path, root):
+    from sinter4d.experiments.simulate import same_spec
+
+    spec = load_spec(root / "experiments" / "quick.toml")
+    old = json.loads(spec.to_json())
+    for key in ("n_stacked", "n_gap_pairs"):  # keys added with the calibration twins
+        del old["phantom"][key]
+    stamp = tmp_path / "spec.json"
+    stamp.write_text(json.dumps(old))
+    assert same_spec(stamp, spec)
+    stamp.write_text(json.dumps({**old, "seed": old["seed"] + 1}))
+    assert not same_spec(stamp, spec)
+    stamp.write_text(json.dumps({**old, "bogus": 1}))
+    assert not same_spec(stamp, spec)

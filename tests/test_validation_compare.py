@@ -64,3 +64,21 @@ def test_missing_variables_and_times_are_named(metrics):
         compare_to_truth(metrics, truth.isel(time=slice(0, 2)))
     with pytest.raises(InputError, match="dice has 2 values"):
         compare_to_truth(metrics, truth, dice=[1.0, 1.0])
+
+
+def test_calibrated_metrics_get_their_errors_beside_the_measured_ones(metrics):
+    errors = {"neck_radius_nm": 4.0, "neck_ratio": 0.05}
+    truth = _truth(metrics, errors)
+    calibrated = metrics.copy()
+    table = schema.CALIBRATED_METRICS
+    for name, of in schema.CALIBRATED_OF.items():  # calibrated = true + 0.5 (nm or ratio)
+        values = metrics[of].values.copy()
+        values[:, 0] = truth[of].values[:, 0] + 0.5
+        calibrated[name] = schema.variable(name, values, table=table)
+    val = compare_to_truth(calibrated, truth)
+    for name in schema.CALIBRATED_OF:
+        np.testing.assert_allclose(val[name].values[:, 0], 0.5, atol=1e-9)
+        assert val.attrs[f"median_abs_error_{name}"] == pytest.approx(0.5)
+        assert val[name].attrs == schema.attrs(name, schema.VALIDATION)
+    assert val.attrs["median_abs_error_neck_radius_nm"] == pytest.approx(4.0)  # before correction, unchanged
+    assert "neck_radius_calibrated_nm" not in compare_to_truth(metrics, truth)

@@ -118,8 +118,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_measure(args: argparse.Namespace) -> int:
     from .experiments.measure import measure_run
 
-    out = measure_run(args.path, out=args.out, progress=not args.quiet)
-    print(f"metrics in {out}")
+    out = measure_run(args.path, out=args.out, progress=not args.quiet, calibration=args.calibration)
+    print(f"metrics in {out}" + (f" (calibrated with {args.calibration})" if args.calibration else ""))
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .experiments.calibrate import calibrate_run
+
+    twins = {} if args.twins is None else {"n_twins": args.twins}
+    out = calibrate_run(args.source, args.out, scheduler=args.scheduler, force=args.force, progress=not args.quiet,
+                        **twins)
+    print(f"calibration in {out}")
     return 0
 
 
@@ -261,8 +271,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("measure", help="particles, pairs and the paper's Fig. 7 metrics of every reconstruction")
     p.add_argument("path", help=f"run folder ({role_label('recon')} -> {role_label('metrics')}) or one reconstruction file")
     p.add_argument("--out", default=None, help=f"metrics file to write (default RUNDIR/{role_label('metrics')})")
+    p.add_argument("--calibration", default=None,
+                   help="calibration.nc (sinter4d calibrate): add the calibrated neck radius and distance with their s.d.")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_measure)
+
+    p = sub.add_parser("calibrate", help="simulate twins of a run's acquisition and fit the pipeline's reading model")
+    p.add_argument("source", help="run folder (simulated or imported) or a tilt-series file (TILTS.nc)")
+    p.add_argument("--out", required=True, help="calibration file to write (calibration.nc); the twins run in "
+                                                "NAME_twins/ beside it, and a rerun resumes them")
+    p.add_argument("--twins", type=int, default=None, help="how many twins (default 6)")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a running Dask scheduler (default: a LocalCluster over this machine's cores)")
+    p.add_argument("--force", action="store_true", help="run the twins again")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("validate", help=f"validate a run: {stage('validate').help}")
     p.add_argument("run", help=f"run folder holding {', '.join(role_label(r) for r in stage('validate').inputs)}")

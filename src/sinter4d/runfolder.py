@@ -57,6 +57,7 @@ __all__ = [
     "role_label",
     "stage",
     "step_files",
+    "twins_folder",
     "step_index",
     "step_name",
 ]
@@ -381,3 +382,14 @@ class SweepFolder:
     @staticmethod
     def worker_log(run: RunFolder) -> Path:
         return run.path / "worker.log"
+
+
+def twins_folder(calibration: str | Path) -> SweepFolder:
+    """The folder of a calibration's twin runs, beside its file: ``NAME.nc`` -> ``NAME_twins/``.
+
+    Laid out as a sweep folder (``cells/twin-<seed>/`` is one run folder per
+    twin), so a rerun skips the twins that finished (docs/design.md,
+    "Calibration").
+    """
+    path = Path(calibration)
+    return SweepFolder(path.with_name(f"{path.stem}_twins"))

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "CALIBRATED_METRICS",
+    "CALIBRATED_OF",
+    "CALIBRATION",
     "COORDINATES",
     "METRICS",
     "MODEL_PARAMETER_LONG_NAME",
@@ -121,6 +124,65 @@ METRICS: dict[str, Variable] = _table(
 )
 
 
+# --------------------------------------------------------------------------- calibrated metrics
+#: Calibrated estimates of the true pair metrics, added to ``metrics.nc`` by ``sinter4d measure
+#: --calibration`` (docs/design.md, "Calibration"): name -> the pair metric it estimates.
+CALIBRATED_OF: dict[str, str] = {
+    "neck_radius_calibrated_nm": "neck_radius_nm",
+    "distance_calibrated_nm": "distance_nm",
+    "neck_ratio_calibrated": "neck_ratio",
+    "distance_ratio_calibrated": "distance_ratio",
+}
+CALIBRATED_METRICS: dict[str, Variable] = _table(
+    Variable("neck_radius_calibrated_nm", "nm", "calibrated neck radius (the reading model inverted)", ("time", "pair")),
+    Variable("neck_radius_calibrated_sd_nm", "nm", "s.d. of the calibrated neck radius", ("time", "pair")),
+    Variable("distance_calibrated_nm", "nm", "calibrated centre-to-centre distance (the reading model inverted)",
+             ("time", "pair")),
+    Variable("distance_calibrated_sd_nm", "nm", "s.d. of the calibrated centre-to-centre distance", ("time", "pair")),
+    Variable("neck_ratio_calibrated", "1", "calibrated neck radius over the measured particle radius",
+             ("time", "pair")),
+    Variable("distance_ratio_calibrated", "1", "calibrated distance over twice the measured particle radius",
+             ("time", "pair")),
+)
+
+
+# --------------------------------------------------------------------------- calibration.nc
+#: Variables of ``calibration.nc`` (docs/design.md, "Calibration"); ``metric`` is the calibrated pair
+#: metric, ``term`` a term of the reading model, ``reading`` one twin reading (time and pair of a twin).
+CALIBRATION: dict[str, Variable] = _table(
+    Variable("metric", None, "calibrated pair metric", ("metric",)),
+    Variable("term", None, "term of the reading model", ("term",)),
+    Variable("term_other", None, "term of the reading model (second index of a covariance)", ("term_other",)),
+    Variable("transform", None, "transform g of the metric in the reading model (square or identity)", ("metric",)),
+    Variable("reference_nm", "nm", "reference value of the metric", ("metric",)),
+    Variable("coefficient", None, "reading model coefficient (units of g: nm2 for square, nm for identity; "
+             "the true term's is a gain, 1)", ("metric", "term")),
+    Variable("coefficient_covariance", None, "covariance of the reading model coefficients",
+             ("metric", "term", "term_other")),
+    Variable("sigma_run", None, "s.d. of the reading between runs (twins), units of g", ("metric",)),
+    Variable("sigma_pair", None, "s.d. of the reading between pairs of a run, units of g", ("metric",)),
+    Variable("sigma_point", None, "s.d. of a pair's readings about its offset, units of g", ("metric",)),
+    Variable("n_points", "1", "readings fitted", ("metric",)),
+    Variable("n_pairs", "1", "pairs fitted", ("metric",)),
+    Variable("n_runs", "1", "twins fitted", ("metric",)),
+    Variable("reading", None, "one twin reading", ("reading",)),
+    Variable("reading_twin_seed", "1", "seed of the twin of the reading", ("reading",)),
+    Variable("reading_pair", None, "true pair label of the reading", ("reading",)),
+    Variable("reading_time", "1", "tilt-series index of the reading in its twin", ("reading",)),
+    Variable("reading_true_neck_radius_nm", "nm", "true neck radius", ("reading",)),
+    Variable("reading_measured_neck_radius_nm", "nm", "measured neck radius", ("reading",)),
+    Variable("reading_true_distance_nm", "nm", "true centre-to-centre distance", ("reading",)),
+    Variable("reading_measured_distance_nm", "nm", "measured centre-to-centre distance", ("reading",)),
+    Variable("reading_particle_radius_nm", "nm", "measured particle radius", ("reading",)),
+    Variable("reading_true_particle_radius_nm", "nm", "true particle radius", ("reading",)),
+    Variable("reading_in_plane_deg", "degree", "in-plane angle of the true pair axis from the tilt axis",
+             ("reading",)),
+    Variable("reading_elevation_deg", "degree", "elevation of the true pair axis out of the film plane",
+             ("reading",)),
+    Variable("reading_bridged", "1", "1 where the measured surface gap exceeds the bridged cut", ("reading",)),
+)
+
+
 # --------------------------------------------------------------------------- validation.nc
 #: Neck (nm) at which ``validation.nc``'s reading curve reads its bias (``neck_reading_bias_nm``),
 #: and a fit spec's reading curve its own: mid-way between the quick run's early and plateau necks.
@@ -139,9 +201,23 @@ def _errors_of_pair_metrics() -> tuple[Variable, ...]:
     return tuple(out)
 
 
+def _errors_of_calibrated_metrics() -> tuple[Variable, ...]:
+    """The error of each calibrated metric against the truth (when ``metrics.nc`` carries it)."""
+    out = []
+    for name, of in CALIBRATED_OF.items():
+        v = CALIBRATED_METRICS[name]
+        out += [
+            Variable(name, v.units, f"error of the {v.long_name} (calibrated - true {of})", ("time", "pair")),
+            Variable(f"{name}_median_abs_error", v.units, f"median |error| of the {v.long_name}", ()),
+            Variable(f"{name}_max_abs_error", v.units, f"largest |error| of the {v.long_name}", ()),
+        ]
+    return tuple(out)
+
+
 #: Variables of ``validation.nc`` (each pair metric holds measured - true there).
 VALIDATION: dict[str, Variable] = _table(
     Variable("pair", None, "true particle pair", ("pair",)),
+    *_errors_of_calibrated_metrics(),
     Variable("orientation", None,
              "pairs by the angle of their axis to the tilt axis (< 45 deg, >= 45 deg, all)", ("orientation",)),
     *_errors_of_pair_metrics(),
@@ -223,7 +299,7 @@ SWEEP_SUFFIX_UNITS: tuple[tuple[str, str], ...] = (
 
 
 # --------------------------------------------------------------------------- access
-_TABLES = (COORDINATES, PAIR_METRICS, TRUTH, METRICS, VALIDATION, SWEEP)
+_TABLES = (COORDINATES, PAIR_METRICS, TRUTH, METRICS, VALIDATION, SWEEP, CALIBRATED_METRICS, CALIBRATION)
 
 #: Every name of the schema. A coordinate or pair metric means what the shared tables say; a name
 #: that two files define differently (``tilt_axis_angle_deg`` of ``metrics.nc`` and of

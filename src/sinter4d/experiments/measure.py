@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_file
 from ..errors import InputError
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
 from ..io.trajectories import write_trajectories_csv
@@ -110,6 +111,7 @@ def measure_run(
     *,
     out: str | Path | None = None,
     progress: bool = True,
+    calibration: str | Path | None = None,
     **options,
 ) -> Path:
     """Measure a run folder's reconstructions, or one reconstruction file.
@@ -127,6 +129,11 @@ def measure_run(
         Metrics file to write (default as above).
     progress : bool, optional
         Show a progress bar.
+    calibration : str or Path, optional
+        A ``calibration.nc`` (``sinter4d calibrate``): the metrics file then
+        also holds the calibrated estimates of the true neck radius and
+        distance with their s.d. (:func:`sinter4d.calibration.calibrate_metrics`),
+        redone at every call (they are cheap).
     **options
         Passed to :func:`measure_volumes` (``centre``, ``neck_3d_method``,
         ``max_gap_nm``, ``core_radius_nm``, ...).
@@ -150,6 +157,9 @@ def measure_run(
     from ..figures.metrics import plot_neck_vs_distance, plot_trajectories
 
     path = Path(path)
+    calibrated = None
+    if calibration is not None:
+        calibrated = open_dataset_checked(check_file(calibration), ["coefficient", "coefficient_covariance"])
     if path.is_dir():
         run = RunFolder(path)
         files = run.recon_files()
@@ -186,6 +196,10 @@ def measure_run(
         if "time_note" in heads[0]:
             ds.attrs["time_note"] = heads[0]["time_note"]
         write_dataset_atomic(ds, target)
+    if calibrated is not None:
+        from ..calibration import calibrate_metrics
+
+        write_dataset_atomic(calibrate_metrics(open_dataset_checked(target, list(PAIR_METRICS)), calibrated), target)
     table = table_path(target)
     if not _is_fresh(table, [target]):
         write_trajectories_csv(open_dataset_checked(target, ["neck_radius_nm", "pt_time_s"]), table)

@@ -32,7 +32,7 @@ from ..operators import ParallelProjector
 from ..phantom import Cluster, Grid, make_cluster, pair_truth, voxelize
 from ..runfolder import RunFolder
 from ..sintering import HeatingLog, ModelCard, RigidMotion, load_model_card, rigid_bodies, sinter_cluster
-from .spec import ExperimentSpec, load_spec, resolve_model_card
+from .spec import ExperimentSpec, load_spec, parse_spec, resolve_model_card
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,8 @@ def plan_simulation(spec: ExperimentSpec, spec_path: str | Path | None = None) -
         shell_particle_diameter_nm=tuple(ph.shell_particle_diameter_nm),
         shell_packing_fraction=ph.shell_packing_fraction,
         film_thickness_nm=ph.film_thickness_nm,
+        n_stacked=ph.n_stacked,
+        n_gap_pairs=ph.n_gap_pairs,
     )
     heating = HeatingLog(
         pt_time_s=np.asarray(spec.heating.pt_time_s, dtype=float),
@@ -289,7 +291,10 @@ def same_spec(stamp: Path, spec: ExperimentSpec) -> bool:
     """
     if not stamp.is_file():
         return True
-    stored = json.loads(stamp.read_text())
+    try:  # a spec.json written before a key existed holds no value for it: its default
+        stored = json.loads(parse_spec(json.loads(stamp.read_text()), source=stamp).to_json())
+    except (ValueError, SpecError):
+        return False
     if spec.acquisition.axis_offset_px is None:
         stored.get("acquisition", {})["axis_offset_px"] = None
     return stored == json.loads(spec.to_json())

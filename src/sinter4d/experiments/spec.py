@@ -42,6 +42,10 @@ class PhantomSpec(Spec):
     ``neck_shape`` is the neck bridge the phantom draws: ``"fillet"``, the
     classical concave neck (Kuczynski 1949, Coble 1958), or ``"cylinder"``,
     the paper's sharp-edged cylindrical neck (docs/design.md, "Specimen").
+    ``n_stacked`` cores are stacked on the first layer (pairs out of the
+    film's plane) and ``n_gap_pairs`` placed at a shell-bridged gap (None:
+    the generator's default); calibration twins set them
+    (:func:`sinter4d.phantom.make_cluster`).
     """
 
     n_cores: Annotated[int, Field(ge=2, le=30)] = 7
@@ -53,9 +57,13 @@ class PhantomSpec(Spec):
     shell_packing_fraction: Fraction = 0.2
     film_thickness_nm: PositiveFloat = 30.0
     neck_shape: Literal[NECK_SHAPES] = "fillet"
+    n_stacked: NonNegativeInt = 0
+    n_gap_pairs: NonNegativeInt | None = None
 
     @model_validator(mode="after")
     def _ranges(self):
+        if self.n_stacked > self.n_cores - 2:
+            raise ValueError(f"n_stacked must be at most n_cores - 2 = {self.n_cores - 2}, got {self.n_stacked}")
         lo, hi = self.aspect_ratio_range
         if lo > hi:
             raise ValueError(f"aspect_ratio_range must be [low, high], got {list(self.aspect_ratio_range)}")

@@ -48,7 +48,9 @@ __all__ = [
     "load_sweep_spec",
     "parse_sweep_spec",
     "read_cell_record",
+    "cells_to_run",
     "run_cell",
+    "run_cells",
     "run_sweep",
     "sweep_dataset",
 ]
@@ -256,11 +258,11 @@ def run_sweep(
     with _sweep_logging(folder.log):
         record = _sweep_record(sweep, cells)
         write_json_atomic(folder.record, record)
-        todo = _cells_to_run(cells, folder, force=force)
+        todo = cells_to_run(cells, folder, force=force)
         log.info("sweep %s (%s): %d cells, %d to run, %d done before%s", sweep.name, spec_path, len(cells),
                  len(todo), len(cells) - len(todo) - sum(c.spec is None for c in cells), " (force)" if force else "")
-        stats = _run_cells(todo, cells, sweep, folder, scheduler=scheduler, progress=progress,
-                           n_workers=n_workers or available_cores())
+        stats = run_cells(todo, cells, folder, label=f"sweep {sweep.name}", spec_path=sweep.base_path,
+                          scheduler=scheduler, progress=progress, n_workers=n_workers or available_cores())
         ds = sweep_dataset(sweep, cells, folder.path)
         target = write_dataset_atomic(ds, folder.dataset)
         from ..figures.sweep import plot_sweep
@@ -323,9 +325,9 @@ def _sweep_record(sweep: SweepSpec, cells: list[Cell]) -> dict:
     }
 
 
-def _cells_to_run(cells: list[Cell], folder: SweepFolder, *, force: bool) -> list[Cell]:
+def cells_to_run(cells: list[Cell], folder: SweepFolder, *, force: bool) -> list[Cell]:
     """Cells to submit; invalid cells (or folders holding a run of another spec) get a failed
-    record here; finished ones are skipped."""
+    record here; finished ones (record ``ok`` for the same spec) are skipped."""
     from .simulate import same_spec
 
     todo = []
@@ -351,9 +353,16 @@ def _cells_to_run(cells: list[Cell], folder: SweepFolder, *, force: bool) -> lis
     return todo
 
 
-def _run_cells(todo: list[Cell], cells: list[Cell], sweep: SweepSpec, folder: SweepFolder, *, scheduler: str | None,
-               progress: bool, n_workers: int) -> dict:
-    """Submit one task per cell, gather them as they finish, keep the bar and the log."""
+def run_cells(todo: list[Cell], cells: list[Cell], folder: SweepFolder, *, label: str, spec_path: str | Path,
+              scheduler: str | None, progress: bool, n_workers: int) -> dict:
+    """Run cells as Dask tasks (:func:`run_cell`) into ``folder``; gather them as they finish.
+
+    ``todo`` are the cells to run (:func:`cells_to_run`), ``cells`` all of
+    them (the bar counts the others as done); ``label`` names the bar,
+    ``spec_path`` resolves the cells' relative names (model card). On
+    ``scheduler``, or on a LocalCluster of ``n_workers`` one-thread processes.
+    Returns the counts ``cells_run``, ``cells_skipped`` and ``workers``.
+    """
     n_done = len(cells) - len(todo)
     counts = {"ok": 0, "failed": 0}
     names = {c.name for c in todo}
@@ -362,7 +371,7 @@ def _run_cells(todo: list[Cell], cells: list[Cell], sweep: SweepSpec, folder: Sw
             ok = (read_cell_record(folder.cell(cell.name).path) or {}).get("status") == "ok"
             counts["ok" if ok else "failed"] += 1
     stats = {"cells_run": len(todo), "cells_skipped": n_done}
-    bar = tqdm(total=len(cells), initial=n_done, desc=f"sweep {sweep.name}", unit="cell", disable=not progress)
+    bar = tqdm(total=len(cells), initial=n_done, desc=label, unit="cell", disable=not progress)
     bar.set_postfix(counts)
     if not todo:
         bar.close()
@@ -381,7 +390,7 @@ def _run_cells(todo: list[Cell], cells: list[Cell], sweep: SweepSpec, folder: Sw
         # longest cells first (submission order: Dask hands the first tasks to workers at once)
         for rank, cell in enumerate(sorted(todo, key=lambda c: -_cost(c.spec))):
             fut = client.submit(run_cell, cell.spec.model_dump(mode="json"), str(folder.cell(cell.name).path),
-                                str(sweep.base_path), cell.name, cell.settings, pure=False, priority=-rank,
+                                str(spec_path), cell.name, cell.settings, pure=False, priority=-rank,
                                 key=f"sweep-cell-{cell.name}-{os.urandom(4).hex()}")
             futures[fut] = cell
         pending = as_completed(futures)

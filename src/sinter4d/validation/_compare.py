@@ -76,7 +76,10 @@ def compare_to_truth(
         the run: ``pairs_found`` (true pairs matched at some time),
         ``pairs_missed`` (never matched), ``pairs_spurious`` (measured pairs
         never matching a true pair), and the reading curve
-        (:func:`reading_curve_attrs`).
+        (:func:`reading_curve_attrs`). When ``metrics`` carries calibrated
+        estimates (:data:`sinter4d.schema.CALIBRATED_OF`), each holds
+        calibrated - true too, with its median and largest |error| (the
+        errors after correction beside those before).
     """
     gate = check_positive(gate_nm, "gate_nm")
     for name, ds, need in (
@@ -139,14 +142,28 @@ def _errors(metrics: xr.Dataset, truth: xr.Dataset, match: np.ndarray) -> tuple[
     for name in schema.PAIR_METRICS:
         on_true[name] = on_true_pairs(metrics[name].values, match)
         err = on_true[name] - truth[name].values
-        finite = np.abs(err[np.isfinite(err)])
-        med = float(np.median(finite)) if finite.size else float("nan")
-        top = float(finite.max()) if finite.size else float("nan")
+        med, top, n = _abs_summary(err)
         data[name] = schema.variable(name, err, table=schema.VALIDATION)
         data[f"{name}_median_abs_error"] = schema.variable(f"{name}_median_abs_error", med, table=schema.VALIDATION)
         data[f"{name}_max_abs_error"] = schema.variable(f"{name}_max_abs_error", top, table=schema.VALIDATION)
-        summary[name] = (med, top, int(finite.size))
+        summary[name] = (med, top, n)
+    for name, of in schema.CALIBRATED_OF.items():  # calibrated estimates, when the metrics carry them
+        if name in metrics.variables:
+            err = on_true_pairs(metrics[name].values, match) - truth[of].values
+            data[name] = schema.variable(name, err, table=schema.VALIDATION)
+            summary[name] = _abs_summary(err)
+            for stat, value in zip(("median", "max"), summary[name][:2]):
+                data[f"{name}_{stat}_abs_error"] = schema.variable(f"{name}_{stat}_abs_error", value,
+                                                                   table=schema.VALIDATION)
     return data, summary, on_true
+
+
+def _abs_summary(err: np.ndarray) -> tuple[float, float, int]:
+    """Median and largest |error| over the finite errors, and how many."""
+    finite = np.abs(err[np.isfinite(err)])
+    if not finite.size:
+        return float("nan"), float("nan"), 0
+    return float(np.median(finite)), float(finite.max()), int(finite.size)
 
 
 def _summary_attrs(found: SeriesMatch, summary: dict, data: dict, gate: float) -> dict:
@@ -161,7 +178,7 @@ def _summary_attrs(found: SeriesMatch, summary: dict, data: dict, gate: float) -
         "gate_nm": gate,
         "sinter4d_version": __version__,
     }
-    for name in _SUMMARY_ATTRS:
+    for name in (*_SUMMARY_ATTRS, *(c for c in schema.CALIBRATED_OF if c in summary)):
         attrs[f"median_abs_error_{name}"] = summary[name][0]
         attrs[f"max_abs_error_{name}"] = summary[name][1]
     for k, name in enumerate(ORIENTATIONS):

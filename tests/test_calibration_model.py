@@ -1,0 +1,92 @@
+"""The reading model against data drawn from it: recovery of coefficients and scatter, inversion, coverage."""
+
+import numpy as np
+import pytest
+
+from sinter4d.calibration import fit_reading_model, invert_reading
+from sinter4d.calibration._model import REFERENCES, TRANSFORMS, ReadingModel, design_matrix
+from sinter4d.errors import InputError
+
+NECK_COEF = np.array([700.0, 0.85, 120.0, 260.0, -180.0])  # nm²: K ~ 75 nm² at the reference, gain 0.85
+NECK_SIGMA = (40.0, 60.0, 30.0)  # run, pair, point (nm²)
+DIST_COEF = np.array([150.4, 0.98, 0.5, -1.2, 0.8])
+DIST_SIGMA = (0.4, 0.6, 0.3)
+
+
+def _draw(rng, metric, coef, sigma, n_runs=40, n_pairs=9, n_times=4):
+    """Readings of ``n_runs`` runs drawn from the model with known coefficients and scatter."""
+    rows = []
+    for r in range(n_runs):
+        u_run = rng.normal(0, sigma[0])
+        for p in range(n_pairs):
+            alpha = rng.uniform(0, 90)
+            elev = rng.choice([0.0, 5.0, 15.0, 60.0])
+            bridged = rng.random() < 0.25
+            u_pair = rng.normal(0, sigma[1])
+            base = 22.0 if metric == "neck_radius_nm" else 140.0
+            true = base + np.sort(rng.uniform(0, 20, n_times))
+            for t in true:
+                rows.append((r, p, t, alpha, elev, bridged, u_run + u_pair + rng.normal(0, sigma[2])))
+    run, pair, true, alpha, elev, bridged, noise = map(np.array, zip(*rows))
+    x = design_matrix(true, alpha, elev, bridged, transform=TRANSFORMS[metric], reference_nm=REFERENCES[metric])
+    g = x @ coef + noise
+    measured = np.sqrt(g) if metric == "neck_radius_nm" else g
+    return measured, true, alpha, elev, bridged, run, pair
+
+
+@pytest.mark.parametrize("metric, coef, sigma", [("neck_radius_nm", NECK_COEF, NECK_SIGMA),
+                                                 ("distance_nm", DIST_COEF, DIST_SIGMA)])
+def test_fit_recovers_coefficients_and_scatter(metric, coef, sigma):
+    data = _draw(np.random.default_rng(3), metric, coef, sigma)
+    model = fit_reading_model(*data, metric=metric)
+    se = np.sqrt(np.diag(model.cov))
+    assert np.all(np.abs(model.coef - coef) < 4 * se), (model.coef, coef, se)
+    assert model.n_runs == 40 and model.n_pairs == 360
+    got = np.array([model.sigma_run, model.sigma_pair, model.sigma_point])
+    assert np.allclose(got, sigma, rtol=0.3), got
+    # the coefficients' covariance is honest: z-scores over independent draws have unit spread
+    z = []
+    for seed in range(20, 40):
+        m = fit_reading_model(*_draw(np.random.default_rng(seed), metric, coef, sigma, n_runs=12), metric=metric)
+        z.append((m.coef - coef) / np.sqrt(np.diag(m.cov)))
+    assert 0.6 < np.std(np.array(z)) < 1.5
+
+
+def test_a_fixed_gain_is_held_and_the_rest_recovered():
+    coef = DIST_COEF.copy()
+    coef[1] = 1.0
+    model = fit_reading_model(*_draw(np.random.default_rng(8), "distance_nm", coef, DIST_SIGMA), metric="distance_nm",
+                              gain=1.0)
+    assert model.coef[1] == 1.0 and model.cov[1, 1] == 0.0
+    se = np.sqrt(np.diag(model.cov))
+    keep = [0, 2, 3, 4]
+    assert np.all(np.abs(model.coef[keep] - coef[keep]) < 4 * se[keep])
+
+
+def test_inversion_round_trips():
+    model = ReadingModel("neck_radius_nm", "square", 25.0, NECK_COEF, np.zeros((5, 5)), 0.0, 0.0, 1e-9)
+    true = np.array([[12.0, 20.0], [30.0, 41.0]])
+    alpha, elev, bridged = np.full((2, 2), 30.0), np.full((2, 2), 10.0), np.array([[0, 1], [1, 0]], bool)
+    g = (design_matrix(true, alpha, elev, bridged, transform="square", reference_nm=25.0) @ NECK_COEF).reshape(2, 2)
+    est, sd = invert_reading(model, np.sqrt(g), alpha, elev, bridged)
+    assert np.allclose(est, true, atol=1e-9)
+    assert np.all(sd < 1e-3)
+    est, sd = invert_reading(model, np.array([0.0, np.nan]), np.zeros(2), np.zeros(2), np.zeros(2, bool))
+    assert est[0] == 0 and np.isnan(sd[0]) and np.isnan(est[1])
+
+
+@pytest.mark.parametrize("metric, coef, sigma", [("neck_radius_nm", NECK_COEF, NECK_SIGMA),
+                                                 ("distance_nm", DIST_COEF, DIST_SIGMA)])
+def test_calibrated_sd_covers_at_the_nominal_rate(metric, coef, sigma):
+    model = fit_reading_model(*_draw(np.random.default_rng(5), metric, coef, sigma, n_runs=20), metric=metric)
+    measured, true, alpha, elev, bridged, *_ = _draw(np.random.default_rng(6), metric, coef, sigma, n_runs=30)
+    est, sd = invert_reading(model, measured, alpha, elev, bridged)
+    inside = np.abs(est - true) <= 1.6449 * sd
+    assert 0.85 < inside.mean() < 0.95, inside.mean()
+
+
+def test_bad_input():
+    with pytest.raises(InputError, match="metric"):
+        fit_reading_model([1.0], [1.0], [0.0], [0.0], [False], [0], [0], metric="aspect_ratio")
+    with pytest.raises(InputError, match="too few"):
+        fit_reading_model([20.0, 21.0], [20.0, 22.0], [0.0, 0.0], [0.0, 0.0], [False] * 2, [0, 0], [0, 1])
