@@ -1,5 +1,6 @@
 """The command line's edges: every sub-command turns a user error into one line, exit status 2 and no file."""
 
+import argparse
 import errno
 
 import numpy as np
@@ -238,3 +239,12 @@ def test_dose_prints_the_dose(capsys):
     per_pixel = 50e-12 * 1e-6 / 1.602176634e-19
     assert f"per pixel per image:  {per_pixel:.2f} e ({per_pixel / 1.04**2:.2f} e/nm^2)" in out
     assert f"dose per series:      {71 * per_pixel / 1.04**2:.1f} e/nm^2" in out
+
+
+def test_calibrate_help_states_the_default_twins():
+    """The help's default (the parser stays light, so it is written out) is the one calibrate_run uses."""
+    from sinter4d.experiments.calibrate import DEFAULT_TWINS
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    twins = next(a for a in sub.choices["calibrate"]._actions if a.dest == "twins")
+    assert f"(default {DEFAULT_TWINS})" in twins.help

@@ -40,8 +40,7 @@ __all__ = ["DEFAULT_TWINS", "calibrate_run", "run_source"]
 log = logging.getLogger(__name__)
 
 DEFAULT_TWINS = 6
-"""Twins of a calibration: six 3-series twins of the quick acquisition take about ten
-minutes on two cores (docs/validation.md, "Calibration")."""
+"""Twins of a calibration (their cost and how it scales: docs/validation.md, "Calibration")."""
 
 
 def run_source(source: str | Path) -> tuple[dict, dict, Path | None]:
