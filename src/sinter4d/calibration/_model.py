@@ -14,10 +14,10 @@ e ~ N(0, σ_point²) is each reading's own. For the neck the square makes the
 model the neck fill of a blur (r_meas² − r_true² = K, docs/design.md,
 "Validation"): small necks read wide by a constant K, not by a constant nm.
 
-Fit (:func:`fit_reading_model`): ordinary least squares, the three variance
-components by the method of moments of a nested one-way layout on its
-residuals, then generalised least squares with the covariance they give,
-whose (Xᵀ V⁻¹ X)⁻¹ is the coefficients' covariance. Inversion
+Fit (:func:`fit_reading_model`): REML by statsmodels' ``MixedLM``, the runs
+as groups (random intercepts) with a variance component for the pairs within
+a run; a run effect on its boundary falls back to pairs as the groups and
+σ_run = 0. Inversion
 (:func:`invert_reading`): the true value that reads as measured, with its
 s.d. from the coefficients' covariance (delta method) and the scatter.
 docs/design.md, "Calibration".
