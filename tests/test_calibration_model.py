@@ -1,7 +1,12 @@
 """The reading model against data drawn from it: recovery of coefficients and scatter, inversion, coverage."""
 
+import logging
+import warnings
+from functools import partialmethod
+
 import numpy as np
 import pytest
+from statsmodels.regression.mixed_linear_model import MixedLM
 
 from sinter4d.calibration import fit_reading_model, invert_reading
 from sinter4d.calibration._model import REFERENCES, TRANSFORMS, ReadingModel, design_matrix
@@ -43,13 +48,17 @@ def test_fit_recovers_coefficients_and_scatter(metric, coef, sigma):
     assert np.all(np.abs(model.coef - coef) < 4 * se), (model.coef, coef, se)
     assert model.n_runs == 40 and model.n_pairs == 360
     got = np.array([model.sigma_run, model.sigma_pair, model.sigma_point])
-    assert np.allclose(got, sigma, rtol=0.3), got
+    # tolerances ~3 s.d. of each component's estimate at 40 runs (run ±17 %, pair ±5 %, point ±2 %)
+    assert np.all(np.abs(got / sigma - 1) < [0.4, 0.15, 0.06]), got
     # the coefficients' covariance is honest: z-scores over independent draws have unit spread
-    z = []
+    # (100 z-scores: the spread's own s.d. is ~0.07), and REML's scatter is unbiased on average
+    z, scatter = [], []
     for seed in range(20, 40):
         m = fit_reading_model(*_draw(np.random.default_rng(seed), metric, coef, sigma, n_runs=12), metric=metric)
         z.append((m.coef - coef) / np.sqrt(np.diag(m.cov)))
-    assert 0.6 < np.std(np.array(z)) < 1.5
+        scatter.append([m.sigma_run, m.sigma_pair, m.sigma_point])
+    assert 0.8 < np.std(np.array(z)) < 1.25
+    assert np.all(np.abs(np.mean(scatter, axis=0) / sigma - 1) < [0.2, 0.06, 0.03]), np.mean(scatter, axis=0)
 
 
 def test_a_fixed_gain_is_held_and_the_rest_recovered():
@@ -61,6 +70,40 @@ def test_a_fixed_gain_is_held_and_the_rest_recovered():
     se = np.sqrt(np.diag(model.cov))
     keep = [0, 2, 3, 4]
     assert np.all(np.abs(model.coef[keep] - coef[keep]) < 4 * se[keep])
+
+
+@pytest.mark.parametrize("seed", [101, 104, 109])
+def test_no_run_scatter_fits_on_the_boundary_without_warnings(seed, caplog):
+    """Twins that share no run effect (the quick twins' case): σ_run at or near 0, the rest recovered, nothing
+    leaks. Seeds 104 and 109 are ones where the nested fit crawls to σ_run = 0 without converging (the fallback)."""
+    sigma = (0.0, *DIST_SIGMA[1:])
+    data = _draw(np.random.default_rng(seed), "distance_nm", DIST_COEF, sigma, n_runs=20)
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
+        warnings.simplefilter("error")
+        model = fit_reading_model(*data, metric="distance_nm")
+    assert not caplog.records
+    assert model.sigma_run < 0.5 * DIST_SIGMA[1], model.sigma_run
+    assert (model.sigma_run == 0) == (seed != 101)
+    assert np.all(np.abs(np.array([model.sigma_pair, model.sigma_point]) / DIST_SIGMA[1:] - 1) < [0.25, 0.1])
+    assert np.all(np.abs(model.coef - DIST_COEF) < 4 * np.sqrt(np.diag(model.cov)))
+
+
+def test_one_run_has_no_run_scatter():
+    data = _draw(np.random.default_rng(13), "distance_nm", DIST_COEF, DIST_SIGMA, n_runs=1, n_pairs=40)
+    model = fit_reading_model(*data, metric="distance_nm")
+    assert model.n_runs == 1 and model.sigma_run == 0.0
+    assert abs(model.sigma_pair / DIST_SIGMA[1] - 1) < 0.4 and abs(model.sigma_point / DIST_SIGMA[2] - 1) < 0.2
+    se = np.sqrt(np.diag(model.cov))
+    assert np.all(np.abs(model.coef[1:] - DIST_COEF[1:]) < 4 * se[1:])  # b0 also holds this run's u_run
+
+
+def test_a_fit_that_does_not_converge_says_so_in_one_line(monkeypatch, caplog):
+    monkeypatch.setattr(MixedLM, "fit", partialmethod(MixedLM.fit, maxiter=1))
+    data = _draw(np.random.default_rng(14), "neck_radius_nm", NECK_COEF, NECK_SIGMA, n_runs=6)
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING, logger="sinter4d.calibration._model"):
+        warnings.simplefilter("error")
+        fit_reading_model(*data, metric="neck_radius_nm")
+    assert len(caplog.records) == 1 and "did not converge" in caplog.text and "\n" not in caplog.messages[0]
 
 
 def test_inversion_round_trips():

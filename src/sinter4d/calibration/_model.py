@@ -14,10 +14,10 @@ e ~ N(0, σ_point²) is each reading's own. For the neck the square makes the
 model the neck fill of a blur (r_meas² − r_true² = K, docs/design.md,
 "Validation"): small necks read wide by a constant K, not by a constant nm.
 
-Fit (:func:`fit_reading_model`): ordinary least squares, the three variance
-components by the method of moments of a nested one-way layout on its
-residuals, then generalised least squares with the covariance they give,
-whose (Xᵀ V⁻¹ X)⁻¹ is the coefficients' covariance. Inversion
+Fit (:func:`fit_reading_model`): REML by statsmodels' ``MixedLM``, the runs
+as groups (random intercepts) with a variance component for the pairs within
+a run; a run effect on its boundary falls back to pairs as the groups and
+σ_run = 0. Inversion
 (:func:`invert_reading`): the true value that reads as measured, with its
 s.d. from the coefficients' covariance (delta method) and the scatter.
 docs/design.md, "Calibration".
@@ -25,9 +25,13 @@ docs/design.md, "Calibration".
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, SingularMatrixWarning
 
 from ..errors import InputError
 from ..schema import NECK_READING_REFERENCE_NM
@@ -43,6 +47,15 @@ __all__ = [
     "fit_reading_model",
     "invert_reading",
 ]
+
+log = logging.getLogger(__name__)
+
+REML_METHODS = ("bfgs", "lbfgs", "cg")
+"""The optimisers MixedLM tries in turn until one converges (its own default order)."""
+BOUNDARY_LOGLIK = 1.35
+"""REML log-likelihood (nats) within which the fit without the run effect replaces a nested fit
+that did not converge: half the 95 % point (2.71) of the likelihood ratio's 50:50 χ²₀:χ²₁
+mixture for a variance at its boundary (Self & Liang 1987, doi:10.1080/01621459.1987.10478472)."""
 
 READING_TERMS = ("intercept", "true", "along_tilt_axis", "elevation", "bridged")
 """The model's terms: b0 (g at the reference), b1 (gain in g), cos 2α, sin² ε, bridged."""
@@ -144,35 +157,6 @@ def _codes(labels) -> np.ndarray:
     return inverse
 
 
-def _moments(resid: np.ndarray, run: np.ndarray, pair: np.ndarray, n_coef: int) -> tuple[float, float, float]:
-    """Variance components (run, pair within run, point) of a nested layout by the method of moments.
-
-    Within-pair mean square for the point; the spread of pair means about
-    their run's mean, less the point's share, for the pair; the spread of
-    run means, less the others' shares, for the run (each floored at 0).
-    """
-    n = resid.size
-    pairs = np.unique(pair)
-    pm = np.array([resid[pair == p].mean() for p in pairs])
-    pn = np.array([(pair == p).sum() for p in pairs])
-    prun = np.array([run[pair == p][0] for p in pairs])
-    within = sum(((resid[pair == p] - m) ** 2).sum() for p, m in zip(pairs, pm))
-    dof = n - pairs.size - max(n_coef - 1, 0)
-    s_point = within / dof if dof > 0 else 0.0
-    runs = np.unique(prun)
-    rm = np.array([pm[prun == r].mean() for r in runs])
-    between_pairs = sum(((pm[prun == r] - m) ** 2).sum() for r, m in zip(runs, rm))
-    dof_p = pairs.size - runs.size
-    s_pair = max(between_pairs / dof_p - s_point * np.mean(1.0 / pn), 0.0) if dof_p > 0 else 0.0
-    if runs.size > 1:
-        k_r = np.array([(prun == r).sum() for r in runs])
-        inv_n = np.array([np.mean(1.0 / pn[prun == r]) for r in runs])
-        s_run = max(rm.var(ddof=1) - s_pair * np.mean(1.0 / k_r) - s_point * np.mean(inv_n / k_r), 0.0)
-    else:
-        s_run = 0.0
-    return float(s_run), float(s_pair), float(s_point)
-
-
 def fit_reading_model(
     measured, true, in_plane_deg, elevation_deg, bridged, run, pair, *, metric: str = "neck_radius_nm",
     min_true_nm: float = 0.0,
@@ -227,9 +211,7 @@ def fit_reading_model(
     run_c = _codes(run_l)
     pair_c = _codes(np.char.add(np.char.add(run_l.astype(str), "/"), pair_l.astype(str)))
     xs = x[:, varies]
-    beta, *_ = np.linalg.lstsq(xs, y, rcond=None)
-    s_run, s_pair, s_point = _moments(y - xs @ beta, run_c, pair_c, xs.shape[1])
-    beta, cov = _gls(xs, y, run_c, pair_c, s_run, s_pair, max(s_point, 1e-12))
+    beta, cov, (s_run, s_pair, s_point) = _reml(xs, y, run_c, pair_c, metric)
     coef = np.zeros(x.shape[1])
     full = np.zeros((x.shape[1], x.shape[1]))
     coef[varies] = beta
@@ -240,19 +222,56 @@ def fit_reading_model(
                         float(np.sqrt(s_point)), int(y.size), int(np.unique(pair_c).size), int(np.unique(run_c).size))
 
 
-def _gls(x, y, run, pair, s_run, s_pair, s_point):
-    """Generalised least squares under the nested covariance, run block by run block."""
-    xtvx = np.zeros((x.shape[1], x.shape[1]))
-    xtvy = np.zeros(x.shape[1])
-    for r in np.unique(run):
-        i = run == r
-        p = pair[i]
-        v = s_point * np.eye(i.sum()) + s_pair * (p[:, None] == p[None, :]) + s_run
-        vx = np.linalg.solve(v, x[i])
-        xtvx += x[i].T @ vx
-        xtvy += vx.T @ y[i]
-    cov = np.linalg.inv(xtvx)
-    return cov @ xtvy, cov
+def _reml(x, y, run, pair, metric):
+    """REML fit of the nested model by statsmodels' MixedLM: coefficients, their covariance, variances.
+
+    Groups are the runs (a random intercept each) with a variance component
+    for the pairs within a run. With a single run, or when that fit does not
+    converge (σ_run crawling to its boundary at 0) and the fit without the
+    run effect is as good (REML log-likelihood less than
+    :data:`BOUNDARY_LOGLIK` below), the pairs are the groups and σ_run is 0.
+    MixedLM's warnings stay here; a fit that still did not converge says so
+    in one logged line. docs/design.md, "Calibration".
+    """
+    nested = _mixedlm(x, y, run, pair) if np.unique(run).size > 1 else None
+    if nested is not None and _converged(nested, x.shape[1]):
+        fit, variances = nested, (nested.cov_re[0, 0], nested.vcomp[0], nested.scale)
+    else:
+        fit = _mixedlm(x, y, pair, None)
+        variances = (0.0, fit.cov_re[0, 0], fit.scale)
+        if nested is not None and not (_converged(fit, x.shape[1]) and fit.llf >= nested.llf - BOUNDARY_LOGLIK):
+            fit, variances = nested, (nested.cov_re[0, 0], nested.vcomp[0], nested.scale)
+        if not _converged(fit, x.shape[1]):
+            log.warning("%s: the reading model's REML fit (statsmodels MixedLM) did not converge; its coefficients "
+                        "and scatter are the last iterate's", metric)
+    cov = np.asarray(fit.cov_params())[: x.shape[1], : x.shape[1]]
+    return np.asarray(fit.fe_params, dtype=float), cov, tuple(max(float(v), 0.0) for v in variances)
+
+
+def _mixedlm(x, y, groups, pair):
+    """MixedLM's REML fit, its warnings kept in: a random intercept per group, and per pair within a group."""
+    vc = None
+    if pair is not None:  # one design block per group, in the groups' sorted order
+        mats = [_indicators(pair[groups == r]) for r in np.unique(groups)]
+        vc = VCSpec(["pair"], [[[f"pair{j}" for j in range(m.shape[1])] for m in mats]], [mats])
+    with warnings.catch_warnings():
+        for category in (ConvergenceWarning, SingularMatrixWarning, RuntimeWarning):
+            warnings.simplefilter("ignore", category)
+        model = MixedLM(y, x, groups, exog_re=np.ones((y.size, 1)), exog_vc=vc)
+        try:
+            return model.fit(reml=True, method=list(REML_METHODS))
+        except np.linalg.LinAlgError as exc:
+            raise InputError(f"the reading model's REML fit failed ({exc}): too few pairs or runs?") from None
+
+
+def _converged(fit, k: int) -> bool:
+    cov = np.diag(np.asarray(fit.cov_params())[:k, :k])
+    return bool(fit.converged and np.all(np.isfinite(cov)) and np.all(cov > 0))
+
+
+def _indicators(codes: np.ndarray) -> np.ndarray:
+    """(n, k) 0/1 matrix of ``codes``' k distinct values: the design of one run's pair effects."""
+    return (codes[:, None] == np.unique(codes)[None, :]).astype(float)
 
 
 def invert_reading(model: ReadingModel, measured, in_plane_deg, elevation_deg, bridged) -> tuple[np.ndarray, np.ndarray]:
