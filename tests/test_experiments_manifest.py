@@ -144,10 +144,11 @@ def test_run_skips_the_stages_that_need_a_truth_and_records_why(imported_run):
     stages = json.loads(run.record.read_text())["stages"]
     needs_truth = [s.name for s in STAGES if s.needs_truth]
     assert needs_truth == ["simulate", "validate"] and list(IMPORTED_STAGES) == [
-        "reconstruct", "measure", "fit", "report"]
+        "reconstruct", "calibrate", "measure", "fit", "report"]
     for name in needs_truth:
         assert stages[name]["status"] == "not run" and "imported experiment" in stages[name]["reason"]
-    assert [s for s in stages if stages[s]["status"] == "done"] == list(IMPORTED_STAGES)
+    assert stages["calibrate"]["status"] == "not run"  # off unless the settings turn it on
+    assert [s for s in stages if stages[s]["status"] == "done"] == [s for s in IMPORTED_STAGES if s != "calibrate"]
     assert not run.truth.exists() and not run.validation.exists() and not run.spec.exists()
     assert run.fit.posterior.is_file()
     assert json.loads(run.settings.read_text())["pipeline"]["iterations"] == 30
