@@ -19,6 +19,8 @@ from sinter4d.errors import InputError
 from sinter4d.experiments import load_spec, parse_spec, plan_simulation
 from sinter4d.io.netcdf import write_dataset_atomic
 
+from _readings import synthetic_readings
+
 
 @pytest.fixture(scope="module")
 def quick(root):
@@ -90,20 +92,7 @@ def _metrics(neck, gap, centre_b):
 
 
 def test_calibrate_metrics_inverts_each_reading(tmp_path):
-    rng = np.random.default_rng(1)
-    n = 400
-    true_n, true_d = rng.uniform(10, 35, n), rng.uniform(140, 170, n)
-    alpha, elev = rng.uniform(0, 90, n), rng.choice([2.0, 60.0], n)
-    bridged = rng.random(n) < 0.2
-    a = np.radians(alpha)
-    meas_n = np.sqrt(true_n**2 + 200 + 80 * np.cos(2 * a) + 150 * np.sin(np.radians(elev)) ** 2 - 100 * bridged
-                     + rng.normal(0, 20, n))
-    meas_d = 1.0 + true_d + 0.5 * np.cos(2 * a) + rng.normal(0, 0.3, n)
-    table = {"twin_seed": np.repeat(np.arange(8), n // 8), "pair": np.tile(np.arange(50).astype(str), 8),
-             "time": np.zeros(n, int), "true_neck_radius_nm": true_n, "measured_neck_radius_nm": meas_n,
-             "true_distance_nm": true_d, "measured_distance_nm": meas_d, "particle_radius_nm": np.full(n, 75.0),
-             "true_particle_radius_nm": np.full(n, 75.0), "in_plane_deg": alpha, "elevation_deg": elev,
-             "bridged": bridged.astype(np.int8)}
+    table = synthetic_readings(seed=1, n=400)
     cal = calibration_dataset([table], {"source": "synthetic", "twin_seeds": list(range(8))})
     write_dataset_atomic(cal, tmp_path / "calibration.nc")
     cal = xr.open_dataset(tmp_path / "calibration.nc").load()  # what a reader gets back from the file

@@ -144,10 +144,11 @@ def test_run_skips_the_stages_that_need_a_truth_and_records_why(imported_run):
     stages = json.loads(run.record.read_text())["stages"]
     needs_truth = [s.name for s in STAGES if s.needs_truth]
     assert needs_truth == ["simulate", "validate"] and list(IMPORTED_STAGES) == [
-        "reconstruct", "measure", "fit", "report"]
+        "reconstruct", "calibrate", "measure", "fit", "report"]
     for name in needs_truth:
         assert stages[name]["status"] == "not run" and "imported experiment" in stages[name]["reason"]
-    assert [s for s in stages if stages[s]["status"] == "done"] == list(IMPORTED_STAGES)
+    assert stages["calibrate"]["status"] == "not run"  # off unless the settings turn it on
+    assert [s for s in stages if stages[s]["status"] == "done"] == [s for s in IMPORTED_STAGES if s != "calibrate"]
     assert not run.truth.exists() and not run.validation.exists() and not run.spec.exists()
     assert run.fit.posterior.is_file()
     assert json.loads(run.settings.read_text())["pipeline"]["iterations"] == 30
@@ -182,8 +183,8 @@ def test_metrics_of_the_imported_run_follow_the_spheres(imported_run):
 def test_a_rerun_skips_every_finished_stage(imported_run):
     result = run_imported(imported_run.path, progress=False)  # no fit spec named now: the fit made is kept
     assert {s: e["status"] for s, e in result.stages.items()} == {
-        "simulate": "not run", "reconstruct": "skipped", "measure": "skipped", "validate": "not run",
-        "fit": "skipped", "report": "skipped"}
+        "simulate": "not run", "reconstruct": "skipped", "calibrate": "not run", "measure": "skipped",
+        "validate": "not run", "fit": "skipped", "report": "skipped"}
 
 
 def test_other_pipeline_settings_are_refused(imported_run, tmp_path, capsys):
@@ -208,7 +209,7 @@ def _sections(html: str) -> dict[str, str]:
 def test_the_report_says_no_truth_and_has_no_validation(imported_run):
     html = imported_run.report.read_text(encoding="utf-8")
     sec = _sections(html)
-    assert set(sec) == {a for a, _ in SECTIONS} - {"validation"}
+    assert set(sec) == {a for a, _ in SECTIONS} - {"validation", "calibration"}  # no truth, no calibration
     assert "No truth is available: this is an imported experiment" in sec["metadata"]
     assert "no truth is available: this is an imported experiment" in sec["slices"]
     assert "true cores" not in sec["surface"] and "validation" not in sec["metrics"]

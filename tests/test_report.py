@@ -14,6 +14,7 @@ import xarray as xr
 
 from sinter4d import InputError
 from sinter4d.report import SECTIONS, build_report
+from sinter4d.report.page import report_sections
 from sinter4d.report import html as hp
 from sinter4d.runfolder import STAGE_NAMES, RunFolder
 
@@ -63,8 +64,10 @@ def test_report_is_self_contained(full_html):
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
 
 
-def test_report_has_every_section_and_image(full_html):
-    for anchor, title in SECTIONS:
+def test_report_has_every_section_and_image(full_run, full_html):
+    shown = report_sections(full_run)
+    assert [a for a, _ in shown] == [a for a, _ in SECTIONS if a != "calibration"]  # the run holds no calibration
+    for anchor, title in shown:
         assert f'<section id="{anchor}">' in full_html
         assert f"<h2>{title}</h2>" in full_html.replace("&#x27;", "'")
     # montage 1, orthogonal slices 2 (first and last step), surfaces 1, metric PNGs 3, fit PNGs 2
@@ -210,7 +213,7 @@ def test_report_without_truth(tiny_run, tmp_path):
 def test_report_of_a_bare_folder(tmp_path):
     (tmp_path / "spec.json").write_text(json.dumps({"name": "bare"}))
     sec = _sections(build_report(tmp_path, progress=False).read_text(encoding="utf-8"))
-    assert set(sec) == {a for a, _ in SECTIONS}
+    assert set(sec) == {a for a, _ in SECTIONS} - {"calibration"}
     for anchor in ("tilts", "slices", "surface", "validation", "fit"):
         assert sec[anchor].count("not available") == 1, anchor
     assert "not available: no tilt series in tilts/" in sec["tilts"]

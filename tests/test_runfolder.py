@@ -1,5 +1,7 @@
 """The run folder: step files, roles, the stage table and what makes a stage complete."""
 
+import shutil
+
 import pytest
 
 from sinter4d.runfolder import (
@@ -16,6 +18,7 @@ from sinter4d.runfolder import (
     step_files,
     step_index,
     step_name,
+    twins_folder,
 )
 
 
@@ -60,9 +63,9 @@ def test_roles_are_files_of_the_run_folder(tmp_path):
 
 
 def test_the_stage_table():
-    assert STAGE_NAMES == ("simulate", "reconstruct", "measure", "validate", "fit", "report")
-    assert SWEEP_CELL_STAGES == STAGE_NAMES[:-1]
-    assert stage("measure") is STAGES[2]
+    assert STAGE_NAMES == ("simulate", "reconstruct", "calibrate", "measure", "validate", "fit", "report")
+    assert SWEEP_CELL_STAGES == ("simulate", "reconstruct", "measure", "validate", "fit")  # no cell calibrates
+    assert stage("measure") is STAGES[3]
     with pytest.raises(KeyError, match="simulate, reconstruct"):
         stage("polish")
     written = {}
@@ -77,7 +80,7 @@ def test_the_stage_table():
     truth_roles = {"truth", "validation", "validation_fig8"}
     for s in STAGES:
         assert s.needs_truth == bool(truth_roles & {*s.inputs, *s.outputs}), s.name
-    assert IMPORTED_STAGES == ("reconstruct", "measure", "fit", "report")
+    assert IMPORTED_STAGES == ("reconstruct", "calibrate", "measure", "fit", "report")
 
 
 def test_an_imported_run_is_told_by_its_manifest(tmp_path):
@@ -117,3 +120,17 @@ def test_sweep_folder(tmp_path):
     assert isinstance(cell, RunFolder) and cell.path.parent == sweep.cells
     assert SweepFolder.cell_record(cell).parent == cell.path != SweepFolder.worker_log(cell).parent.parent
     assert len({sweep.dataset, sweep.record, sweep.log, sweep.cells}) == 4
+
+
+def test_the_calibration_is_complete_without_its_twins_and_force_removes_both(tmp_path):
+    run = RunFolder(tmp_path)
+    calibrate = stage("calibrate")
+    assert run.calibration == tmp_path / "calibration.nc"
+    assert run.calibration_twins.path == tmp_path / "calibration_twins" == twins_folder(run.calibration).path
+    assert calibrate.output_paths(run) == [run.calibration, run.calibration_twins.path]
+    assert role_label("calibration") == "calibration.nc" and role_label("calibration_twins") == "calibration_twins/"
+    run.calibration_twins.cells.mkdir(parents=True)
+    assert not calibrate.complete(run, 2)  # twins alone: the model was not written
+    run.calibration.write_text("")
+    shutil.rmtree(run.calibration_twins.path)
+    assert calibrate.complete(run, 2)  # the twins are working files: the calibration stands without them

@@ -11,6 +11,8 @@ module spells a file name::
     RUNDIR/tilts/tNN.nc         one HAADF tilt series per step    simulate
     RUNDIR/recon/tNN.nc         reconstruction and binary volume  reconstruct
     RUNDIR/recon/tNN.mrc        the volume as MRC (IMOD, tomviz)  reconstruct
+    RUNDIR/calibration.nc       the pipeline's reading model      calibrate (a spec turns it on)
+    RUNDIR/calibration_twins/   its twins, one run folder each    calibrate
     RUNDIR/metrics.nc           the paper's metrics per pair      measure
     RUNDIR/metrics.csv          the same as a trajectory table    measure
     RUNDIR/metrics_fig8.png, metrics_fig9a.png                    measure
@@ -32,7 +34,9 @@ digits up to the 99th step, more beyond (``t100.nc``); :func:`step_files`
 finds them all and sorts them by number.
 
 A sweep folder (``sinter4d sweep``) holds one run folder per cell under
-``cells/`` (:class:`SweepFolder`).
+``cells/`` (:class:`SweepFolder`); so does a calibration's twins folder
+(:func:`twins_folder`). Neither a sweep's cells nor the twins calibrate
+themselves (:data:`SWEEP_CELL_STAGES`).
 """
 
 from __future__ import annotations
@@ -202,6 +206,17 @@ class RunFolder:
         """The folder of the reconstructions, one step file each."""
         return self.path / "recon"
 
+    # calibrate
+    @property
+    def calibration(self) -> Path:
+        """``calibration.nc``: the pipeline's reading model at this run's acquisition (docs/design.md, "Calibration")."""
+        return self.path / "calibration.nc"
+
+    @property
+    def calibration_twins(self) -> "SweepFolder":
+        """The folder of the calibration's twins, ``calibration_twins/`` (:func:`twins_folder`)."""
+        return twins_folder(self.calibration)
+
     # measure
     @property
     def metrics(self) -> Path:
@@ -268,7 +283,9 @@ class Stage:
     per step; the fit is complete when its posterior exists; any other role
     when its file exists. ``needs_truth``: the stage makes or reads the truth
     of a simulated experiment (an experiment spec), so an imported run
-    (:attr:`RunFolder.imported`) skips it.
+    (:attr:`RunFolder.imported`) skips it. ``work``: roles of the stage's
+    working files (the calibration's twins), which ``force`` removes with the
+    outputs but which completeness does not ask for.
     """
 
     name: str
@@ -276,10 +293,11 @@ class Stage:
     outputs: tuple[str, ...]
     help: str
     needs_truth: bool = False
+    work: tuple[str, ...] = ()
 
     def output_paths(self, run: RunFolder) -> list[Path]:
-        """The files and folders this stage writes (``force`` removes them)."""
-        return [_role_path(run, role) for role in self.outputs]
+        """The files and folders this stage writes, its working files included (``force`` removes them)."""
+        return [_role_path(run, role) for role in (*self.outputs, *self.work)]
 
     def complete(self, run: RunFolder, n_steps: int) -> bool:
         """Whether every output of this stage is there (then a run skips it)."""
@@ -291,7 +309,7 @@ _STEP_ROLES = {"tilts": RunFolder.tilt_files, "recon": RunFolder.recon_files}
 
 def _role_path(run: RunFolder, role: str) -> Path:
     value = getattr(run, role)
-    return value.path if isinstance(value, FitFolder) else value
+    return value if isinstance(value, Path) else value.path
 
 
 def role_label(role: str) -> str:
@@ -299,7 +317,7 @@ def role_label(role: str) -> str:
     path = _role_path(RunFolder(Path()), role)
     if role in _STEP_ROLES:
         return f"{path.as_posix()}/{STEP_LABEL}"
-    if role == "fit":
+    if not isinstance(getattr(RunFolder(Path()), role), Path):
         return f"{path.as_posix()}/"
     return path.as_posix()
 
@@ -316,6 +334,9 @@ def _role_complete(run: RunFolder, role: str, n_steps: int) -> bool:
 STAGES: tuple[Stage, ...] = (
     Stage("simulate", (), ("truth", "tilts"), "truth.nc and tilts/tNN.nc from an experiment spec", needs_truth=True),
     Stage("reconstruct", ("tilts",), ("recon",), "BM3D, alignment, tilt axis, TV reconstruction, binary: recon/tNN.nc (and .mrc)"),
+    Stage("calibrate", ("tilts",), ("calibration",),
+          "twins of the run's acquisition and the pipeline's reading model: calibration.nc (when the spec's "
+          "[calibration] enabled)", work=("calibration_twins",)),
     Stage("measure", ("recon",), ("metrics", "metrics_csv", "metrics_fig8", "metrics_fig9a"),
           "the paper's metrics per pair and step: metrics.nc (and .csv), Fig. 8 and 9(a)"),
     Stage("validate", ("metrics", "truth", "recon", "tilts"), ("validation", "validation_fig8"),
@@ -332,8 +353,9 @@ STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 IMPORTED_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES if not s.needs_truth)
 
 
-#: The stages a sweep runs in each cell: all but the report.
-SWEEP_CELL_STAGES: tuple[str, ...] = tuple(name for name in STAGE_NAMES if name != "report")
+#: The stages a sweep runs in each cell, and a calibration in each twin: all but the calibration
+#: (a cell or a twin never calibrates itself) and the report.
+SWEEP_CELL_STAGES: tuple[str, ...] = tuple(name for name in STAGE_NAMES if name not in ("calibrate", "report"))
 
 
 def stage(name: str) -> Stage:

@@ -18,10 +18,12 @@ from ._model import (
     DISTANCE_REFERENCE_NM,
     READING_TERMS,
     ReadingModel,
+    design_matrix,
     fit_reading_model,
     invert_reading,
 )
 from ._twins import (
+    DEFAULT_TWINS,
     TWIN_N_SERIES,
     TWIN_N_STACKED,
     TWIN_SEED_BASE,
@@ -44,8 +46,10 @@ __all__ = [
     "DISTANCE_REFERENCE_NM",
     "READING_TERMS",
     "ReadingModel",
+    "design_matrix",
     "fit_reading_model",
     "invert_reading",
+    "DEFAULT_TWINS",
     "TWIN_N_SERIES",
     "TWIN_N_STACKED",
     "TWIN_SEED_BASE",

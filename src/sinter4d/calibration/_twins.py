@@ -17,6 +17,7 @@ from ..checks import check_int
 from ..errors import InputError
 
 __all__ = [
+    "DEFAULT_TWINS",
     "TWIN_N_SERIES",
     "TWIN_N_STACKED",
     "TWIN_SEED_BASE",
@@ -27,6 +28,9 @@ __all__ = [
     "twin_specs",
 ]
 
+DEFAULT_TWINS = 6
+"""Twins of a calibration (``sinter4d calibrate --twins``, ``[calibration] twins``; their cost and
+how it scales: docs/validation.md, "Calibration of the quick acquisition")."""
 TWIN_SEED_BASE = 1001
 """Twin k has seed ``TWIN_SEED_BASE + k``: far from the seeds a user's runs and the
 reported quick seeds (7, 11, 19, 23) take, so no twin images the run's own specimen."""
@@ -170,7 +174,8 @@ def twin_specs(
 
     Each twin is the run's spec with another seed (another specimen, with its
     truth), ``n_stacked`` cores stacked out of the film's plane, the run's
-    first, middle and last series only (``n_series``) and no fit; the
+    first, middle and last series only (``n_series``), no fit and no
+    calibration of its own; the
     acquisition (pixel size, dose per nm², tilts, noise, microscope) and the
     pipeline settings are the run's.
 
@@ -220,6 +225,7 @@ def twin_specs(
     n_cores = int((base.get("phantom") or {}).get("n_cores", 7))
     base.setdefault("phantom", {})["n_stacked"] = min(int(n_stacked), max(n_cores - 2, 0))
     base["fit"] = {}
+    base["calibration"] = {}  # a twin never calibrates itself
     out = []
     for seed in seeds:
         doc = {**base, "seed": seed, "name": f"{base.get('name', 'run')}-twin-{seed}",

@@ -20,6 +20,7 @@ import xarray as xr
 from .._cores import available_cores
 from ..calibration import (
     CALIBRATION_MIN_NECK_NM,
+    DEFAULT_TWINS,
     acquisition_of_spec,
     acquisition_of_tilts,
     calibration_dataset,
@@ -38,10 +39,6 @@ from .sweep_spec import Cell
 __all__ = ["DEFAULT_TWINS", "calibrate_run", "run_source"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TWINS = 6
-"""Twins of a calibration (their cost and how it scales: docs/validation.md, "Calibration")."""
-
 
 def run_source(source: str | Path) -> tuple[dict, dict, Path | None]:
     """The experiment spec document the twins start from and the run's acquisition.

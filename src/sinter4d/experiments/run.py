@@ -1,7 +1,7 @@
 """The main job: every stage of one experiment, resumable (``sinter4d run``).
 
 The stages of :data:`sinter4d.runfolder.STAGES` (simulate -> reconstruct ->
-measure -> validate -> fit -> report) run in order into one run folder, laid
+calibrate -> measure -> validate -> fit -> report) run in order into one run folder, laid
 out by :class:`sinter4d.runfolder.RunFolder` (docs/design.md): every stage
 for an experiment spec (:func:`run_experiment`); for an imported run folder
 (``sinter4d import MANIFEST.csv``, :func:`run_imported`) every stage that
@@ -40,7 +40,7 @@ from .record import code_record, package_versions, utc_timestamp
 from .validate import validate_run
 from .reconstruct import reconstruct_path
 from .simulate import same_spec, simulate_run
-from .spec import ExperimentSpec, RunSettings, load_run_settings, load_spec
+from .spec import CalibrationStageSpec, ExperimentSpec, RunSettings, load_run_settings, load_spec
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,8 @@ def run_experiment(
         raise InputError(f"{run.path}: holds a run of a different spec; choose another --out or remove it")
     run.path.mkdir(parents=True, exist_ok=True)
     job = StageJob(spec, spec_path, fit_spec, run, progress=progress, n_jobs=n_jobs,
-                   n_steps=len(spec.heating.pt_time_s), pipeline=spec.pipeline, mrc=mrc)
+                   n_steps=len(spec.heating.pt_time_s), pipeline=spec.pipeline, mrc=mrc,
+                   calibration=spec.calibration)
     header = {"spec_file": str(spec_path) if spec_path is not None else None, "spec_name": spec.name}
     return _run_stages(job, stages, header, label=spec.name, force=force, progress=progress,
                        raise_errors=raise_errors)
@@ -166,7 +167,8 @@ def run_imported(
 ) -> RunResult:
     """Run the stages of an imported run folder (``sinter4d run RUNDIR``): every one that needs no truth.
 
-    Reconstruct -> measure -> fit (when a fit spec is named) -> report; the
+    Reconstruct -> calibrate (when the settings turn it on) -> measure ->
+    fit (when a fit spec is named) -> report; the
     stages that make or read a truth (simulate, validate:
     :attr:`Stage.needs_truth <sinter4d.runfolder.Stage>`) are recorded as
     not run, with the reason. Resumable as :func:`run_experiment`.
@@ -178,8 +180,8 @@ def run_imported(
         (:attr:`RunFolder.imported <sinter4d.runfolder.RunFolder.imported>`).
     settings : str or Path, optional
         Settings card (TOML, :class:`~sinter4d.experiments.spec.RunSettings`:
-        ``[pipeline]`` and ``[fit]`` tables). Default: the settings the run
-        was reconstructed with (``settings.json``), else the pipeline's
+        ``[pipeline]``, ``[fit]`` and ``[calibration]`` tables). Default: the
+        settings the run was made with (``settings.json``), else the
         defaults. Pipeline settings other than those recorded are refused
         (unless ``force`` redoes the reconstruction).
     fit : str or Path, optional
@@ -216,10 +218,12 @@ def run_imported(
     if fit is not None:
         section, base = section.model_copy(update={"spec": str(Path(fit).resolve())}), None
     fit_spec = fit_spec_for_run(RunSettings(fit=section), base) if "fit" in stages else None
+    calibration = card.calibration if card is not None else _recorded_calibration(run)
     write_json_atomic(run.settings, {"pipeline": pipeline.model_dump(mode="json"),
+                                     "calibration": calibration.model_dump(mode="json"),
                                      "settings_file": str(settings) if settings is not None else None})
     job = StageJob(None, settings, fit_spec, run, progress=progress, n_jobs=n_jobs, n_steps=len(tilts),
-                   pipeline=pipeline)
+                   pipeline=pipeline, calibration=calibration)
     header = {"kind": "imported", "settings_file": str(settings) if settings is not None else None,
               "fit_spec_file": str(fit_spec.path) if fit_spec is not None else None}
     return _run_stages(job, stages, header, label=run.path.name, force=force, progress=progress,
@@ -244,6 +248,12 @@ def _imported_pipeline(run: RunFolder, card: RunSettings | None, *, force: bool)
         raise InputError(f"{run.path}: was reconstructed with other pipeline settings ({', '.join(changed)} differ "
                          f"from {run.settings.name}); pass --force to redo it, or import into another folder")
     return card.pipeline
+
+
+def _recorded_calibration(run: RunFolder) -> CalibrationStageSpec:
+    """The ``[calibration]`` table an imported run's ``settings.json`` records, else the default (off)."""
+    doc = json.loads(run.settings.read_text()).get("calibration") if run.settings.is_file() else None
+    return CalibrationStageSpec.model_validate(doc or {})
 
 
 def _run_stages(job: "StageJob", stages: tuple[str, ...], header: dict, *, label: str, force: bool,
@@ -307,7 +317,7 @@ def _run_stages(job: "StageJob", stages: tuple[str, ...], header: dict, *, label
 @dataclass(frozen=True)
 class StageJob:
     """What a stage's runner needs: the validated spec (None for an imported run), where it came from, the fit
-    spec, the run folder, its number of steps and its pipeline settings."""
+    spec, the run folder, its number of steps, its pipeline settings and its ``[calibration]`` table."""
 
     spec: ExperimentSpec | None
     spec_path: str | Path | None
@@ -318,6 +328,7 @@ class StageJob:
     n_steps: int = 0
     pipeline: PipelineSpec = PipelineSpec()
     mrc: tuple[str, ...] = ("volume",)
+    calibration: CalibrationStageSpec = CalibrationStageSpec()
 
 
 def _simulate(job: StageJob) -> None:
@@ -328,8 +339,20 @@ def _reconstruct(job: StageJob) -> None:
     reconstruct_path(job.run.path, progress=job.progress, n_jobs=job.n_jobs, mrc=job.mrc)
 
 
+def _calibrate(job: StageJob) -> None:
+    from .calibrate import calibrate_run
+
+    calibrate_run(job.run.path, job.run.calibration, n_twins=job.calibration.twins, progress=job.progress,
+                  n_workers=None if job.n_jobs == -1 else job.n_jobs)
+
+
 def _measure(job: StageJob) -> None:
-    measure_run(job.run.path, progress=job.progress)
+    calibration = job.run.calibration if job.calibration.enabled else None
+    if calibration is not None and not calibration.is_file():
+        log.warning("measure: [calibration] is on but %s is missing (the calibrate stage did not run): "
+                    "measured without it", calibration.name)
+        calibration = None
+    measure_run(job.run.path, progress=job.progress, calibration=calibration)
 
 
 def _validate(job: StageJob) -> None:
@@ -352,6 +375,7 @@ def _report(job: StageJob) -> None:
 RUNNERS: dict[str, Callable[[StageJob], None]] = {
     "simulate": _simulate,
     "reconstruct": _reconstruct,
+    "calibrate": _calibrate,
     "measure": _measure,
     "validate": _validate,
     "fit": _fit,
@@ -363,10 +387,19 @@ def _not_run_reason(name: str, job: StageJob) -> str | None:
     """Why stage ``name`` cannot run in this job (None: it can)."""
     if stage(name).needs_truth and job.spec is None:
         return "no truth is available: this is an imported experiment"
+    if name == "calibrate" and not job.calibration.enabled:
+        return "the calibration is off ([calibration] enabled = false)"
     if name == "fit" and job.fit_spec is None:
         return ("the experiment spec names no fit spec ([fit] spec)" if job.spec is not None
                 else "no fit spec named (--fit FIT.toml, or [fit] spec in the settings)")
     return None
+
+
+def _uncalibrated(name: str, job: StageJob) -> bool:
+    """Whether the measure stage's metrics predate a calibration the run applies (then it is redone: cheap)."""
+    run = job.run
+    return (name == "measure" and job.calibration.enabled and run.calibration.is_file() and run.metrics.is_file()
+            and run.metrics.stat().st_mtime < run.calibration.stat().st_mtime)
 
 
 def _run_stage(name: str, job: StageJob, *, force: bool) -> dict:
@@ -378,7 +411,7 @@ def _run_stage(name: str, job: StageJob, *, force: bool) -> dict:
         return {"status": "not run", "seconds": 0.0, "error": None, "reason": reason}
     if force:
         _remove(table.output_paths(job.run))
-    if table.complete(job.run, job.n_steps):
+    if table.complete(job.run, job.n_steps) and not _uncalibrated(name, job):
         log.info("%s: outputs exist, skipped", name)
         return {"status": "skipped", "seconds": 0.0, "error": None, "reason": "its outputs exist"}
     log.info("%s: started", name)

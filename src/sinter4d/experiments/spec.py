@@ -26,12 +26,13 @@ from pydantic import (
 )
 
 from ..acquisition.settings import AcquisitionSpec
+from ..calibration import DEFAULT_TWINS
 from ..errors import SpecError
 from ..phantom import NECK_SHAPES
 from ..pipeline.settings import PipelineSpec
 from ..sintering.cards import find_model_card
 from ..sintering.motion import RigidMotionSettings
-from ..specs import Spec, load, parse
+from ..specs import Flag, Spec, integer, load, parse
 
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
@@ -139,6 +140,21 @@ class FitStageSpec(Spec):
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
+class CalibrationStageSpec(Spec):
+    """The calibrate stage of ``sinter4d run`` (the ``[calibration]`` table; docs/design.md, "Calibration").
+
+    ``enabled``: run ``twins`` simulated twins of the run's acquisition
+    before the measurement and write ``calibration.nc``; the measure stage
+    then adds the calibrated neck radius and distance. Off by default: the
+    twins cost far more than the run they calibrate (docs/validation.md,
+    "Calibration of the quick acquisition"). ``twins`` defaults to
+    :data:`sinter4d.calibration.DEFAULT_TWINS`; at least 2.
+    """
+
+    enabled: Flag = False
+    twins: integer(minimum=2) = DEFAULT_TWINS
+
+
 class ExperimentSpec(Spec):
     """A whole simulated experiment (one ``experiments/*.toml`` file)."""
 
@@ -151,6 +167,7 @@ class ExperimentSpec(Spec):
     acquisition: AcquisitionSpec = AcquisitionSpec()
     pipeline: PipelineSpec = PipelineSpec()
     fit: FitStageSpec = FitStageSpec()
+    calibration: CalibrationStageSpec = CalibrationStageSpec()
 
     def to_json(self) -> str:
         """The spec as a JSON string (for netCDF attributes and provenance)."""
@@ -162,13 +179,15 @@ class RunSettings(Spec):
 
     An imported experiment has no phantom, truth or microscope to simulate,
     so its card holds only what the stages after import read: the
-    ``[pipeline]`` table and the ``[fit]`` table of an experiment spec, with
-    the same keys (experiments/README.md, "Settings of an imported run").
+    ``[pipeline]``, ``[fit]`` and ``[calibration]`` tables of an experiment
+    spec, with the same keys (experiments/README.md, "Settings of an
+    imported run").
     """
 
     description: str = ""
     pipeline: PipelineSpec = PipelineSpec()
     fit: FitStageSpec = FitStageSpec()
+    calibration: CalibrationStageSpec = CalibrationStageSpec()
 
 
 def load_run_settings(path: str | Path) -> RunSettings:

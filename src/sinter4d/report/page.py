@@ -11,7 +11,10 @@ URI, in the sections of :data:`SECTIONS`:
 4. 3D surfaces (marching cubes) of the first and last binary volumes;
 5. the paper's Fig. 8 and Fig. 9(a) made by the measurement and the validation;
 6. the validation table;
-7. the fit (summary table and header, corner plot, posterior predictive).
+7. the calibration (twins, reading model, reading curves by orientation,
+   errors before and after correction), only when the run holds
+   ``calibration.nc`` (:data:`SECTION_FILES`);
+8. the fit (summary table and header, corner plot, posterior predictive).
 
 A part whose inputs are missing (a partial run) or unreadable shows one line
 ``not available: <why>``; the report itself never fails on them. The report
@@ -38,13 +41,14 @@ from ..errors import InputError
 from ..io.atomic import write_text_atomic
 from ..runfolder import RunFolder, stage
 from . import html as hp
+from .calibration import section_calibration
 from .fit import section_fit
 from .folder import Missing, read_json
 from .images import section_slices, section_surface, section_tilts
 from .metadata import section_metadata
 from .results import section_metrics, section_validation
 
-__all__ = ["SECTIONS", "SECTION_STAGES", "build_report", "report_sections"]
+__all__ = ["SECTIONS", "SECTION_FILES", "SECTION_STAGES", "build_report", "report_sections"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +60,15 @@ SECTIONS = (
     ("surface", "4. 3D surface rendering"),
     ("metrics", "5. Fig. 8 and Fig. 9(a)"),
     ("validation", "6. Validation against the truth"),
-    ("fit", "7. Fit"),
+    ("calibration", "7. Calibration"),
+    ("fit", "8. Fit"),
 )
 
 #: The stage whose outputs a section shows, when it shows one stage's alone.
-SECTION_STAGES = {"validation": "validate", "fit": "fit"}
+SECTION_STAGES = {"validation": "validate", "calibration": "calibrate", "fit": "fit"}
+
+#: Sections shown only when the run folder holds this role's file (a stage a spec turns on).
+SECTION_FILES = {"calibration": "calibration"}
 
 _BUILDERS: dict[str, Callable[[RunFolder], str]] = {
     "metadata": section_metadata,
@@ -69,6 +77,7 @@ _BUILDERS: dict[str, Callable[[RunFolder], str]] = {
     "surface": section_surface,
     "metrics": section_metrics,
     "validation": section_validation,
+    "calibration": section_calibration,
     "fit": section_fit,
 }
 
@@ -77,10 +86,12 @@ def report_sections(run: RunFolder) -> tuple[tuple[str, str], ...]:
     """The (anchor, heading) of the sections ``run``'s report shows, numbered in order.
 
     Every section of :data:`SECTIONS`, but for an imported run those of the
-    stages that need a truth.
+    stages that need a truth, and those of :data:`SECTION_FILES` whose file
+    the run does not hold.
     """
     shown = [(a, title) for a, title in SECTIONS
-             if not (run.imported and a in SECTION_STAGES and stage(SECTION_STAGES[a]).needs_truth)]
+             if not (run.imported and a in SECTION_STAGES and stage(SECTION_STAGES[a]).needs_truth)
+             and (a not in SECTION_FILES or getattr(run, SECTION_FILES[a]).is_file())]
     return tuple((a, f"{k}. {title.split('. ', 1)[1]}") for k, (a, title) in enumerate(shown, start=1))
 
 

@@ -1,0 +1,120 @@
+"""The calibrate stage of ``sinter4d run``: turned on by ``[calibration]``, applied by measure, resumable, forced.
+
+The twins themselves (``calibrate_run``) are replaced by a stand-in that
+writes a ``calibration.nc`` fitted to synthetic readings of a known reading
+model (``tests/_readings.py``); everything else is the real runner on a copy
+of the session's tiny run (or a folder that looks imported).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from _readings import synthetic_readings
+from sinter4d.calibration import calibration_dataset, twin_specs
+from sinter4d.experiments import calibrate as calibrate_module
+from sinter4d.experiments import parse_spec, run_experiment, run_imported
+from sinter4d.io.netcdf import write_dataset_atomic
+from sinter4d.runfolder import SWEEP_CELL_STAGES, RunFolder
+
+
+@pytest.fixture
+def twins(monkeypatch):
+    """Replace the twins with a synthetic calibration; record each call and whether old twins were still there."""
+    calls = []
+
+    def fake(source, out, *, n_twins, **kwargs):
+        run = RunFolder(source)
+        calls.append({"source": run.path, "out": out, "n_twins": n_twins,
+                      "old_twins": run.calibration_twins.path.exists()})
+        run.calibration_twins.cells.mkdir(parents=True, exist_ok=True)
+        cal = calibration_dataset([synthetic_readings(seed=3)], {"source": str(run.path),
+                                                                 "twin_seeds": list(range(1001, 1001 + n_twins))})
+        return write_dataset_atomic(cal, out)
+
+    monkeypatch.setattr(calibrate_module, "calibrate_run", fake)
+    return calls
+
+
+def _calibrated_copy(tiny_run, to, twins=3) -> tuple[dict, RunFolder]:
+    """A copy of the tiny run made with [calibration] on, killed after the reconstruction."""
+    run = RunFolder(shutil.copytree(tiny_run, to, ignore=shutil.ignore_patterns("fit")))
+    spec = json.loads(run.spec.read_text())
+    spec["calibration"] = {"enabled": True, "twins": twins}
+    run.spec.write_text(json.dumps(spec))
+    for path in (run.metrics, run.metrics_csv, run.metrics_fig8, run.metrics_fig9a, run.validation,
+                 run.validation_fig8):
+        path.unlink()
+    return spec, run
+
+
+def test_the_stage_calibrates_and_measure_applies_it(tiny_run, tmp_path, twins):
+    spec, run = _calibrated_copy(tiny_run, tmp_path / "run")
+    stages = ("simulate", "reconstruct", "calibrate", "measure", "validate")
+    result = run_experiment(parse_spec(spec), run.path, stages=stages, progress=False, n_jobs=1)
+    status = {s: e["status"] for s, e in result.stages.items()}
+    assert status == {"simulate": "skipped", "reconstruct": "skipped", "calibrate": "done", "measure": "done",
+                      "validate": "done"}
+    assert twins == [{"source": run.path, "out": run.calibration, "n_twins": 3, "old_twins": False}]
+    with xr.open_dataset(run.metrics) as m, xr.open_dataset(run.calibration) as cal:
+        assert json.loads(m.attrs["calibration"])["twin_seeds"] == cal.attrs["twin_seeds"]
+        measured, calibrated = m["neck_radius_nm"].values, m["neck_radius_calibrated_nm"].values
+    seen = measured > 0
+    assert seen.any() and np.all(calibrated[seen] < measured[seen])  # the synthetic model reads every neck wide
+    with xr.open_dataset(run.validation) as val:
+        assert np.isfinite(float(val["neck_radius_calibrated_nm_median_abs_error"]))
+    # a rerun skips the calibration; --force redoes it, its twins removed first
+    again = run_experiment(parse_spec(spec), run.path, stages=("calibrate", "measure"), progress=False)
+    assert {e["status"] for e in again.stages.values()} == {"skipped"} and len(twins) == 1
+    forced = run_experiment(parse_spec(spec), run.path, stages=("calibrate",), force=True, progress=False)
+    assert forced.stages["calibrate"]["status"] == "done" and twins[1]["old_twins"] is False
+    # metrics older than the new calibration: measure is redone (the calibration applied anew)
+    stamp = run.metrics.stat().st_mtime_ns
+    assert run_experiment(parse_spec(spec), run.path, stages=("measure",), progress=False).stages["measure"][
+        "status"] == "done"
+    assert run.metrics.stat().st_mtime_ns > stamp
+
+
+def test_off_by_default_the_stage_is_not_run_and_measure_is_as_before(tiny_run, tmp_path, twins):
+    run = RunFolder(shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("fit")))
+    spec = parse_spec(json.loads(run.spec.read_text()))
+    assert not spec.calibration.enabled
+    for path in (run.metrics, run.metrics_fig8):
+        path.unlink()
+    result = run_experiment(spec, run.path, stages=("calibrate", "measure"), progress=False)
+    assert result.stages["calibrate"]["status"] == "not run" and "calibration is off" in result.stages["calibrate"][
+        "reason"]
+    assert not twins and not run.calibration.exists()
+    with xr.open_dataset(run.metrics) as m:
+        assert "neck_radius_calibrated_nm" not in m and "calibration" not in m.attrs
+
+
+def test_an_imported_run_takes_the_calibration_from_its_settings(tmp_path, twins):
+    run = RunFolder(tmp_path / "imported")
+    run.tilts.mkdir(parents=True)
+    run.manifest.write_text("stack,angles,pt_time_s,temperature_C\n")
+    run.tilt(0).write_text("")  # the stand-in reads no tilt series
+    card = tmp_path / "settings.toml"
+    card.write_text("[calibration]\nenabled = true\ntwins = 4\n")
+    result = run_imported(run.path, settings=card, stages=("calibrate",), progress=False)
+    assert result.stages["calibrate"]["status"] == "done" and twins[0]["n_twins"] == 4
+    assert json.loads(run.settings.read_text())["calibration"] == {"enabled": True, "twins": 4}
+    # a rerun without --spec keeps the recorded settings: the calibration is there, skipped
+    again = run_imported(run.path, stages=("calibrate",), progress=False)
+    assert again.stages["calibrate"]["status"] == "skipped" and len(twins) == 1
+    # settings that turn it off: not run
+    card.write_text("[calibration]\nenabled = false\n")
+    off = run_imported(run.path, settings=card, stages=("calibrate",), force=True, progress=False)
+    assert off.stages["calibrate"]["status"] == "not run"
+
+
+def test_twins_and_sweep_cells_never_calibrate_themselves():
+    assert "calibrate" not in SWEEP_CELL_STAGES
+    doc = {"name": "run", "seed": 7, "calibration": {"enabled": True, "twins": 2}}
+    for twin in twin_specs(doc, 2):
+        assert parse_spec(twin).calibration.enabled is False
