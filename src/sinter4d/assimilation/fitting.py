@@ -165,7 +165,12 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
         if v == "neck_radius_nm" and excluded is not None:
             out |= excluded
         left_out[v] = out
-    logpost = LogPosterior(model, spec.parameter_names, spec.parameter_priors, spec.fixed,
+    n_series = ds.sizes["time"]
+    names = spec.parameter_names + spec.step_error_names(n_series)
+    if spec.sampler.walkers < 2 * len(names):
+        raise SpecError(f"{spec.path}: sampler.walkers: must be at least twice the number of sampled parameters "
+                        f"({2 * len(names)}, with {n_series - 1} step-time errors), got {spec.sampler.walkers}")
+    logpost = LogPosterior(model, names, spec.parameter_priors + spec.step_error_priors(n_series), spec.fixed,
                            {v: ds[v].values for v in spec.variables}, sigma, pair_sigma_nm=pair_sigma,
                            bias_nm=bias, gain=gain, reference_nm=reference, excluded=left_out)
     truth = {}
@@ -176,10 +181,13 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
                      *(pair_sigma_parameter(v) for v in spec.variables)):
             if name in ds.data_vars and ds[name].ndim == 0:
                 truth[name] = float(ds[name].values)
+        if spec.step_error_names(n_series) and "pt_step_error_s" in ds:
+            truth.update(zip(spec.step_error_names(n_series), map(float, ds["pt_step_error_s"].values[1:])))
     fwd = spec.forward
     settings.update(initial_neck=fwd.initial_neck, gap=fwd.gap, include_standby=fwd.include_standby,
                     grid_points=fwd.grid_points, sigma_nm=sigma)
-    return FitProblem(spec, ds, logpost, _start_point(spec), truth, settings)
+    start = np.concatenate([_start_point(spec), np.zeros(len(spec.step_error_names(n_series)))])
+    return FitProblem(spec, ds, logpost, start, truth, settings)
 
 
 def _fitted_pairs(ds: xr.Dataset, variables, data_path: Path) -> xr.Dataset:
