@@ -29,7 +29,7 @@ from ..errors import InputError, SpecError
 from ..io.trajectories import experiment_heating, read_trajectories, validation_sigma
 from ..runfolder import FitFolder
 from ..sintering import HeatingLog
-from .likelihood import LogPosterior
+from .likelihood import STEP_ERROR_PREFIX, LogPosterior
 from .model import TrajectoryModel
 from .output import build_inference_data, summary_table, write_inference_data_atomic, write_summary
 from .sampler import Convergence, convergence, initial_positions, run_chain, spawn_generators
@@ -388,7 +388,8 @@ def fit(data_path: str | Path | None, spec_path: FitSpec | str | Path, out_dir: 
     header = _summary_header(problem, conv)
     summary_path, _ = write_summary(table, files.summary_csv, files.summary_txt, header=header)
     truths = {k: v for k, v in problem.truth.items() if k in names}
-    corner_path = corner_plot(idata, files.corner, var_names=names, truths=truths)
+    shown = [k for k in names if not k.startswith(STEP_ERROR_PREFIX)]  # the step-time latents: summary only
+    corner_path = corner_plot(idata, files.corner, var_names=shown, truths=truths)
     predictive_path = predictive_plot(idata, files.predictive)
     return FitResult(out_dir=out, posterior_path=posterior_path, chain_path=chain_path, summary_path=summary_path,
                      corner_path=corner_path, predictive_path=predictive_path, summary=table, convergence=conv,
