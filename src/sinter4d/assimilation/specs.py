@@ -385,6 +385,8 @@ class FitSpec(Spec):
             doc.pop(key)
         for key in ("steps", "burn_in", "thin", "checkpoint_steps"):
             doc["sampler"].pop(key)
+        if not self.forward.step_time_error.enabled:  # off: the key of a chain made before the switch existed
+            doc["forward"].pop("step_time_error")
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
