@@ -111,3 +111,14 @@ def test_latent_fit_covers_the_truth_where_the_plain_fit_is_biased(root, card, t
     assert not lo <= 2.7 <= hi and lo > 2.7, (lo, hi)
     lo, hi = _hdi94(draws[True])
     assert lo <= 2.7 <= hi, (lo, hi)
+
+
+def test_model_pickles_with_its_trace(card):
+    import pickle
+
+    traces = tuple((np.full(2, 380.0), np.array([1.0, d - 1.0])) for d in np.diff(LOG.pt_time_s))
+    log = HeatingLog(pt_time_s=LOG.pt_time_s, temperature_C=LOG.temperature_C, step_traces=traces)
+    model = TrajectoryModel(card, log, [70.0], 0.0)
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.necks({})[0], model.necks({})[0])
+    assert not np.array_equal(again.necks({})[0], TrajectoryModel(card, LOG, [70.0], 0.0).necks({})[0])

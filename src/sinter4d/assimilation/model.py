@@ -207,7 +207,7 @@ class TrajectoryModel:
         return (_rebuild_model, (
             str(Path(self.card.path).resolve()), self.log.pt_time_s, self.log.temperature_C,
             self.log.standby_temperature_C, self.log.standby_s, self.radius_nm, self.gap_nm, self.start_index, self.neck0_nm,
-            self.shell_thickness_nm, self.include_standby, self.grid_points,
+            self.shell_thickness_nm, self.include_standby, self.grid_points, self.log.step_traces,
         ))
 
 
@@ -215,14 +215,14 @@ _WORKER_CARDS: dict[str, ModelCard] = {}
 
 
 def _rebuild_model(card_path, pt_time_s, temperature_C, standby_temperature_C, standby_s, radius_nm, gap_nm,
-                   start_index, neck0_nm, shell_thickness_nm, include_standby, grid_points):
+                   start_index, neck0_nm, shell_thickness_nm, include_standby, grid_points, step_traces=None):
     from ..sintering import load_model_card
 
     card = _WORKER_CARDS.get(card_path)
     if card is None:
         card = _WORKER_CARDS[card_path] = load_model_card(card_path)
     log = HeatingLog(pt_time_s=pt_time_s, temperature_C=temperature_C,
-                     standby_temperature_C=standby_temperature_C, standby_s=standby_s)
+                     standby_temperature_C=standby_temperature_C, standby_s=standby_s, step_traces=step_traces)
     return TrajectoryModel(card, log, radius_nm, gap_nm, start_index=start_index, neck0_nm=neck0_nm,
                            shell_thickness_nm=shell_thickness_nm, include_standby=include_standby,
                            grid_points=grid_points)
