@@ -35,7 +35,9 @@ from ..sintering import (
     HeatingLog,
     HeatingTruth,
     ModelCard,
+    OvershootSettings,
     RigidMotion,
+    StepTimeErrorSettings,
     load_model_card,
     rigid_bodies,
     sinter_cluster,
@@ -263,27 +265,18 @@ def truth_dataset(plan: SimulationPlan) -> xr.Dataset:
 
 def _heating_record(plan: SimulationPlan) -> dict[str, np.ndarray]:
     """The true heating beside the logged one: step errors, true times, each step's trace (truth.nc)."""
-    truth = plan.heating_truth or true_heating(
-        plan.heating, step_time_error=plan.spec.heating.step_time_error, overshoot=plan.spec.heating.overshoot
-    )
+    truth = plan.heating_truth
+    if truth is None:  # a plan made without one: the log as the truth (nothing to draw)
+        truth = true_heating(plan.heating, step_time_error=StepTimeErrorSettings(), overshoot=OvershootSettings())
     true = truth.true
-    temp, dur, series = [], [], []
-    for k in range(1, true.n_series):
-        if true.step_traces is None:
-            t_k, d_k = [true.temperature_C[k]], [true.pt_time_s[k] - true.pt_time_s[k - 1]]
-        else:
-            t_k, d_k = true.step_traces[k - 1]
-        temp.extend(t_k)
-        dur.extend(d_k)
-        series.extend([k] * len(t_k))
-    start = np.concatenate([[0.0], np.cumsum(dur)[:-1]]) + true.pt_time_s[0] if dur else np.zeros(0)
+    temp, dur, ends = true.segments(include_standby=False)
     return dict(
         true_pt_time_s=true.pt_time_s,
         pt_step_error_s=np.concatenate([[0.0], truth.step_error_s]),
-        heating_trace_time_s=start,
-        heating_trace_duration_s=np.asarray(dur, dtype=float),
-        heating_trace_temperature_C=np.asarray(temp, dtype=float),
-        heating_trace_series=np.asarray(series, dtype=np.int64),
+        heating_trace_time_s=true.pt_time_s[0] + np.concatenate([[0.0], np.cumsum(dur)[:-1]])[: dur.size],
+        heating_trace_duration_s=dur,
+        heating_trace_temperature_C=temp,
+        heating_trace_series=np.repeat(np.arange(1, true.n_series), np.diff(ends)),
     )
 
 
