@@ -5,8 +5,9 @@ log, 900 s standby), both variables (neck radius and distance) fitted, every
 card parameter free. Prints, per card, the median time of the whole log
 posterior and its parts: the kinetics (``neck_growth_segments``, the
 compiled integration of all pairs), the centre approach (table lookup) and
-the rest (priors, residuals, the marginalised initial distances). Goal:
-under 1 ms.
+the rest (priors, residuals, the marginalised initial distances), and the
+log posterior with the 17 PT steps' time errors sampled as latents
+(``forward.step_time_error``). Goal: under 1 ms.
 
 Run: ``python benchmarks/bench_likelihood.py [--repeats 7] [--number 500]``.
 Wall times are meaningful on an otherwise idle machine only: the load
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sinter4d.assimilation import LogPosterior, TrajectoryModel, approach_nm, card_priors, synthetic_trajectories
+from sinter4d.assimilation import Prior, LogPosterior, TrajectoryModel, approach_nm, card_priors, synthetic_trajectories
 from sinter4d.sintering import HeatingLog, load_model_card, neck_growth_segments
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,11 +50,19 @@ def bench(card_name: str, repeats: int, number: int) -> None:
                            {v: ds[v].values for v in ("neck_radius_nm", "distance_nm")},
                            {"neck_radius_nm": 1.0, "distance_nm": 2.0}, pair_sigma_nm={"neck_radius_nm": 3.0},
                            bias_nm={"neck_radius_nm": 0.5}, gain={"neck_radius_nm": 0.9})
+    # the PT steps' time errors as latents (uniform on +-1 s), beside every card parameter
+    steps = [f"pt_step_error_s_{k}" for k in range(1, log.n_series)]
+    lp_steps = LogPosterior(model, [*names, *steps],
+                            [card_priors(card)[k] for k in names] + [Prior("uniform", low=-1.0, high=1.0)] * len(steps),
+                            {}, {v: ds[v].values for v in ("neck_radius_nm", "distance_nm")},
+                            {"neck_radius_nm": 1.0, "distance_nm": 2.0})
+    theta_steps = np.concatenate([theta, np.random.default_rng(0).uniform(-1, 1, len(steps))])
     params = lp.card_parameters(theta)
     temp, dur, _ = log.segments()
     _, xd = model.necks(params)
     total = _median_us(lambda: lp(theta), repeats, number)
     full = _median_us(lambda: lp_full(theta), repeats, number)
+    with_steps = _median_us(lambda: lp_steps(theta_steps), repeats, number)
     kinetics = _median_us(lambda: neck_growth_segments(card, params, radius_nm=a, neck0_nm=card.initial_neck_nm,
                                                        temperature_C=temp, duration_s=dur), repeats, number)
     approach = _median_us(lambda: approach_nm(xd, a), repeats, number)
@@ -61,7 +70,8 @@ def bench(card_name: str, repeats: int, number: int) -> None:
           f"{temp.size} segments: log posterior {total:7.1f} us  (kinetics {kinetics:6.1f} us, "
           f"approach {approach:5.1f} us, rest {total - kinetics - approach:5.1f} us)  "
           f"{'OK' if total < 1000 else 'SLOW'} (goal < 1000 us); with pair offsets and a reading curve "
-          f"{full:7.1f} us ({full / total:.2f} x)")
+          f"{full:7.1f} us ({full / total:.2f} x); with {len(steps)} step-time errors sampled "
+          f"{with_steps:7.1f} us ({with_steps / total:.2f} x)")
 
 
 def main() -> None:

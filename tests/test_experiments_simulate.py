@@ -10,6 +10,7 @@ from sinter4d import schema
 from sinter4d.acquisition import dose_e_per_nm2
 from sinter4d.cli import main
 from sinter4d.experiments import load_spec, plan_simulation
+from sinter4d.experiments.simulate import truth_dataset
 
 TINY = """
 name = "tiny"
@@ -169,3 +170,52 @@ def test_a_spec_json_written_before_a_key_existed_is_the_same_spec(tmp_path, roo
     assert not same_spec(stamp, spec)
     stamp.write_text(json.dumps({**old, "bogus": 1}))
     assert not same_spec(stamp, spec)
+
+
+CLOCK = """
+[heating.step_time_error]
+enabled = true
+[heating.overshoot]
+enabled = true
+"""
+
+
+def _tiny_plan(root, extra=""):
+    import tomllib
+
+    from sinter4d.experiments import parse_spec
+
+    text = TINY.replace('"cu_shell_reservoir"', f'"{root / "models" / "cu_shell_reservoir.toml"}"') + extra
+    return plan_simulation(parse_spec(tomllib.loads(text)))
+
+
+def test_heating_errors_off_integrate_the_logged_log(root):
+    from sinter4d.sintering import sinter_cluster
+
+    plan = _tiny_plan(root)
+    assert plan.heating_truth.true is plan.heating
+    again = sinter_cluster(plan.clusters[0], plan.card, plan.parameters, plan.heating, shell_thickness_nm=10.0)
+    for a, b in zip(plan.clusters, again):  # no rigid motion in this comparison: the necks only
+        np.testing.assert_array_equal(a.neck_radius_nm, b.neck_radius_nm)
+
+
+def test_heating_errors_on_truth_records_and_streams(root):
+    off, on = _tiny_plan(root), _tiny_plan(root, CLOCK)
+    # the phantom, axis and step streams are unchanged: same cores, same offset, same per-step seeds
+    np.testing.assert_array_equal(off.clusters[0].centre_nm, on.clusters[0].centre_nm)
+    assert off.spec.acquisition.axis_offset_px == on.spec.acquisition.axis_offset_px
+    assert [s.spawn_key for s in off.seeds] == [s.spawn_key for s in on.seeds]
+    truth = truth_dataset(on)
+    e = truth["pt_step_error_s"].values
+    assert truth["pt_step_error_s"].dims == ("time",)  # one error per step, shared by every pair
+    assert e[0] == 0 and np.all(np.abs(e[1:]) <= 1.0) and np.any(e[1:] != 0)
+    np.testing.assert_allclose(truth["true_pt_time_s"].values, truth["pt_time_s"].values + np.cumsum(e))
+    trace = truth["heating_trace_duration_s"].values
+    series = truth["heating_trace_series"].values
+    for k in range(1, 4):
+        assert trace[series == k].sum() == pytest.approx(np.diff(truth["true_pt_time_s"].values)[k - 1])
+        temp = truth["heating_trace_temperature_C"].values[series == k]
+        assert temp.max() > truth["temperature_C"].values[k]  # the overshoot
+    # the pairs' necks grew along the true log, not the logged one
+    assert not np.array_equal(off.clusters[-1].neck_radius_nm, on.clusters[-1].neck_radius_nm)
+    assert truth["pt_time_s"].values.tolist() == [0, 5, 12, 61]

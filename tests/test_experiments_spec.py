@@ -51,6 +51,10 @@ def _quick(root):
         ("phantom", "n_cores", 2.5, r"phantom\.n_cores: .*integer"),
         ("phantom", "shell_packing_fraction", 1.5, r"phantom\.shell_packing_fraction"),
         ("heating", "temperature_C", [350.0], r"heating: temperature_C has 1 values"),
+        ("heating", "step_time_error", {"enabled": True, "bound_s": 5.0}, r"heating: step_time_error\.bound_s"),
+        ("heating", "step_time_error", {"law": "cauchy"}, r"heating\.step_time_error\.law: unknown law"),
+        ("heating", "overshoot", {"enabled": True, "ramp_s": 3.0}, r"heating: overshoot\.ramp_s"),
+        ("heating", "overshoot", {"decay_s": 0.0}, r"heating\.overshoot\.decay_s"),
     ],
 )
 def test_bad_values_name_the_key(root, section, key, value, match):

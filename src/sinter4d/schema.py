@@ -103,6 +103,13 @@ TRUTH: dict[str, Variable] = _table(
              ("time", "particle")),
     Variable("contact_particles", None, "core indices of each contact", ("contact", "end")),
     Variable("contact_neck_radius_nm", "nm", "neck radius of every contact (NaN before it forms)", ("time", "contact")),
+    Variable("true_pt_time_s", "s", "true cumulative processing time (the logged one is pt_time_s)", ("time",)),
+    Variable("pt_step_error_s", "s", "true minus logged duration of the PT step that ended at the series", ("time",)),
+    Variable("heating_trace_time_s", "s", "true cumulative processing time at the start of the trace piece",
+             ("trace",)),
+    Variable("heating_trace_duration_s", "s", "duration of the trace piece", ("trace",)),
+    Variable("heating_trace_temperature_C", "degC", "true temperature of the trace piece", ("trace",)),
+    Variable("heating_trace_series", "1", "series at which the PT step of the trace piece ended", ("trace",)),
 )
 
 

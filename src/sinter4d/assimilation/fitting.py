@@ -29,7 +29,7 @@ from ..errors import InputError, SpecError
 from ..io.trajectories import experiment_heating, read_trajectories, validation_sigma
 from ..runfolder import FitFolder
 from ..sintering import HeatingLog
-from .likelihood import LogPosterior
+from .likelihood import STEP_ERROR_PREFIX, LogPosterior
 from .model import TrajectoryModel
 from .output import build_inference_data, summary_table, write_inference_data_atomic, write_summary
 from .sampler import Convergence, convergence, initial_positions, run_chain, spawn_generators
@@ -165,7 +165,12 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
         if v == "neck_radius_nm" and excluded is not None:
             out |= excluded
         left_out[v] = out
-    logpost = LogPosterior(model, spec.parameter_names, spec.parameter_priors, spec.fixed,
+    n_series = ds.sizes["time"]
+    names = spec.parameter_names + spec.step_error_names(n_series)
+    if spec.sampler.walkers < 2 * len(names):
+        raise SpecError(f"{spec.path}: sampler.walkers: must be at least twice the number of sampled parameters "
+                        f"({2 * len(names)}, with {n_series - 1} step-time errors), got {spec.sampler.walkers}")
+    logpost = LogPosterior(model, names, spec.parameter_priors + spec.step_error_priors(n_series), spec.fixed,
                            {v: ds[v].values for v in spec.variables}, sigma, pair_sigma_nm=pair_sigma,
                            bias_nm=bias, gain=gain, reference_nm=reference, excluded=left_out)
     truth = {}
@@ -176,10 +181,13 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
                      *(pair_sigma_parameter(v) for v in spec.variables)):
             if name in ds.data_vars and ds[name].ndim == 0:
                 truth[name] = float(ds[name].values)
+        if spec.step_error_names(n_series) and "pt_step_error_s" in ds:
+            truth.update(zip(spec.step_error_names(n_series), map(float, ds["pt_step_error_s"].values[1:])))
     fwd = spec.forward
     settings.update(initial_neck=fwd.initial_neck, gap=fwd.gap, include_standby=fwd.include_standby,
                     grid_points=fwd.grid_points, sigma_nm=sigma)
-    return FitProblem(spec, ds, logpost, _start_point(spec), truth, settings)
+    start = np.concatenate([_start_point(spec), np.zeros(len(spec.step_error_names(n_series)))])
+    return FitProblem(spec, ds, logpost, start, truth, settings)
 
 
 def _fitted_pairs(ds: xr.Dataset, variables, data_path: Path) -> xr.Dataset:
@@ -380,7 +388,8 @@ def fit(data_path: str | Path | None, spec_path: FitSpec | str | Path, out_dir: 
     header = _summary_header(problem, conv)
     summary_path, _ = write_summary(table, files.summary_csv, files.summary_txt, header=header)
     truths = {k: v for k, v in problem.truth.items() if k in names}
-    corner_path = corner_plot(idata, files.corner, var_names=names, truths=truths)
+    shown = [k for k in names if not k.startswith(STEP_ERROR_PREFIX)]  # the step-time latents: summary only
+    corner_path = corner_plot(idata, files.corner, var_names=shown, truths=truths)
     predictive_path = predictive_plot(idata, files.predictive)
     return FitResult(out_dir=out, posterior_path=posterior_path, chain_path=chain_path, summary_path=summary_path,
                      corner_path=corner_path, predictive_path=predictive_path, summary=table, convergence=conv,

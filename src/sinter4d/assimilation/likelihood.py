@@ -45,6 +45,12 @@ then taken as ``x_ref + g (x - x_ref) + beta`` of the law's neck x, with a
 gain g and a bias beta at the reference neck x_ref, each fixed or sampled
 under a prior from validation runs (what they are known to within then
 widens the parameters' intervals).
+
+Step-time errors (optional). The logged duration of each PT step is
+uncertain (the paper: ± 1 s): the true one is the logged one plus a latent
+error ``e_k``, shared by all pairs, with a uniform prior on ± the bound.
+The latents ``pt_step_error_s_<k>`` are sampled by emcee beside the physical
+parameters (docs/design.md, "Fit: observation model", says why).
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ from .model import TrajectoryModel
 from .noise import NECK_READING_REFERENCE_NM
 
 _LOG_2PI = math.log(2.0 * math.pi)
+#: Name of PT step k's sampled time error: ``pt_step_error_s_<k>`` (s), k = 1 .. T-1.
+STEP_ERROR_PREFIX = "pt_step_error_s_"
 
 
 class PriorVector:
@@ -125,7 +133,9 @@ class LogPosterior:
         Sampled parameters, in order: free card parameters, then
         ``sigma_<variable>`` for fitted noise, ``sigma_pair_<variable>`` for
         fitted pair offsets, ``bias_<variable>`` and ``gain_<variable>`` for a
-        sampled reading curve, then ``initial_neck_nm`` when fitted.
+        sampled reading curve, then ``initial_neck_nm`` when fitted, then
+        ``pt_step_error_s_<k>`` (k = 1 .. T-1) for sampled step-time errors
+        (all of them or none).
     priors : sequence of Prior
         Prior of each.
     fixed : mapping
@@ -204,6 +214,11 @@ class LogPosterior:
                                  "(a distance has its own initial value per pair)")
         self._card_index = [(k, i) for i, k in enumerate(self.names) if k in model.card.parameters]
         self._neck0_index = self.names.index("initial_neck_nm") if "initial_neck_nm" in self.names else None
+        steps = [f"{STEP_ERROR_PREFIX}{k}" for k in range(1, t)]
+        found = [n for n in self.names if n.startswith(STEP_ERROR_PREFIX)]
+        if found and found != steps:
+            raise InputError(f"step-time errors must be {STEP_ERROR_PREFIX}1 .. {STEP_ERROR_PREFIX}{t - 1} in order")
+        self._step_slice = slice(self.names.index(steps[0]), self.names.index(steps[-1]) + 1) if found else None
         started = np.arange(t)[:, None] >= model.start_index[None, :]
         self.masks = {v: np.isfinite(y) & started for v, y in self.observed.items()}
         for v, out in (excluded or {}).items():
@@ -257,10 +272,14 @@ class LogPosterior:
         ref = self.reference_nm.get(variable, NECK_READING_REFERENCE_NM)
         return ref + g * (model_nm - ref) + beta
 
+    def step_errors(self, theta) -> np.ndarray | None:
+        """Time error (s) of each PT step at ``theta``, (T - 1,); None when not sampled."""
+        return None if self._step_slice is None else np.asarray(theta, dtype=float)[self._step_slice]
+
     def predict(self, theta):
         """Model neck radius and centre approach (nm), each (T, P), at ``theta``."""
         neck0 = None if self._neck0_index is None else float(theta[self._neck0_index])
-        return self.model(self.card_parameters(theta), neck0)
+        return self.model(self.card_parameters(theta), neck0, self.step_errors(theta))
 
     # -- densities ----------------------------------------------------------------
 

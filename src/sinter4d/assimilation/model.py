@@ -124,6 +124,7 @@ class TrajectoryModel:
         self.grid_points = int(grid_points)
         temp, dur, ends = log.segments(include_standby=include_standby)
         self._temp, self._dur, self._ends = temp, dur, ends
+        self._step_last = ends[1:] - 1  # the last segment of each PT step 1..T-1 (its end is the series)
         self._groups = [(int(k), np.flatnonzero(start == k)) for k in np.unique(start)]
 
     @property
@@ -136,7 +137,29 @@ class TrajectoryModel:
         """Number of tilt series T."""
         return self.log.n_series
 
-    def necks(self, params: Mapping[str, float], initial_neck_nm: float | None = None):
+    def durations_s(self, step_error_s=None) -> np.ndarray:
+        """Durations (s) of the log's segments, each PT step lengthened by its error.
+
+        Parameters
+        ----------
+        step_error_s : (T - 1,) ndarray, optional
+            True minus logged duration of each PT step (s); it is added to
+            the step's last segment. None: the logged durations.
+
+        Raises
+        ------
+        ValueError
+            A segment would last less than 0 s.
+        """
+        if step_error_s is None:
+            return self._dur
+        dur = self._dur.copy()
+        dur[self._step_last] += step_error_s
+        if dur.min() < 0.0:
+            raise ValueError("a PT step is shorter than its time error")
+        return dur
+
+    def necks(self, params: Mapping[str, float], initial_neck_nm: float | None = None, step_error_s=None):
         """Neck radius and its densifying part of every pair at every time.
 
         Parameters
@@ -146,6 +169,9 @@ class TrajectoryModel:
         initial_neck_nm : float, optional
             Shared initial neck (nm) when the model has no ``neck0_nm``;
             default the card's ``contact.initial_neck``.
+        step_error_s : (T - 1,) ndarray, optional
+            Time error of each PT step (s), shared by all pairs
+            (:meth:`durations_s`); None: the logged durations.
 
         Returns
         -------
@@ -159,11 +185,12 @@ class TrajectoryModel:
             x0 = self.neck0_nm
         else:
             x0 = np.full(p, self.card.initial_neck_nm if initial_neck_nm is None else float(initial_neck_nm))
+        dur = self.durations_s(step_error_s)
         for k0, idx in self._groups:
             e0 = self._ends[k0]
             xs, xds = neck_growth_segments(
                 self.card, params, radius_nm=self.radius_nm[idx], neck0_nm=x0[idx],
-                temperature_C=self._temp[e0:], duration_s=self._dur[e0:], gap_nm=self.gap_nm[idx],
+                temperature_C=self._temp[e0:], duration_s=dur[e0:], gap_nm=self.gap_nm[idx],
                 shell_thickness_nm=self.shell_thickness_nm, grid_points=self.grid_points,
             )
             rows = self._ends[k0:] - e0
@@ -171,16 +198,16 @@ class TrajectoryModel:
             xd[k0:, idx] = xds[rows]
         return x, xd
 
-    def __call__(self, params: Mapping[str, float], initial_neck_nm: float | None = None):
+    def __call__(self, params: Mapping[str, float], initial_neck_nm: float | None = None, step_error_s=None):
         """Neck radius and centre approach (nm) of every pair, each (T, P); NaN before a pair's start."""
-        x, xd = self.necks(params, initial_neck_nm)
+        x, xd = self.necks(params, initial_neck_nm, step_error_s)
         return x, approach_nm(xd, self.radius_nm)
 
     def __reduce__(self):
         return (_rebuild_model, (
             str(Path(self.card.path).resolve()), self.log.pt_time_s, self.log.temperature_C,
             self.log.standby_temperature_C, self.log.standby_s, self.radius_nm, self.gap_nm, self.start_index, self.neck0_nm,
-            self.shell_thickness_nm, self.include_standby, self.grid_points,
+            self.shell_thickness_nm, self.include_standby, self.grid_points, self.log.step_traces,
         ))
 
 
@@ -188,14 +215,14 @@ _WORKER_CARDS: dict[str, ModelCard] = {}
 
 
 def _rebuild_model(card_path, pt_time_s, temperature_C, standby_temperature_C, standby_s, radius_nm, gap_nm,
-                   start_index, neck0_nm, shell_thickness_nm, include_standby, grid_points):
+                   start_index, neck0_nm, shell_thickness_nm, include_standby, grid_points, step_traces=None):
     from ..sintering import load_model_card
 
     card = _WORKER_CARDS.get(card_path)
     if card is None:
         card = _WORKER_CARDS[card_path] = load_model_card(card_path)
     log = HeatingLog(pt_time_s=pt_time_s, temperature_C=temperature_C,
-                     standby_temperature_C=standby_temperature_C, standby_s=standby_s)
+                     standby_temperature_C=standby_temperature_C, standby_s=standby_s, step_traces=step_traces)
     return TrajectoryModel(card, log, radius_nm, gap_nm, start_index=start_index, neck0_nm=neck0_nm,
                            shell_thickness_nm=shell_thickness_nm, include_standby=include_standby,
                            grid_points=grid_points)

@@ -41,6 +41,7 @@ from ..specs import (
     parse,
 )
 from ..errors import SpecError
+from .likelihood import STEP_ERROR_PREFIX
 from .noise import NECK_READING_REFERENCE_NM, DEFAULT_SIGMA_PRIOR, NoiseSpec, NoiseTable, NoiseTables, relative_path
 from .priors import PositivePrior, Prior, card_priors
 
@@ -79,6 +80,24 @@ def gain_parameter(variable: str) -> str:
 
 
 
+class StepErrorSpec(Spec):
+    """``[forward.step_time_error]``: the logged PT step durations as uncertain.
+
+    Attributes
+    ----------
+    enabled : bool
+        Sample one latent time error per PT step, shared by all pairs
+        (default False: the logged durations are exact).
+    bound_s : float
+        Its prior is uniform in ±``bound_s`` (s). Default 1 s, the paper's
+        "error of ± 1 s" on each PT step (docs/design.md, "Heating log as
+        measured").
+    """
+
+    enabled: Flag = False
+    bound_s: Positive = 1.0
+
+
 class ForwardSpec(Spec):
     """How the forward model starts each pair and integrates the heating log.
 
@@ -106,6 +125,8 @@ class ForwardSpec(Spec):
         Integrate the standby waits.
     grid_points : int
         Tabulation points of the kinetics.
+    step_time_error : StepErrorSpec
+        The PT steps' time errors as latent parameters (off by default).
     """
     initial_neck: choice(INITIAL_NECK_MODES) = "card"
     initial_neck_prior: PositivePrior = _DEFAULT_NECK0_PRIOR
@@ -116,6 +137,7 @@ class ForwardSpec(Spec):
     standby_s: optional(NonNegative) = None
     include_standby: Flag = True
     grid_points: integer(8) = 128
+    step_time_error: StepErrorSpec = StepErrorSpec()
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -323,6 +345,17 @@ class FitSpec(Spec):
             priors.append(self.forward.initial_neck_prior)
         return tuple(priors)
 
+    def step_error_names(self, n_series: int) -> tuple[str, ...]:
+        """Latent time errors of a log of ``n_series`` series: ``pt_step_error_s_1 ..`` (none when off)."""
+        if not self.forward.step_time_error.enabled:
+            return ()
+        return tuple(f"{STEP_ERROR_PREFIX}{k}" for k in range(1, n_series))
+
+    def step_error_priors(self, n_series: int) -> tuple[Prior, ...]:
+        """Their priors: uniform in ± ``forward.step_time_error.bound_s``."""
+        b = self.forward.step_time_error.bound_s
+        return tuple(Prior("uniform", low=-b, high=b) for _ in self.step_error_names(n_series))
+
     def to_json(self) -> str:
         """The validated spec as JSON (for provenance in ``posterior.nc``)."""
         doc = {
@@ -352,6 +385,8 @@ class FitSpec(Spec):
             doc.pop(key)
         for key in ("steps", "burn_in", "thin", "checkpoint_steps"):
             doc["sampler"].pop(key)
+        if not self.forward.step_time_error.enabled:  # off: the key of a chain made before the switch existed
+            doc["forward"].pop("step_time_error")
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -13,6 +13,8 @@ from typing import Mapping
 import numpy as np
 import xarray as xr
 
+from .. import schema
+from ..errors import InputError
 from ..io.trajectories import TRAJECTORY_VARIABLES
 from ..sintering import HeatingLog, ModelCard, neck_growth, truncated_sphere_distance_ratio
 
@@ -21,7 +23,8 @@ def synthetic_trajectories(card: ModelCard, params: Mapping[str, float] | None, 
                            n_pairs: int = 7, log: HeatingLog | None = None, radius_range_nm=(65.0, 80.0),
                            neck_sigma_nm: float = 1.0, distance_sigma_nm: float = 2.0,
                            neck_pair_sigma_nm: float = 0.0,
-                           initial_neck_nm: float | None = None, shell_thickness_nm: float = 10.0) -> xr.Dataset:
+                           initial_neck_nm: float | None = None, shell_thickness_nm: float = 10.0,
+                           true_log: HeatingLog | None = None) -> xr.Dataset:
     """Neck and distance trajectories of isolated sphere pairs, with Gaussian measurement noise.
 
     Parameters
@@ -46,6 +49,10 @@ def synthetic_trajectories(card: ModelCard, params: Mapping[str, float] | None, 
         Neck at the first time (default: the card's ``contact.initial_neck``).
     shell_thickness_nm : float
         Shell thickness of the reservoir (nm).
+    true_log : HeatingLog, optional
+        The heating the pairs really saw (e.g. ``true_heating(log, ...).true``:
+        step-time errors, overshoot); the file still carries ``log``'s times
+        and temperatures, as a user's would. Default: ``log``.
 
     Returns
     -------
@@ -55,15 +62,19 @@ def synthetic_trajectories(card: ModelCard, params: Mapping[str, float] | None, 
         noisy distance less 2a); coordinates ``pt_time_s``,
         ``temperature_C``), with the noise-free ``true_neck_radius_nm`` and
         ``true_distance_nm`` and, as 0-d variables, the parameter values used
-        (as ``truth.nc`` records them). Pairs touch at the start (no gap):
-        ``d0 = 2a``.
+        (as ``truth.nc`` records them), and ``true_pt_time_s`` and
+        ``pt_step_error_s`` (time; as in ``truth.nc``). Pairs touch at the
+        start (no gap): ``d0 = 2a``.
     """
     rng = np.random.default_rng(rng)
     log = HeatingLog.paper() if log is None else log
     params = card.resolve_parameters(params)
     a = rng.uniform(*radius_range_nm, size=n_pairs)
     x0 = card.initial_neck_nm if initial_neck_nm is None else float(initial_neck_nm)
-    x, xd = neck_growth(card, params, radius_nm=a, neck0_nm=np.full(n_pairs, x0), log=log,
+    true_log = log if true_log is None else true_log
+    if true_log.n_series != log.n_series:
+        raise InputError(f"true_log has {true_log.n_series} series, log {log.n_series}")
+    x, xd = neck_growth(card, params, radius_nm=a, neck0_nm=np.full(n_pairs, x0), log=true_log,
                         shell_thickness_nm=shell_thickness_nm)
     d = 2.0 * a * truncated_sphere_distance_ratio(np.clip(xd / a, 0.0, 1.0))
     noisy_x = x + neck_sigma_nm * rng.standard_normal(x.shape)
@@ -81,6 +92,9 @@ def synthetic_trajectories(card: ModelCard, params: Mapping[str, float] | None, 
         data[name] += ({"units": units, "long_name": long_name},)
     data["true_neck_radius_nm"] = (dims, x, {"units": "nm", "long_name": "noise-free neck radius"})
     data["true_distance_nm"] = (dims, d, {"units": "nm", "long_name": "noise-free distance"})
+    step_error = np.concatenate([[0.0], np.diff(true_log.pt_time_s) - np.diff(log.pt_time_s)])
+    data["true_pt_time_s"] = ("time", np.asarray(true_log.pt_time_s), schema.attrs("true_pt_time_s", schema.TRUTH))
+    data["pt_step_error_s"] = ("time", step_error, schema.attrs("pt_step_error_s", schema.TRUTH))
     for name, value in params.items():
         data[name] = ((), float(value), {"long_name": f"model parameter {name} of card {card.name}", "units": "1"})
     coords = {

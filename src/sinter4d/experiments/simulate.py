@@ -31,7 +31,18 @@ from ..io.netcdf import write_dataset_atomic
 from ..operators import ParallelProjector
 from ..phantom import Cluster, Grid, make_cluster, pair_truth, voxelize
 from ..runfolder import RunFolder
-from ..sintering import HeatingLog, ModelCard, RigidMotion, load_model_card, rigid_bodies, sinter_cluster
+from ..sintering import (
+    HeatingLog,
+    HeatingTruth,
+    ModelCard,
+    OvershootSettings,
+    RigidMotion,
+    StepTimeErrorSettings,
+    load_model_card,
+    rigid_bodies,
+    sinter_cluster,
+    true_heating,
+)
 from .spec import ExperimentSpec, load_spec, parse_spec, resolve_model_card
 
 log = logging.getLogger(__name__)
@@ -51,6 +62,7 @@ class SimulationPlan:
     seeds: list[np.random.SeedSequence]
     rigid_displacement_nm: np.ndarray
     rigid_rotation_deg: np.ndarray
+    heating_truth: HeatingTruth | None = None
 
 
 def plan_simulation(spec: ExperimentSpec, spec_path: str | Path | None = None) -> SimulationPlan:
@@ -109,11 +121,19 @@ def plan_simulation(spec: ExperimentSpec, spec_path: str | Path | None = None) -
         np.random.default_rng(root.spawn(1)[0]),
         bridging_distance_nm=2.0 * ph.shell_thickness_nm,
     )
+    # the step-time errors: a stream of their own, spawned last (only when drawn)
+    hs = spec.heating
+    truth_heating = true_heating(
+        heating,
+        step_time_error=hs.step_time_error,
+        overshoot=hs.overshoot,
+        rng=np.random.default_rng(root.spawn(1)[0]) if hs.step_time_error.enabled else None,
+    )
     clusters = sinter_cluster(
         cluster0,
         card,
         parameters,
-        heating,
+        truth_heating.true,
         shell_thickness_nm=ph.shell_thickness_nm,
         between_series=motion if spec.sintering.rigid_motion.enabled else None,
     )
@@ -146,7 +166,8 @@ def plan_simulation(spec: ExperimentSpec, spec_path: str | Path | None = None) -
         axis_offset = float(r.uniform(-acq.axis_offset_max_px, acq.axis_offset_max_px))
     spec = spec.model_copy(update={"acquisition": acq.model_copy(update={"axis_offset_px": axis_offset})})
     return SimulationPlan(
-        spec, card, parameters, heating, clusters, pairs, grid, label_grid, step_seeds, displacement, rotation
+        spec, card, parameters, heating, clusters, pairs, grid, label_grid, step_seeds, displacement, rotation,
+        truth_heating,
     )
 
 
@@ -224,6 +245,7 @@ def truth_dataset(plan: SimulationPlan) -> xr.Dataset:
         rigid_rotation_deg=plan.rigid_rotation_deg,
         contact_particles=contacts,
         contact_neck_radius_nm=necks,
+        **_heating_record(plan),
     )
     data = {name: schema.variable(name, v, table=schema.TRUTH) for name, v in values.items()}
     for name, value in plan.parameters.items():
@@ -241,6 +263,23 @@ def truth_dataset(plan: SimulationPlan) -> xr.Dataset:
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
     ds["status"] = ds["status"].astype(str)
     return ds
+
+
+def _heating_record(plan: SimulationPlan) -> dict[str, np.ndarray]:
+    """The true heating beside the logged one: step errors, true times, each step's trace (truth.nc)."""
+    truth = plan.heating_truth
+    if truth is None:  # a plan made without one: the log as the truth (nothing to draw)
+        truth = true_heating(plan.heating, step_time_error=StepTimeErrorSettings(), overshoot=OvershootSettings())
+    true = truth.true
+    temp, dur, ends = true.segments(include_standby=False)
+    return dict(
+        true_pt_time_s=true.pt_time_s,
+        pt_step_error_s=np.concatenate([[0.0], truth.step_error_s]),
+        heating_trace_time_s=true.pt_time_s[0] + np.concatenate([[0.0], np.cumsum(dur)[:-1]])[: dur.size],
+        heating_trace_duration_s=dur,
+        heating_trace_temperature_C=temp,
+        heating_trace_series=np.repeat(np.arange(1, true.n_series), np.diff(ends)),
+    )
 
 
 def _third_contacts(contact: np.ndarray, pairs: np.ndarray) -> np.ndarray:

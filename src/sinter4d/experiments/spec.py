@@ -31,6 +31,7 @@ from ..errors import SpecError
 from ..phantom import NECK_SHAPES
 from ..pipeline.settings import PipelineSpec
 from ..sintering.cards import find_model_card
+from ..sintering.heating_trace import OvershootSettings, StepTimeErrorSettings
 from ..sintering.motion import RigidMotionSettings
 from ..specs import Flag, Spec, integer, load, parse
 
@@ -95,12 +96,17 @@ class HeatingSpec(Spec):
     ``temperature_C[k]`` is the median temperature of the PT step that ended
     at series k (the paper's Fig. 3); between PT steps the specimen waits at
     ``standby_temperature_C`` for ``standby_s`` while a tilt series is taken.
+    ``step_time_error`` and ``overshoot`` (``[heating.step_time_error]``,
+    ``[heating.overshoot]``, both off by default) make the true heating
+    differ from this log (docs/design.md, "Heating log as measured").
     """
 
     pt_time_s: list[NonNegativeFloat] = [0, 5, 12, 17, 22, 27, 31, 36, 41, 46, 51, 61, 71, 81, 100, 120, 150, 209]
     temperature_C: list[float] = [372, 370, 370, 370, 370, 372, 372, 370, 370, 372, 370, 364, 364, 364, 354, 353, 351, 350]
     standby_temperature_C: float = 200.0
     standby_s: NonNegativeFloat = 900.0
+    step_time_error: StepTimeErrorSettings = StepTimeErrorSettings()
+    overshoot: OvershootSettings = OvershootSettings()
 
     @model_validator(mode="after")
     def _log(self):
@@ -113,6 +119,16 @@ class HeatingSpec(Spec):
             )
         if any(b <= a for a, b in zip(t, t[1:])):
             raise ValueError("pt_time_s must increase strictly")
+        shortest = min((b - a for a, b in zip(t, t[1:])), default=math.inf)
+        if self.step_time_error.enabled and not self.step_time_error.bound_s < shortest:
+            raise ValueError(f"step_time_error.bound_s ({self.step_time_error.bound_s:g} s) must be below the "
+                             f"shortest PT step ({shortest:g} s)")
+        error = self.step_time_error.bound_s if self.step_time_error.enabled else 0.0
+        if self.overshoot.enabled and not 2.0 * self.overshoot.ramp_s < shortest - error:
+            raise ValueError(f"overshoot.ramp_s ({self.overshoot.ramp_s:g} s) must last under half the shortest "
+                             f"PT step less its time error ({shortest - error:g} s)")
+        if self.overshoot.enabled and any(temp <= self.standby_temperature_C for temp in self.temperature_C[1:]):
+            raise ValueError("with an overshoot every PT step's temperature must lie above standby_temperature_C")
         for temp in (*self.temperature_C, self.standby_temperature_C):
             if not -273.15 < temp < 1083.0:
                 raise ValueError(f"temperature {temp} °C is outside (-273.15, 1083) °C (Cu melts at 1083 °C)")

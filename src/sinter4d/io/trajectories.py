@@ -170,6 +170,9 @@ def _read_netcdf(path: Path) -> xr.Dataset:
     for name, var in raw.data_vars.items():
         if var.ndim == 0 and var.dtype.kind in "fiu" and name not in data:
             data[name] = ((), float(var.values), dict(var.attrs))
+    if "pt_step_error_s" in raw and raw["pt_step_error_s"].dims == ("time",):  # a simulated run's true step errors
+        data["pt_step_error_s"] = (("time",), _as_float(raw["pt_step_error_s"].values, path, "pt_step_error_s"),
+                                   dict(raw["pt_step_error_s"].attrs))
     coords = _coords(_as_float(raw["pt_time_s"].values, path, "pt_time_s"),
                      _as_float(raw["temperature_C"].values, path, "temperature_C"), pairs)
     attrs = {k: raw.attrs[k] for k in ("spec", "model_card", "parameter_names", "title") if k in raw.attrs}

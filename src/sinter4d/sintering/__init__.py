@@ -3,7 +3,8 @@
 The physics lives here once. Laws are registered by name in :mod:`.laws`; a
 model card (``models/*.toml``) picks them and gives material data and priors
 (:func:`load_model_card`); :func:`neck_growth` integrates the necks of many
-contacts along a :class:`HeatingLog`; :func:`sinter_cluster` moves a whole
+contacts along a :class:`HeatingLog` (:func:`true_heating` makes the true log of a logged one:
+step-time errors, overshoot); :func:`sinter_cluster` moves a whole
 :class:`~sinter4d.phantom.Cluster` (neck growth, centre approach, new
 contacts) and returns one cluster per tilt series; :class:`RigidMotion` moves
 rigid bodies of cores between series (:func:`rigid_bodies`).
@@ -24,6 +25,14 @@ from .geometry import (
     truncated_sphere_pair,
 )
 from .heating import PAPER_PT_TIME_S, PAPER_TEMPERATURE_C, HeatingLog
+from .heating_trace import (
+    HeatingTruth,
+    OvershootSettings,
+    StepTimeErrorSettings,
+    overshoot_plateau_C,
+    overshoot_trace,
+    true_heating,
+)
 from .kinetics import neck_growth, neck_growth_rate, neck_growth_segments
 from .laws import (
     MECHANISMS,
@@ -42,6 +51,12 @@ from .motion import RigidMotion, RigidMotionSettings, rigid_bodies
 
 __all__ = [
     "HeatingLog",
+    "HeatingTruth",
+    "OvershootSettings",
+    "StepTimeErrorSettings",
+    "overshoot_plateau_C",
+    "overshoot_trace",
+    "true_heating",
     "MECHANISMS",
     "Mechanism",
     "ModelCard",

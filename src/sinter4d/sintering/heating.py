@@ -14,6 +14,11 @@ standby is therefore never integrated.
 The time line is thus::
 
     series 0 | ST standby_s[0] | PT step 1 at temperature_C[1] | series 1 | ST standby_s[1] | PT step 2 ...
+
+A log may also carry the true temperature trace of each PT step
+(``step_traces``, made by :func:`~sinter4d.sintering.heating_trace.true_heating`):
+each step is then integrated as its pieces of constant temperature instead
+of one segment at its median (docs/design.md, "Heating log as measured").
 """
 
 from __future__ import annotations
@@ -49,12 +54,17 @@ class HeatingLog:
     standby_s : float or (T,) ndarray
         Time (s) spent at the standby temperature acquiring each series; a
         scalar applies to every series. Stored as a (T,) array.
+    step_traces : tuple of (temperature_C, duration_s) pairs, optional
+        The temperature trace of each PT step 1..T-1: pieces of constant
+        temperature (°C) and their durations (s), which sum to the step's
+        duration. None (default): each step at ``temperature_C[k]`` throughout.
     """
 
     pt_time_s: np.ndarray
     temperature_C: np.ndarray
     standby_temperature_C: float = 200.0
     standby_s: np.ndarray | float = 900.0
+    step_traces: tuple | None = None
 
     def __post_init__(self):
         t = np.asarray(self.pt_time_s, dtype=float).reshape(-1)
@@ -76,6 +86,8 @@ class HeatingLog:
             value.flags.writeable = False
             object.__setattr__(self, name, value)
         object.__setattr__(self, "standby_temperature_C", float(self.standby_temperature_C))
+        if self.step_traces is not None:
+            object.__setattr__(self, "step_traces", _check_traces(self.step_traces, np.diff(t)))
 
     @classmethod
     def paper(cls, *, standby_temperature_C: float = 200.0, standby_s: float = 900.0) -> HeatingLog:
@@ -139,10 +151,34 @@ def _build_segments(log: HeatingLog, include_standby: bool):
         if include_standby and log.standby_s[k - 1] > 0:
             temps.append(log.standby_temperature_C)
             durs.append(log.standby_s[k - 1])
-        temps.append(log.temperature_C[k])
-        durs.append(log.pt_time_s[k] - log.pt_time_s[k - 1])
+        if log.step_traces is None:
+            temps.append(log.temperature_C[k])
+            durs.append(log.pt_time_s[k] - log.pt_time_s[k - 1])
+        else:
+            temps.extend(log.step_traces[k - 1][0])
+            durs.extend(log.step_traces[k - 1][1])
         ends.append(len(temps))
     out = (np.asarray(temps, dtype=float), np.asarray(durs, dtype=float), np.asarray(ends, dtype=np.int64))
     for arr in out:
         arr.flags.writeable = False
     return out
+
+
+def _check_traces(traces, step_s: np.ndarray) -> tuple:
+    """The traces as read-only float arrays, checked against the steps' durations ``step_s``."""
+    if len(traces) != step_s.size:
+        raise InputError(f"step_traces has {len(traces)} steps but the log has {step_s.size}")
+    out = []
+    for k, (temp, dur) in enumerate(traces, start=1):
+        temp = np.asarray(temp, dtype=float).reshape(-1)
+        dur = np.asarray(dur, dtype=float).reshape(-1)
+        if temp.shape != dur.shape or temp.size < 1:
+            raise InputError(f"step_traces[{k - 1}]: temperature_C and duration_s must be 1-D of one length")
+        if np.any(dur < 0) or not np.all(np.isfinite(dur)) or np.any(temp <= -273.15) or not np.all(np.isfinite(temp)):
+            raise InputError(f"step_traces[{k - 1}]: durations must be >= 0 and temperatures above -273.15 °C")
+        if not np.isclose(dur.sum(), step_s[k - 1], rtol=1e-9, atol=1e-9):
+            raise InputError(f"step_traces[{k - 1}]: durations sum to {dur.sum():g} s, the step lasts {step_s[k - 1]:g} s")
+        temp.flags.writeable = False
+        dur.flags.writeable = False
+        out.append((temp, dur))
+    return tuple(out)
