@@ -6,6 +6,7 @@ module spells a file name::
 
     RUNDIR/spec.json            the validated experiment spec     simulate
     RUNDIR/manifest.csv         the manifest of an imported run   (import)
+    RUNDIR/heating_log.nc       its step-time bounds, holder log  (import, when the manifest has them)
     RUNDIR/settings.json        an imported run's pipeline        (runner)
     RUNDIR/truth.nc             true geometry and pair metrics    simulate
     RUNDIR/tilts/tNN.nc         one HAADF tilt series per step    simulate
@@ -168,6 +169,11 @@ class RunFolder:
     def manifest(self) -> Path:
         """``manifest.csv``: the copy of the manifest an imported run was made from (marks the run as imported)."""
         return self.path / "manifest.csv"
+
+    @property
+    def heating_log(self) -> Path:
+        """``heating_log.nc``: an imported run's step-time bounds and holder temperature log (docs/design.md)."""
+        return self.path / "heating_log.nc"
 
     @property
     def settings(self) -> Path:

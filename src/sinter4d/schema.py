@@ -17,6 +17,7 @@ __all__ = [
     "CALIBRATED_OF",
     "CALIBRATION",
     "COORDINATES",
+    "HEATING_LOG",
     "METRICS",
     "MODEL_PARAMETER_LONG_NAME",
     "NECK_READING_REFERENCE_NM",
@@ -110,6 +111,19 @@ TRUTH: dict[str, Variable] = _table(
     Variable("heating_trace_duration_s", "s", "duration of the trace piece", ("trace",)),
     Variable("heating_trace_temperature_C", "degC", "true temperature of the trace piece", ("trace",)),
     Variable("heating_trace_series", "1", "series at which the PT step of the trace piece ended", ("trace",)),
+)
+
+
+# --------------------------------------------------------------------------- heating_log.nc
+#: Variables of an imported run's ``heating_log.nc`` (the manifest's optional heating columns).
+HEATING_LOG: dict[str, Variable] = _table(
+    Variable("pt_step_error_bound_s", "s",
+             "bound of the logged duration's error of the PT step that ended at the series (NaN: not given)",
+             ("time",)),
+    Variable("holder_log_time_s", "s", "time of the holder's temperature sample from the start of its PT step",
+             ("sample",)),
+    Variable("holder_log_temperature_C", "degC", "temperature the holder logged", ("sample",)),
+    Variable("holder_log_series", "1", "series at which the PT step of the sample ended", ("sample",)),
 )
 
 
@@ -306,7 +320,7 @@ SWEEP_SUFFIX_UNITS: tuple[tuple[str, str], ...] = (
 
 
 # --------------------------------------------------------------------------- access
-_TABLES = (COORDINATES, PAIR_METRICS, TRUTH, METRICS, VALIDATION, SWEEP, CALIBRATED_METRICS, CALIBRATION)
+_TABLES = (COORDINATES, PAIR_METRICS, TRUTH, HEATING_LOG, METRICS, VALIDATION, SWEEP, CALIBRATED_METRICS, CALIBRATION)
 
 #: Every name of the schema. A coordinate or pair metric means what the shared tables say; a name
 #: that two files define differently (``tilt_axis_angle_deg`` of ``metrics.nc`` and of

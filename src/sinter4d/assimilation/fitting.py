@@ -28,7 +28,7 @@ import xarray as xr
 from ..errors import InputError, SpecError
 from ..io.trajectories import experiment_heating, read_trajectories, validation_sigma
 from ..runfolder import FitFolder
-from ..sintering import HeatingLog
+from ..sintering import HeatingLog, logged_trace_pieces
 from .likelihood import STEP_ERROR_PREFIX, LogPosterior
 from .model import TrajectoryModel
 from .output import build_inference_data, summary_table, write_inference_data_atomic, write_summary
@@ -71,8 +71,9 @@ class FitProblem:
         for v in self.logpost.variables:
             h.update(np.ascontiguousarray(self.logpost.observed[v]).tobytes())
         m = self.logpost.model
+        traces = [a for trace in (m.log.step_traces or ()) for a in trace]
         for arr in (m.log.pt_time_s, m.log.temperature_C, m.log.standby_s, m.radius_nm, m.gap_nm,
-                    m.start_index, np.zeros(0) if m.neck0_nm is None else m.neck0_nm):
+                    m.start_index, np.zeros(0) if m.neck0_nm is None else m.neck0_nm, *traces):
             h.update(np.ascontiguousarray(arr, dtype=float).tobytes())
         h.update(json.dumps(self.settings, sort_keys=True, default=str).encode())
         return h.hexdigest()[:16]
@@ -136,7 +137,8 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
     settings = _settings(spec, ds)
     try:
         heating = HeatingLog(pt_time_s=ds["pt_time_s"].values, temperature_C=ds["temperature_C"].values,
-                             standby_temperature_C=settings["standby_temperature_C"], standby_s=settings["standby_s"])
+                             standby_temperature_C=settings["standby_temperature_C"], standby_s=settings["standby_s"],
+                             step_traces=_holder_traces(ds))
     except ValueError as exc:
         raise InputError(f"{data_path}: heating log: {exc}") from None
     model, excluded = _pair_model(spec, ds, heating, settings["shell_thickness_nm"], data_path)
@@ -170,7 +172,11 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
     if spec.sampler.walkers < 2 * len(names):
         raise SpecError(f"{spec.path}: sampler.walkers: must be at least twice the number of sampled parameters "
                         f"({2 * len(names)}, with {n_series - 1} step-time errors), got {spec.sampler.walkers}")
-    logpost = LogPosterior(model, names, spec.parameter_priors + spec.step_error_priors(n_series), spec.fixed,
+    bounds = ds["pt_step_error_bound_s"].values[1:] if "pt_step_error_bound_s" in ds else None
+    step_priors = spec.step_error_priors(n_series, bounds)
+    if step_priors:  # (absent when off: the resume key of a chain made before the bounds existed)
+        settings["step_error_bounds_s"] = [p.high for p in step_priors]
+    logpost = LogPosterior(model, names, spec.parameter_priors + step_priors, spec.fixed,
                            {v: ds[v].values for v in spec.variables}, sigma, pair_sigma_nm=pair_sigma,
                            bias_nm=bias, gain=gain, reference_nm=reference, excluded=left_out)
     truth = {}
@@ -188,6 +194,26 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
                     grid_points=fwd.grid_points, sigma_nm=sigma)
     start = np.concatenate([_start_point(spec), np.zeros(len(spec.step_error_names(n_series)))])
     return FitProblem(spec, ds, logpost, start, truth, settings)
+
+
+def _holder_traces(ds: xr.Dataset) -> tuple | None:
+    """Each PT step's temperature as the holder logged it (``holder_log_*`` of an imported run), or None.
+
+    A step with samples is the pieces of :func:`~sinter4d.sintering.logged_trace_pieces`;
+    one without is at its median ``temperature_C`` throughout.
+    """
+    if "holder_log_series" not in ds or ds["holder_log_series"].size == 0:
+        return None
+    t, median = ds["pt_time_s"].values, ds["temperature_C"].values
+    series = ds["holder_log_series"].values
+    time_s, temp = ds["holder_log_time_s"].values, ds["holder_log_temperature_C"].values
+    traces = []
+    for k in range(1, t.size):
+        mine = series == k
+        step = t[k] - t[k - 1]
+        traces.append(logged_trace_pieces(time_s[mine], temp[mine], step) if mine.any()
+                      else (np.array([median[k]]), np.array([step])))
+    return tuple(traces)
 
 
 def _fitted_pairs(ds: xr.Dataset, variables, data_path: Path) -> xr.Dataset:

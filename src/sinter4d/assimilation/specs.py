@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import Field, PlainValidator, PrivateAttr, ValidationInfo, model_validator
 
 from ..sintering import ModelCard, load_model_card
@@ -351,10 +352,19 @@ class FitSpec(Spec):
             return ()
         return tuple(f"{STEP_ERROR_PREFIX}{k}" for k in range(1, n_series))
 
-    def step_error_priors(self, n_series: int) -> tuple[Prior, ...]:
-        """Their priors: uniform in ± ``forward.step_time_error.bound_s``."""
-        b = self.forward.step_time_error.bound_s
-        return tuple(Prior("uniform", low=-b, high=b) for _ in self.step_error_names(n_series))
+    def step_error_priors(self, n_series: int, bounds_s=None) -> tuple[Prior, ...]:
+        """Their priors: uniform in ± the step's bound.
+
+        ``bounds_s`` ((T - 1,) array, optional): the bound of each PT step
+        1 .. T-1 the data give (an imported run's ``pt_step_error_bound_s``);
+        where it is None or NaN, ``forward.step_time_error.bound_s``.
+        """
+        names = self.step_error_names(n_series)
+        b = np.full(len(names), self.forward.step_time_error.bound_s)
+        if bounds_s is not None and names:
+            given = np.asarray(bounds_s, dtype=float)
+            b = np.where(np.isfinite(given), given, b)
+        return tuple(Prior("uniform", low=-float(bk), high=float(bk)) for bk in b)
 
     def to_json(self) -> str:
         """The validated spec as JSON (for provenance in ``posterior.nc``)."""

@@ -13,7 +13,15 @@ at one tilt: it tunes BM3D's noise level as the paper's 50-frame average
 did), ``reference_tilt_deg`` (the tilt of the reference, default 0°),
 ``pixel_size_nm`` and ``tilt_axis_rotation_deg`` are optional. Paths are
 relative to the CSV; ``angles`` may be empty when the stack's own metadata
-holds them.
+holds them. Two optional columns describe the heating log as it was
+measured (docs/design.md, "Heating log as measured"), for the PT step that
+ended at the row's series (so not on the first row):
+``pt_step_error_bound_s`` (the bound b of the logged duration's error, s:
+the paper's "error of ± 1 s" of a holder logging once a second) and
+``temperature_log`` (a CSV of the holder's samples of that step, columns
+``time_s`` (s from the step's start) and ``temperature_C``). They go into
+the run folder's ``heating_log.nc``, which the fit reads beside
+``metrics.nc``.
 
 :func:`import_manifest` reads and checks every row (every stack is read)
 and writes the run folder's ``tilts/tNN.nc`` in time order, a copy of the
@@ -49,12 +57,17 @@ __all__ = [
     "import_manifest",
     "read_manifest",
     "read_reference",
+    "heating_log_dataset",
+    "read_temperature_log",
 ]
 
 #: Columns every manifest has.
 MANIFEST_COLUMNS = ("stack", "angles", "pt_time_s", "temperature_C")
 #: Columns a manifest may have.
-OPTIONAL_COLUMNS = ("reference", "reference_tilt_deg", "pixel_size_nm", "tilt_axis_rotation_deg")
+OPTIONAL_COLUMNS = ("reference", "reference_tilt_deg", "pixel_size_nm", "tilt_axis_rotation_deg",
+                    "pt_step_error_bound_s", "temperature_log")
+#: Columns of a temperature log (one per PT step: the holder's samples).
+TEMPERATURE_LOG_COLUMNS = ("time_s", "temperature_C")
 
 #: Relative difference of pixel sizes taken as the same pixel size.
 _PIXEL_RTOL = 1e-3
@@ -80,6 +93,13 @@ class ManifestRow:
         Tilt of the reference, deg (0 when the column is absent or empty).
     pixel_size_nm, tilt_axis_rotation_deg : float or None
         None: from the stack's metadata.
+    pt_step_error_bound_s : float or None
+        Bound of the error of the logged duration of the PT step that ended
+        at this series (s); None: not given (the fit spec's bound).
+    temperature_log : Path or None
+        The holder's temperature log of that step.
+    temperature_log_samples : ((n,) ndarray, (n,) ndarray) or None
+        Its times (s from the step's start) and temperatures (°C), checked.
     """
 
     row: int
@@ -91,6 +111,9 @@ class ManifestRow:
     reference_tilt_deg: float = 0.0
     pixel_size_nm: float | None = None
     tilt_axis_rotation_deg: float | None = None
+    pt_step_error_bound_s: float | None = None
+    temperature_log: Path | None = None
+    temperature_log_samples: tuple | None = None
 
 
 # -- the reference of a row ---------------------------------------------------------------------
@@ -129,6 +152,61 @@ def _origin(ds: xr.Dataset, key: str, given: bool) -> str:
     return "stack metadata" if source in ("file", "file metadata") else source
 
 
+# -- the temperature log of a step ---------------------------------------------------------------
+
+
+def read_temperature_log(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The holder's temperature samples of one PT step, checked.
+
+    Parameters
+    ----------
+    path : Path
+        A CSV with a header row and columns ``time_s`` (s from the start of
+        the PT step, >= 0, strictly increasing) and ``temperature_C`` (°C);
+        blank lines and lines starting with ``#`` are skipped.
+
+    Returns
+    -------
+    time_s, temperature_C : (n,) ndarray
+
+    Raises
+    ------
+    InputError
+        One line naming the file, the row (1 = the first data row) and the
+        column: unreadable, a missing column, no sample, a value that is not
+        a finite number, times not increasing or negative, a temperature
+        outside (-273.15, 1083) °C.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the temperature log ({exc.__class__.__name__}: {exc})") from None
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    table = list(csv.reader(lines, skipinitialspace=True))
+    header = [h.strip() for h in table[0]] if table else []
+    if sorted(header) != sorted(TEMPERATURE_LOG_COLUMNS):
+        raise InputError(f"{path}: the header must name the columns {', '.join(TEMPERATURE_LOG_COLUMNS)} "
+                         f"(got {', '.join(header) or 'none'})")
+    if len(table) == 1:
+        raise InputError(f"{path}: no sample after the header")
+    samples = np.empty((len(table) - 1, 2))
+    for k, cells in enumerate(table[1:], start=1):
+        if len(cells) != len(header):
+            raise InputError(f"{path}: row {k}: {len(cells)} cells for {len(header)} columns")
+        row = dict(zip(header, (c.strip() for c in cells)))
+        for j, column in enumerate(TEMPERATURE_LOG_COLUMNS):
+            samples[k - 1, j] = _number(row[column], f"{path}: row {k}, column {column}")
+        time, temp = samples[k - 1]
+        if time < 0:
+            raise InputError(f"{path}: row {k}, column time_s: must be >= 0 s from the step's start (got {time:g})")
+        if k > 1 and not time > samples[k - 2, 0]:
+            raise InputError(f"{path}: row {k}, column time_s: {time:g} s is not after {samples[k - 2, 0]:g} s "
+                             f"of row {k - 1} (times must increase strictly)")
+        if not -273.15 < temp < 1083.0:
+            raise InputError(f"{path}: row {k}, column temperature_C: {temp:g} °C is outside (-273.15, 1083) °C")
+    return samples[:, 0].copy(), samples[:, 1].copy()
+
+
 # -- the CSV -------------------------------------------------------------------------------------
 
 
@@ -164,8 +242,10 @@ def _parse_row(cells: dict[str, str], k: int, csv_path: Path) -> ManifestRow:
     for column in ("pt_time_s", "temperature_C"):
         if not cells.get(column):
             raise InputError(f"{where(column)}: missing value")
-    values = {c: _number(cells[c], where(c), positive=c == "pixel_size_nm") if cells.get(c) else None
-              for c in ("pt_time_s", "temperature_C", "reference_tilt_deg", "pixel_size_nm", "tilt_axis_rotation_deg")}
+    values = {c: _number(cells[c], where(c), positive=c in ("pixel_size_nm", "pt_step_error_bound_s"))
+              if cells.get(c) else None
+              for c in ("pt_time_s", "temperature_C", "reference_tilt_deg", "pixel_size_nm", "tilt_axis_rotation_deg",
+                        "pt_step_error_bound_s")}
     if values["pt_time_s"] < 0:
         raise InputError(f"{where('pt_time_s')}: must be >= 0 s (got {values['pt_time_s']:g})")
     if not -273.15 < values["temperature_C"] < 1083.0:
@@ -176,6 +256,13 @@ def _parse_row(cells: dict[str, str], k: int, csv_path: Path) -> ManifestRow:
     reference = path_of("reference", required=False)
     if values["reference_tilt_deg"] is not None and reference is None:
         raise InputError(f"{where('reference_tilt_deg')}: given without a reference")
+    temperature_log = path_of("temperature_log", required=False)
+    samples = None
+    if temperature_log is not None:
+        try:
+            samples = read_temperature_log(temperature_log)
+        except InputError as exc:
+            raise InputError(f"{where('temperature_log')}: {exc}") from None
     return ManifestRow(
         row=k,
         stack=path_of("stack", required=True),
@@ -186,6 +273,9 @@ def _parse_row(cells: dict[str, str], k: int, csv_path: Path) -> ManifestRow:
         reference_tilt_deg=values["reference_tilt_deg"] or 0.0,
         pixel_size_nm=values["pixel_size_nm"],
         tilt_axis_rotation_deg=values["tilt_axis_rotation_deg"],
+        pt_step_error_bound_s=values["pt_step_error_bound_s"],
+        temperature_log=temperature_log,
+        temperature_log_samples=samples,
     )
 
 
@@ -242,7 +332,54 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
         if not row.pt_time_s > prev.pt_time_s:
             raise InputError(f"{path}: row {row.row}, column pt_time_s: {row.pt_time_s:g} s is not after "
                              f"{prev.pt_time_s:g} s of row {prev.row} (times must increase strictly)")
+    _check_heating_columns(rows, path)
     return rows
+
+
+def _check_heating_columns(rows: list[ManifestRow], path: Path) -> None:
+    """The step-time bound and temperature log of a row belong to the PT step that ended there."""
+    first = rows[0]
+    for column, value in (("pt_step_error_bound_s", first.pt_step_error_bound_s),
+                          ("temperature_log", first.temperature_log)):
+        if value is not None:
+            raise InputError(f"{path}: row {first.row}, column {column}: the first series ends no PT step "
+                             "(leave the cell empty)")
+    for prev, row in zip(rows, rows[1:]):
+        step = row.pt_time_s - prev.pt_time_s
+        if row.pt_step_error_bound_s is not None and not row.pt_step_error_bound_s < step:
+            raise InputError(f"{path}: row {row.row}, column pt_step_error_bound_s: {row.pt_step_error_bound_s:g} s "
+                             f"is not below the step's logged {step:g} s")
+        if row.temperature_log_samples is not None and not row.temperature_log_samples[0][0] < step:
+            raise InputError(f"{path}: row {row.row}, column temperature_log: {row.temperature_log}: the first sample "
+                             f"({row.temperature_log_samples[0][0]:g} s) is not within the step's logged {step:g} s")
+
+
+def heating_log_dataset(rows: list[ManifestRow]) -> xr.Dataset | None:
+    """``heating_log.nc`` of the rows: step-time bounds and holder samples (:data:`~sinter4d.schema.HEATING_LOG`).
+
+    None when no row gives either.
+    """
+    from .. import schema
+
+    logged = [(k, row) for k, row in enumerate(rows) if row.temperature_log_samples is not None]
+    bounds = [np.nan if row.pt_step_error_bound_s is None else row.pt_step_error_bound_s for row in rows]
+    if not logged and np.all(np.isnan(bounds)):
+        return None
+    cat = (lambda i: np.concatenate([row.temperature_log_samples[i] for _, row in logged]) if logged else np.zeros(0))
+    series = np.concatenate([np.full(row.temperature_log_samples[0].size, k) for k, row in logged]) if logged else []
+    data = {
+        "pt_step_error_bound_s": schema.variable("pt_step_error_bound_s", bounds, table=schema.HEATING_LOG),
+        "holder_log_time_s": schema.variable("holder_log_time_s", cat(0), table=schema.HEATING_LOG),
+        "holder_log_temperature_C": schema.variable("holder_log_temperature_C", cat(1), table=schema.HEATING_LOG),
+        "holder_log_series": schema.variable("holder_log_series", np.asarray(series, dtype=np.int64),
+                                             table=schema.HEATING_LOG),
+    }
+    coords = {"time": schema.coordinate("time", np.arange(len(rows))),
+              "pt_time_s": schema.coordinate("pt_time_s", [row.pt_time_s for row in rows]),
+              "temperature_C": schema.coordinate("temperature_C", [row.temperature_C for row in rows])}
+    files = {str(row.row): str(row.temperature_log) for _, row in logged}
+    return xr.Dataset(data, coords=coords, attrs={"title": "sinter4d heating log as measured",
+                                                  "temperature_log_files": json.dumps(files)})
 
 
 # -- the run folder --------------------------------------------------------------------------------
@@ -266,6 +403,10 @@ def _step_dataset(row: ManifestRow, k: int, csv_path: Path, csv_sha: str) -> xr.
         "pt_time_s": {"value": row.pt_time_s, "from": "manifest"},
         "temperature_C": {"value": row.temperature_C, "from": "manifest"},
     }
+    if row.pt_step_error_bound_s is not None:
+        provenance["pt_step_error_bound_s"] = {"value": row.pt_step_error_bound_s, "from": "manifest"}
+    if row.temperature_log is not None:
+        provenance["temperature_log"] = {"file": str(row.temperature_log), "sha256": file_sha256(row.temperature_log)}
     if row.tilt_axis_rotation_deg is not None or "tilt_axis_rotation_deg" in ds.attrs:
         provenance["tilt_axis_rotation_deg"] = {"value": float(ds.attrs.get("tilt_axis_rotation_deg", np.nan)),
                                              "from": _origin(ds, "tilt_axis_rotation",
@@ -338,7 +479,9 @@ def import_manifest(path: str | Path, out_dir: str | Path) -> RunFolder:
         ``provenance``: a JSON string saying where each value came from, the
         manifest or the stack's metadata, with each file's SHA-256; a
         ``reference`` (y, x) image when the row names one), the copy of the
-        manifest and ``run.json`` (``kind = "imported"``).
+        manifest, ``heating_log.nc`` when a row gives ``pt_step_error_bound_s``
+        or ``temperature_log`` (:func:`heating_log_dataset`) and ``run.json``
+        (``kind = "imported"``).
 
     Raises
     ------
@@ -366,6 +509,9 @@ def import_manifest(path: str | Path, out_dir: str | Path) -> RunFolder:
             _check_same_grid(ds, row, first, csv_path)
             write_dataset_atomic(ds, staged.tilt(k))
             del ds
+        heating = heating_log_dataset(rows)
+        if heating is not None:
+            write_dataset_atomic(heating, staged.heating_log)
         shutil.copyfile(csv_path, staged.manifest)
         write_json_atomic(staged.record, {
             "kind": "imported",

@@ -14,6 +14,12 @@ Both layouts of docs/design.md are read into one :class:`xarray.Dataset` with di
   variable) ``surface_gap_nm`` gives the gap along the line of centres,
   which a shell-reservoir fit uses for the gap a neck bridges.
 
+An imported run's ``metrics.nc`` (or ``metrics.csv``) is read with the
+run folder's ``heating_log.nc`` beside it when the manifest gave one
+(docs/design.md, "Heating log as measured"): its variables
+``pt_step_error_bound_s`` (time) and ``holder_log_*`` (sample) join the
+dataset.
+
 NaN marks a point that could not be measured; it is skipped by the fit, not
 fatal. Errors a user can cause raise :class:`~sinter4d.errors.InputError`
 with one line naming the file and the problem.
@@ -31,7 +37,8 @@ import xarray as xr
 
 from ..checks import check_file
 from ..errors import InputError
-from ..schema import COORDINATES, PAIR_METRICS
+from ..runfolder import RunFolder
+from ..schema import COORDINATES, HEATING_LOG, PAIR_METRICS
 from .netcdf import open_dataset_checked
 
 log = logging.getLogger(__name__)
@@ -65,7 +72,9 @@ def read_trajectories(path: str | Path) -> xr.Dataset:
         and ``surface_gap_nm`` (all NaN when the file has none) and
         ``particle_radius_nm`` (nm);
         coordinates ``pt_time_s`` (s), ``temperature_C`` (°C) and ``pair``
-        (labels); 0-d parameter variables of a simulated run; attribute
+        (labels); 0-d parameter variables of a simulated run; the
+        variables of ``heating_log.nc`` when the file is a run folder's
+        metrics and the folder has one; attribute
         ``source`` (the path) and, when the file carries one, ``spec`` (the
         experiment spec as JSON).
 
@@ -91,6 +100,7 @@ def read_trajectories(path: str | Path) -> xr.Dataset:
     else:
         ds = _read_netcdf(path)
     _check(ds, path)
+    ds = _with_heating_log(ds, path)
     ds.attrs["source"] = str(path)
     return ds
 
@@ -243,6 +253,22 @@ def _read_csv(path: Path) -> xr.Dataset:
         values[k_of_row, p_of_row] = cols[name]
         data[name] = (("time", "pair"), values, {"units": units, "long_name": long_name})
     return xr.Dataset(data, coords=_coords(times, temperature, pairs))
+
+
+def _with_heating_log(ds: xr.Dataset, path: Path) -> xr.Dataset:
+    """``ds`` with the variables of the run folder's ``heating_log.nc`` when ``path`` is that folder's metrics."""
+    run = RunFolder(path.parent)
+    if path.name not in (run.metrics.name, run.metrics_csv.name) or not run.heating_log.is_file():
+        return ds
+    heating = open_dataset_checked(run.heating_log, list(HEATING_LOG) + ["pt_time_s"])
+    logged, measured = heating["pt_time_s"].values, ds["pt_time_s"].values
+    if logged.shape != measured.shape or not np.allclose(logged, measured, rtol=0, atol=1e-6):
+        raise InputError(f"{run.heating_log}: its times ({', '.join(f'{t:g}' for t in logged)} s) differ from those "
+                         f"of {path} ({', '.join(f'{t:g}' for t in measured)} s); measure every series of the run")
+    for name, var in HEATING_LOG.items():
+        ds[name] = (var.dims, _as_float(heating[name].values, run.heating_log, name), var.attrs)
+    ds.attrs["heating_log"] = str(run.heating_log)
+    return ds
 
 
 def _coords(pt_time_s, temperature_C, pairs):

@@ -40,6 +40,7 @@ __all__ = [
     "STEP_ERROR_LAWS",
     "StepTimeErrorSettings",
     "draw_step_errors",
+    "logged_trace_pieces",
     "overshoot_plateau_C",
     "overshoot_trace",
     "trace_pieces",
@@ -176,6 +177,33 @@ def trace_pieces(median_C: float, duration_s: float, settings: OvershootSettings
                            standby_temperature_C=standby_temperature_C, overshoot_C=settings.overshoot_C,
                            decay_s=settings.decay_s, ramp_s=settings.ramp_s)
     return temp, np.diff(edges)
+
+
+def logged_trace_pieces(time_s, temperature_C, duration_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """A step's temperature as the holder logged it, as pieces of constant temperature: ``(temperature_C, duration_s)``.
+
+    Each sample holds from the midpoint with its predecessor to the midpoint
+    with its successor (nearest sample); the first piece starts at the step's
+    start (0 s), the last ends at ``duration_s``, and samples beyond the step
+    give no piece (docs/design.md, "Heating log as measured").
+
+    Parameters
+    ----------
+    time_s : (n,) ndarray
+        Times of the samples (s from the start of the PT step), strictly increasing.
+    temperature_C : (n,) ndarray
+        Logged temperatures (°C).
+    duration_s : float
+        Logged duration of the step (s).
+    """
+    t = np.asarray(time_s, dtype=float).reshape(-1)
+    temp = np.asarray(temperature_C, dtype=float).reshape(-1)
+    if t.size == 0 or t.shape != temp.shape or np.any(np.diff(t) <= 0) or not t[0] < duration_s:
+        raise InputError(f"a logged trace needs increasing times starting within the step (0 … {duration_s:g} s)")
+    edges = np.clip(np.concatenate([[0.0], 0.5 * (t[1:] + t[:-1]), [duration_s]]), 0.0, duration_s)
+    dur = np.diff(edges)
+    keep = dur > 0
+    return temp[keep], dur[keep]
 
 
 @dataclass(frozen=True, eq=False)
