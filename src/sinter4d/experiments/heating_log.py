@@ -20,7 +20,7 @@ import xarray as xr
 from .. import schema
 from ..errors import InputError
 
-__all__ = ["TEMPERATURE_LOG_COLUMNS", "finite_number", "heating_log_dataset", "read_temperature_log"]
+__all__ = ["TEMPERATURE_LOG_COLUMNS", "csv_rows", "finite_number", "heating_log_dataset", "read_temperature_log"]
 
 #: Columns of a temperature log (one per PT step: the holder's samples).
 TEMPERATURE_LOG_COLUMNS = ("time_s", "temperature_C")
@@ -37,6 +37,22 @@ def finite_number(text: str, where: str, *, positive: bool = False) -> float:
     if positive and value <= 0:
         raise InputError(f"{where}: must be positive (got {value:g})")
     return value
+
+
+def csv_rows(path: Path, what: str) -> list[list[str]]:
+    """The rows of a small CSV (UTF-8, BOM allowed), blank lines and ``#`` lines skipped.
+
+    Raises
+    ------
+    InputError
+        One line: ``{path}: cannot read {what} (...)``.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read {what} ({exc.__class__.__name__}: {exc})") from None
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return list(csv.reader(lines, skipinitialspace=True))
 
 
 def read_temperature_log(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -61,12 +77,7 @@ def read_temperature_log(path: Path) -> tuple[np.ndarray, np.ndarray]:
         a finite number, times not increasing or negative, a temperature
         outside (-273.15, 1083) °C.
     """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the temperature log ({exc.__class__.__name__}: {exc})") from None
-    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    table = list(csv.reader(lines, skipinitialspace=True))
+    table = csv_rows(path, "the temperature log")
     header = [h.strip() for h in table[0]] if table else []
     if sorted(header) != sorted(TEMPERATURE_LOG_COLUMNS):
         raise InputError(f"{path}: the header must name the columns {', '.join(TEMPERATURE_LOG_COLUMNS)} "

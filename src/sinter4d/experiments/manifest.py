@@ -34,7 +34,6 @@ the CSV, the row (1 = the first data row) and the column.
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ from ..io.netcdf import write_dataset_atomic
 from ..io.stacks import file_sha256, read_frames, read_tilt_series
 from ..runfolder import RunFolder
 from .heating_log import finite_number as _number
-from .heating_log import heating_log_dataset, read_temperature_log
+from .heating_log import csv_rows, heating_log_dataset, read_temperature_log
 
 __all__ = [
     "MANIFEST_COLUMNS",
@@ -232,12 +231,7 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
         does not exist, times not strictly increasing.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the manifest ({exc.__class__.__name__}: {exc})") from None
-    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    table = list(csv.reader(lines, skipinitialspace=True))
+    table = csv_rows(path, "the manifest")
     if not table:
         raise InputError(f"{path}: empty manifest (a header row, then one row per tilt series)")
     header = [h.strip() for h in table[0]]
