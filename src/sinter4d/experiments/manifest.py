@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +109,7 @@ class ManifestRow:
     tilt_axis_rotation_deg: float | None = None
     pt_step_error_bound_s: float | None = None
     temperature_log: Path | None = None
-    temperature_log_samples: tuple | None = None
+    temperature_log_samples: tuple | None = field(default=None, compare=False)
 
 
 # -- the reference of a row ---------------------------------------------------------------------
@@ -228,7 +228,10 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
         One line naming the CSV, the row and the column: unreadable file,
         a missing or unknown or repeated column, no row, a row with too many
         cells, a missing value, a value that is not a number, a file that
-        does not exist, times not strictly increasing.
+        does not exist, times not strictly increasing; a step-time bound
+        not below its step, a temperature log that is bad
+        (:func:`~sinter4d.experiments.heating_log.read_temperature_log`) or
+        starts after its step, either on the first row.
     """
     path = Path(path)
     table = csv_rows(path, "the manifest")
