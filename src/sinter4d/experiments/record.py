@@ -19,7 +19,7 @@ __all__ = ["RECORDED_PACKAGES", "code_fingerprint", "code_record", "git_commit",
 #: Packages whose versions a run records (the ones that shape its numbers).
 RECORDED_PACKAGES = (
     "sinter4d", "numpy", "scipy", "numba", "scikit-image", "xarray", "netCDF4", "bm3d", "SimpleITK",
-    "emcee", "arviz", "matplotlib", "pydantic", "dask", "distributed",
+    "emcee", "arviz", "matplotlib", "pydantic", "dask", "distributed", "statsmodels",
 )
 
 
