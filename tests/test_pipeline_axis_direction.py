@@ -252,3 +252,23 @@ def test_scan_line_noise_does_not_throw_the_direction(series):
     truth = ds.attrs["tilt_axis_rotation_truth_deg"]
     assert _angle_error(find_tilt_axis_rotation(images, angles), truth) < 2.5
     assert _angle_error(find_tilt_axis_rotation(images, angles, destripe=False), truth) > 5.0  # the test can fail
+
+
+@pytest.mark.parametrize("axis_deg", [3.0, -7.0])
+def test_a_stage_rotation_is_recovered_to_0_3_degrees_where_the_common_line_holds(axis_deg):
+    """The simulator's stage turns the scan frame by a known angle (with drift and an axis offset);
+    on noise-free projections the common line recovers it within the issue's 0.3 deg.
+
+    Where it does not (docs/validation.md, "Where the remaining error comes from"): at the
+    paper's dose, with the stage's per-image rotation walk, and where overlapping cores make
+    the HAADF signal non-linear, the quick runs' series read 0.6 deg off (median).
+    """
+    from sinter4d.acquisition._stage import StageSettings
+
+    stage = StageSettings(enabled=True, axis_rotation_deg=axis_deg, tilt_angle_sd_deg=0.0,
+                          rotation_step_sd_deg=0.0, reference_drift_step_sd_nm=0.0)
+    scan = ScanSettings(angles_deg=tuple(ANGLES), pixel_size_nm=4.0, probe_current_pA=50.0, dwell_time_ns=500.0,
+                        drift_sd_px=0.5, axis_offset_px=1.5, stage=stage)
+    ds = simulate_tilt_series(_six_spheres(), None, GRID, scan, film_thickness_nm=20.0, rng=3, store_expected=True)
+    assert ds.attrs["tilt_axis_rotation_truth_deg"] == axis_deg
+    assert _angle_error(find_tilt_axis_rotation(ds["expected_counts"].values, ANGLES), axis_deg) <= 0.3
