@@ -139,22 +139,19 @@ def _errors(metrics: xr.Dataset, truth: xr.Dataset, match: np.ndarray) -> tuple[
     and the measured metrics on the truth's (time, pair) grid.
     """
     data, summary, on_true = {}, {}, {}
-    for name in schema.PAIR_METRICS:
-        on_true[name] = on_true_pairs(metrics[name].values, match)
-        err = on_true[name] - truth[name].values
-        med, top, n = _abs_summary(err)
+    # each metric against its own truth, then the calibrated estimates (when the metrics carry them) against theirs
+    estimates = [(name, name) for name in schema.PAIR_METRICS]
+    estimates += [(name, of) for name, of in schema.CALIBRATED_OF.items() if name in metrics.variables]
+    for name, of in estimates:
+        read = on_true_pairs(metrics[name].values, match)
+        if name in schema.PAIR_METRICS:
+            on_true[name] = read
+        err = read - truth[of].values
+        summary[name] = _abs_summary(err)
         data[name] = schema.variable(name, err, table=schema.VALIDATION)
-        data[f"{name}_median_abs_error"] = schema.variable(f"{name}_median_abs_error", med, table=schema.VALIDATION)
-        data[f"{name}_max_abs_error"] = schema.variable(f"{name}_max_abs_error", top, table=schema.VALIDATION)
-        summary[name] = (med, top, n)
-    for name, of in schema.CALIBRATED_OF.items():  # calibrated estimates, when the metrics carry them
-        if name in metrics.variables:
-            err = on_true_pairs(metrics[name].values, match) - truth[of].values
-            data[name] = schema.variable(name, err, table=schema.VALIDATION)
-            summary[name] = _abs_summary(err)
-            for stat, value in zip(("median", "max"), summary[name][:2]):
-                data[f"{name}_{stat}_abs_error"] = schema.variable(f"{name}_{stat}_abs_error", value,
-                                                                   table=schema.VALIDATION)
+        for stat, value in zip(("median", "max"), summary[name][:2]):
+            data[f"{name}_{stat}_abs_error"] = schema.variable(f"{name}_{stat}_abs_error", value,
+                                                               table=schema.VALIDATION)
     return data, summary, on_true
 
 
