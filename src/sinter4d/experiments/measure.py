@@ -172,6 +172,7 @@ def measure_run(
     else:
         raise InputError(f"{path}: no such file or folder")
 
+    ds = None
     if not _is_fresh(target, files):
         heads = [_recon_header(f, untimed_ok=not path.is_dir()) for f in files]
         for f, h in zip(files[1:], heads[1:]):
@@ -195,11 +196,12 @@ def measure_run(
         ds.attrs["sources"] = json.dumps([str(f) for f in files])
         if "time_note" in heads[0]:
             ds.attrs["time_note"] = heads[0]["time_note"]
-        write_dataset_atomic(ds, target)
-    if calibrated is not None:
+    if calibrated is not None:  # applied to the metrics just measured, or to those already written
         from ..calibration import calibrate_metrics
 
-        write_dataset_atomic(calibrate_metrics(open_dataset_checked(target, list(PAIR_METRICS)), calibrated), target)
+        ds = calibrate_metrics(open_dataset_checked(target, list(PAIR_METRICS)) if ds is None else ds, calibrated)
+    if ds is not None:
+        write_dataset_atomic(ds, target)
     table = table_path(target)
     if not _is_fresh(table, [target]):
         write_trajectories_csv(open_dataset_checked(target, ["neck_radius_nm", "pt_time_s"]), table)
