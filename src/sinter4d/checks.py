@@ -19,6 +19,8 @@ __all__ = [
     "MIN_IMAGE_PX",
     "MIN_TILTS",
     "MIN_TILT_RANGE_DEG",
+    "TEMPERATURE_RANGE_C",
+    "TEMPERATURE_RANGE_TEXT",
     "as_binary_volume",
     "as_centres",
     "as_label_volume",
@@ -32,12 +34,17 @@ __all__ = [
     "check_positive",
     "check_range",
     "check_tilt_stack",
+    "in_temperature_range",
 ]
 
 #: Fewest images a tilt series may have (the tilt-axis search and the alignment need three).
 MIN_TILTS = 3
 #: Narrowest tilt range (max - min, degree) a tomogram can be made from.
 MIN_TILT_RANGE_DEG = 10.0
+#: Temperatures (°C) a heating log may hold: above absolute zero, below the melting point of Cu.
+TEMPERATURE_RANGE_C = (-273.15, 1083.0)
+#: The same range as error messages write it.
+TEMPERATURE_RANGE_TEXT = f"({TEMPERATURE_RANGE_C[0]:g}, {TEMPERATURE_RANGE_C[1]:g}) °C"
 #: Smallest image edge (px): BM3D matches 8 px blocks in a 39 px window and the
 #: tilt-axis search spans +-20 px (pipeline settings), so fewer than four blocks
 #: a side leave both with nothing to work on.
@@ -225,3 +232,9 @@ def check_tilt_stack(shape, angles_deg, name: str) -> np.ndarray:
         raise InputError(f"{name}: tilt range {angles.min():g}..{angles.max():g} deg spans {span:g} deg; "
                          f"a tomogram needs at least {MIN_TILT_RANGE_DEG:g} deg")
     return angles
+
+
+def in_temperature_range(temperature_C: float) -> bool:
+    """Whether a temperature (°C) lies strictly within :data:`TEMPERATURE_RANGE_C`."""
+    low, high = TEMPERATURE_RANGE_C
+    return low < temperature_C < high

@@ -41,6 +41,7 @@ from ..specs import (
     optional,
     parse,
 )
+from ..checks import TEMPERATURE_RANGE_TEXT, in_temperature_range
 from ..errors import SpecError
 from .likelihood import STEP_ERROR_PREFIX
 from .noise import NECK_READING_REFERENCE_NM, DEFAULT_SIGMA_PRIOR, NoiseSpec, NoiseTable, NoiseTables, relative_path
@@ -148,8 +149,8 @@ class ForwardSpec(Spec):
         if "gap_min_nm" in given and self.gap != "data":
             raise fail('only used with gap = "data"', "gap_min_nm")
         temp = self.standby_temperature_C
-        if temp is not None and not -273.15 < temp < 1083.0:
-            raise fail(f"must lie in (-273.15, 1083) °C (got {temp:g})", "standby_temperature_C")
+        if temp is not None and not in_temperature_range(temp):
+            raise fail(f"must lie in {TEMPERATURE_RANGE_TEXT} (got {temp:g})", "standby_temperature_C")
         return self
 
 

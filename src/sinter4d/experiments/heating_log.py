@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from .. import schema
+from ..checks import TEMPERATURE_RANGE_TEXT, in_temperature_range
 from ..errors import InputError
 
 __all__ = ["TEMPERATURE_LOG_COLUMNS", "csv_rows", "finite_number", "heating_log_dataset", "read_temperature_log"]
@@ -97,8 +98,8 @@ def read_temperature_log(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if k > 1 and not time > samples[k - 2, 0]:
             raise InputError(f"{path}: row {k}, column time_s: {time:g} s is not after {samples[k - 2, 0]:g} s "
                              f"of row {k - 1} (times must increase strictly)")
-        if not -273.15 < temp < 1083.0:
-            raise InputError(f"{path}: row {k}, column temperature_C: {temp:g} °C is outside (-273.15, 1083) °C")
+        if not in_temperature_range(temp):
+            raise InputError(f"{path}: row {k}, column temperature_C: {temp:g} °C is outside {TEMPERATURE_RANGE_TEXT}")
     return samples[:, 0].copy(), samples[:, 1].copy()
 
 

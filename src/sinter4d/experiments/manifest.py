@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..checks import TEMPERATURE_RANGE_TEXT, in_temperature_range
 from ..errors import InputError
 from ..io.atomic import atomic_folder, write_json_atomic
 from ..io.netcdf import write_dataset_atomic
@@ -177,8 +178,8 @@ def _parse_row(cells: dict[str, str], k: int, csv_path: Path) -> ManifestRow:
                         "pt_step_error_bound_s")}
     if values["pt_time_s"] < 0:
         raise InputError(f"{where('pt_time_s')}: must be >= 0 s (got {values['pt_time_s']:g})")
-    if not -273.15 < values["temperature_C"] < 1083.0:
-        raise InputError(f"{where('temperature_C')}: {values['temperature_C']:g} °C is outside (-273.15, 1083) °C")
+    if not in_temperature_range(values["temperature_C"]):
+        raise InputError(f"{where('temperature_C')}: {values['temperature_C']:g} °C is outside {TEMPERATURE_RANGE_TEXT}")
     if values["reference_tilt_deg"] is not None and abs(values["reference_tilt_deg"]) >= 90:
         raise InputError(f"{where('reference_tilt_deg')}: must lie within ±90° "
                          f"(got {values['reference_tilt_deg']:g})")

@@ -27,6 +27,7 @@ from pydantic import (
 
 from ..acquisition.settings import AcquisitionSpec
 from ..calibration import DEFAULT_TWINS
+from ..checks import TEMPERATURE_RANGE_TEXT, in_temperature_range
 from ..errors import SpecError
 from ..phantom import NECK_SHAPES
 from ..pipeline.settings import PipelineSpec
@@ -130,8 +131,8 @@ class HeatingSpec(Spec):
         if self.overshoot.enabled and any(temp <= self.standby_temperature_C for temp in self.temperature_C[1:]):
             raise ValueError("with an overshoot every PT step's temperature must lie above standby_temperature_C")
         for temp in (*self.temperature_C, self.standby_temperature_C):
-            if not -273.15 < temp < 1083.0:
-                raise ValueError(f"temperature {temp} °C is outside (-273.15, 1083) °C (Cu melts at 1083 °C)")
+            if not in_temperature_range(temp):
+                raise ValueError(f"temperature {temp} °C is outside {TEMPERATURE_RANGE_TEXT} (Cu melts at 1083 °C)")
         return self
 
 
