@@ -19,6 +19,7 @@ from ._model import (
     READING_TERMS,
     ReadingModel,
     design_matrix,
+    fit_domain,
     fit_reading_model,
     invert_reading,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "READING_TERMS",
     "ReadingModel",
     "design_matrix",
+    "fit_domain",
     "fit_reading_model",
     "invert_reading",
     "DEFAULT_TWINS",

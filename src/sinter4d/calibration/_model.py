@@ -44,6 +44,7 @@ __all__ = [
     "TRANSFORMS",
     "ReadingModel",
     "design_matrix",
+    "fit_domain",
     "fit_reading_model",
     "invert_reading",
 ]
@@ -121,6 +122,10 @@ class ReadingModel:
     n_pairs: int = 0
     n_runs: int = 0
 
+    def from_g(self, values) -> np.ndarray:
+        """Values in units of g back in nm (g⁻¹; a negative square reads as 0)."""
+        return _g_inv(values, self.transform)
+
     @property
     def sigma_total(self) -> float:
         """S.d. of one reading about the model (units of g)."""
@@ -150,6 +155,20 @@ def design_matrix(true, in_plane_deg, elevation_deg, bridged, *, transform: str,
                          f"{e.size}, {b.size})")
     return np.column_stack([np.ones_like(t), _g(t, transform) - _g(reference_nm, transform), np.cos(2 * a),
                             np.sin(e) ** 2, b])
+
+
+def fit_domain(metric: str, measured, true, *, min_true_nm: float = 0.0) -> np.ndarray:
+    """Which readings a metric's reading model is fitted to (bool, the shape of ``measured``).
+
+    Finite readings of true values ``>= min_true_nm``; for the neck, only
+    necks read above 0 (a pair read apart shows no neck).
+    """
+    y = np.asarray(measured, dtype=float)
+    t = np.asarray(true, dtype=float)
+    keep = np.isfinite(y) & np.isfinite(t) & (t >= min_true_nm)
+    if metric == "neck_radius_nm":
+        keep &= y > 0
+    return keep
 
 
 def _codes(labels) -> np.ndarray:
@@ -197,9 +216,8 @@ def fit_reading_model(
     run_l, pair_l = np.asarray(run).ravel(), np.asarray(pair).ravel()
     if not (y.size == x.shape[0] == run_l.size == pair_l.size):
         raise InputError("measured, true, run and pair differ in size")
-    keep = np.isfinite(y) & np.isfinite(x).all(axis=1) & (np.asarray(true, dtype=float).ravel() >= min_true_nm)
-    if metric == "neck_radius_nm":
-        keep &= y > 0
+    keep = fit_domain(metric, y, np.asarray(true, dtype=float).ravel(), min_true_nm=min_true_nm)
+    keep &= np.isfinite(x).all(axis=1)
     y, x, run_l, pair_l = _g(y[keep], transform), x[keep], run_l[keep], pair_l[keep]
     varies = np.ones(x.shape[1], dtype=bool)
     varies[1:] = np.ptp(x[:, 1:], axis=0) > 0 if y.size else False
@@ -233,18 +251,20 @@ def _reml(x, y, run, pair, metric):
     MixedLM's warnings stay here; a fit that still did not converge says so
     in one logged line. docs/design.md, "Calibration".
     """
+    k = x.shape[1]
     nested = _mixedlm(x, y, run, pair) if np.unique(run).size > 1 else None
-    if nested is not None and _converged(nested, x.shape[1]):
+    use_nested = nested is not None and _converged(nested, k)
+    if not use_nested:
+        flat = _mixedlm(x, y, pair, None)
+        use_nested = nested is not None and not (_converged(flat, k) and flat.llf >= nested.llf - BOUNDARY_LOGLIK)
+    if use_nested:
         fit, variances = nested, (nested.cov_re[0, 0], nested.vcomp[0], nested.scale)
     else:
-        fit = _mixedlm(x, y, pair, None)
-        variances = (0.0, fit.cov_re[0, 0], fit.scale)
-        if nested is not None and not (_converged(fit, x.shape[1]) and fit.llf >= nested.llf - BOUNDARY_LOGLIK):
-            fit, variances = nested, (nested.cov_re[0, 0], nested.vcomp[0], nested.scale)
-        if not _converged(fit, x.shape[1]):
-            log.warning("%s: the reading model's REML fit (statsmodels MixedLM) did not converge; its coefficients "
-                        "and scatter are the last iterate's", metric)
-    cov = np.asarray(fit.cov_params())[: x.shape[1], : x.shape[1]]
+        fit, variances = flat, (0.0, flat.cov_re[0, 0], flat.scale)
+    if not _converged(fit, k):
+        log.warning("%s: the reading model's REML fit (statsmodels MixedLM) did not converge; its coefficients "
+                    "and scatter are the last iterate's", metric)
+    cov = np.asarray(fit.cov_params())[:k, :k]
     return np.asarray(fit.fe_params, dtype=float), cov, tuple(max(float(v), 0.0) for v in variances)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ..calibration import design_matrix, reading_models
+from ..calibration import design_matrix, fit_domain, reading_models
 from ..errors import InputError
 
 __all__ = ["ALONG_AXIS_DEG", "OUT_OF_PLANE_DEG", "READING_CLASSES", "reading_class", "reading_curves_figure"]
@@ -58,9 +58,8 @@ def _curve(model, true, in_plane, elevation, bridged, n=60):
     x = design_matrix(grid, ones * np.median(in_plane), ones * np.median(elevation), ones * bridged,
                       transform=model.transform, reference_nm=model.reference_nm)
     g = x @ model.coef
-    inverse = (lambda v: np.sqrt(np.maximum(v, 0.0))) if model.transform == "square" else (lambda v: v)
     s = model.sigma_total
-    return grid, inverse(g), inverse(g - s), inverse(g + s)
+    return grid, model.from_g(g), model.from_g(g - s), model.from_g(g + s)
 
 
 def reading_curves_figure(calibration: xr.Dataset, *, title: str | None = None) -> Figure:
@@ -100,9 +99,7 @@ def reading_curves_figure(calibration: xr.Dataset, *, title: str | None = None) 
         name = metric.removesuffix("_nm")
         true = calibration[f"reading_true_{name}_nm"].values.astype(float)
         measured = calibration[f"reading_measured_{name}_nm"].values.astype(float)
-        fitted = np.isfinite(true) & np.isfinite(measured)
-        if metric == "neck_radius_nm":
-            fitted &= (true >= min_neck) & (measured > 0)
+        fitted = fit_domain(metric, measured, true, min_true_nm=min_neck if metric == "neck_radius_nm" else 0.0)
         for c, (key, label) in enumerate(READING_CLASSES):
             ax = axes[r, c]
             sel = (classes == key) & np.isfinite(true) & np.isfinite(measured)
