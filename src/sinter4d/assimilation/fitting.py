@@ -168,7 +168,8 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
             out |= excluded
         left_out[v] = out
     n_series = ds.sizes["time"]
-    names = spec.parameter_names + spec.step_error_names(n_series)
+    step_names = spec.step_error_names(n_series)
+    names = spec.parameter_names + step_names
     if spec.sampler.walkers < 2 * len(names):
         raise SpecError(f"{spec.path}: sampler.walkers: must be at least twice the number of sampled parameters "
                         f"({2 * len(names)}, with {n_series - 1} step-time errors), got {spec.sampler.walkers}")
@@ -187,12 +188,12 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
                      *(pair_sigma_parameter(v) for v in spec.variables)):
             if name in ds.data_vars and ds[name].ndim == 0:
                 truth[name] = float(ds[name].values)
-        if spec.step_error_names(n_series) and "pt_step_error_s" in ds:
-            truth.update(zip(spec.step_error_names(n_series), map(float, ds["pt_step_error_s"].values[1:])))
+        if step_names and "pt_step_error_s" in ds:
+            truth.update(zip(step_names, map(float, ds["pt_step_error_s"].values[1:])))
     fwd = spec.forward
     settings.update(initial_neck=fwd.initial_neck, gap=fwd.gap, include_standby=fwd.include_standby,
                     grid_points=fwd.grid_points, sigma_nm=sigma)
-    start = np.concatenate([_start_point(spec), np.zeros(len(spec.step_error_names(n_series)))])
+    start = np.concatenate([_start_point(spec), np.zeros(len(step_names))])
     return FitProblem(spec, ds, logpost, start, truth, settings)
 
 
