@@ -179,3 +179,47 @@ def test_switch_off_is_bit_identical_and_absent_is_on():
 def test_bad_probe_keys_are_one_line_spec_errors(probe, match):
     with pytest.raises(SpecError, match=match):
         _acq(**probe)
+
+
+@pytest.mark.parametrize("probe", [None, "point", "broadening"])
+def test_a_grid_projected_by_blocks_of_rows_equals_it_projected_whole(probe):
+    """A large grid is drawn and projected by blocks of rows (the paper's grid at oversample 2
+    would not fit in memory whole): the blocks' halo and shared depth nodes make the images
+    those of the whole volume."""
+    from sinter4d.acquisition import project_cu_thickness
+    from sinter4d.acquisition._probe import Probe
+    from sinter4d.phantom import make_cluster, voxelize
+
+    cluster = make_cluster(n_cores=3, rng=0)
+    grid = Grid((48, 96, 96), 2.0, 30.0)
+    whole = voxelize(cluster, grid)
+    volume = whole.core + whole.shell
+    drawn = []
+
+    def rows(start, stop):
+        drawn.append((start, stop))
+        part = voxelize(cluster, grid.rows(start, stop))
+        return part.core + part.shell
+
+    p = {None: None, "point": Probe(voltage_kV=300.0, broadening=False), "broadening": Probe(voltage_kV=300.0)}[probe]
+    angles = [-30.0, 0.0, 25.0]
+    ref, ref_deepest = project_cu_thickness(volume, grid, angles, p)
+    got, deepest = project_cu_thickness(rows, grid, angles, p, max_voxels=48 * 96 * 20)
+    assert volume.max() > 0.99 and ref.max() > 100.0  # cores drawn, ~100 nm of Cu projected
+    assert max(b - a for a, b in drawn) < 96  # never the whole grid
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(deepest, ref_deepest, rtol=1e-6)
+
+
+def test_the_rows_of_a_grid_are_drawn_as_in_the_whole_grid():
+    from sinter4d.phantom import make_cluster, voxelize
+
+    cluster = make_cluster(n_cores=3, rng=0)
+    grid = Grid((48, 96, 96), 2.0, 30.0)
+    whole = voxelize(cluster, grid)
+    part = voxelize(cluster, grid.rows(33, 71))
+    np.testing.assert_allclose(part.core, whole.core[:, 33:71], atol=1e-6)
+    np.testing.assert_allclose(part.shell, whole.shell[:, 33:71], atol=1e-6)
+    np.testing.assert_array_equal(grid.rows(33, 71).coords_nm()[1], grid.coords_nm()[1][33:71])
+    with pytest.raises(ValueError, match="outside"):
+        grid.rows(90, 100)

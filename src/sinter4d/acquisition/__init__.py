@@ -9,7 +9,8 @@ Public names:
   spec; :class:`ScanSettings`: the series it records, per output pixel.
 * :func:`simulate_tilt_series`: a phantom's tilt series as a Dataset
   (docs/design.md, "Tilt series file"); :func:`bin_tilt_series` sums pixels
-  of one.
+  of one; :func:`project_cu_thickness` the projected Cu, by blocks of rows
+  (at most :data:`BLOCK_VOXELS` voxels at once) on a large grid.
 * :func:`shift_image`, :func:`drift_random_walk`: the shift and drift
   conventions the pipeline has to undo.
 * :func:`estimate_dark_level`: a real detector's vacuum level (its offset);
@@ -24,10 +25,18 @@ from ._dark import DARK_LEVEL_METHOD, estimate_dark_level, estimate_dark_level_s
 from ._photon_transfer import PhotonTransfer, estimate_photon_transfer
 from ._dose import ELEMENTARY_CHARGE_C, dose_e_per_nm2, electrons_per_pixel, electrons_per_series
 from ._haadf import HaadfModel
-from ._tiltseries import bin_tilt_series, drift_random_walk, shift_image, simulate_tilt_series
+from ._tiltseries import (
+    BLOCK_VOXELS,
+    bin_tilt_series,
+    drift_random_walk,
+    project_cu_thickness,
+    shift_image,
+    simulate_tilt_series,
+)
 from .settings import AcquisitionSpec, ScanSettings
 
 __all__ = [
+    "BLOCK_VOXELS",
     "DARK_LEVEL_METHOD",
     "ELEMENTARY_CHARGE_C",
     "AcquisitionSpec",
@@ -43,6 +52,7 @@ __all__ = [
     "estimate_dark_level",
     "estimate_dark_level_skewness",
     "estimate_photon_transfer",
+    "project_cu_thickness",
     "shift_image",
     "simulate_tilt_series",
 ]

@@ -168,39 +168,82 @@ class Probe(Spec):
         b = beam_broadening_nm(thickness_nm, self.voltage_kV, relativistic=self.relativistic)
         return np.sqrt(self.sigma_nm**2 + (b / B90_PER_SIGMA) ** 2 * self.broadening)
 
-    def project(self, volume: np.ndarray, op: ParallelProjector) -> tuple[np.ndarray, np.ndarray]:
+    def deepest_nm(self, volume: np.ndarray, voxel_size_nm: float, angles_deg) -> np.ndarray:
+        """Largest Cu thickness above a Cu voxel at each tilt (nm): where the depth nodes end.
+
+        Parameters
+        ----------
+        volume : (nz, ny, nx) ndarray
+            Cu volume fraction (a whole grid or a block of its rows).
+        voxel_size_nm : float
+        angles_deg : (n_angles,) array_like
+
+        Returns
+        -------
+        (n_angles,) ndarray
+        """
+        vol = np.ascontiguousarray(volume, dtype=np.float32)
+        cu = vol != 0
+        return np.array(
+            [float(mass_thickness_above(vol, voxel_size_nm, float(a)).max(where=cu, initial=0.0)) for a in angles_deg]
+        )
+
+    def halo_rows(self, deepest_nm, pixel_nm: float) -> int:
+        """Rows beyond a block of rows that its blur reaches.
+
+        The radius of scipy's Gaussian kernel (``truncate = 4`` s.d.) at the
+        deepest node: a block projected with this many rows of its
+        neighbours on each side and cut back after the blur equals those
+        rows of the whole image, bit for bit.
+        """
+        depth = float(np.max(np.asarray(deepest_nm, dtype=float), initial=0.0)) * self.broadening
+        return int(4.0 * float(self.sigma_at(depth)) / pixel_nm + 0.5)
+
+    def blur(self, images: np.ndarray, pixel_nm: float) -> np.ndarray:
+        """The probe alone (no broadening): each image blurred in place, returned."""
+        for i in range(images.shape[0]):
+            images[i] = ndimage.gaussian_filter(images[i], self.sigma_nm / pixel_nm, mode="reflect")
+        return images
+
+    def project(
+        self, volume: np.ndarray, op: ParallelProjector, *, deepest_nm=None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Projections of ``volume`` as the probe sees them: depth-resolved, blurred.
 
         Parameters
         ----------
         volume : (nz, ny, nx) ndarray
-            Cu volume fraction on ``op``'s grid.
+            Cu volume fraction on ``op``'s slice grid; with broadening, any
+            number of rows ``ny`` (a block of a larger grid; the slices share
+            ``op.matrix``), without it ``op.ny`` rows.
         op : ParallelProjector
             One detector pixel per voxel, ``axis_offset_px = 0``.
+        deepest_nm : (n_angles,) array_like, optional
+            Cu thickness (nm) of the last depth node at each tilt; None: this
+            volume's own (:meth:`deepest_nm`). A block of a larger grid takes
+            the whole grid's, so that it is split as the whole is.
 
         Returns
         -------
         thickness : (n_angles, ny, n_det) float32 ndarray
             Blurred Cu thickness (nm); each image keeps the plain projection's total.
         max_above_nm : (n_angles,) ndarray
-            Largest Cu thickness above a Cu voxel at each tilt (nm): the deepest node.
+            The depth of the last node at each tilt (nm); zeros without broadening.
         """
         px = op.det_pixel_nm
-        n_ang, ny, n_det = op.range_shape
+        n_ang, n_det = op.angles_deg.size, op.n_det
         if not self.broadening:
-            out = op.direct(volume)
-            for i in range(n_ang):
-                out[i] = ndimage.gaussian_filter(out[i], self.sigma_nm / px, mode="reflect")
-            return out, np.zeros(n_ang)
+            return self.blur(op.direct(volume), px), np.zeros(n_ang)
         vol = np.ascontiguousarray(volume, dtype=np.float32)
         cu = vol != 0  # only Cu voxels carry signal
         matrix = op.matrix.tocsr()
-        out = np.zeros(op.range_shape, dtype=np.float32)
-        deepest = np.zeros(n_ang)
+        out = np.zeros((n_ang, vol.shape[1], n_det), dtype=np.float32)
+        deepest = np.zeros(n_ang) if deepest_nm is None else np.asarray(deepest_nm, dtype=float).copy()
         nodes = self.depth_slabs
         for i, angle in enumerate(op.angles_deg):
             above = mass_thickness_above(vol, op.voxel_size_nm, float(angle))
-            deepest[i] = float(above.max(where=cu, initial=0.0))
+            if deepest_nm is None:
+                deepest[i] = float(above.max(where=cu, initial=0.0))
             step = deepest[i] / (nodes - 1) if deepest[i] > 0 else 1.0
             parts = project_into_nodes(vol, above, matrix[i * n_det : (i + 1) * n_det], step, nodes)
             for k in range(nodes):

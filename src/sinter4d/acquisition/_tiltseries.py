@@ -35,7 +35,7 @@ from ._haadf import HaadfModel
 from ._stage import StageMotion
 from .settings import ScanSettings
 
-__all__ = ["bin_tilt_series", "drift_random_walk", "shift_image", "simulate_tilt_series"]
+__all__ = ["BLOCK_VOXELS", "bin_tilt_series", "drift_random_walk", "project_cu_thickness", "shift_image", "simulate_tilt_series"]
 
 
 def _bin_sum(a: np.ndarray, factor: int) -> np.ndarray:
@@ -108,8 +108,106 @@ def _projector_for(grid: Grid, angles: np.ndarray, projector: ParallelProjector 
     return projector
 
 
+BLOCK_VOXELS = 2**27
+"""Most voxels of the projection grid drawn and projected at once (~0.5 GB per float32 copy):
+a larger grid goes block of rows by block of rows (:func:`project_cu_thickness`)."""
+
+
+def _block_rows(grid: Grid, max_voxels: int) -> int:
+    nz, ny, nx = grid.shape
+    return max(1, min(ny, int(max_voxels) // (nz * nx)))
+
+
+def project_cu_thickness(
+    volume,
+    grid: Grid,
+    angles_deg,
+    probe=None,
+    *,
+    projector: ParallelProjector | None = None,
+    max_voxels: int = BLOCK_VOXELS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Projected Cu thickness (nm) of a volume, by blocks of rows when it is large.
+
+    The tilt axis runs along y, so each row of the grid (a slice at one y)
+    projects on its own: a grid of more than ``max_voxels`` voxels is drawn
+    and projected in blocks of rows and never held whole. With a probe the
+    blocks carry :meth:`~._probe.Probe.halo_rows` rows of their neighbours
+    through the blur and share the whole volume's depth nodes (found by a
+    first pass over the blocks), so the images equal those of the whole
+    volume projected at once.
+
+    Parameters
+    ----------
+    volume : (nz, ny, nx) ndarray or callable
+        Cu volume fraction on ``grid``, or ``volume(start, stop)`` returning
+        rows ``start:stop`` of it (``(nz, stop - start, nx)``), called once
+        per block (twice with a broadening probe), so that only a block is
+        ever drawn.
+    grid : Grid
+    angles_deg : (n_angles,) array_like
+        The tilts the beam sees (the stage's true ones).
+    probe : Probe, optional
+        None: an ideal point probe.
+    projector : ParallelProjector, optional
+        A projector for ``grid`` and ``angles_deg``, used when the grid is
+        projected whole.
+    max_voxels : int, optional
+        Most voxels of a block (default :data:`BLOCK_VOXELS`).
+
+    Returns
+    -------
+    thickness : (n_angles, ny, nx) float32 ndarray
+    deepest_nm : (n_angles,) ndarray
+        Depth of the last probe node per tilt (nm); zeros without broadening.
+    """
+    nz, ny, nx = grid.shape
+    angles = np.asarray(angles_deg, dtype=float)
+    draw = volume if callable(volume) else (lambda a, b: np.asarray(volume)[:, a:b])
+    block = _block_rows(grid, check_int(max_voxels, "max_voxels", minimum=1))
+    if block >= ny:  # the whole grid at once
+        op = projector if projector is not None else ParallelProjector.from_grid(grid, angles)
+        vol = _checked(draw(0, ny), (nz, ny, nx))
+        if probe is None:
+            return op.direct(vol), np.zeros(angles.size)
+        return probe.project(vol, op)
+    starts = range(0, ny, block)
+    broadening = probe is not None and probe.broadening
+    deepest = np.zeros(angles.size)
+    if broadening:
+        for a in starts:
+            b = min(ny, a + block)
+            deepest = np.maximum(deepest, probe.deepest_nm(_checked(draw(a, b), (nz, b - a, nx)), grid.voxel_size_nm, angles))
+    halo = 0 if probe is None else min(ny, probe.halo_rows(deepest, grid.voxel_size_nm))
+    op = ParallelProjector.from_grid(grid.rows(0, min(ny, block + 2 * halo)), angles)
+    out = np.empty((angles.size, ny, nx), dtype=np.float32)
+    for a in starts:
+        b = min(ny, a + block)
+        lo, hi = max(0, a - halo), min(ny, b + halo)
+        vol = _checked(draw(lo, hi), (nz, hi - lo, nx))
+        if broadening:
+            t, _ = probe.project(vol, op, deepest_nm=deepest)
+        else:
+            padded = np.zeros(op.domain_shape, dtype=np.float32)
+            padded[:, : hi - lo] = vol
+            t = op.direct(padded)[:, : hi - lo]
+            if probe is not None:
+                t = probe.blur(np.ascontiguousarray(t), grid.voxel_size_nm)
+        out[:, a:b] = t[:, a - lo : b - lo]
+    return out, deepest
+
+
+def _checked(vol, shape) -> np.ndarray:
+    vol = np.asarray(vol, dtype=np.float32)
+    if vol.shape != tuple(shape):
+        raise InputError(f"the volume's rows have shape {vol.shape}, expected {tuple(shape)}")
+    if not np.isfinite(vol).all():
+        raise InputError("core/shell volume fractions hold NaN or infinite values")
+    return vol
+
+
 def simulate_tilt_series(
-    core: np.ndarray,
+    core,
     shell: np.ndarray | None,
     grid: Grid,
     scan: ScanSettings,
@@ -121,6 +219,7 @@ def simulate_tilt_series(
     pt_time_s: float = float("nan"),
     temperature_C: float = float("nan"),
     store_expected: bool = False,
+    max_voxels: int = BLOCK_VOXELS,
 ) -> xr.Dataset:
     """Simulate one HAADF-STEM tilt series of a core–shell phantom.
 
@@ -137,10 +236,14 @@ def simulate_tilt_series(
 
     Parameters
     ----------
-    core : (nz, ny, nx) ndarray
-        Volume fraction of NP-150 core Cu in each voxel of ``grid`` (0..1).
+    core : (nz, ny, nx) ndarray or callable
+        Volume fraction of NP-150 core Cu in each voxel of ``grid`` (0..1);
+        or ``core(start, stop)`` returning rows ``start:stop`` of the Cu
+        volume fraction (core and shell), drawn block by block on a grid of
+        more than ``max_voxels`` voxels (:func:`project_cu_thickness`).
     shell : (nz, ny, nx) ndarray or None
-        Volume fraction of NP-10 shell Cu (its fill fraction); None for none.
+        Volume fraction of NP-10 shell Cu (its fill fraction); None for none
+        (and with a callable ``core``).
     grid : Grid
         The voxel grid of ``core`` and ``shell`` (tilt axis through its middle).
     scan : ScanSettings
@@ -165,6 +268,8 @@ def simulate_tilt_series(
         Processing time (s) and temperature (°C) stored as attributes.
     store_expected : bool, optional
         Also store the noiseless ``expected_counts`` (tilt, y, x).
+    max_voxels : int, optional
+        Most voxels projected at once (:data:`BLOCK_VOXELS`).
 
     Returns
     -------
@@ -193,11 +298,19 @@ def simulate_tilt_series(
         raise TypeError(f"grid must be a sinter4d.phantom.Grid, got {type(grid).__name__}")
     if not isinstance(scan, ScanSettings):
         raise TypeError(f"scan must be a sinter4d.acquisition.ScanSettings, got {type(scan).__name__}")
-    core = np.asarray(core)
-    if core.shape != tuple(grid.shape):
-        raise InputError(f"core has shape {core.shape}, the grid {tuple(grid.shape)}")
-    if shell is not None and np.shape(shell) != tuple(grid.shape):
-        raise InputError(f"shell has shape {np.shape(shell)}, the grid {tuple(grid.shape)}")
+    if callable(core):
+        if shell is not None:
+            raise InputError("with a callable core (the Cu of a block of rows), shell must be None")
+        volume = core
+    else:
+        core = np.asarray(core)
+        if core.shape != tuple(grid.shape):
+            raise InputError(f"core has shape {core.shape}, the grid {tuple(grid.shape)}")
+        if shell is not None and np.shape(shell) != tuple(grid.shape):
+            raise InputError(f"shell has shape {np.shape(shell)}, the grid {tuple(grid.shape)}")
+        volume = np.asarray(core, dtype=np.float32)
+        if shell is not None:
+            volume = volume + np.asarray(shell, dtype=np.float32)
     angles = np.asarray(scan.angles_deg, dtype=float)
     current, dwell, drift_sd = scan.probe_current_pA, scan.dwell_time_ns, scan.drift_sd_px
     offset, ref_tilt, reference_frames = scan.axis_offset_px, scan.reference_tilt_deg, scan.reference_frames
@@ -215,26 +328,16 @@ def simulate_tilt_series(
     haadf = HaadfModel() if haadf is None else haadf
     rng = np.random.default_rng(rng)
 
-    volume = np.asarray(core, dtype=np.float32)
-    if shell is not None:
-        volume = volume + np.asarray(shell, dtype=np.float32)
-    if not np.isfinite(volume).all():
-        raise InputError("core/shell volume fractions hold NaN or infinite values")
     anchor = int(np.argmin(np.abs(angles)))
     drift = drift_random_walk(angles.size, drift_sd, anchor, rng)
     stage = StageMotion.draw(scan.stage, angles, anchor=anchor, reference_frames=reference_frames, pixel_size_nm=pixel, rng=rng)
+    if projector is not None:
+        _projector_for(grid, angles, projector)  # a given projector must match the nominal series
     if stage.enabled:  # projected at the goniometer's true angles (docs/design.md, "Acquisition")
-        if projector is not None:
-            _projector_for(grid, angles, projector)  # a given projector must still match the nominal series
-        op = ParallelProjector.from_grid(grid, stage.angles_deg)
-    else:
-        op = _projector_for(grid, angles, projector)
+        projector = None
     probe = scan.probe  # None: an ideal point probe (docs/design.md, "Acquisition")
-    if probe is None:
-        thickness = op.direct(volume)  # (tilt, ny, nx) nm of Cu
-    else:
-        thickness, deepest = probe.project(volume, op)  # the same, depth-resolved and blurred
-    del volume
+    # (tilt, ny, nx) nm of Cu; with a probe depth-resolved and blurred
+    thickness, deepest = project_cu_thickness(volume, grid, stage.angles_deg, probe, projector=projector, max_voxels=max_voxels)
     e_out = electrons_per_pixel(current, dwell)  # per output pixel per frame
     e_fine = e_out / (b * b)
     cos = np.cos(np.deg2rad(stage.angles_deg))  # the nominal angles when the stage is off
@@ -268,9 +371,7 @@ def simulate_tilt_series(
         if hit.size:
             mean = expected[hit[0]]
         else:
-            one = ParallelProjector.from_grid(grid, [ref_tilt])
-            v_ref = np.asarray(core, np.float32) + (0 if shell is None else np.asarray(shell, np.float32))
-            t_ref = one.direct(v_ref) if probe is None else probe.project(v_ref, one)[0]
+            t_ref, _ = project_cu_thickness(volume, grid, [ref_tilt], probe, max_voxels=max_voxels)
             mean = expected_for(t_ref[0], math.cos(math.radians(ref_tilt)), (0.0, offset), None)
         mean = stage.reference_mean(mean)  # the frames drift while they are recorded
         reference = detector_readout(mean, scan.detector, rng, frames=reference_frames)

@@ -24,7 +24,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .. import __version__, schema
-from ..acquisition import simulate_tilt_series
+from ..acquisition import BLOCK_VOXELS, simulate_tilt_series
 from ..errors import InputError, SpecError
 from ..io.atomic import write_text_atomic
 from ..io.netcdf import write_dataset_atomic
@@ -296,10 +296,14 @@ def tilt_series_dataset(plan: SimulationPlan, step: int, projector=None) -> xr.D
     """Simulate the tilt series of one time step (a dataset, no file)."""
     spec, acq = plan.spec, plan.spec.acquisition
     cluster = plan.clusters[step]
-    phantom = voxelize(cluster, plan.grid, neck_shape=spec.phantom.neck_shape)
+
+    def cu_rows(start: int, stop: int) -> np.ndarray:  # a block of the projection grid's rows
+        phantom = voxelize(cluster, plan.grid.rows(start, stop), neck_shape=spec.phantom.neck_shape)
+        return phantom.core + phantom.shell
+
     ds = simulate_tilt_series(
-        phantom.core,
-        phantom.shell,
+        cu_rows,
+        None,
         plan.grid,
         acq.scan_settings(),
         film_thickness_nm=cluster.film_thickness_nm,
@@ -308,7 +312,7 @@ def tilt_series_dataset(plan: SimulationPlan, step: int, projector=None) -> xr.D
         pt_time_s=float(spec.heating.pt_time_s[step]),
         temperature_C=float(spec.heating.temperature_C[step]),
     )
-    label = voxelize(cluster, plan.label_grid, neck_shape=spec.phantom.neck_shape).label if acq.oversample > 1 else phantom.label
+    label = voxelize(cluster, plan.label_grid, neck_shape=spec.phantom.neck_shape).label
     z, _, _ = plan.label_grid.coords_nm()
     ds = ds.assign_coords(z=("z", z, {"units": "nm", "long_name": "height above the tilt axis"}))
     ds["true_label"] = (("z", "y", "x"), label.astype(np.uint8), {"units": "1", "long_name": "true core owning each voxel (0 = none)"})
@@ -387,7 +391,8 @@ def simulate_run(
     if not run.truth.is_file():
         write_dataset_atomic(truth_dataset(plan), run.truth)
     todo = [k for k in range(len(plan.clusters)) if not run.tilt(k).is_file()]
-    if todo:
+    projector = None  # one for every series, when the stage's true angles do not differ per series
+    if todo and not plan.spec.acquisition.stage.enabled and math.prod(plan.grid.shape) <= BLOCK_VOXELS:
         projector = ParallelProjector.from_grid(plan.grid, plan.spec.acquisition.angles_deg)
     for k in tqdm(todo, desc=f"simulate {spec.name}", unit="step", disable=not progress):
         write_dataset_atomic(tilt_series_dataset(plan, k, projector=projector), run.tilt(k))

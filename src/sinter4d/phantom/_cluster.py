@@ -98,20 +98,36 @@ class Grid:
     z_centre_nm : float
         z of the grid's middle; the slab holding the specimen need not be
         centred on the tilt axis (default 0).
+    y_centre_nm : float
+        y of the grid's middle (default 0): nonzero only for a block of rows
+        of a larger grid (:meth:`rows`).
     """
 
     shape: tuple[int, int, int]
     voxel_size_nm: float
     z_centre_nm: float = 0.0
+    y_centre_nm: float = 0.0
 
     def coords_nm(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Voxel-centre coordinates ``(z, y, x)`` along each axis, in nm."""
         nz, ny, nx = self.shape
         h = self.voxel_size_nm
         z = (np.arange(nz) - (nz - 1) / 2) * h + self.z_centre_nm
-        y = (np.arange(ny) - (ny - 1) / 2) * h
+        y = (np.arange(ny) - (ny - 1) / 2) * h + self.y_centre_nm
         x = (np.arange(nx) - (nx - 1) / 2) * h
         return z, y, x
+
+    def rows(self, start: int, stop: int) -> Grid:
+        """The grid of rows ``start:stop`` (along y, the tilt axis) of this one.
+
+        Its voxel centres are those rows' own: a volume drawn on it equals
+        ``volume[:, start:stop]`` drawn on the whole grid.
+        """
+        nz, ny, nx = self.shape
+        if not 0 <= start < stop <= ny:
+            raise ValueError(f"rows {start}:{stop} outside the grid's {ny} rows")
+        y_mid = ((start + stop - 1) / 2 - (ny - 1) / 2) * self.voxel_size_nm + self.y_centre_nm
+        return Grid((nz, stop - start, nx), self.voxel_size_nm, self.z_centre_nm, y_mid)
 
 
 def spheroid_semi_axes(radius_nm: np.ndarray, aspect_ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
