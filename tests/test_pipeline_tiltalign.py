@@ -14,12 +14,12 @@ import xarray as xr
 from sinter4d.acquisition import ScanSettings, simulate_tilt_series
 from sinter4d.acquisition._stage import StageSettings
 from sinter4d.errors import InputError
-from sinter4d.phantom import Grid
 from sinter4d.pipeline.axis_direction import fold_axis_rotation, rotate_to_axis
 from sinter4d.pipeline.chain import prepare_tilt_series
 from sinter4d.pipeline.feature_tracks import particle_centres, track_patches
 from sinter4d.pipeline.settings import PipelineSpec
 from sinter4d.pipeline.tiltalign import fit_tilt_alignment, project_points, warp_views
+from test_pipeline_axis_direction import GRID, _six_spheres  # the six spheres at several heights
 
 ANGLES = np.arange(-40.0, 40.1, 2.0)
 
@@ -84,19 +84,7 @@ def test_warp_views_matches_rotate_to_axis_and_moves_by_the_shift():
     np.testing.assert_allclose(moved[1, 5:20, 5:20], images[1, 7:22, 2:17], atol=1e-12)
 
 
-GRID = Grid((24, 80, 80), 4.0)
 SERIES_ANGLES = np.arange(-40.0, 40.1, 4.0)
-
-
-def _six_spheres() -> np.ndarray:
-    """Six Cu spheres (radius 16-24 nm) at heights -26 to 26 nm (as tests/test_pipeline_axis_direction.py)."""
-    z, y, x = GRID.coords_nm()
-    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
-    core = np.zeros(GRID.shape, np.float32)
-    for cz, cy, cx, r in [(-24, -80, -60, 20), (20, -60, 50, 18), (0, 0, -10, 24),
-                          (26, 44, -76, 16), (-26, 70, 60, 20), (8, 100, -8, 18)]:
-        core[(zz - cz) ** 2 + (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2] = 1.0
-    return core
 
 
 @pytest.fixture(scope="module")
