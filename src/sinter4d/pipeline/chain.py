@@ -27,6 +27,7 @@ from .noise_model import measure_detector_noise
 from .reconstruct import reconstruct
 from .settings import DenoiseSettings, PipelineSpec
 from .tilt_axis import center_tilt_axis, find_tilt_axis
+from .tiltalign import align_to_particles, warp_views
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,10 @@ class PreparedSeries:
     axis_rotation_source : str
         ``'file'``, ``'found'`` or ``'setting'``
         (:func:`~sinter4d.pipeline.axis_direction.choose_axis_rotation`).
+    axis_rotations_deg : (n,) ndarray or None
+        The direction in each input image found by the tilt alignment to
+        features (``axis_refine = 'features'``), None without it; its mean is
+        then ``axis_rotation_deg``.
     """
 
     signal: np.ndarray
@@ -212,6 +217,7 @@ class PreparedSeries:
     seconds: dict
     axis_rotation_deg: float = 0.0
     axis_rotation_source: str = "file"
+    axis_rotations_deg: np.ndarray | None = None
 
 
 def prepare_tilt_series(
@@ -279,12 +285,18 @@ def prepare_tilt_series(
             images, settings, sigma_psd=settings.denoise_strength * sigma, n_jobs=n_jobs, noise=noise
         ).astype(np.float32, copy=False)
     seconds["denoise"] = time.perf_counter() - t0
+    # the refinement re-warps the denoised images (a quarter turn is exact: its result will do)
+    refine = settings.axis_refine == "features"
+    quarter = abs(axis_rotation / 90.0 - round(axis_rotation / 90.0)) < 1e-9
+    denoised = images if refine and not quarter else None
     if axis_rotation != 0.0:
         t0 = time.perf_counter()
         images = rotate_to_axis(images, axis_rotation)
         seconds["axis_direction"] += time.perf_counter() - t0
+    if refine and quarter:
+        denoised = images
 
-    # each stage's stack replaces the one before, so at most two are held at once
+    # each stage's stack replaces the one before, so at most two (three when refining) are held at once
     t0 = time.perf_counter()
     shifts = align_translations(images, angles, settings)
     images = apply_shifts(images, -shifts)
@@ -294,8 +306,49 @@ def prepare_tilt_series(
     offset = float(find_tilt_axis(images, angles, settings))
     images = center_tilt_axis(images, offset).astype(np.float32, copy=False)
     seconds["tilt_axis"] = time.perf_counter() - t0
+    rotations = None
+    if denoised is not None:
+        t0 = time.perf_counter()
+        images, rotations, shifts = _refine_to_features(denoised, images, angles, pixel, axis_rotation, shifts, offset,
+                                                        settings, source)
+        axis_rotation = float(np.mean(rotations))
+        seconds["tilt_align"] = time.perf_counter() - t0
     signal = subtract_background(images, out=images)
-    return PreparedSeries(signal, angles, pixel, shifts, offset, sigma, seconds, axis_rotation, axis_source)
+    return PreparedSeries(signal, angles, pixel, shifts, offset, sigma, seconds, axis_rotation, axis_source, rotations)
+
+
+def _refine_to_features(denoised, prepared, angles, pixel, axis_rotation, shifts, offset, settings, source):
+    """The prepared images re-made from the denoised ones with the rotation and shift per image of the tilt alignment.
+
+    ``prepared`` is ``denoised`` turned by ``axis_rotation`` (``denoised`` is
+    passed already turned when that is a quarter turn, an exact ``rot90``),
+    shifted by ``-shifts`` and by ``-offset`` along x: pixel ``q`` of it reads
+    ``denoised`` at ``R(a) (q + s_i + (0, offset))``. The fit
+    (:func:`~sinter4d.pipeline.tiltalign.align_to_particles`) puts the model's
+    point ``w`` at ``R(rho_i) w + t_i`` of ``prepared``, so the corrected image
+    reads ``denoised`` at ``R(a + rho_i) w + R(a) (t_i + s_i + (0, offset))``:
+    one resampling (:func:`~sinter4d.pipeline.tiltalign.warp_views`).
+
+    Returns
+    -------
+    images : (n, ny, nx) float32 ndarray
+    rotations : (n,) ndarray
+        The tilt axis's direction in each input image (deg).
+    shifts : (n, 2) ndarray
+        ``t_i + shifts``: what the image is read shifted by in the turned frame, besides the offset (px).
+    """
+    lo, hi = (r / pixel for r in settings.feature_radius_nm)
+    try:
+        fit = align_to_particles(prepared, angles, radius_px=(lo, hi))
+    except InputError as exc:
+        raise InputError(f"{source}: axis_refine = 'features': {exc}") from None
+    quarter = abs(axis_rotation / 90.0 - round(axis_rotation / 90.0)) < 1e-9
+    base = 0.0 if quarter else axis_rotation  # the angle still to apply to ``denoised``
+    a = np.deg2rad(base)
+    turn = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    moved = fit.shifts_px + shifts
+    images = warp_views(denoised, base + fit.rotation_deg, (moved + np.array([0.0, offset])) @ turn.T)
+    return images.astype(np.float32, copy=False), axis_rotation + fit.rotation_deg, moved
 
 
 def process_tilt_series(
@@ -346,6 +399,8 @@ def process_tilt_series(
             "binary": (("z", "y", "x"), binary, {"units": "1", "long_name": "binarised volume (Otsu + opening)"}),
             "shift_y": (("tilt",), prep.shifts_px[:, 0], {"units": "px", "long_name": "drift found along y (content displacement)"}),
             "shift_x": (("tilt",), prep.shifts_px[:, 1], {"units": "px", "long_name": "drift found along x (content displacement)"}),
+            **({} if prep.axis_rotations_deg is None else {"axis_rotation": (("tilt",), prep.axis_rotations_deg, {
+                "units": "degree", "long_name": "in-plane direction of the tilt axis in each image (from +y towards +x)"})}),
         },
         coords={
             "z": ("z", z, {"units": "nm", "long_name": "height above the tilt axis"}),
@@ -367,6 +422,7 @@ def process_tilt_series(
             "denoise_sigma_psd": prep.sigma_psd,
             "denoise_strength": float(settings.denoise_strength),
             "align_method": settings.align_method,
+            "axis_refine": settings.axis_refine,
             "binarize_radius_nm": float(settings.binarize_radius_nm),
             **{f"seconds_{k}": round(v, 3) for k, v in {**prep.seconds, **seconds}.items()},
         },

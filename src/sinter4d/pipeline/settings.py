@@ -27,6 +27,7 @@ from ..specs import Spec
 
 __all__ = [
     "ALIGN_METHODS",
+    "AXIS_REFINE_CHOICES",
     "AXIS_ROTATION_CHOICES",
     "BM3D_PROFILES",
     "BM3D_STAGES",
@@ -52,6 +53,8 @@ BM3D_STAGES = ("all", "hard")
 ALIGN_METHODS = ("xcorr", "mattes")
 #: Where the tilt axis's in-plane direction comes from, when no angle is given.
 AXIS_ROTATION_CHOICES = ("auto", "find")
+#: Refinement of the direction per image after the common line: none, or a tilt-alignment fit to tracked particles.
+AXIS_REFINE_CHOICES = ("none", "features")
 #: Reconstruction algorithms of the chain.
 RECONSTRUCTION_METHODS = ("tv", "pdhg", "sirt", "fbp")
 
@@ -88,12 +91,19 @@ class AlignSettings(Spec):
     finds it otherwise; ``"find"`` always finds it; a number is used as it
     is. A found angle within ``axis_rotation_snap_deg`` of a multiple of 90 deg
     is taken as that multiple (an exact rotation, no resampling).
+
+    ``axis_refine = "features"`` then fits a rotation and a shift per image to
+    the particles tracked through the series
+    (:mod:`sinter4d.pipeline.tiltalign`); the particles are found with radii
+    in ``feature_radius_nm`` (docs/design.md, "Tilt alignment to features").
     """
 
     align_method: Literal[ALIGN_METHODS] = "xcorr"
     axis_rotation: Literal[AXIS_ROTATION_CHOICES] | FiniteFloat = "auto"
     axis_rotation_snap_deg: NonNegativeFloat = 1.0
     axis_search_px: PositiveFloat = 20.0
+    axis_refine: Literal[AXIS_REFINE_CHOICES] = "none"
+    feature_radius_nm: tuple[PositiveFloat, PositiveFloat] = (35.0, 90.0)
 
 
 class ReconstructionSettings(Spec):
@@ -132,6 +142,7 @@ RECON_ATTRS = {
     "denoise_sigma_psd": "sigma_psd",
     "denoise_strength": "denoise_strength",
     "align_method": "align_method",
+    "axis_refine": "axis_refine",
     "binarize_radius_nm": "binarize_radius_nm",
 }
 
