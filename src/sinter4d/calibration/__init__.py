@@ -4,6 +4,17 @@ Arrays, specs or Datasets in and out; no file is touched (the runner is
 :mod:`sinter4d.experiments.calibrate`); docs/design.md, "Calibration".
 """
 
+from ._choose import (
+    CHOOSE_SEED_BASE,
+    DEFAULT_CHOOSE_TWINS,
+    ChooseCard,
+    ChooseSpec,
+    candidates,
+    choice_variables,
+    choosing_seeds,
+    score,
+    twin_errors,
+)
 from ._dataset import (
     CALIBRATED,
     CALIBRATION_MIN_NECK_NM,
@@ -36,6 +47,15 @@ from ._twins import (
 )
 
 __all__ = [
+    "CHOOSE_SEED_BASE",
+    "DEFAULT_CHOOSE_TWINS",
+    "ChooseCard",
+    "ChooseSpec",
+    "candidates",
+    "choice_variables",
+    "choosing_seeds",
+    "score",
+    "twin_errors",
     "CALIBRATED",
     "CALIBRATION_MIN_NECK_NM",
     "calibrate_metrics",
