@@ -40,7 +40,7 @@ from ..pipeline.chain import binarize_volume, prepare_tilt_series, recon_dataset
 from ..runfolder import ChooseFolder, RunFolder
 from .spec import parse_spec
 
-__all__ = ["candidate_name", "choose_settings"]
+__all__ = ["candidate_name", "choose_settings", "run_candidates", "simulate_twin"]
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def _in_worker(task, *args):
     return task(*args)
 
 
-def _simulate_twin(doc: dict, twin_dir: str, spec_path: str) -> float:
+def simulate_twin(doc: dict, twin_dir: str, spec_path: str) -> float:
     """Simulate one choosing twin; its wall seconds."""
     from .run import run_experiment
 
@@ -107,13 +107,28 @@ def _simulate_twin(doc: dict, twin_dir: str, spec_path: str) -> float:
     return time.perf_counter() - t0
 
 
-def _run_prepare_group(folder: str, seed: int, base: dict, group: list[tuple[int, dict]]) -> dict:
+def run_candidates(folder: str, seed: int, base: dict, group: list[tuple[int, dict]]) -> dict:
     """Every candidate of one BM3D / alignment setting on one twin (one Dask task).
 
     BM3D and alignment run once per series, the reconstruction once per
-    reconstruction setting, the binarisation per candidate; a series whose
-    reconstructions every candidate holds is skipped. Then each candidate is
-    measured and validated (skipped when fresh, :func:`validate_run`).
+    reconstruction setting, the binarisation per candidate. A series whose
+    reconstructions every candidate holds is skipped, and a volume another
+    candidate of the same reconstruction setting holds is read back rather
+    than reconstructed. Then each candidate is measured and validated
+    (skipped when fresh, :func:`~sinter4d.experiments.validate.validate_run`).
+
+    Parameters
+    ----------
+    folder : str
+        The choice's work folder (:class:`~sinter4d.runfolder.ChooseFolder`);
+        the twin of ``seed`` must be simulated in it (:func:`simulate_twin`).
+    seed : int
+        The choosing twin.
+    base : dict
+        The run's ``[pipeline]`` settings.
+    group : list of (int, dict)
+        Candidate index and settings, all with the same ``prepare`` settings,
+        in the order of :func:`sinter4d.calibration.candidates`.
 
     Returns
     -------
@@ -247,11 +262,11 @@ def choose_settings(
     client, cluster = _start_client(scheduler, min(n_workers, max(len(tasks), 1)))
     seconds = dict.fromkeys((*STAGE_GROUPS, "validate", "simulate"), 0.0)
     try:
-        for fut in as_completed([client.submit(_in_worker, _simulate_twin, d, str(folder.twin(d["seed"]).path), str(spec_path),
+        for fut in as_completed([client.submit(_in_worker, simulate_twin, d, str(folder.twin(d["seed"]).path), str(spec_path),
                                                pure=False) for d in sims]):
             seconds["simulate"] += fut.result()
         log.info("choose: %d twins simulated, %d tasks of %d candidates", len(sims), len(tasks), len(grid_candidates))
-        futures = [client.submit(_in_worker, _run_prepare_group, str(folder.path), seed, dict(base_pipeline), group, pure=False)
+        futures = [client.submit(_in_worker, run_candidates, str(folder.path), seed, dict(base_pipeline), group, pure=False)
                    for seed, group in tasks]
         per_candidate: dict[int, list] = {i: [] for i in range(len(grid_candidates))}
         for fut in as_completed(futures):
