@@ -9,14 +9,16 @@ from sinter4d.calibration import (
     TWIN_SEED_BASE,
     ChooseCard,
     ChooseSpec,
+    best_candidate,
     candidates,
     choice_variables,
     choosing_seeds,
+    group_key,
     score,
+    stage_of,
     twin_errors,
     twin_seeds,
 )
-from sinter4d.calibration._choose import choose, group_key, stage_of
 from sinter4d.errors import InputError, SpecError
 from sinter4d.pipeline import threshold_binary
 from sinter4d.specs import parse
@@ -94,7 +96,7 @@ def test_the_choice_is_the_lowest_score_and_its_table_has_units():
     cands = [{"binarize_level": 0.9, "binarize_radius_nm": 4.0}, {"binarize_level": 1.0, "binarize_radius_nm": 4.0},
              {"binarize_level": 1.1, "binarize_radius_nm": 4.0}]
     scores = [{"score": s, "neck_ratio_error": s, "distance_ratio_error": 0.0, "unread": 0.0} for s in (0.2, 0.05, 0.1)]
-    best = choose(scores)
+    best = best_candidate(scores)
     assert best == 1
     ds = xr.Dataset(choice_variables(cands, scores, best))
     assert ds["candidate_chosen"].values.tolist() == [0, 1, 0]

@@ -6,8 +6,7 @@ import pytest
 import xarray as xr
 
 from _sweeps import TINY_BASE
-from sinter4d.calibration import candidates, score, twin_specs
-from sinter4d.calibration._choose import choose
+from sinter4d.calibration import best_candidate, candidates, score, twin_specs
 from sinter4d.experiments.choose import candidate_name, run_candidates, simulate_twin
 from sinter4d.experiments.spec import parse_spec
 from sinter4d.io.toml import read_toml
@@ -40,7 +39,7 @@ def test_the_worse_binarisation_is_scored_worse_and_not_chosen_then_a_rerun_redo
     group = list(enumerate(cands))
     result = run_candidates(str(folder.path), SEED, base, group)
     scores = [score([tuple(map(_array, result["errors"][i]))]) for i in range(len(cands))]
-    assert choose(scores) == 1
+    assert best_candidate(scores) == 1
     assert scores[0]["score"] > scores[1]["score"] + 0.02
     assert scores[1]["unread"] == 0.0, scores  # Otsu reads the one pair at both series
     # one reconstruction per series served both candidates: the volumes are the same

@@ -7,12 +7,16 @@ Arrays, specs or Datasets in and out; no file is touched (the runner is
 from ._choose import (
     CHOOSE_SEED_BASE,
     DEFAULT_CHOOSE_TWINS,
+    STAGE_GROUPS,
     ChooseCard,
     ChooseSpec,
+    best_candidate,
     candidates,
     choice_variables,
     choosing_seeds,
+    group_key,
     score,
+    stage_of,
     twin_errors,
 )
 from ._dataset import (
@@ -49,12 +53,16 @@ from ._twins import (
 __all__ = [
     "CHOOSE_SEED_BASE",
     "DEFAULT_CHOOSE_TWINS",
+    "STAGE_GROUPS",
     "ChooseCard",
     "ChooseSpec",
+    "best_candidate",
     "candidates",
     "choice_variables",
     "choosing_seeds",
+    "group_key",
     "score",
+    "stage_of",
     "twin_errors",
     "CALIBRATED",
     "CALIBRATION_MIN_NECK_NM",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Annotated
 
 import numpy as np
 import xarray as xr
@@ -29,9 +30,11 @@ __all__ = [
     "STAGE_GROUPS",
     "ChooseCard",
     "ChooseSpec",
+    "best_candidate",
     "candidates",
     "choice_variables",
     "choosing_seeds",
+    "group_key",
     "score",
     "stage_of",
     "twin_errors",
@@ -82,18 +85,12 @@ class ChooseSpec(Spec):
             if not isinstance(values, list) or not values:
                 raise fail("must be a non-empty list of values", key)
             info = fields[key]
-            checked = [nested(info.annotation if not info.metadata else _annotated(info), v, key, i)
-                       for i, v in enumerate(values)]
+            kind = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+            checked = [nested(kind, v, key, i) for i, v in enumerate(values)]
             if len({repr(v) for v in checked}) != len(checked):
                 raise fail(f"repeats a value ({values})", key)
             out[key] = checked
         return out
-
-
-def _annotated(info):
-    from typing import Annotated
-
-    return Annotated[(info.annotation, *info.metadata)]
 
 
 class ChooseCard(Spec):
@@ -180,7 +177,7 @@ def score(errors: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict:
     return {"score": n_med + d_med, "neck_ratio_error": n_med, "distance_ratio_error": d_med, "unread": unread}
 
 
-def choose(scores: Sequence[dict]) -> int:
+def best_candidate(scores: Sequence[dict]) -> int:
     """Index of the candidate with the lowest score (the first of equals)."""
     if not scores:
         raise InputError("no candidates scored")

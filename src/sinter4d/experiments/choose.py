@@ -21,17 +21,10 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
-from ..calibration._choose import (
-    STAGE_GROUPS,
-    ChooseSpec,
-    candidates,
-    choose,
-    group_key,
-    score,
-    twin_errors,
-)
+from ..calibration import STAGE_GROUPS, ChooseSpec, best_candidate, candidates, group_key, score, twin_errors
 from ..errors import InputError
 from ..io.atomic import write_json_atomic
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
@@ -279,11 +272,9 @@ def choose_settings(
         client.close()
         if cluster is not None:
             cluster.close()
-    import numpy as np
-
     scores = [score([(np.asarray(n, float), np.asarray(d, float)) for n, d in per_candidate[i]])
               for i in range(len(grid_candidates))]
-    chosen = choose(scores)
+    chosen = best_candidate(scores)
     seconds["wall"] = time.perf_counter() - t_start
     for i, (cand, s) in enumerate(zip(grid_candidates, scores)):
         log.info("candidate %d %s: score %.4f (neck %.4f, distance %.4f, unread %.2f)%s", i, cand, s["score"],
