@@ -40,6 +40,7 @@ def _bad_files(folder):
     (folder / "syntax.toml").write_text('name = "x"\nseed = \n[acquisition\n')
     (folder / "unknown.toml").write_text('name = "x"\nseed = 1\nbogus_key = 3\n')
     (folder / "range.toml").write_text('name = "x"\nseed = 1\n[acquisition]\ntilt_step_deg = -3\n')
+    (folder / "choose_bad.toml").write_text('[choose.grid]\nbm3d_strength = [0.3]\n')
     (folder / "fit_unknown.toml").write_text('model = "cu_shell_reservoir"\nbogus_key = 1\n')
     (folder / "fit_range.toml").write_text('model = "cu_shell_reservoir"\n[sampler]\nwalkers = -4\n')
     (folder / "binary.toml").write_bytes(b"\x82\xff\x00name")
@@ -157,6 +158,9 @@ def _bad_files(folder):
         (["calibrate", "{out}/tilts.nc", "--out", "{out}/folder.nc"], "folder.nc: is a folder"),
         (["calibrate", "{out}/tilts.nc", "--out", "{out}/c.nc", "--twins", "1"], "n_twins"),
         (["calibrate", "{out}/tilts.nc", "--out", "{out}/c.nc"], "records no dose"),
+        (["calibrate", "{out}/tilts.nc", "--out", "{out}/c.nc", "--choose", "{out}/choose_bad.toml"],
+         "choose_bad.toml: choose.grid.bm3d_strength: unknown pipeline setting"),
+        (["calibrate", "{out}/tilts.nc", "--out", "{out}/c.nc", "--choose", "{out}/nope.toml"], "no such file"),
         (["measure", "{out}/nobinary.nc", "--out", "{out}/m.nc", "--calibration", "{out}/nope.nc"], "no such file"),
         (["measure", "{out}/nobinary.nc", "--out", "{out}/m.nc", "--calibration", "{out}/tilts.nc"],
          "missing variable(s) coefficient"),

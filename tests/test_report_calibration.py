@@ -79,3 +79,21 @@ def test_the_section_appears_iff_the_run_holds_a_calibration(tmp_path, calibrati
     sec = _sections(build_report(run.path, progress=False).read_text(encoding="utf-8"))["calibration"]
     cells = re.findall(r"<td[^>]*>(.*?)</td>", sec.split("Errors before and after")[1])
     assert cells == ["neck_radius_nm", "nm", "0", "1", "2", "3"]
+
+
+def test_a_choice_of_settings_shows_the_chosen_settings_and_the_candidates_best_first(tmp_path, calibration):
+    from sinter4d.calibration import choice_variables
+
+    cands = [{"binarize_level": 0.85}, {"binarize_level": 1.0}, {"binarize_level": 1.15}]
+    scores = [{"score": s, "neck_ratio_error": s - 0.01, "distance_ratio_error": 0.01, "unread": 0.0}
+              for s in (0.116, 0.096, 0.081)]
+    cal = calibration.assign(choice_variables(cands, scores, 2))
+    cal.attrs.update(chosen_settings=json.dumps(cands[2]), choosing_twin_seeds=json.dumps([2001, 2002]))
+    run = RunFolder(tmp_path)
+    run.spec.write_text(json.dumps({"name": "bare"}))
+    write_dataset_atomic(cal, run.calibration)
+    sec = _sections(build_report(run.path, progress=False).read_text(encoding="utf-8"))["calibration"]
+    assert "binarize_level = 1.15" in sec and "2 (seeds 2001, 2002)" in sec
+    table = sec.split("Settings chosen on the choosing twins")[1].split("</table>")[0]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", table)
+    assert cells[:7] == ["1.15", "0.081", "0.071", "0.01", "0", "chosen", "1"]

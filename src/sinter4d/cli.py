@@ -124,11 +124,12 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from .experiments.calibrate import calibrate_run
+    from .experiments.calibrate import calibrate_run, load_choose_card
 
     twins = {} if args.twins is None else {"n_twins": args.twins}
+    choose = None if args.choose is None else load_choose_card(args.choose)
     out = calibrate_run(args.source, args.out, scheduler=args.scheduler, force=args.force, progress=not args.quiet,
-                        **twins)
+                        choose=choose, **twins)
     print(f"calibration in {out}")
     return 0
 
@@ -280,7 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="run folder (simulated or imported) or a tilt-series file (TILTS.nc)")
     p.add_argument("--out", required=True, help="calibration file to write (calibration.nc); the twins run in "
                                                 "NAME_twins/ beside it, and a rerun resumes them")
-    p.add_argument("--twins", type=int, default=None, help="how many twins (default 6)")
+    p.add_argument("--twins", type=int, default=None, help="how many (reporting) twins (default 6)")
+    p.add_argument("--choose", default=None, metavar="CARD.toml",
+                   help="choose the pipeline settings first: the card's [choose] grid on choosing twins "
+                        "(NAME_choose/), kept apart from the reporting twins (experiments/choose_quick.toml)")
     p.add_argument("--scheduler", default=None,
                    help="address of a running Dask scheduler (default: a LocalCluster over this machine's cores)")
     p.add_argument("--force", action="store_true", help="run the twins again")

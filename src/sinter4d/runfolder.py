@@ -63,6 +63,8 @@ __all__ = [
     "stage",
     "step_files",
     "twins_folder",
+    "ChooseFolder",
+    "choose_folder",
     "step_index",
     "step_name",
 ]
@@ -421,3 +423,40 @@ def twins_folder(calibration: str | Path) -> SweepFolder:
     """
     path = Path(calibration)
     return SweepFolder(path.with_name(f"{path.stem}_twins"))
+
+
+class ChooseFolder:
+    """The work folder of a choice of pipeline settings (docs/design.md, "Calibration")::
+
+        NAME_choose/twin-<seed>/                       a choosing twin's run folder (spec.json, truth.nc, tilts/)
+        NAME_choose/twin-<seed>/candidates/<name>/     one candidate's run folder: recon/, metrics.nc,
+                                                       validation.nc, candidate.json; truth.nc, tilts/ and
+                                                       spec.json are links to the twin's
+
+    ``<name>`` is the candidate's settings, ``key-value`` joined by ``__``.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def twin(self, seed: int) -> RunFolder:
+        """The run folder of the choosing twin of ``seed``."""
+        return RunFolder(self.path / f"twin-{int(seed)}")
+
+    def candidate(self, seed: int, name: str) -> RunFolder:
+        """The run folder of candidate ``name`` on the twin of ``seed``."""
+        return RunFolder(self.twin(seed).path / "candidates" / name)
+
+    @staticmethod
+    def candidate_record(run: RunFolder) -> Path:
+        """A candidate's record: the full pipeline settings it ran (JSON)."""
+        return run.path / "candidate.json"
+
+    #: What a candidate's run folder links to in its twin's.
+    SHARED = ("spec.json", "truth.nc", "tilts")
+
+
+def choose_folder(calibration: str | Path) -> ChooseFolder:
+    """The work folder of a calibration's choice of settings, beside its file: ``NAME.nc`` -> ``NAME_choose/``."""
+    path = Path(calibration)
+    return ChooseFolder(path.with_name(f"{path.stem}_choose"))

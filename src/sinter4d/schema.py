@@ -16,6 +16,7 @@ __all__ = [
     "CALIBRATED_METRICS",
     "CALIBRATED_OF",
     "CALIBRATION",
+    "CANDIDATE_SETTING_LONG_NAME",
     "COORDINATES",
     "HEATING_LOG",
     "METRICS",
@@ -27,7 +28,9 @@ __all__ = [
     "VALIDATION",
     "Variable",
     "attrs",
+    "candidate_setting",
     "coordinate",
+    "suffix_units",
     "variable",
 ]
 
@@ -201,7 +204,22 @@ CALIBRATION: dict[str, Variable] = _table(
     Variable("reading_elevation_deg", "degree", "elevation of the true pair axis out of the film plane",
              ("reading",)),
     Variable("reading_bridged", "1", "1 where the measured surface gap exceeds the bridged cut", ("reading",)),
+    Variable("candidate", "1", "candidate pipeline settings of the choice (index)", ("candidate",)),
+    Variable("candidate_score", "1", "objective of the candidate on the choosing twins: median |error| of "
+             "r_n/r_p plus median |error| of d/2r_p (an unread true pair counts as an infinite error)",
+             ("candidate",)),
+    Variable("candidate_neck_ratio_error", "1", "median |error| of r_n/r_p over the choosing twins' true pairs",
+             ("candidate",)),
+    Variable("candidate_distance_ratio_error", "1", "median |error| of d/2r_p over the choosing twins' true pairs",
+             ("candidate",)),
+    Variable("candidate_unread", "1", "fraction of the choosing twins' true (time, pair) readings not read",
+             ("candidate",)),
+    Variable("candidate_chosen", "1", "1 for the candidate chosen (the lowest score)", ("candidate",)),
 )
+
+#: Long name of ``candidate_<key>`` in ``calibration.nc``: the value of a chosen pipeline setting per candidate
+#: (units from the key's suffix, :data:`SWEEP_SUFFIX_UNITS`; :func:`candidate_setting`).
+CANDIDATE_SETTING_LONG_NAME = "pipeline setting {key} of the candidate"
 
 
 # --------------------------------------------------------------------------- validation.nc
@@ -360,6 +378,17 @@ def variable(name: str, values, dims: tuple[str, ...] | None = None, table: dict
     if dims is None:
         raise ValueError(f"{name!r} has no fixed dims; pass them")
     return dims, np.asarray(values), known.attrs
+
+
+def suffix_units(key: str) -> str:
+    """Units of a setting from the suffix of its name (:data:`SWEEP_SUFFIX_UNITS`; none: ``1``)."""
+    return next((u for suffix, u in SWEEP_SUFFIX_UNITS if key.endswith(suffix)), "1")
+
+
+def candidate_setting(key: str, values) -> tuple:
+    """``(dims, values, attrs)`` of ``candidate_<key>``: a pipeline setting's value per candidate of a choice."""
+    var = Variable(f"candidate_{key}", suffix_units(key), CANDIDATE_SETTING_LONG_NAME.format(key=key))
+    return ("candidate",), np.asarray(values), var.attrs
 
 
 def coordinate(name: str, values, table: dict[str, Variable] | None = None) -> tuple:

@@ -4,6 +4,21 @@ Arrays, specs or Datasets in and out; no file is touched (the runner is
 :mod:`sinter4d.experiments.calibrate`); docs/design.md, "Calibration".
 """
 
+from ._choose import (
+    CHOOSE_SEED_BASE,
+    DEFAULT_CHOOSE_TWINS,
+    STAGE_GROUPS,
+    ChooseCard,
+    ChooseSpec,
+    best_candidate,
+    candidates,
+    choice_variables,
+    choosing_seeds,
+    group_key,
+    score,
+    stage_of,
+    twin_errors,
+)
 from ._dataset import (
     CALIBRATED,
     CALIBRATION_MIN_NECK_NM,
@@ -36,6 +51,19 @@ from ._twins import (
 )
 
 __all__ = [
+    "CHOOSE_SEED_BASE",
+    "DEFAULT_CHOOSE_TWINS",
+    "STAGE_GROUPS",
+    "ChooseCard",
+    "ChooseSpec",
+    "best_candidate",
+    "candidates",
+    "choice_variables",
+    "choosing_seeds",
+    "group_key",
+    "score",
+    "stage_of",
+    "twin_errors",
     "CALIBRATED",
     "CALIBRATION_MIN_NECK_NM",
     "calibrate_metrics",

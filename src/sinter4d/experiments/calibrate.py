@@ -24,19 +24,24 @@ from ..calibration import (
     acquisition_of_spec,
     acquisition_of_tilts,
     calibration_dataset,
+    choice_variables,
+    choosing_seeds,
     reading_table,
+    twin_seeds,
     twin_specs,
 )
+from ..calibration import ChooseCard, ChooseSpec
 from ..checks import check_file, check_int
 from ..errors import InputError
 from ..io.atomic import check_target
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
-from ..runfolder import RunFolder, step_files, twins_folder
+from ..runfolder import RunFolder, choose_folder, step_files, twins_folder
+from ..specs import load
 from .spec import parse_spec, resolve_model_card
 from .sweep import cells_to_run, read_cell_record, run_cells
 from .sweep_spec import Cell
 
-__all__ = ["DEFAULT_TWINS", "calibrate_run", "run_source"]
+__all__ = ["DEFAULT_TWINS", "calibrate_run", "load_choose_card", "run_source"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +78,11 @@ def _imported_doc(tilts_path: Path, pipeline: dict) -> tuple[dict, dict, None]:
     return doc, acq, None
 
 
+def load_choose_card(path: str | Path) -> ChooseSpec:
+    """The ``[choose]`` table of a choice card (``experiments/choose_*.toml``); a bad card is one SpecError line."""
+    return load(ChooseCard, check_file(path)).choose
+
+
 def calibrate_run(
     source: str | Path,
     out: str | Path,
@@ -84,6 +94,7 @@ def calibrate_run(
     force: bool = False,
     progress: bool = True,
     min_neck_nm: float = CALIBRATION_MIN_NECK_NM,
+    choose: ChooseSpec | None = None,
 ) -> Path:
     """Calibrate the pipeline for the acquisition of ``source``: write ``out`` (``calibration.nc``).
 
@@ -108,6 +119,12 @@ def calibrate_run(
     min_neck_nm : float, optional
         True necks below this (nm) are left out of the neck's reading model
         (default :data:`sinter4d.calibration.CALIBRATION_MIN_NECK_NM`).
+    choose : ChooseSpec, optional
+        Choose the pipeline settings first (:func:`load_choose_card`): every
+        candidate of its grid runs on the choosing twins (seeds apart from the
+        reporting twins', in ``NAME_choose/``,
+        :func:`sinter4d.experiments.choose.choose_settings`), and the reporting
+        twins then run at the candidate of the lowest score.
 
     Returns
     -------
@@ -127,7 +144,19 @@ def calibrate_run(
     model = (doc.get("sintering") or {}).get("model", "cu_shell_reservoir")
     doc.setdefault("sintering", {})["model"] = str(resolve_model_card(model, spec_path).resolve())
     imported = spec_path is None
-    docs = twin_specs(doc, n, seeds=seeds, acquisition=acquisition if imported else None)
+    twin_acquisition = acquisition if imported else None
+    choice = None
+    if choose is not None:
+        from .choose import choose_settings
+
+        reporting = twin_seeds(n) if seeds is None else seeds
+        choosing = choosing_seeds(choose, reporting)
+        choice = choose_settings(twin_specs(doc, len(choosing), seeds=choosing, acquisition=twin_acquisition),
+                                 dict(doc.get("pipeline") or {}), choose, choose_folder(target),
+                                 spec_path=spec_path or target, scheduler=scheduler,
+                                 n_workers=n_workers or available_cores(), force=force)
+        doc = {**doc, "pipeline": {**(doc.get("pipeline") or {}), **choice["candidates"][choice["chosen"]]}}
+    docs = twin_specs(doc, n, seeds=seeds, acquisition=twin_acquisition)
     folder = twins_folder(target)
     folder.path.mkdir(parents=True, exist_ok=True)
     cells = [Cell(name=f"twin-{d['seed']}", index=(k,), settings={"seed": d["seed"]}, doc=d,
@@ -157,5 +186,13 @@ def calibrate_run(
         "twin_spec": docs[0], "twins_folder": str(folder.path.resolve()), "twins_run": stats.get("cells_run", 0),
         "twin_seconds": seconds, "wall_seconds": time.perf_counter() - t0,
     }
+    if choice is not None:
+        provenance.update(
+            chosen_settings=choice["candidates"][choice["chosen"]], choosing_twin_seeds=choice["seeds"],
+            choose_grid={k: list(v) for k, v in choose.grid.items()}, choose_seconds=choice["seconds"],
+            choose_folder=str(choose_folder(target).path.resolve()),
+        )
     ds = calibration_dataset(tables, provenance, min_neck_nm=min_neck_nm)
+    if choice is not None:
+        ds = ds.assign(choice_variables(choice["candidates"], choice["scores"], choice["chosen"]))
     return write_dataset_atomic(ds, target)

@@ -18,7 +18,7 @@ import xarray as xr
 
 from ..io.netcdf import open_dataset_checked
 from ..runfolder import SWEEP_CELL_STAGES, RunFolder, SweepFolder
-from ..schema import SWEEP, SWEEP_POSTERIOR, SWEEP_SETTINGS, SWEEP_SUFFIX_UNITS, Variable
+from ..schema import SWEEP, SWEEP_POSTERIOR, SWEEP_SETTINGS, Variable, suffix_units
 from .sweep_spec import DERIVED_KEYS, Cell, SweepSpec, dim_name
 
 __all__ = ["cell_results", "read_cell_record", "sweep_dataset"]
@@ -113,7 +113,7 @@ def _coord(key: str, values: tuple) -> tuple[np.ndarray, dict]:
     if dim in SWEEP_SETTINGS:
         units, long_name = SWEEP_SETTINGS[dim].units, SWEEP_SETTINGS[dim].long_name
     else:
-        units = next((u for suffix, u in SWEEP_SUFFIX_UNITS if dim.endswith(suffix)), "1")
+        units = suffix_units(dim)
         long_name = key.replace("_", " ")
     attrs = {"units": units, "long_name": long_name, "spec_key": key}
     if key in DERIVED_KEYS:

@@ -119,6 +119,7 @@ def threshold_binary(
     radius_nm: float = 0.0,
     voxel_size_nm: float = 1.0,
     threshold: float | None = None,
+    level: float = 1.0,
 ) -> np.ndarray:
     """Binarise a grey-value volume: global threshold, then opening by a ball.
 
@@ -136,6 +137,9 @@ def threshold_binary(
         Voxel edge, nm.
     threshold : float, optional
         Use this grey value instead of computing one.
+    level : float, optional
+        Scale of the computed threshold (1: the method's own; the
+        setting ``binarize_level``). Ignored when ``threshold`` is given.
 
     Returns
     -------
@@ -159,6 +163,7 @@ def threshold_binary(
     """
     check_choice(method, "method", THRESHOLD_METHODS)
     radius = check_positive(radius_nm, "radius_nm", allow_zero=True)
+    scale = check_positive(level, "level")
     voxel = check_positive(voxel_size_nm, "voxel_size_nm")
     vol = np.asarray(volume)
     if vol.ndim != 3:
@@ -168,7 +173,7 @@ def threshold_binary(
     if threshold is None:
         if float(vol.min()) == float(vol.max()):
             return np.zeros(vol.shape, np.uint8)
-        threshold = _threshold(vol, method)
+        threshold = scale * _threshold(vol, method)
     mask = vol > threshold
     r = radius / voxel
     if r >= 0.5:

@@ -390,6 +390,34 @@ def process_tilt_series(
     """
     prep = prepare_tilt_series(ds, settings, n_jobs=n_jobs, source=source)
     volume, binary, seconds = reconstruct_and_binarize(prep, settings, callbacks=callbacks)
+    return recon_dataset(ds, prep, volume, binary, settings, seconds)
+
+
+def recon_dataset(
+    ds: xr.Dataset, prep: PreparedSeries, volume: np.ndarray, binary: np.ndarray, settings: PipelineSpec,
+    seconds: dict,
+) -> xr.Dataset:
+    """The reconstruction Dataset of a series (docs/design.md, "Reconstruction file").
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The tilt series (its :data:`CARRIED_ATTRS` are copied).
+    prep : PreparedSeries
+        What :func:`prepare_tilt_series` made of it.
+    volume, binary : (nz, ny, nx) ndarray
+        The reconstruction and its binary (:func:`reconstruct_prepared`,
+        :func:`binarize_volume`).
+    settings : PipelineSpec
+        The settings they were made with (recorded as attributes).
+    seconds : dict
+        Wall time of the reconstruction and binarisation stages.
+
+    Returns
+    -------
+    xarray.Dataset
+        See :func:`process_tilt_series`.
+    """
     pixel = prep.pixel_size_nm
     nz = volume.shape[0]
     z = (np.arange(nz) - (nz - 1) / 2) * pixel + settings.slab_z_centre_nm
@@ -424,6 +452,7 @@ def process_tilt_series(
             "align_method": settings.align_method,
             "axis_refine": settings.axis_refine,
             "binarize_radius_nm": float(settings.binarize_radius_nm),
+            "binarize_level": float(settings.binarize_level),
             **{f"seconds_{k}": round(v, 3) for k, v in {**prep.seconds, **seconds}.items()},
         },
     )
@@ -446,7 +475,7 @@ def reconstruct_and_binarize(
         The reconstruction and binarisation settings are read: the slab
         (``slab_thickness_nm`` thick about ``slab_z_centre_nm``; the
         specimen's height on the film bounds it), the algorithm and the
-        radius of the opening after Otsu's threshold.
+        radius of the opening after Otsu's threshold and the threshold's scale.
     callbacks : tuple, optional
         Callbacks of the reconstruction algorithm (e.g. a progress bar).
 
@@ -457,9 +486,18 @@ def reconstruct_and_binarize(
     seconds : dict
         Wall time of the two stages.
     """
-    pixel = prep.pixel_size_nm
     t0 = time.perf_counter()
-    volume = reconstruct(
+    volume = reconstruct_prepared(prep, settings, callbacks=callbacks)
+    t1 = time.perf_counter()
+    binary = binarize_volume(volume, settings, voxel_size_nm=prep.pixel_size_nm)
+    return volume, binary, {"reconstruct": t1 - t0, "binarize": time.perf_counter() - t1}
+
+
+def reconstruct_prepared(prep: PreparedSeries, settings: PipelineSpec = PipelineSpec(), *,
+                         callbacks: tuple = ()) -> np.ndarray:
+    """The slab of a prepared series, reconstructed with the settings' algorithm: (nz, ny, nx) float32."""
+    pixel = prep.pixel_size_nm
+    return reconstruct(
         prep.signal,
         prep.angles_deg,
         method=settings.method,
@@ -471,11 +509,15 @@ def reconstruct_and_binarize(
         tol=settings.tol,
         callbacks=callbacks,
     ).astype(np.float32, copy=False)
-    t1 = time.perf_counter()
-    binary = threshold_binary(
-        volume, method="otsu", radius_nm=settings.binarize_radius_nm, voxel_size_nm=pixel
+
+
+def binarize_volume(volume: np.ndarray, settings: PipelineSpec = PipelineSpec(), *,
+                    voxel_size_nm: float) -> np.ndarray:
+    """Otsu's threshold times ``binarize_level``, then the opening of ``binarize_radius_nm``: (nz, ny, nx) uint8."""
+    return threshold_binary(
+        volume, method="otsu", radius_nm=settings.binarize_radius_nm, voxel_size_nm=voxel_size_nm,
+        level=settings.binarize_level,
     ).astype(np.uint8, copy=False)
-    return volume, binary, {"reconstruct": t1 - t0, "binarize": time.perf_counter() - t1}
 
 
 def _centred(n: int, pixel: float) -> np.ndarray:

@@ -118,9 +118,14 @@ class ReconstructionSettings(Spec):
 
 
 class BinarizeSettings(Spec):
-    """Radius (nm) of the erosion and dilation after Otsu's threshold."""
+    """Radius (nm) of the erosion and dilation after Otsu's threshold, and the threshold's scale.
+
+    The volume is thresholded at ``binarize_level`` times Otsu's threshold
+    (1: Otsu's, the paper's; docs/design.md, "Reconstruction notes").
+    """
 
     binarize_radius_nm: NonNegativeFloat = 4.0
+    binarize_level: PositiveFloat = 1.0
 
 
 # The bases are listed last stage first: pydantic orders the fields from the
@@ -144,6 +149,7 @@ RECON_ATTRS = {
     "align_method": "align_method",
     "axis_refine": "axis_refine",
     "binarize_radius_nm": "binarize_radius_nm",
+    "binarize_level": "binarize_level",
 }
 
 

@@ -1,6 +1,7 @@
 """The report's calibration section: shown when the run holds ``calibration.nc`` (the calibrate stage ran).
 
 The twins (how many, their seeds, how long), the acquisition they matched,
+the settings a choice picked with its candidates' scores (``--choose``),
 the reading model of each metric with its scatter, the reading curves by
 orientation (:func:`sinter4d.figures.calibration.reading_curves_figure`) and,
 when ``validation.nc`` holds them, the errors before and after correction
@@ -49,6 +50,12 @@ def _summary(cal: xr.Dataset) -> str:
         items["dose per series (e⁻/nm²)"] = acq.get("dose_e_per_nm2")
         items["pixel size (nm), bin"] = f"{acq.get('pixel_size_nm')}, {acq.get('bin', 1)}"
         items["tilts (°)"] = f"{acq.get('tilt_min_deg')} to {acq.get('tilt_max_deg')} by {acq.get('tilt_step_deg')}"
+    chosen = _json_attr(a, "chosen_settings", {})
+    if chosen:
+        choosing = _json_attr(a, "choosing_twin_seeds", [])
+        items["settings chosen"] = ", ".join(f"{k} = {v}" for k, v in chosen.items())
+        items["choosing twins (apart from the twins above)"] = (f"{len(choosing)} (seeds "
+                                                               f"{', '.join(map(str, choosing))})")
     items["neck fit: true necks from (nm)"] = float(a.get("min_true_neck_nm", np.nan))
     items["bridged: measured gap beyond (nm)"] = float(a.get("bridged_gap_nm", np.nan))
     return hp.definition_table(items)
@@ -65,6 +72,19 @@ def _model_table(cal: xr.Dataset) -> str:
                      *(float(cal[v].values[k]) for v in ("sigma_run", "sigma_pair", "sigma_point")),
                      *(int(cal[v].values[k]) for v in ("n_points", "n_pairs", "n_runs"))])
     return hp.table(header, rows, digits=4)
+
+
+def _choice_table(cal: xr.Dataset) -> str:
+    """The candidates of a choice of settings and their scores on the choosing twins (chosen first)."""
+    keys = [str(v)[len("candidate_"):] for v in cal.data_vars if str(v).startswith("candidate_")
+            and v not in ("candidate_score", "candidate_neck_ratio_error", "candidate_distance_ratio_error",
+                          "candidate_unread", "candidate_chosen")]
+    order = np.argsort(cal["candidate_score"].values, kind="stable")
+    rows = [[*(cal[f"candidate_{k}"].values[i].item() for k in keys),
+             *(float(cal[v].values[i]) for v in ("candidate_score", "candidate_neck_ratio_error",
+                                                   "candidate_distance_ratio_error", "candidate_unread")),
+             "chosen" if int(cal["candidate_chosen"].values[i]) else ""] for i in order]
+    return hp.table([*keys, "score", "|err| r_n/r_p", "|err| d/2r_p", "unread", ""], rows, digits=3)
 
 
 def _before_after(run: RunFolder) -> str:
@@ -97,6 +117,11 @@ def section_calibration(run: RunFolder) -> str:
                           "u_pair + e, in units of g (nm² for the neck's square, nm for the distance); ± is one s.d. "
                           "of the coefficient, σ the s.d. between twins, between pairs and of one reading.",
                           css_class="caption")]
+    if "candidate" in cal.dims:
+        parts += [hp.heading("Settings chosen on the choosing twins"), _choice_table(cal),
+                  hp.paragraph("score = median |error| of r_n/r_p + median |error| of d/2r_p over the choosing twins' "
+                               "true readings (an unread reading counts as infinite); lowest first.",
+                               css_class="caption")]
     parts.append(hp.heading("Reading curves by orientation to the tilt axis"))
     fig = reading_curves_figure(cal)
     parts.append(hp.image(png.shrink_png(png.figure_png(fig), max_width_px=1240), alt="reading curves",
