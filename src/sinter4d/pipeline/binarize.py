@@ -9,9 +9,11 @@ holes (that would be a closing, which this module does not apply).
 The opening is computed exactly for a Euclidean ball from two distance
 transforms (erosion keeps voxels farther than ``r`` from the background;
 dilation grows the result by ``r``), so its cost does not grow with the
-radius; the transforms are ``edt``'s (exact, multithreaded; Zlateski,
-Jain & Seung, seung-lab) on the specimen's bounding box only. Voxels outside the array count as neither foreground nor background:
-a particle cut by the slab face is not eroded from that face.
+radius; the transforms are seung-lab's ``edt`` (exact, multithreaded;
+Felzenszwalb & Huttenlocher's algorithm, doi:10.4086/toc.2012.v008a019) on
+the specimen's bounding box only. Voxels outside the array count as neither
+foreground nor background: a particle cut by the slab face is not eroded
+from that face.
 """
 
 from __future__ import annotations
