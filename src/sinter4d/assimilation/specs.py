@@ -41,6 +41,7 @@ from ..specs import (
     optional,
     parse,
 )
+from ..io.toml import read_toml
 from ..checks import TEMPERATURE_RANGE_TEXT, in_temperature_range
 from ..errors import SpecError
 from .likelihood import STEP_ERROR_PREFIX
@@ -465,13 +466,17 @@ def parse_fit_spec(doc: dict, *, source: str | Path = "<spec>", base_dir: str | 
     return parse(FitSpec, doc, source=source, context={"base_dir": base_dir})
 
 
-def load_fit_spec(path: str | Path) -> FitSpec:
+def load_fit_spec(path: str | Path, *, calibration: str | Path | None = None) -> FitSpec:
     """Read and validate a fit spec.
 
     Parameters
     ----------
     path : str or Path
         A TOML file laid out as in ``assimilation/README.md``.
+    calibration : str or Path, optional
+        A ``calibration.nc`` that replaces the observation model of every
+        fitted variable (``[noise.<variable>] calibration = ...``; each
+        keeps its ``exclude_series``): the command line's ``--calibration``.
 
     Returns
     -------
@@ -490,4 +495,14 @@ def load_fit_spec(path: str | Path) -> FitSpec:
     >>> spec.parameter_names  # doctest: +SKIP
     ('log10_C_lattice_diffusion_boundary', 'log10_C_surface_diffusion', 'capture_radius_nm', ...)
     """
-    return load(FitSpec, path)
+    if calibration is None:
+        return load(FitSpec, path)
+    doc = read_toml(path)
+    tables = doc.setdefault("noise", {})
+    if not isinstance(tables, dict):
+        raise SpecError(f"{path}: noise: must be a table")
+    for v in doc.get("variables", FIT_VARIABLES):
+        old = tables.get(v, {}) if isinstance(tables.get(v), dict) else {}
+        tables[v] = {"calibration": str(Path(calibration).resolve()),
+                     **{k: old[k] for k in ("exclude_series",) if k in old}}
+    return parse(FitSpec, doc, source=path)
