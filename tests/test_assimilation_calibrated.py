@@ -220,11 +220,19 @@ def test_fit_spec_takes_the_observation_model_from_a_calibration(root, tmp_path,
     assert pr.logpost.sigma_nm == {"distance_nm": dist.sigma_point}
     assert not pr.logpost.masks["neck_radius_nm"][0].any()
     assert np.isfinite(pr.logpost(pr.start))
-    # the command line's --calibration: the same model from a spec without one
+    # the command line's --calibration: the same model from a spec without one, the distance's sigma kept
     plain = tmp_path / "plain.toml"
-    plain.write_text(head + '[noise.neck_radius_nm]\npair_sigma = "fit"\nexclude_series = [0]\n')
+    plain.write_text(head + '[noise.neck_radius_nm]\npair_sigma = "fit"\nexclude_series = [0]\n'
+                     '[noise.distance_nm]\nsigma = 1.1288\n')
+    again = build_problem(data, load_fit_spec(plain, calibration=cal))
+    assert again.logpost.sigma_nm == {"distance_nm": 1.1288}
+    assert again.logpost(again.start) != pytest.approx(pr.logpost(pr.start))
+    plain.write_text(head + f'[noise.neck_radius_nm]\npair_sigma = "fit"\nexclude_series = [0]\n'
+                     f'[noise.distance_nm]\nsigma = {dist.sigma_point}\n')
     again = build_problem(data, load_fit_spec(plain, calibration=cal))
     assert again.logpost(again.start) == pytest.approx(pr.logpost(pr.start))
+    plain.write_text(head)
+    assert load_fit_spec(plain, calibration=cal).parameter_names == ("capture_radius_nm", "sigma_distance_nm")
     with pytest.raises(SpecError, match="noise.neck_radius_nm.pair_sigma: the calibration gives"):
         parse_fit_spec({"model": "cu_shell_reservoir", "noise": {"neck_radius_nm": {
             "calibration": str(cal), "pair_sigma": "fit"}}}, base_dir=root)

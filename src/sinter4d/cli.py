@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help=f"output folder ({_fit_files()}, figures); a rerun resumes")
     p.add_argument("--calibration", default=None,
                    help="calibration.nc (sinter4d calibrate): its reading model is the observation model of every "
-                        "fitted variable, in place of the spec's [noise] tables")
+                        "fitted variable (the neck's scatter too; the distance keeps the spec's sigma)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_fit)
 

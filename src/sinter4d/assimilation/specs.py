@@ -474,9 +474,12 @@ def load_fit_spec(path: str | Path, *, calibration: str | Path | None = None) ->
     path : str or Path
         A TOML file laid out as in ``assimilation/README.md``.
     calibration : str or Path, optional
-        A ``calibration.nc`` that replaces the observation model of every
-        fitted variable (``[noise.<variable>] calibration = ...``; each
-        keeps its ``exclude_series``): the command line's ``--calibration``.
+        A ``calibration.nc`` that becomes the observation model of every
+        fitted variable (``[noise.<variable>] calibration = ...``): the
+        command line's ``--calibration``. Each table keeps its
+        ``exclude_series``, and the distance its ``sigma`` and ``prior``
+        (its point scatter: on the quick runs a fitted one beats the
+        calibrated one, docs/validation.md); the neck's are the calibration's.
 
     Returns
     -------
@@ -503,6 +506,8 @@ def load_fit_spec(path: str | Path, *, calibration: str | Path | None = None) ->
         raise SpecError(f"{path}: noise: must be a table")
     for v in doc.get("variables", FIT_VARIABLES):
         old = tables.get(v, {}) if isinstance(tables.get(v), dict) else {}
-        tables[v] = {"calibration": str(Path(calibration).resolve()),
-                     **{k: old[k] for k in ("exclude_series",) if k in old}}
+        kept = ("exclude_series",) if v == "neck_radius_nm" else ("exclude_series", "sigma", "prior", "validation")
+        tables[v] = {"calibration": str(Path(calibration).resolve()), **{k: old[k] for k in kept if k in old}}
+        if v == "distance_nm" and "sigma" not in old:
+            tables[v]["sigma"] = "fit"  # the table's own default
     return parse(FitSpec, doc, source=path)
