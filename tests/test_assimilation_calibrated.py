@@ -19,7 +19,8 @@ def _reading(metric="neck_radius_nm", sigma_run=9.0, seed=0):
     """A reading model with correlated coefficient uncertainty and every scatter term, at random orientations."""
     rng = np.random.default_rng(seed)
     a = rng.normal(size=(5, 5))
-    cov = a @ a.T * np.array([30.0, 0.01, 20.0, 50.0, 40.0])[:, None] ** 0.5 * np.array([30.0, 0.01, 20.0, 50.0, 40.0])[None, :] ** 0.5 / 5
+    scale = np.sqrt([30.0, 0.01, 20.0, 50.0, 40.0])
+    cov = (a @ a.T) * np.outer(scale, scale) / 5  # correlated, positive definite
     if metric == "neck_radius_nm":
         model = ReadingModel(metric, "square", 25.0, np.array([650.0, 0.9, 60.0, 500.0, -300.0]), cov, sigma_run,
                              250.0, 110.0)
