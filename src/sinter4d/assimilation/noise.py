@@ -205,3 +205,20 @@ def relative_path(value: str, base: Path | None, *at) -> Path:
         raise fail("empty path", *at)
     p = Path(value)
     return base / p if not p.is_absolute() and base is not None else p
+
+
+def calibrated_tables(tables: dict, variables, calibration) -> dict:
+    """``[noise]`` tables (as parsed) with every fitted variable's observation model from ``calibration``.
+
+    Each keeps its ``exclude_series``; the distance keeps its ``sigma``,
+    ``prior`` and ``validation`` (its own point scatter, "fit" by default:
+    docs/design.md, "Calibration: the fit's observation model"); the neck
+    takes everything else from the calibration.
+    """
+    out = dict(tables)
+    for v in variables:
+        old = tables.get(v) if isinstance(tables.get(v), dict) else {}
+        kept = ("exclude_series",) if v == "neck_radius_nm" else ("exclude_series", "sigma", "prior", "validation")
+        out[v] = {"calibration": str(Path(calibration).resolve()), "sigma": "calibration" if v == "neck_radius_nm"
+                  else "fit", **{k: old[k] for k in kept if k in old}}
+    return out

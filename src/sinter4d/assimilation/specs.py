@@ -45,7 +45,8 @@ from ..io.toml import read_toml
 from ..checks import TEMPERATURE_RANGE_TEXT, in_temperature_range
 from ..errors import SpecError
 from .likelihood import STEP_ERROR_PREFIX
-from .noise import NECK_READING_REFERENCE_NM, DEFAULT_SIGMA_PRIOR, NoiseSpec, NoiseTable, NoiseTables, relative_path
+from .noise import (NECK_READING_REFERENCE_NM, DEFAULT_SIGMA_PRIOR, NoiseSpec, NoiseTable, NoiseTables,
+                    calibrated_tables, relative_path)
 from .priors import PositivePrior, Prior, card_priors
 
 #: Variables a fit may use.
@@ -501,13 +502,7 @@ def load_fit_spec(path: str | Path, *, calibration: str | Path | None = None) ->
     if calibration is None:
         return load(FitSpec, path)
     doc = read_toml(path)
-    tables = doc.setdefault("noise", {})
-    if not isinstance(tables, dict):
+    if not isinstance(doc.get("noise", {}), dict):
         raise SpecError(f"{path}: noise: must be a table")
-    for v in doc.get("variables", FIT_VARIABLES):
-        old = tables.get(v, {}) if isinstance(tables.get(v), dict) else {}
-        kept = ("exclude_series",) if v == "neck_radius_nm" else ("exclude_series", "sigma", "prior", "validation")
-        tables[v] = {"calibration": str(Path(calibration).resolve()), **{k: old[k] for k in kept if k in old}}
-        if v == "distance_nm" and "sigma" not in old:
-            tables[v]["sigma"] = "fit"  # the table's own default
+    doc["noise"] = calibrated_tables(doc.get("noise", {}), doc.get("variables", FIT_VARIABLES), calibration)
     return parse(FitSpec, doc, source=path)
