@@ -41,8 +41,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..calibration import ReadingModel, design_matrix, orientation_deg, reading_models
-from ..calibration._model import BRIDGED_GAP_NM
+from ..calibration import BRIDGED_GAP_NM, ReadingModel, design_matrix, orientation_deg, reading_models
 from ..errors import InputError
 from ..io.netcdf import open_dataset_checked
 
