@@ -145,7 +145,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_fit(args: argparse.Namespace) -> int:
     from .assimilation import fit
 
-    result = fit(args.data, args.spec, args.out, progress=not args.quiet)
+    result = fit(args.data, args.spec, args.out, progress=not args.quiet, calibration=args.calibration)
     conv = result.convergence
     print(result.summary.to_string())
     print(f"acceptance {float(conv.acceptance.mean()):.2f}; N/tau {conv.n_over_tau:.0f}; posterior in {result.posterior_path}")
@@ -300,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help=f"a run's {role_label('metrics')} or {role_label('truth')}, or a CSV trajectory table")
     p.add_argument("--spec", required=True, help="fit spec (TOML), e.g. assimilation/quick.toml")
     p.add_argument("--out", required=True, help=f"output folder ({_fit_files()}, figures); a rerun resumes")
+    p.add_argument("--calibration", default=None,
+                   help="calibration.nc (sinter4d calibrate): its reading model is the observation model of every "
+                        "fitted variable (the neck's scatter too; the distance keeps the spec's sigma)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_fit)
 

@@ -18,7 +18,7 @@ from .output import build_inference_data, compare_fits, summary_table, write_inf
 from .sampler import BatchedHDFBackend, Convergence, convergence, initial_positions, run_chain, spawn_generators
 from .priors import Prior, card_priors
 from .specs import FitSpec, ForwardSpec, SamplerSpec, load_fit_spec, parse_fit_spec
-from .synthetic import synthetic_trajectories
+from .synthetic import read_through_calibration, synthetic_trajectories
 
 __all__ = [
     "BatchedHDFBackend",
@@ -46,6 +46,7 @@ __all__ = [
     "run_chain",
     "spawn_generators",
     "summary_table",
+    "read_through_calibration",
     "synthetic_trajectories",
     "write_inference_data_atomic",
 ]

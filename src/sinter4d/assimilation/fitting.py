@@ -29,6 +29,7 @@ from ..errors import InputError, SpecError
 from ..io.trajectories import experiment_heating, read_trajectories, validation_sigma
 from ..runfolder import FitFolder
 from ..sintering import HeatingLog, logged_trace_pieces
+from .calibrated import calibrated_readings
 from .likelihood import STEP_ERROR_PREFIX, LogPosterior
 from .model import TrajectoryModel
 from .output import build_inference_data, summary_table, write_inference_data_atomic, write_summary
@@ -142,10 +143,13 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
     except ValueError as exc:
         raise InputError(f"{data_path}: heating log: {exc}") from None
     model, excluded = _pair_model(spec, ds, heating, settings["shell_thickness_nm"], data_path)
+    calibrated = _calibrated(spec, ds, data_path, settings)
     sigma, pair_sigma, bias, gain, reference, left_out = {}, {}, {}, {}, {}, {}
     for v in spec.variables:
         noise = spec.noise[v]
-        if noise.mode == "fixed":
+        if noise.mode == "calibration" and v == "distance_nm":
+            sigma[v] = calibrated[v].model.sigma_point
+        elif noise.mode == "fixed":
             sigma[v] = noise.sigma_nm
         elif noise.mode == "validation":
             sigma[v] = validation_sigma(noise.validation, v)
@@ -179,7 +183,7 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
         settings["step_error_bounds_s"] = [p.high for p in step_priors]
     logpost = LogPosterior(model, names, spec.parameter_priors + step_priors, spec.fixed,
                            {v: ds[v].values for v in spec.variables}, sigma, pair_sigma_nm=pair_sigma,
-                           bias_nm=bias, gain=gain, reference_nm=reference, excluded=left_out)
+                           bias_nm=bias, gain=gain, reference_nm=reference, excluded=left_out, calibrated=calibrated)
     truth = {}
     made_with = ds.attrs.get("model_card")
     if made_with in (None, spec.card.name):  # a truth.nc of another card has no truth for this one
@@ -195,6 +199,22 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
                     grid_points=fwd.grid_points, sigma_nm=sigma)
     start = np.concatenate([_start_point(spec), np.zeros(len(step_names))])
     return FitProblem(spec, ds, logpost, start, truth, settings)
+
+
+def _calibrated(spec: FitSpec, ds: xr.Dataset, data_path: Path, settings: dict) -> dict:
+    """The calibration's reading model of each variable that names one (recorded in ``settings``)."""
+    paths = {v: spec.noise[v].calibration for v in spec.variables if spec.noise[v].calibration is not None}
+    out = {}
+    for path in sorted(set(paths.values())):
+        out.update(calibrated_readings(path, data_path, [str(p) for p in ds["pair"].values],
+                                       [v for v, p in paths.items() if p == path]))
+    if out:  # the reading models enter the chain's resume key through the settings
+        settings["calibration"] = {v: {"source": r.source, "coefficient": r.model.coef.tolist(),
+                                       "sigma_run_pair_point": [r.model.sigma_run, r.model.sigma_pair,
+                                                                r.model.sigma_point]} for v, r in out.items()}
+        for v, r in out.items():
+            log.info("observation model of %s from %s", v, r.source)
+    return out
 
 
 def _holder_traces(ds: xr.Dataset) -> tuple | None:
@@ -343,7 +363,7 @@ def _gap_from_data(model: TrajectoryModel, gap_nm: np.ndarray, spec: FitSpec, so
 
 
 def fit(data_path: str | Path | None, spec_path: FitSpec | str | Path, out_dir: str | Path, *,
-        progress: bool = True, pool=None, callback=None) -> FitResult:
+        progress: bool = True, pool=None, callback=None, calibration: str | Path | None = None) -> FitResult:
     """Fit a sintering model card to measured neck/distance trajectories with emcee.
 
     Parameters
@@ -363,6 +383,10 @@ def fit(data_path: str | Path | None, spec_path: FitSpec | str | Path, out_dir: 
         ``multiprocessing.Pool(2)``); results are identical to serial ones.
     callback : callable, optional
         ``callback(iteration, state)`` after every sampler step (may raise to stop).
+    calibration : str or Path, optional
+        A ``calibration.nc`` whose reading model replaces the spec's
+        observation model of every fitted variable (:func:`load_fit_spec`);
+        with a spec file only.
 
     Returns
     -------
@@ -384,6 +408,10 @@ def fit(data_path: str | Path | None, spec_path: FitSpec | str | Path, out_dir: 
 
     from ..figures.assimilation import corner_plot, predictive_plot
 
+    if calibration is not None:
+        if isinstance(spec_path, FitSpec):
+            raise InputError("calibration: give the fit spec as a file (or name the calibration in its [noise] tables)")
+        spec_path = load_fit_spec(spec_path, calibration=calibration)
     problem = build_problem(data_path, spec_path)
     spec, logpost = problem.spec, problem.logpost
     sam = spec.sampler

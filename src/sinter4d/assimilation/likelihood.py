@@ -46,6 +46,12 @@ gain g and a bias beta at the reference neck x_ref, each fixed or sampled
 under a prior from validation runs (what they are known to within then
 widens the parameters' intervals).
 
+Calibrated observation model (optional). With a calibration's reading
+model (:mod:`.calibrated`) the neck readings follow it in the neck squared,
+the run's curve and the pair offsets integrated out, and the distance
+readings have the calibration's point scatter and orientation terms;
+docs/design.md, "Calibration: the fit's observation model".
+
 Step-time errors (optional). The logged duration of each PT step is
 uncertain (the paper: ± 1 s): the true one is the logged one plus a latent
 error ``e_k``, shared by all pairs, with a uniform prior on ± the bound.
@@ -61,6 +67,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError
+from .calibrated import CalibratedNeck, CalibratedReading, distance_shift_nm
 from .priors import Prior
 from .model import TrajectoryModel
 from .noise import NECK_READING_REFERENCE_NM
@@ -163,6 +170,12 @@ class LogPosterior:
         Variable -> (T, P) bool ndarray of points left out of the likelihood
         (a neck used as the model's initial condition; a series the fit spec
         leaves out).
+    calibrated : mapping, optional
+        Variable -> :class:`~.calibrated.CalibratedReading`: the observation
+        model from a calibration (module docstring). A calibrated neck takes
+        no sigma, pair offset or reading curve of its own (they are the
+        calibration's); a calibrated distance takes its sigma from
+        ``sigma_nm`` or ``names`` as any other.
 
     Notes
     -----
@@ -175,7 +188,8 @@ class LogPosterior:
                  fixed: Mapping[str, float], observed: Mapping[str, np.ndarray], sigma_nm: Mapping[str, float],
                  *, pair_sigma_nm: Mapping[str, float] | None = None, bias_nm: Mapping[str, float] | None = None,
                  gain: Mapping[str, float] | None = None, reference_nm: Mapping[str, float] | None = None,
-                 excluded: Mapping[str, np.ndarray] | None = None):
+                 excluded: Mapping[str, np.ndarray] | None = None,
+                 calibrated: Mapping[str, CalibratedReading] | None = None):
         self.model = model
         self.names = tuple(names)
         self.prior = PriorVector(priors)
@@ -191,13 +205,14 @@ class LogPosterior:
         for v, y in self.observed.items():
             if y.shape != (t, p):
                 raise InputError(f"observed {v} has shape {y.shape}, the model ({t}, {p})")
+        self.calibrated = dict(calibrated or {})
         self.sigma_nm = {v: float(sigma_nm[v]) for v in self.variables if v in sigma_nm}
         self._sigma_index = {}
         for v in self.variables:
             name = f"sigma_{v}"
             if name in self.names:
                 self._sigma_index[v] = self.names.index(name)
-            elif v not in self.sigma_nm:
+            elif v not in self.sigma_nm and not (v == "neck_radius_nm" and v in self.calibrated):
                 raise InputError(f"no sigma for {v}: give sigma_nm[{v!r}] or sample {name!r}")
         self.pair_sigma_nm = {v: float(s) for v, s in (pair_sigma_nm or {}).items()}
         self._pair_index = {v: self.names.index(f"sigma_pair_{v}") for v in self.variables
@@ -224,10 +239,25 @@ class LogPosterior:
         for v, out in (excluded or {}).items():
             if v in self.masks:
                 self.masks[v] &= ~np.asarray(out, dtype=bool)
+        self._neck_cal = None
+        if "neck_radius_nm" in self.calibrated and "neck_radius_nm" in self.masks:
+            v = "neck_radius_nm"
+            if v in (*self._sigma_index, *self.sigma_nm, *self.pair_sigma_nm, *self._pair_index, *self.bias_nm,
+                     *self._bias_index, *self.gain, *self._gain_index):
+                raise InputError("a calibrated neck_radius_nm takes its sigma, pair offsets and reading curve "
+                                 "from the calibration")
+            self._neck_cal = CalibratedNeck(self.calibrated[v], self.observed[v], self.masks[v])
+            self.masks[v] = self._neck_cal.mask
+        self._d_shift = np.zeros((t, p))
+        self._d_gain = 1.0
+        if "distance_nm" in self.calibrated:
+            reading = self.calibrated["distance_nm"]
+            self._d_shift = np.nan_to_num(distance_shift_nm(reading))
+            self._d_gain = float(reading.model.coef[1])
         self.n_observations = {v: int(m.sum()) for v, m in self.masks.items()}
         if "distance_nm" in self.masks:
             m = self.masks["distance_nm"]
-            y = self.observed["distance_nm"]
+            y = self.observed["distance_nm"] - self._d_shift
             self._d_index = np.nonzero(m)
             self._d_pair = self._d_index[1]
             self._d_count = m.sum(axis=0)
@@ -291,7 +321,9 @@ class LogPosterior:
             return -math.inf
         sig = self.sigmas(theta)
         total = 0.0
-        if "neck_radius_nm" in self.masks:
+        if self._neck_cal is not None:
+            total += self._neck_cal.log_density(neck)
+        elif "neck_radius_nm" in self.masks:
             s = sig["neck_radius_nm"]
             r = self._n_y - self.reading("neck_radius_nm", neck[self._n_index], theta)
             n = r.size
@@ -306,7 +338,7 @@ class LogPosterior:
                                - 0.5 * np.log(v / (s * s)).sum())
         if "distance_nm" in self.masks:
             s = sig["distance_nm"]
-            r = self._d_y + approach[self._d_index]
+            r = self._d_y + self._d_gain * approach[self._d_index]
             count = np.maximum(self._d_count, 1)
             mean = np.bincount(self._d_pair, r, minlength=count.size) / count
             dev = r - mean[self._d_pair]
@@ -351,6 +383,10 @@ class LogPosterior:
         pair_sig = self.pair_sigmas(theta)
         out = {}
         for v in self.variables:
+            if v == "neck_radius_nm" and self._neck_cal is not None:
+                ll, model, pred = self._neck_cal.pointwise(neck, rng, neck.shape)
+                out.update({f"log_likelihood/{v}": ll, f"model/{v}": model, f"predictive/{v}": pred})
+                continue
             s = sig[v]
             y = self.observed[v]
             m = self.masks[v]
@@ -364,12 +400,13 @@ class LogPosterior:
                     offset = var * s1 / (s * s) + np.sqrt(var) * rng.standard_normal(count.size)
                     model = model + offset[None, :]
             else:
-                r = np.where(m, y + approach, 0.0)
+                shift, gain = self._d_shift, self._d_gain
+                r = np.where(m, y - shift + gain * approach, 0.0)
                 count = m.sum(axis=0)
                 mean = r.sum(axis=0) / np.maximum(count, 1)
                 d0 = mean + s / np.sqrt(np.maximum(count, 1)) * rng.standard_normal(count.size)
                 d0 = np.where(count > 0, d0, np.nan)
-                model = d0[None, :] - approach
+                model = d0[None, :] - gain * approach + shift
             resid = np.where(m, y - model, 0.0)
             ll = np.where(m, -0.5 * (resid / s) ** 2 - math.log(s) - 0.5 * _LOG_2PI, 0.0)
             out[f"log_likelihood/{v}"] = ll

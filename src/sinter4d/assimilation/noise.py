@@ -2,8 +2,9 @@
 
 Each fitted variable has Gaussian readings whose sigma is fitted, fixed or
 taken from a ``validation.nc``; the neck radius may add an offset per pair
-(integrated out), a bias and a gain (:mod:`.likelihood`). Layout:
-``assimilation/README.md``.
+(integrated out), a bias and a gain (:mod:`.likelihood`). Or the whole
+observation model is a calibration's reading model (``calibration =
+"calibration.nc"``, :mod:`.calibrated`). Layout: ``assimilation/README.md``.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ class NoiseSpec(Spec):
 
     Attributes
     ----------
-    mode : {'fit', 'fixed', 'validation'}
-        Fitted (a free parameter ``sigma_<variable>``), a fixed value, or the
-        root mean square of the variable in a ``validation.nc``.
+    mode : {'fit', 'fixed', 'validation', 'calibration'}
+        Fitted (a free parameter ``sigma_<variable>``), a fixed value, the
+        root mean square of the variable in a ``validation.nc``, or the
+        calibration's point scatter (with ``calibration``).
     sigma_nm : float or None
         The fixed value (nm), with ``mode == 'fixed'``.
     prior : Prior or None
@@ -58,6 +60,10 @@ class NoiseSpec(Spec):
         Reference neck of the gain (nm).
     exclude_series : tuple of int
         Tilt series (0-based) whose points of this variable leave the likelihood.
+    calibration : str or None
+        Path of a ``calibration.nc`` whose reading model is the observation
+        model (:mod:`.calibrated`); the neck then has no pair, bias or gain
+        settings of its own (they are the calibration's).
     """
     mode: str
     sigma_nm: float | None = None
@@ -72,6 +78,7 @@ class NoiseSpec(Spec):
     gain_prior: Prior | None = None
     reference_nm: float = NECK_READING_REFERENCE_NM
     exclude_series: tuple[int, ...] = ()
+    calibration: str | None = None
 
     def __init__(self, mode: str | None = None, /, **data):
         if mode is not None:
@@ -107,7 +114,7 @@ def _series(value) -> tuple[int, ...]:
 class NoiseTable(Spec):
     """``[noise.<variable>]`` as written: ``sigma`` is ``"fit"``, ``"validation"`` or a value (nm), etc."""
 
-    sigma: Annotated[str | float, _mode_or_positive(("fit", "validation"))] = "fit"
+    sigma: Annotated[str | float, _mode_or_positive(("fit", "validation", "calibration"))] = "fit"
     prior: PositivePrior | None = None
     validation: optional(Text) = None
     pair_sigma: Annotated[str | float | None, _mode_or_positive(("fit",))] = None
@@ -116,10 +123,13 @@ class NoiseTable(Spec):
     gain: Annotated[float | Prior | None, _number_or_prior(positive=True)] = None
     reference_nm: optional(Positive) = None
     exclude_series: Annotated[tuple[int, ...], PlainValidator(_series)] = ()
+    calibration: optional(Text) = None
 
     @model_validator(mode="after")
     def _consistent(self):
-        mode = self.sigma if isinstance(self.sigma, str) else "fixed"
+        mode = self.sigma_mode
+        if mode == "calibration" and self.calibration is None:
+            raise fail('missing: the calibration.nc to take the observation model from', "calibration")
         if self.prior is not None and mode != "fit":
             raise fail('only used with sigma = "fit"', "prior")
         if self.validation is not None and mode != "validation":
@@ -132,9 +142,20 @@ class NoiseTable(Spec):
             raise fail("missing: the validation.nc to take sigma from", "validation")
         return self
 
+    @property
+    def sigma_mode(self) -> str:
+        """``fit``, ``validation``, ``calibration`` or ``fixed``; a table with a calibration and no sigma: ``calibration``."""
+        if self.calibration is not None and "sigma" not in self.model_fields_set:
+            return "calibration"
+        return self.sigma if isinstance(self.sigma, str) else "fixed"
+
     def resolve(self, base: Path | None) -> NoiseSpec:
         """The noise model this table declares (relative paths from ``base``)."""
         extra = {"exclude_series": self.exclude_series}
+        if self.calibration is not None:
+            extra["calibration"] = str(relative_path(self.calibration, base, "calibration"))
+        if self.sigma_mode == "calibration":
+            return NoiseSpec("calibration", **extra)
         if isinstance(self.bias, Prior):
             extra["bias_prior"] = self.bias
         elif self.bias is not None:
@@ -164,6 +185,12 @@ class NoiseTables(Spec):
 
     @model_validator(mode="after")
     def _neck_only(self):
+        neck = self.neck_radius_nm
+        if neck is not None and neck.calibration is not None:
+            for key in ("sigma", "prior", *_NECK_ONLY, "pair_prior"):
+                if key in neck.model_fields_set and not (key == "sigma" and neck.sigma == "calibration"):
+                    raise fail("the calibration gives a calibrated neck's scatter, pair offsets and reading curve",
+                               "neck_radius_nm", key)
         if self.distance_nm is not None:
             for key in _NECK_ONLY:
                 if key in self.distance_nm.model_fields_set:
@@ -178,3 +205,20 @@ def relative_path(value: str, base: Path | None, *at) -> Path:
         raise fail("empty path", *at)
     p = Path(value)
     return base / p if not p.is_absolute() and base is not None else p
+
+
+def calibrated_tables(tables: dict, variables, calibration) -> dict:
+    """``[noise]`` tables (as parsed) with every fitted variable's observation model from ``calibration``.
+
+    Each keeps its ``exclude_series``; the distance keeps its ``sigma``,
+    ``prior`` and ``validation`` (its own point scatter, "fit" by default:
+    docs/design.md, "Calibration: the fit's observation model"); the neck
+    takes everything else from the calibration.
+    """
+    out = dict(tables)
+    for v in variables:
+        old = tables.get(v) if isinstance(tables.get(v), dict) else {}
+        kept = ("exclude_series",) if v == "neck_radius_nm" else ("exclude_series", "sigma", "prior", "validation")
+        out[v] = {"calibration": str(Path(calibration).resolve()), "sigma": "calibration" if v == "neck_radius_nm"
+                  else "fit", **{k: old[k] for k in kept if k in old}}
+    return out

@@ -168,7 +168,10 @@ def compare_fits(posterior_paths: Sequence[str | Path] | Mapping[str, str | Path
 
     The pointwise terms of all fitted variables at a (time, pair) are added
     (one observation = the neck and distance measured together) and only
-    measured points are kept.
+    measured points are kept. A variable's term enters only at the points
+    that every fit has in its likelihood (a point a fit leaves out, e.g. a
+    neck read as 0 under a calibrated observation model, has a term of 0
+    in every draw), so that all fits are scored on the same readings.
 
     Parameters
     ----------
@@ -200,7 +203,7 @@ def compare_fits(posterior_paths: Sequence[str | Path] | Mapping[str, str | Path
         items = [(None, Path(v)) for v in posterior_paths]
     if len(items) < 2:
         raise InputError("compare_fits: give at least two posterior.nc files")
-    fits, reference = {}, None
+    loaded, reference = [], None
     for name, path in items:
         if not path.is_file():
             raise InputError(f"{path}: no such file")
@@ -221,11 +224,18 @@ def compare_fits(posterior_paths: Sequence[str | Path] | Mapping[str, str | Path
             if not same:
                 raise InputError(f"{path}: fits other data or variables than {reference[0]}; "
                                  "only fits of the same data can be compared")
-        ll = idata.log_likelihood
-        total = sum(ll[v] for v in ll.data_vars)
+        loaded.append((name, path, idata))
+    ll_vars = sorted(loaded[0][2].log_likelihood.data_vars)
+    common = {v: np.logical_and.reduce([(idata.log_likelihood[v].values != 0).any(axis=(0, 1))
+                                        for _, _, idata in loaded]) for v in ll_vars}
+    fits = {}
+    for name, path, idata in loaded:
+        ll, obs = idata.log_likelihood, idata.observed_data
+        total = sum(ll[v].where(xr.DataArray(common[v], dims=("time", "pair")), 0.0) for v in ll_vars)
         measured = np.zeros(total.shape[-2:], dtype=bool)
         for v in obs.data_vars:
             measured |= np.isfinite(obs[v].values)
+        measured &= np.logical_or.reduce([common[v] for v in ll_vars])
         flat = total.stack(observation=("time", "pair"))
         keep = measured.reshape(-1)
         flat = flat.isel(observation=np.flatnonzero(keep)).drop_vars(["observation", "time", "pair",

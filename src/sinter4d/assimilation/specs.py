@@ -41,10 +41,12 @@ from ..specs import (
     optional,
     parse,
 )
+from ..io.toml import read_toml
 from ..checks import TEMPERATURE_RANGE_TEXT, in_temperature_range
 from ..errors import SpecError
 from .likelihood import STEP_ERROR_PREFIX
-from .noise import NECK_READING_REFERENCE_NM, DEFAULT_SIGMA_PRIOR, NoiseSpec, NoiseTable, NoiseTables, relative_path
+from .noise import (NECK_READING_REFERENCE_NM, DEFAULT_SIGMA_PRIOR, NoiseSpec, NoiseTable, NoiseTables,
+                    calibrated_tables, relative_path)
 from .priors import PositivePrior, Prior, card_priors
 
 #: Variables a fit may use.
@@ -465,13 +467,20 @@ def parse_fit_spec(doc: dict, *, source: str | Path = "<spec>", base_dir: str | 
     return parse(FitSpec, doc, source=source, context={"base_dir": base_dir})
 
 
-def load_fit_spec(path: str | Path) -> FitSpec:
+def load_fit_spec(path: str | Path, *, calibration: str | Path | None = None) -> FitSpec:
     """Read and validate a fit spec.
 
     Parameters
     ----------
     path : str or Path
         A TOML file laid out as in ``assimilation/README.md``.
+    calibration : str or Path, optional
+        A ``calibration.nc`` that becomes the observation model of every
+        fitted variable (``[noise.<variable>] calibration = ...``): the
+        command line's ``--calibration``. Each table keeps its
+        ``exclude_series``, and the distance its ``sigma`` and ``prior``
+        (its point scatter: on the quick runs a fitted one beats the
+        calibrated one, docs/validation.md); the neck's are the calibration's.
 
     Returns
     -------
@@ -490,4 +499,10 @@ def load_fit_spec(path: str | Path) -> FitSpec:
     >>> spec.parameter_names  # doctest: +SKIP
     ('log10_C_lattice_diffusion_boundary', 'log10_C_surface_diffusion', 'capture_radius_nm', ...)
     """
-    return load(FitSpec, path)
+    if calibration is None:
+        return load(FitSpec, path)
+    doc = read_toml(path)
+    if not isinstance(doc.get("noise", {}), dict):
+        raise SpecError(f"{path}: noise: must be a table")
+    doc["noise"] = calibrated_tables(doc.get("noise", {}), doc.get("variables", FIT_VARIABLES), calibration)
+    return parse(FitSpec, doc, source=path)
