@@ -149,3 +149,39 @@ def test_an_image_no_larger_than_a_block_is_refused_not_a_crash(profile, side):
     one_more = np.random.default_rng(1).random((1, side + 1, side + 1)).astype(np.float32)
     settings = DenoiseSettings(bm3d_profile=profile)
     assert denoise_bm3d(one_more, settings, sigma_psd=0.1, n_jobs=1).shape == one_more.shape
+
+
+
+def test_level_chosen_on_tiles_agrees_with_the_whole_frame():
+    # 3 x 3 tiles of 48 px (56 % of the 192 px frame, seed 5): the level is within one refined grid
+    # step (x/÷ sqrt 2) of the whole frame's, and it denoises the whole frame as well (0.3 dB)
+    rng = np.random.default_rng(5)
+    clean = _discs(192, seed=5)
+    frame = rng.poisson(clean).astype(np.float64)
+    reference = rng.poisson(clean, (50, *clean.shape)).mean(axis=0)
+    fast = DenoiseSettings(bm3d_profile="lc", bm3d_stages="hard")
+    s0 = estimate_sigma_psd(frame, fast)
+    kw = {"bounds": (s0 / 2, 2 * s0), "n_grid": 3, "n_refine": 1, "n_jobs": 1}
+    whole = select_sigma_psnr(frame, reference, fast, **kw)
+    tiles = select_sigma_psnr(frame, reference, fast, tile_px=48, **kw)
+    assert 1 / 1.42 <= tiles / whole <= 1.42, (tiles, whole)
+    at = lambda sigma: _psnr(dn._denoise_one(frame, sigma, fast), clean)  # noqa: E731
+    assert at(tiles) >= at(whole) - 0.3, (at(tiles), at(whole))
+
+
+def test_tiles_come_from_the_setting_and_spread_over_the_frame(monkeypatch):
+    seen = []
+
+    def fake(image, sigma, settings, noise=None):
+        seen.append(image.shape)
+        return image
+
+    monkeypatch.setattr(dn, "_denoise_one", fake)
+    frame = np.random.default_rng(0).random((256, 300))
+    select_sigma_psnr(frame, frame, DenoiseSettings(sigma_tile_px=64), bounds=(1.0, 2.0), n_grid=3, n_refine=0, n_jobs=1)
+    assert seen == [(64, 64)] * 27  # 3 levels x 3 x 3 tiles
+    boxes = dn._tiles((256, 300), 64)
+    assert (boxes[0][0].start, boxes[0][1].start, boxes[-1][0].stop, boxes[-1][1].stop) == (0, 0, 256, 300)
+    assert dn._tiles((256, 300), 86) == [(slice(0, 256), slice(0, 300))]  # tiles that touch: the frame
+    with pytest.raises(ValueError, match=r"(?s)sigma_tile_px.*greater than or equal to 64"):
+        DenoiseSettings(sigma_tile_px=32)

@@ -152,19 +152,19 @@ def _xcorr(fixed: np.ndarray, moving: np.ndarray, upsample_factor: int, normaliz
     return total
 
 
-def _mattes(fixed: np.ndarray, moving: np.ndarray, bins: int, iterations: int, seed: int) -> np.ndarray:
+def _mattes(fixed: np.ndarray, moving: np.ndarray, bins: int, iterations: int, seed: int, sampling: float = 1.0) -> np.ndarray:
     import SimpleITK as sitk
 
     f = sitk.GetImageFromArray(np.ascontiguousarray(fixed, dtype=np.float32))
     m = sitk.GetImageFromArray(np.ascontiguousarray(moving, dtype=np.float32))
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=bins)
-    # As many randomly placed (off-grid) sample points as pixels, from a fixed
-    # seed: sampling only the pixel grid biases mutual information towards
-    # whole-pixel shifts (interpolation smooths the noise of the moving image
-    # at fractional shifts only).
+    # ``sampling`` x as many randomly placed (off-grid) sample points as pixels,
+    # from a fixed seed: sampling only the pixel grid biases mutual information
+    # towards whole-pixel shifts (interpolation smooths the noise of the moving
+    # image at fractional shifts only).
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(1.0, seed)
+    reg.SetMetricSamplingPercentage(float(sampling), seed)
     reg.SetInterpolator(sitk.sitkLinear)
     # search radius 1 px, x1.05 on success, x0.95 on failure, stop below 1e-3 px
     reg.SetOptimizerAsOnePlusOneEvolutionary(
@@ -191,6 +191,7 @@ def register_pair(
     upsample_factor: int = 20,
     mattes_bins: int = 32,
     mattes_iterations: int = 100,
+    mattes_sampling: float = 1.0,
     seed: int = 0,
 ) -> np.ndarray:
     """Translation of the content of ``moving`` relative to ``fixed``.
@@ -206,6 +207,9 @@ def register_pair(
         ``'xcorr'`` only: sub-pixel precision ``1 / upsample_factor`` px.
     mattes_bins, mattes_iterations : int, optional
         ``'mattes'`` only: histogram bins; (1+1)-ES iterations per level.
+    mattes_sampling : float, optional
+        ``'mattes'`` only: random metric samples per pixel at every pyramid
+        level, in (0, 1] (cost is proportional to it).
     seed : int, optional
         ``'mattes'`` only: seed of the (1+1)-ES (>= 1; 0 is replaced by 1,
         SimpleITK's 0 meaning the wall clock).
@@ -224,7 +228,9 @@ def register_pair(
         raise InputError(f"fixed and moving must be 2D images of one shape, got {a.shape} and {b.shape}")
     if method == "xcorr":
         return _xcorr(a, b, int(upsample_factor), normalization)
-    return _mattes(a, b, int(mattes_bins), int(mattes_iterations), max(int(seed), 1))
+    if not 0.0 < float(mattes_sampling) <= 1.0:
+        raise InputError(f"mattes_sampling={mattes_sampling} must lie in (0, 1]")
+    return _mattes(a, b, int(mattes_bins), int(mattes_iterations), max(int(seed), 1), float(mattes_sampling))
 
 
 def align_translations(
@@ -256,7 +262,8 @@ def align_translations(
     settings : AlignSettings, optional
         Its ``align_method``: FFT cross-correlation (``'xcorr'``) or Mattes
         mutual information with the (1+1) evolutionary optimiser
-        (``'mattes'``, the paper's choice; much slower).
+        (``'mattes'``, the paper's choice; much slower), and its
+        ``mattes_sampling`` (:func:`register_pair`).
     reference_index : int, optional
         Image whose shift is 0; default the one closest to 0 deg.
     cosine_stretch : bool, optional
@@ -307,7 +314,8 @@ def align_translations(
             moving = _stretch_x(moving, factor, centre_x + shifts[j, 1])
         rel = register_pair(
             stack[j], moving, method=settings.align_method, normalization=normalization, upsample_factor=upsample_factor,
-            mattes_bins=mattes_bins, mattes_iterations=mattes_iterations, seed=seed + i,
+            mattes_bins=mattes_bins, mattes_iterations=mattes_iterations, mattes_sampling=settings.mattes_sampling,
+            seed=seed + i,
         )
         rel[1] /= factor  # back from stretched to image pixels
         shifts[i] = shifts[j] + rel

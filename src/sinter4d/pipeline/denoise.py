@@ -272,6 +272,21 @@ def _map(fn: Callable, items: list, n_jobs: int, progress: Callable[[int, int], 
     return results
 
 
+#: Tiles per side when the level is chosen on tiles (``sigma_tile_px``): 3 x 3 spread over the frame.
+SIGMA_TILES = 3
+
+
+def _tiles(shape: tuple[int, int], tile_px: int | None) -> list[tuple[slice, slice]]:
+    """Boxes the level is scored on: SIGMA_TILES² tiles of ``tile_px`` spread evenly, or the whole
+    frame when the tiles would not leave gaps between them (they would cost as much as the frame)."""
+    ny, nx = shape
+    if tile_px is None or SIGMA_TILES * tile_px >= min(ny, nx):
+        return [(slice(0, ny), slice(0, nx))]
+    ys = np.linspace(0, ny - tile_px, SIGMA_TILES).round().astype(int)
+    xs = np.linspace(0, nx - tile_px, SIGMA_TILES).round().astype(int)
+    return [(slice(y, y + tile_px), slice(x, x + tile_px)) for y in ys for x in xs]
+
+
 def select_sigma_psnr(
     image: np.ndarray,
     reference: np.ndarray,
@@ -281,6 +296,7 @@ def select_sigma_psnr(
     n_grid: int = 5,
     n_refine: int = 3,
     n_jobs: int = DEFAULT_JOBS,
+    tile_px: int | None = None,
 ) -> float:
     """Noise level that maximises the PSNR of the denoised ``image`` against ``reference``.
 
@@ -309,6 +325,14 @@ def select_sigma_psnr(
         Grid size (>= 3) and refinement rounds (>= 0).
     n_jobs : int, optional
         Parallel BM3D runs (-1: all cores).
+    tile_px : int, optional
+        Score the levels on :data:`SIGMA_TILES` × :data:`SIGMA_TILES` tiles of
+        ``tile_px`` px a side spread evenly over the frame (each denoised on
+        its own; the PSNR of their pooled squared error) instead of the whole
+        frame; default ``settings.sigma_tile_px`` (None: the whole frame, the
+        paper's protocol). Tiles that would touch (``3 tile_px >= min(ny, nx)``)
+        are the whole frame.
+        docs/design.md, "Reconstruction notes" (Denoise).
 
     Returns
     -------
@@ -331,12 +355,18 @@ def select_sigma_psnr(
     if not 0 < lo < hi:
         raise InputError(f"bounds must satisfy 0 < low < high, got {bounds}")
 
+    tile = settings.sigma_tile_px if tile_px is None else check_int(tile_px, "tile_px", minimum=1)
+    boxes = _tiles(img.shape, tile)
+    peak = float(ref.max() - ref.min())
     scores: dict[float, float] = {}
+
+    def score(t: float) -> float:  # PSNR of the pooled squared error over the boxes (peak: the whole reference)
+        sq = [np.square(_denoise_one(img[b], math.exp(t), settings).astype(np.float64) - ref[b]).mean() for b in boxes]
+        return 10.0 * math.log10(peak**2 / max(float(np.mean(sq)), 1e-300))
 
     def evaluate(log_sigmas: list[float]) -> None:
         todo = [t for t in log_sigmas if t not in scores]
-        values = _map(lambda t: _psnr(_denoise_one(img, math.exp(t), settings), ref), todo, n_jobs, None)
-        scores.update(zip(todo, values))
+        scores.update(zip(todo, _map(score, todo, n_jobs, None)))
 
     grid = list(np.linspace(math.log(lo), math.log(hi), n_grid))
     evaluate(grid)

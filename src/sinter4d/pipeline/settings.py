@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import FiniteFloat, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import Field, FiniteFloat, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from ..specs import Spec
 
@@ -75,6 +75,10 @@ class DenoiseSettings(Spec):
     bm3d_stages: Literal[BM3D_STAGES] = "all"
     sigma_psd: PositiveFloat | None = None
     denoise_strength: PositiveFloat = 1.0
+    #: Side (px) of the tiles the PSNR search scores (3 x 3 spread over the reference frame;
+    #: the whole frame when 3 tiles span it, as at <= 384 px); None: the whole frame, the paper's
+    #: protocol. 128 chose the whole frame's level (docs/design.md, "Reconstruction notes").
+    sigma_tile_px: Annotated[int, Field(ge=64)] | None = 128
 
     @property
     def applied_sigma_psd(self) -> float | None:
@@ -104,6 +108,9 @@ class AlignSettings(Spec):
     axis_search_px: PositiveFloat = 20.0
     axis_refine: Literal[AXIS_REFINE_CHOICES] = "none"
     feature_radius_nm: tuple[PositiveFloat, PositiveFloat] = (35.0, 90.0)
+    #: ``'mattes'``: fraction of the pixels drawn as the metric's random samples at every
+    #: pyramid level; 1 (as many samples as pixels) unless measured otherwise (docs/design.md).
+    mattes_sampling: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
 
 
 class ReconstructionSettings(Spec):
