@@ -35,7 +35,14 @@ from ._haadf import HaadfModel
 from ._stage import StageMotion
 from .settings import ScanSettings
 
-__all__ = ["BLOCK_VOXELS", "bin_tilt_series", "drift_random_walk", "project_cu_thickness", "shift_image", "simulate_tilt_series"]
+__all__ = [
+    "BLOCK_VOXELS",
+    "bin_tilt_series",
+    "drift_random_walk",
+    "project_cu_thickness",
+    "shift_image",
+    "simulate_tilt_series",
+]
 
 
 def _bin_sum(a: np.ndarray, factor: int) -> np.ndarray:
@@ -177,7 +184,8 @@ def project_cu_thickness(
     if broadening:
         for a in starts:
             b = min(ny, a + block)
-            deepest = np.maximum(deepest, probe.deepest_nm(_checked(draw(a, b), (nz, b - a, nx)), grid.voxel_size_nm, angles))
+            block_cu = _checked(draw(a, b), (nz, b - a, nx))
+            deepest = np.maximum(deepest, probe.deepest_nm(block_cu, grid.voxel_size_nm, angles))
     halo = 0 if probe is None else min(ny, probe.halo_rows(deepest, grid.voxel_size_nm))
     op = ParallelProjector.from_grid(grid.rows(0, min(ny, block + 2 * halo)), angles)
     out = np.empty((angles.size, ny, nx), dtype=np.float32)
@@ -337,7 +345,9 @@ def simulate_tilt_series(
         projector = None
     probe = scan.probe  # None: an ideal point probe (docs/design.md, "Acquisition")
     # (tilt, ny, nx) nm of Cu; with a probe depth-resolved and blurred
-    thickness, deepest = project_cu_thickness(volume, grid, stage.angles_deg, probe, projector=projector, max_voxels=max_voxels)
+    thickness, deepest = project_cu_thickness(
+        volume, grid, stage.angles_deg, probe, projector=projector, max_voxels=max_voxels
+    )
     e_out = electrons_per_pixel(current, dwell)  # per output pixel per frame
     e_fine = e_out / (b * b)
     cos = np.cos(np.deg2rad(stage.angles_deg))  # the nominal angles when the stage is off
