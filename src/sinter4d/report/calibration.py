@@ -19,7 +19,7 @@ from ..calibration import READING_TERMS
 from ..figures import png
 from ..figures.calibration import reading_curves_figure
 from ..runfolder import RunFolder
-from ..schema import CALIBRATED_OF
+from ..schema import CALIBRATED_OF, CALIBRATION
 from . import html as hp
 from .folder import Missing, duration, load_dataset, relative
 
@@ -77,8 +77,7 @@ def _model_table(cal: xr.Dataset) -> str:
 def _choice_table(cal: xr.Dataset) -> str:
     """The candidates of a choice of settings and their scores on the choosing twins (chosen first)."""
     keys = [str(v)[len("candidate_"):] for v in cal.data_vars if str(v).startswith("candidate_")
-            and v not in ("candidate_score", "candidate_neck_ratio_error", "candidate_distance_ratio_error",
-                          "candidate_unread", "candidate_chosen")]
+            and v not in CALIBRATION]  # the settings' own variables (the scores' are the schema's)
     order = np.argsort(cal["candidate_score"].values, kind="stable")
     rows = [[*(cal[f"candidate_{k}"].values[i].item() for k in keys),
              *(float(cal[v].values[i]) for v in ("candidate_score", "candidate_neck_ratio_error",
