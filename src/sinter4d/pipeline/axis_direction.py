@@ -58,7 +58,7 @@ from .align import align_translations, apply_shifts
 from .denoise import _image_stack
 from .settings import AlignSettings
 
-__all__ = ["AXIS_ROTATION_SOURCES", "choose_axis_rotation", "common_line_scores", "find_tilt_axis_rotation", "fold_axis_rotation", "remove_row_offsets", "rotate_to_axis"]
+__all__ = ["AXIS_ROTATION_SOURCES", "choose_axis_rotation", "common_line_scores", "find_tilt_axis_rotation", "fold_axis_rotation", "is_quarter_turn", "remove_row_offsets", "rotate_to_axis"]
 
 #: Where the angle a reconstruction used came from (its attribute ``tilt_axis_rotation_source``).
 AXIS_ROTATION_SOURCES = ("file", "found", "setting")
@@ -349,6 +349,12 @@ def find_tilt_axis_rotation(
     return angle
 
 
+def is_quarter_turn(angle_deg: float) -> bool:
+    """Whether ``angle_deg`` is a multiple of 90 deg, which :func:`rotate_to_axis` applies exactly (``rot90``)."""
+    quarter = float(angle_deg) / 90.0
+    return abs(quarter - round(quarter)) < 1e-9
+
+
 def rotate_to_axis(images: np.ndarray, angle_deg: float, *, order: int = 3) -> np.ndarray:
     """Rotate images so that a tilt axis at ``angle_deg`` comes to lie along +y.
 
@@ -377,9 +383,8 @@ def rotate_to_axis(images: np.ndarray, angle_deg: float, *, order: int = 3) -> n
     stack, single = _image_stack(images)
     a = check_number(angle_deg, "angle_deg")
     order = check_int(order, "order", minimum=0)
-    quarter = a / 90.0
-    if abs(quarter - round(quarter)) < 1e-9:
-        out = np.ascontiguousarray(np.rot90(stack, k=-int(round(quarter)) % 4, axes=(1, 2)))
+    if is_quarter_turn(a):
+        out = np.ascontiguousarray(np.rot90(stack, k=-int(round(a / 90.0)) % 4, axes=(1, 2)))
     else:
         c, s = math.cos(math.radians(a)), math.sin(math.radians(a))
         matrix = np.array([[c, -s], [s, c]])

@@ -20,7 +20,7 @@ from skimage.filters import threshold_otsu
 from ..checks import MIN_TILTS
 from ..errors import InputError
 from .align import align_translations, apply_shifts
-from .axis_direction import choose_axis_rotation, rotate_to_axis
+from .axis_direction import choose_axis_rotation, is_quarter_turn, rotate_to_axis
 from .binarize import threshold_binary
 from .denoise import DEFAULT_JOBS, denoise_bm3d, estimate_sigma_psd, select_sigma_psnr
 from .noise_model import measure_detector_noise
@@ -287,7 +287,7 @@ def prepare_tilt_series(
     seconds["denoise"] = time.perf_counter() - t0
     # the refinement re-warps the denoised images (a quarter turn is exact: its result will do)
     refine = settings.axis_refine == "features"
-    quarter = abs(axis_rotation / 90.0 - round(axis_rotation / 90.0)) < 1e-9
+    quarter = is_quarter_turn(axis_rotation)
     denoised = images if refine and not quarter else None
     if axis_rotation != 0.0:
         t0 = time.perf_counter()
@@ -309,19 +309,21 @@ def prepare_tilt_series(
     rotations = None
     if denoised is not None:
         t0 = time.perf_counter()
-        images, rotations, shifts = _refine_to_features(denoised, images, angles, pixel, axis_rotation, shifts, offset,
-                                                        settings, source)
+        left = 0.0 if quarter else axis_rotation  # the turn still to apply to ``denoised``
+        images, rotations, shifts = _refine_to_features(denoised, images, angles, pixel, axis_rotation, left, shifts,
+                                                        offset, settings, source)
         axis_rotation = float(np.mean(rotations))
         seconds["tilt_align"] = time.perf_counter() - t0
     signal = subtract_background(images, out=images)
     return PreparedSeries(signal, angles, pixel, shifts, offset, sigma, seconds, axis_rotation, axis_source, rotations)
 
 
-def _refine_to_features(denoised, prepared, angles, pixel, axis_rotation, shifts, offset, settings, source):
+def _refine_to_features(denoised, prepared, angles, pixel, axis_rotation, base, shifts, offset, settings, source):
     """The prepared images re-made from the denoised ones with the rotation and shift per image of the tilt alignment.
 
     ``prepared`` is ``denoised`` turned by ``axis_rotation`` (``denoised`` is
-    passed already turned when that is a quarter turn, an exact ``rot90``),
+    passed already turned when that is a quarter turn, an exact ``rot90``; ``base``
+    is the turn still to apply to it: 0 then, else ``axis_rotation``),
     shifted by ``-shifts`` and by ``-offset`` along x: pixel ``q`` of it reads
     ``denoised`` at ``R(a) (q + s_i + (0, offset))``. The fit
     (:func:`~sinter4d.pipeline.tiltalign.align_to_particles`) puts the model's
@@ -342,8 +344,6 @@ def _refine_to_features(denoised, prepared, angles, pixel, axis_rotation, shifts
         fit = align_to_particles(prepared, angles, radius_px=(lo, hi))
     except InputError as exc:
         raise InputError(f"{source}: axis_refine = 'features': {exc}") from None
-    quarter = abs(axis_rotation / 90.0 - round(axis_rotation / 90.0)) < 1e-9
-    base = 0.0 if quarter else axis_rotation  # the angle still to apply to ``denoised``
     a = np.deg2rad(base)
     turn = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     moved = fit.shifts_px + shifts
