@@ -84,9 +84,9 @@ def _load(path: Path) -> xr.Dataset:
 
 def _in_worker(task, *args):
     """Run ``task(*args)`` in a Dask worker, with one thread (as a sweep cell)."""
-    from .sweep import _limit_threads
+    from .sweep import limit_threads
 
-    _limit_threads()
+    limit_threads()
     return task(*args)
 
 
@@ -232,7 +232,7 @@ def choose_settings(
     from distributed import as_completed
 
     from .simulate import same_spec
-    from .sweep import _start_client
+    from .sweep import start_client
 
     t_start = time.perf_counter()
     if force and folder.path.exists():
@@ -252,7 +252,7 @@ def choose_settings(
     for i, cand in enumerate(grid_candidates):
         groups.setdefault(group_key(cand, "prepare"), []).append((i, cand))
     tasks = [(seed, group) for seed in seeds for group in groups.values()]
-    client, cluster = _start_client(scheduler, min(n_workers, max(len(tasks), 1)))
+    client, cluster = start_client(scheduler, min(n_workers, max(len(tasks), 1)))
     seconds = dict.fromkeys((*STAGE_GROUPS, "validate", "simulate"), 0.0)
     try:
         for fut in as_completed([client.submit(_in_worker, simulate_twin, d, str(folder.twin(d["seed"]).path), str(spec_path),

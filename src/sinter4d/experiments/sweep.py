@@ -49,9 +49,11 @@ __all__ = [
     "parse_sweep_spec",
     "read_cell_record",
     "cells_to_run",
+    "limit_threads",
     "run_cell",
     "run_cells",
     "run_sweep",
+    "start_client",
     "sweep_dataset",
 ]
 
@@ -71,7 +73,7 @@ NO_WORKER_TIMEOUT_S = 120.0
 # one cell (runs in a Dask worker)
 
 
-def _limit_threads() -> dict:
+def limit_threads() -> dict:
     """One thread per cell in this worker; what numba ended up with (recorded in the cell's record).
 
     The environment only reaches libraries not loaded yet: a LocalCluster sets
@@ -141,7 +143,7 @@ def run_cell(spec_doc: dict, cell_dir: str, spec_path: str, name: str, settings:
     record = {"cell": name, "settings": settings, "status": "failed", "failed_stage": "setup", "error": None,
               "started": utc_timestamp(), "stages": {}, "results": None}
     try:
-        record["worker"] = {"host": socket.gethostname(), "pid": os.getpid(), **_limit_threads()}
+        record["worker"] = {"host": socket.gethostname(), "pid": os.getpid(), **limit_threads()}
         spec = parse_spec(spec_doc, source=f"cell {name}")
         record["spec"] = spec.to_json()
         with _cell_logging(run):
@@ -199,7 +201,7 @@ def _cost(spec: ExperimentSpec) -> float:
     return len(acq.angles_deg) * acq.output_pixels**2 * len(spec.heating.pt_time_s)
 
 
-def _start_client(scheduler: str | None, n_workers: int):
+def start_client(scheduler: str | None, n_workers: int):
     """A Dask client: on ``scheduler``, or on a new LocalCluster of ``n_workers`` one-thread processes."""
     from distributed import Client, LocalCluster
 
@@ -382,7 +384,7 @@ def run_cells(todo: list[Cell], cells: list[Cell], folder: SweepFolder, *, label
     dask_level = dask_logger.level
     if logging.getLogger("sinter4d").getEffectiveLevel() > logging.INFO:
         dask_logger.setLevel(logging.ERROR)  # Dask's INFO chatter only with -v
-    client, cluster = _start_client(scheduler, min(n_workers, len(todo)))
+    client, cluster = start_client(scheduler, min(n_workers, len(todo)))
     stats["workers"] = len(client.scheduler_info().get("workers", {}))
     log.info("dask: %s, %d workers", "scheduler " + scheduler if scheduler else "LocalCluster", stats["workers"])
     futures = {}
