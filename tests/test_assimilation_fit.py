@@ -298,3 +298,23 @@ def test_gap_from_the_measured_surface_gap(root, synthetic, tmp_path):
     ds = ds.drop_vars("surface_gap_nm")
     ds.to_netcdf(tmp_path / "nogap.nc")
     assert np.all(build_problem(tmp_path / "nogap.nc", spec).logpost.model.gap_nm == 0.0)
+
+
+def test_necks_read_as_zero_leave_the_likelihood(root, synthetic, tmp_path):
+    """A neck read as 0 (the pair held apart by the binary) is no reading: the log posterior is the
+    one of the same data with those readings missing, not one pulled by a 0 nm neck."""
+    from sinter4d.assimilation import build_problem
+
+    spec = write_spec(tmp_path / "s.toml", root, sampler={"walkers": 8, "steps": 20, "burn_in": 5})
+    base = synthetic[1]
+    zero, missing = base.copy(deep=True), base.copy(deep=True)
+    zero["neck_radius_nm"].values[-3:, 1] = 0.0
+    missing["neck_radius_nm"].values[-3:, 1] = np.nan
+    zero.to_netcdf(tmp_path / "zero.nc")
+    missing.to_netcdf(tmp_path / "missing.nc")
+    with_zero, without = build_problem(tmp_path / "zero.nc", spec), build_problem(tmp_path / "missing.nc", spec)
+    n_all = int(np.isfinite(base["neck_radius_nm"].values).sum())
+    assert with_zero.logpost.n_observations["neck_radius_nm"] == n_all - 3
+    theta = with_zero.start
+    assert with_zero.logpost(theta) == pytest.approx(without.logpost(theta), rel=1e-12)
+    assert without.logpost(theta) != pytest.approx(build_problem(synthetic[0], spec).logpost(theta), rel=1e-6)

@@ -132,3 +132,21 @@ def test_compatible_units_convert(root, tmp_path, unit, value, si):
 def test_missing_file(tmp_path):
     with pytest.raises(SpecError, match="no such file"):
         load_model_card(tmp_path / "nope.toml")
+
+
+def test_a_bare_card_name_resolves_from_any_folder_and_shipped_cards_are_named(root, tmp_path, monkeypatch):
+    """A run folder's spec naming a shipped card resolves from another working folder (a resumed
+    calibration in another checkout), and the project writes shipped cards by name, others by path."""
+    from sinter4d.sintering.cards import SHIPPED_MODELS, card_reference, find_model_card
+
+    assert SHIPPED_MODELS.resolve() == (root / "models").resolve()
+    monkeypatch.chdir(tmp_path)  # no models/ here nor beside the spec
+    spec = tmp_path / "run" / "spec.json"
+    found = find_model_card("cu_shell_reservoir", spec)
+    assert found.resolve() == (root / "models" / "cu_shell_reservoir.toml").resolve()
+    assert card_reference(found) == "cu_shell_reservoir"
+    own = tmp_path / "cu_shell_reservoir.toml"  # a user's copy is not the shipped card
+    own.write_text((root / "models" / "cu_shell_reservoir.toml").read_text())
+    assert card_reference(own) == str(own.resolve())
+    with pytest.raises(SpecError, match="no model card named 'nonesuch'"):
+        find_model_card("nonesuch", spec)

@@ -168,8 +168,13 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
                 raise InputError(f"{spec.path}: noise.{v}.exclude_series: series {k} does not exist "
                                  f"({data_path} has {ds.sizes['time']}, numbered from 0)")
             out[k] = True
-        if v == "neck_radius_nm" and excluded is not None:
-            out |= excluded
+        if v == "neck_radius_nm":
+            if excluded is not None:
+                out |= excluded
+            apart = _read_apart(ds[v].values, out)
+            if apart.any():
+                log.info("%s: %d neck readings of 0 (pairs read apart) leave the likelihood", data_path, apart.sum())
+            out |= apart
         left_out[v] = out
     n_series = ds.sizes["time"]
     step_names = spec.step_error_names(n_series)
@@ -323,6 +328,19 @@ def _start_point(spec: FitSpec) -> np.ndarray:
                 value = 0.5 * (prior.low + prior.high)
         out.append(value)
     return np.asarray(out, dtype=float)
+
+
+def _read_apart(neck_nm: np.ndarray, left_out: np.ndarray) -> np.ndarray:
+    """Neck readings of exactly 0 (the binary holds the pair apart) not already left out.
+
+    A pair read apart has no neck to read, not a neck of 0 nm: the
+    measurement reports 0 when the binarisation separates two particles
+    whose true neck may be 20 nm wide (a bridged pair, a neck along the beam).
+    As a reading of 0 it would pull the shared parameters by the whole neck,
+    so it leaves the likelihood, as it does the calibrated reading model's
+    domain (docs/design.md, "Fit: observation model").
+    """
+    return np.isfinite(neck_nm) & (neck_nm == 0.0) & ~left_out
 
 
 def _gap_from_data(model: TrajectoryModel, gap_nm: np.ndarray, spec: FitSpec, source: str = "") -> np.ndarray:

@@ -36,6 +36,7 @@ from ..errors import InputError
 from ..io.atomic import check_target
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
 from ..runfolder import RunFolder, choose_folder, step_files, twins_folder
+from ..sintering.cards import card_reference
 from ..specs import load
 from .spec import parse_spec, resolve_model_card
 from .sweep import cells_to_run, read_cell_record, run_cells
@@ -142,7 +143,7 @@ def calibrate_run(
     n = check_int(n_twins, "n_twins", minimum=2)
     doc, acquisition, spec_path = run_source(source)
     model = (doc.get("sintering") or {}).get("model", "cu_shell_reservoir")
-    doc.setdefault("sintering", {})["model"] = str(resolve_model_card(model, spec_path).resolve())
+    doc.setdefault("sintering", {})["model"] = card_reference(resolve_model_card(model, spec_path))
     imported = spec_path is None
     twin_acquisition = acquisition if imported else None
     choice = None

@@ -292,13 +292,19 @@ def allowed_parameter_names(mechanisms, saturation: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+SHIPPED_MODELS = Path(__file__).resolve().parents[3] / "models"
+"""The project's own cards: ``models/`` of the checkout the package runs from (a clone or
+an editable install; a wheel has none). A bare card name falls back to it, so a run
+folder's ``spec.json`` naming ``cu_shell_reservoir`` works from any working folder."""
+
+
 def find_model_card(name: str, spec_path: str | Path | None = None, *, key: str = "model") -> Path:
     """Find the model card a spec names.
 
     ``name`` may be a path (absolute, relative to the working folder or to the
     spec's folder) or a bare card name looked up in the ``models/`` folder
     beside the spec's folder (``experiments/../models/NAME.toml``), then in
-    ``./models``.
+    ``./models``, then among the project's own cards (:data:`SHIPPED_MODELS`).
 
     Parameters
     ----------
@@ -318,11 +324,25 @@ def find_model_card(name: str, spec_path: str | Path | None = None, *, key: str 
     if spec_path is not None:
         here = Path(spec_path).resolve().parent
         candidates += [here / name, here.parent / "models" / f"{name}.toml", here.parent / "models" / name]
-    candidates.append(Path("models") / f"{name}.toml")
+    candidates += [Path("models") / f"{name}.toml", SHIPPED_MODELS / f"{name}.toml"]
     for cand in candidates:
         if cand.is_file():
             return cand
     raise SpecError(f"{spec_path or '<spec>'}: {key}: no model card named {name!r} (looked in models/)")
+
+
+def card_reference(path: str | Path) -> str:
+    """How a spec written by the project names a card it found at ``path``.
+
+    A shipped card (:data:`SHIPPED_MODELS`) by its bare name, so the spec
+    resolves in any checkout (a calibration resumed from another clone);
+    any other card by its absolute path.
+    """
+    path = Path(path).resolve()
+    shipped = SHIPPED_MODELS / path.name
+    if path.suffix == ".toml" and shipped.is_file() and shipped.resolve() == path:
+        return path.stem
+    return str(path)
 
 
 def parse_model_card(doc: dict, *, source: str | Path = "<card>") -> ModelCard:
