@@ -12,8 +12,9 @@ BM3D level in a task, one task per series, the files written by the workers.
 
 Prints, with the load average: the median wall seconds of ``--repeats``
 repeats (default 3) with 1 and with 2 workers, the speed-up 1 -> 2 workers
-(the goal: near-linear, 2x), the summed seconds of the series' tasks, the
-workers' peak RSS; and, as the peer, the same run in this process with BM3D
+(the goal: near-linear, 2x), the summed wall and CPU seconds of the series'
+tasks (on a loaded machine the CPU seconds show whether two tasks at once
+cost more work than one), the workers' peak RSS; and, as the peer, the same run in this process with BM3D
 and numba on every core (``sinter4d reconstruct RUNDIR``, the default).
 
 Run: ``python benchmarks/bench_cluster.py [--series 4] [--bin 8] [--repeats 3] [--no-peer]``.
@@ -76,15 +77,17 @@ def main() -> None:
     medians = {}
     configs = [1, 2] + ([] if args.no_peer else [None])
     for n in configs:
-        walls, task_s, rss = [], [], []
+        walls, task_s, cpu_s, rss = [], [], [], []
         for _ in range(args.repeats):
             wall, results = one_repeat(run, n)
             walls.append(wall)
             task_s.append(sum(r["seconds"] for r in results))
+            cpu_s.append(sum(r["cpu_seconds"] for r in results))
             rss.append(max((r["peak_rss_bytes"] for r in results), default=0))
         medians[n] = statistics.median(walls)
         name = "in this process (peer)" if n is None else f"{n} worker{'s' * (n > 1)}"
-        extra = "" if n is None else (f", tasks {statistics.median(task_s):.1f} s summed, "
+        extra = "" if n is None else (f", tasks {statistics.median(task_s):.1f} s wall and "
+                                      f"{statistics.median(cpu_s):.1f} s CPU summed, "
                                       f"worker peak RSS {max(rss) / 1e9:.2f} GB")
         print(f"{name}: median {medians[n]:.1f} s wall (repeats {', '.join(f'{w:.1f}' for w in walls)}){extra}")
     print(f"speed-up 1 -> 2 workers: {medians[1] / medians[2]:.2f}x (ideal 2x)")

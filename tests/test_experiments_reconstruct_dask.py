@@ -108,7 +108,7 @@ def test_chained_series_start_after_the_previous_one_and_receive_it(tiny, schedu
     assert results["t02"]["previous"] == str(series[0][1])  # the finished series' file
     assert results["t03"]["previous"] == str(series[1][1])  # the task before it, passed by Dask
     assert results["t03"]["started"] >= results["t02"]["finished"]
-    assert all(r["peak_rss_bytes"] > 10e6 for r in results.values())
+    assert all(r["peak_rss_bytes"] > 10e6 and r["cpu_seconds"] > 0 for r in results.values())
 
 
 @pytest.mark.timeout(240)

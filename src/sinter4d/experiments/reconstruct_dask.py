@@ -72,12 +72,13 @@ def reconstruct_series_task(
     -------
     dict
         ``series``, ``out``, ``previous`` (the previous series' ``out`` or
-        None), ``seconds`` (wall), ``started`` and ``finished`` (epoch s),
+        None), ``seconds`` (wall), ``cpu_seconds`` (the worker process's
+        CPU time meanwhile), ``started`` and ``finished`` (epoch s),
         ``peak_rss_bytes`` (the worker process's peak so far: an upper bound
         of the task's), ``worker`` (host:pid) and ``logs`` (the package's
         log records, :func:`~sinter4d.experiments.cluster.replay_logs`).
     """
-    started = time.time()
+    started, cpu = time.time(), time.process_time()
     if n_jobs == 1:
         limit_threads()
     with captured_logs() as logs:
@@ -85,7 +86,8 @@ def reconstruct_series_task(
         reconstruct_file(Path(tilts), Path(out), spec, progress=False, n_jobs=n_jobs, mrc=tuple(mrc))
     finished = time.time()
     return {"series": Path(out).stem, "out": str(out), "previous": None if previous is None else previous["out"],
-            "seconds": finished - started, "started": started, "finished": finished,
+            "seconds": finished - started, "cpu_seconds": time.process_time() - cpu, "started": started,
+            "finished": finished,
             "peak_rss_bytes": peak_rss_bytes(), "worker": f"{socket.gethostname()}:{os.getpid()}", "logs": logs}
 
 
