@@ -101,7 +101,8 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     if args.no_denoise:
         overrides["denoise"] = False
     mrc = () if args.no_mrc else ("volume", "binary") if args.mrc_binary else ("volume",)
-    outs = reconstruct_path(args.path, out=args.out, overrides=overrides, progress=not args.quiet, mrc=mrc)
+    outs = reconstruct_path(args.path, out=args.out, overrides=overrides, progress=not args.quiet, mrc=mrc,
+                            scheduler=args.scheduler, n_workers=args.workers)
     print(f"{len(outs)} reconstruction(s): {outs[0].parent}" + (f" (and {', '.join(mrc)} as MRC)" if mrc else ""))
     return 0
 
@@ -159,6 +160,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     stages = tuple(args.stages.split(",")) if args.stages else None
     kwargs = {"stages": stages} if stages else {}
+    kwargs.update(scheduler=args.scheduler, n_workers=args.workers)
     if Path(args.spec).is_dir():
         if args.out is not None and Path(args.out).resolve() != Path(args.spec).resolve():
             raise InputError(f"{args.spec}: a run folder is run in place; drop --out")
@@ -202,6 +204,19 @@ def _fit_files() -> str:
     """The fit folder's chain and posterior by name, for the help text."""
     fit = RunFolder(".").fit
     return f"{fit.chain.name}, {fit.posterior.name}"
+
+
+#: The ``--scheduler`` option's help, and the default cluster of the commands that always use Dask.
+_SCHEDULER = "address of a running Dask scheduler, whose workers see the same files"
+_LOCAL_CLUSTER = "a LocalCluster of one single-threaded worker per core"
+
+
+def _add_cluster_options(p: argparse.ArgumentParser, what: str, default: str = "this process") -> None:
+    """``--scheduler`` and ``--workers`` of the commands that reconstruct in this process by default."""
+    p.add_argument("--scheduler", default=None, help=f"{_SCHEDULER}: {what} go to its workers (default: {default})")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help=f"{what} go to a LocalCluster of N single-threaded workers (one series each; "
+                        "ignored with --scheduler)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mrc", action="store_true", help=f"skip the MRC copy of each volume ({mrc_beside('NAME.nc').name})")
     p.add_argument("--mrc-binary", action="store_true",
                    help=f"also write the binary as MRC ({mrc_beside('NAME.nc', binary=True).name})")
+    _add_cluster_options(p, "the tilt series")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_reconstruct)
 
@@ -285,8 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--choose", default=None, metavar="CARD.toml",
                    help="choose the pipeline settings first: the card's [choose] grid on choosing twins "
                         "(NAME_choose/), kept apart from the reporting twins (experiments/choose_quick.toml)")
-    p.add_argument("--scheduler", default=None,
-                   help="address of a running Dask scheduler (default: a LocalCluster over this machine's cores)")
+    p.add_argument("--scheduler", default=None, help=f"{_SCHEDULER} (default: {_LOCAL_CLUSTER})")
     p.add_argument("--force", action="store_true", help="run the twins again")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_calibrate)
@@ -317,14 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="redo the stages even when their outputs exist")
     p.add_argument("--stages", default=None,
                    help=f"comma-separated subset of {','.join(STAGE_NAMES)}")
+    _add_cluster_options(p, "the reconstruct stage's tilt series and the calibrate stage's twins",
+                         default=f"the series in this process, the twins on {_LOCAL_CLUSTER}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("sweep", help="what-if sweep: one full run per cell of a grid of settings, on Dask")
     p.add_argument("spec", help="sweep spec (TOML), e.g. experiments/dose_sweep.toml")
     p.add_argument("--out", required=True, help=f"sweep folder: one run folder per cell, {SweepFolder('.').dataset.name}, heatmaps")
-    p.add_argument("--scheduler", default=None,
-                   help="address of a running Dask scheduler (default: a LocalCluster over this machine's cores)")
+    p.add_argument("--scheduler", default=None, help=f"{_SCHEDULER} (default: {_LOCAL_CLUSTER})")
     p.add_argument("--force", action="store_true", help="rerun cells that already finished")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=_cmd_sweep)

@@ -31,6 +31,7 @@ from ..io.netcdf import open_dataset_checked, write_dataset_atomic
 from ..pipeline import PipelineSpec
 from ..pipeline.chain import binarize_volume, prepare_tilt_series, recon_dataset, reconstruct_prepared
 from ..runfolder import ChooseFolder, RunFolder
+from .cluster import dask_client, in_worker
 from .spec import parse_spec
 
 __all__ = ["candidate_name", "choose_settings", "run_candidates", "simulate_twin"]
@@ -80,14 +81,6 @@ def _load(path: Path) -> xr.Dataset:
     """A reconstruction file, in memory."""
     with xr.open_dataset(path) as ds:
         return ds.load()
-
-
-def _in_worker(task, *args):
-    """Run ``task(*args)`` in a Dask worker, with one thread (as a sweep cell)."""
-    from .sweep import limit_threads
-
-    limit_threads()
-    return task(*args)
 
 
 def simulate_twin(doc: dict, twin_dir: str, spec_path: str) -> float:
@@ -232,7 +225,6 @@ def choose_settings(
     from distributed import as_completed
 
     from .simulate import same_spec
-    from .sweep import start_client
 
     t_start = time.perf_counter()
     if force and folder.path.exists():
@@ -252,15 +244,14 @@ def choose_settings(
     for i, cand in enumerate(grid_candidates):
         groups.setdefault(group_key(cand, "prepare"), []).append((i, cand))
     tasks = [(seed, group) for seed in seeds for group in groups.values()]
-    client, cluster = start_client(scheduler, min(n_workers, max(len(tasks), 1)))
     seconds = dict.fromkeys((*STAGE_GROUPS, "validate", "simulate"), 0.0)
-    try:
-        for fut in as_completed([client.submit(_in_worker, simulate_twin, d, str(folder.twin(d["seed"]).path), str(spec_path),
-                                               pure=False) for d in sims]):
+    with dask_client(scheduler, min(n_workers, max(len(tasks), 1))) as client:
+        for fut in as_completed([client.submit(in_worker, simulate_twin, d, str(folder.twin(d["seed"]).path),
+                                               str(spec_path), pure=False) for d in sims]):
             seconds["simulate"] += fut.result()
         log.info("choose: %d twins simulated, %d tasks of %d candidates", len(sims), len(tasks), len(grid_candidates))
-        futures = [client.submit(_in_worker, run_candidates, str(folder.path), seed, dict(base_pipeline), group, pure=False)
-                   for seed, group in tasks]
+        futures = [client.submit(in_worker, run_candidates, str(folder.path), seed, dict(base_pipeline), group,
+                                 pure=False) for seed, group in tasks]
         per_candidate: dict[int, list] = {i: [] for i in range(len(grid_candidates))}
         for fut in as_completed(futures):
             result = fut.result()
@@ -268,10 +259,6 @@ def choose_settings(
                 seconds[k] += v
             for i, (neck, dist) in result["errors"].items():
                 per_candidate[int(i)].append((neck, dist))
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
     scores = [score([(np.asarray(n, float), np.asarray(d, float)) for n, d in per_candidate[i]])
               for i in range(len(grid_candidates))]
     chosen = best_candidate(scores)

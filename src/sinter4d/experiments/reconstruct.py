@@ -22,7 +22,7 @@ from ..io.volumes import write_volume_mrc
 from ..pipeline.chain import check_tilt_series, process_tilt_series, reference_noise_level
 from ..pipeline.callbacks import ProgressCallback
 from ..runfolder import RunFolder, mrc_beside, recon_beside, role_label
-from ..checks import MIN_TILTS
+from ..checks import MIN_TILTS, check_int
 from ..specs import parse
 from ..pipeline.settings import PipelineSpec
 
@@ -165,6 +165,8 @@ def reconstruct_path(
     progress: bool = True,
     n_jobs: int = -1,
     mrc: tuple[str, ...] = ("volume",),
+    scheduler: str | None = None,
+    n_workers: int | None = None,
 ) -> list[Path]:
     """Reconstruct a run folder (every tilt series) or one tilt-series file.
 
@@ -179,12 +181,21 @@ def reconstruct_path(
     as MRC beside each reconstruction (``()``: none); a finished
     reconstruction missing its MRC gets it written from its file.
 
+    With ``scheduler`` (a running Dask scheduler's address) or ``n_workers``
+    (a LocalCluster of that many single-threaded workers) the series run as
+    Dask tasks, one thread each, ``n_jobs`` aside
+    (:func:`~sinter4d.experiments.reconstruct_dask.reconstruct_series_dask`);
+    the files are the same (docs/design.md, "On a cluster").
+
     Returns
     -------
     list of Path
         The reconstruction files.
     """
     path = Path(path)
+    on_dask = scheduler is not None or n_workers is not None
+    if n_workers is not None:
+        n_workers = check_int(n_workers, "n_workers", minimum=1)
     if path.is_dir():
         run = RunFolder(path)
         tilts = run.tilt_files()
@@ -193,11 +204,16 @@ def reconstruct_path(
         settings = pipeline_settings(path, overrides)
         outs = [run.recon / t.name for t in tilts]
         todo = [(t, o) for t, o in zip(tilts, outs) if not o.is_file()]
-        if todo:
+        if todo and on_dask:  # the level, then the series, as Dask tasks
+            from .reconstruct_dask import reconstruct_series_dask
+
+            reconstruct_series_dask(list(zip(tilts, outs)), settings, scheduler=scheduler, n_workers=n_workers,
+                                    mrc=mrc, progress=progress, label=f"reconstruct {path.name}")
+        elif todo:
             sigma = run_sigma_psd(tilts, outs, settings, n_jobs=n_jobs)
             settings = settings.model_copy(update={"sigma_psd": sigma})
-        for t, o in tqdm(todo, desc=f"reconstruct {path.name}", unit="step", disable=not progress):
-            reconstruct_file(t, o, settings, progress=progress, n_jobs=n_jobs, mrc=mrc)
+            for t, o in tqdm(todo, desc=f"reconstruct {path.name}", unit="step", disable=not progress):
+                reconstruct_file(t, o, settings, progress=progress, n_jobs=n_jobs, mrc=mrc)
         for o in outs:
             for variable in mrc:
                 if not mrc_beside(o, binary=variable == "binary").is_file():
@@ -207,4 +223,10 @@ def reconstruct_path(
         raise InputError(f"{path}: no such file or folder")
     settings = pipeline_settings(None, overrides)
     target = check_target(out if out is not None else recon_beside(path))
+    if on_dask:
+        from .reconstruct_dask import reconstruct_series_dask
+
+        reconstruct_series_dask([(path, target)], settings, scheduler=scheduler, n_workers=n_workers, resume=False,
+                                one_level=False, mrc=mrc, progress=progress, label=f"reconstruct {path.name}")
+        return [target]
     return [reconstruct_file(path, target, settings, progress=progress, n_jobs=n_jobs, mrc=mrc)]

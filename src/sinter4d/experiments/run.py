@@ -97,6 +97,8 @@ def run_experiment(
     raise_errors: bool = True,
     n_jobs: int = -1,
     mrc: tuple[str, ...] = ("volume",),
+    scheduler: str | None = None,
+    n_workers: int | None = None,
 ) -> RunResult:
     """Run every stage of an experiment spec into one run folder.
 
@@ -125,6 +127,13 @@ def run_experiment(
     mrc : tuple of str, optional
         Variables of each reconstruction also written as MRC beside it
         (``recon/tNN.mrc``; a sweep's cells pass ``()``).
+    scheduler : str, optional
+        A running Dask scheduler's address: the reconstruct stage sends the
+        series to its workers, and the calibrate stage its twins (the other
+        stages run here). Default: the reconstruction runs in this process.
+    n_workers : int, optional
+        Without ``scheduler``: a LocalCluster of that many single-threaded
+        workers for the same stages (docs/design.md, "On a cluster").
 
     Returns
     -------
@@ -148,7 +157,7 @@ def run_experiment(
     run.path.mkdir(parents=True, exist_ok=True)
     job = StageJob(spec, spec_path, fit_spec, run, progress=progress, n_jobs=n_jobs,
                    n_steps=len(spec.heating.pt_time_s), pipeline=spec.pipeline, mrc=mrc,
-                   calibration=spec.calibration)
+                   calibration=spec.calibration, scheduler=scheduler, n_workers=n_workers)
     header = {"spec_file": str(spec_path) if spec_path is not None else None, "spec_name": spec.name}
     return _run_stages(job, stages, header, label=spec.name, force=force, progress=progress,
                        raise_errors=raise_errors)
@@ -164,6 +173,8 @@ def run_imported(
     progress: bool = True,
     raise_errors: bool = True,
     n_jobs: int = -1,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
 ) -> RunResult:
     """Run the stages of an imported run folder (``sinter4d run RUNDIR``): every one that needs no truth.
 
@@ -187,7 +198,7 @@ def run_imported(
     fit : str or Path, optional
         Fit spec (TOML) fitted to the run's metrics; replaces the settings
         card's ``[fit] spec``. Without either the fit is not run.
-    force, stages, progress, raise_errors, n_jobs
+    force, stages, progress, raise_errors, n_jobs, scheduler, n_workers
         As :func:`run_experiment`.
 
     Returns
@@ -223,7 +234,7 @@ def run_imported(
                                      "calibration": calibration.model_dump(mode="json"),
                                      "settings_file": str(settings) if settings is not None else None})
     job = StageJob(None, settings, fit_spec, run, progress=progress, n_jobs=n_jobs, n_steps=len(tilts),
-                   pipeline=pipeline, calibration=calibration)
+                   pipeline=pipeline, calibration=calibration, scheduler=scheduler, n_workers=n_workers)
     header = {"kind": "imported", "settings_file": str(settings) if settings is not None else None,
               "fit_spec_file": str(fit_spec.path) if fit_spec is not None else None}
     return _run_stages(job, stages, header, label=run.path.name, force=force, progress=progress,
@@ -317,7 +328,8 @@ def _run_stages(job: "StageJob", stages: tuple[str, ...], header: dict, *, label
 @dataclass(frozen=True)
 class StageJob:
     """What a stage's runner needs: the validated spec (None for an imported run), where it came from, the fit
-    spec, the run folder, its number of steps, its pipeline settings and its ``[calibration]`` table."""
+    spec, the run folder, its number of steps, its pipeline settings, its ``[calibration]`` table and the Dask
+    cluster of the reconstruct and calibrate stages (``scheduler`` or ``n_workers``; neither: reconstruct here)."""
 
     spec: ExperimentSpec | None
     spec_path: str | Path | None
@@ -329,6 +341,8 @@ class StageJob:
     pipeline: PipelineSpec = PipelineSpec()
     mrc: tuple[str, ...] = ("volume",)
     calibration: CalibrationStageSpec = CalibrationStageSpec()
+    scheduler: str | None = None
+    n_workers: int | None = None
 
 
 def _simulate(job: StageJob) -> None:
@@ -336,14 +350,16 @@ def _simulate(job: StageJob) -> None:
 
 
 def _reconstruct(job: StageJob) -> None:
-    reconstruct_path(job.run.path, progress=job.progress, n_jobs=job.n_jobs, mrc=job.mrc)
+    reconstruct_path(job.run.path, progress=job.progress, n_jobs=job.n_jobs, mrc=job.mrc, scheduler=job.scheduler,
+                     n_workers=job.n_workers)
 
 
 def _calibrate(job: StageJob) -> None:
     from .calibrate import calibrate_run
 
+    n_workers = job.n_workers if job.n_workers is not None else None if job.n_jobs == -1 else job.n_jobs
     calibrate_run(job.run.path, job.run.calibration, n_twins=job.calibration.twins, progress=job.progress,
-                  n_workers=None if job.n_jobs == -1 else job.n_jobs)
+                  scheduler=job.scheduler, n_workers=n_workers)
 
 
 def _measure(job: StageJob) -> None:

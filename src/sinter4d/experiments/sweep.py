@@ -32,6 +32,7 @@ from .._cores import available_cores
 from ..io.atomic import write_json_atomic
 from ..io.netcdf import write_dataset_atomic
 from ..runfolder import SWEEP_CELL_STAGES, RunFolder, SweepFolder
+from .cluster import NO_WORKER_TIMEOUT_S, WORKER_ENV, as_finished, dask_client, limit_threads, start_client
 from .record import utc_timestamp
 from .spec import ExperimentSpec, parse_spec
 from .sweep_dataset import cell_results, read_cell_record, sweep_dataset
@@ -62,29 +63,8 @@ log = logging.getLogger(__name__)
 #: The stages every cell runs (the report is left out).
 CELL_STAGES = SWEEP_CELL_STAGES
 
-#: Environment of the worker processes: one thread per cell, so that n cells on n cores
-#: do not oversubscribe them (numba reads NUMBA_NUM_THREADS when it is first imported).
-WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-#: Seconds without any Dask worker after which the cells still pending are failed.
-NO_WORKER_TIMEOUT_S = 120.0
-
 # ---------------------------------------------------------------------------------------------
 # one cell (runs in a Dask worker)
-
-
-def limit_threads() -> dict:
-    """One thread per cell in this worker; what numba ended up with (recorded in the cell's record).
-
-    The environment only reaches libraries not loaded yet: a LocalCluster sets
-    it before the worker starts (:data:`WORKER_ENV`); on a cluster of your own,
-    ``numba.set_num_threads(1)`` still caps numba's parallel loops.
-    """
-    os.environ.update(WORKER_ENV)
-    import numba
-
-    numba.set_num_threads(1)
-    return {"numba_pool_threads": int(numba.config.NUMBA_NUM_THREADS), "numba_threads": int(numba.get_num_threads())}
 
 
 @contextmanager
@@ -199,17 +179,6 @@ def _cost(spec: ExperimentSpec) -> float:
     """Relative cost of a cell (images x pixels), to start the longest cells first."""
     acq = spec.acquisition
     return len(acq.angles_deg) * acq.output_pixels**2 * len(spec.heating.pt_time_s)
-
-
-def start_client(scheduler: str | None, n_workers: int):
-    """A Dask client: on ``scheduler``, or on a new LocalCluster of ``n_workers`` one-thread processes."""
-    from distributed import Client, LocalCluster
-
-    if scheduler is not None:
-        return Client(scheduler), None
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, env=dict(WORKER_ENV),
-                           dashboard_address=None, silence_logs=logging.ERROR)
-    return Client(cluster), cluster
 
 
 def run_sweep(
@@ -378,55 +347,32 @@ def run_cells(todo: list[Cell], cells: list[Cell], folder: SweepFolder, *, label
     if not todo:
         bar.close()
         return stats
-    from distributed import as_completed  # its first import configures the "distributed" logger
-
-    dask_logger = logging.getLogger("distributed")
-    dask_level = dask_logger.level
-    if logging.getLogger("sinter4d").getEffectiveLevel() > logging.INFO:
-        dask_logger.setLevel(logging.ERROR)  # Dask's INFO chatter only with -v
-    client, cluster = start_client(scheduler, min(n_workers, len(todo)))
-    stats["workers"] = len(client.scheduler_info().get("workers", {}))
-    log.info("dask: %s, %d workers", "scheduler " + scheduler if scheduler else "LocalCluster", stats["workers"])
     futures = {}
     try:
-        # longest cells first (submission order: Dask hands the first tasks to workers at once)
-        for rank, cell in enumerate(sorted(todo, key=lambda c: -_cost(c.spec))):
-            fut = client.submit(run_cell, cell.spec.model_dump(mode="json"), str(folder.cell(cell.name).path),
-                                str(spec_path), cell.name, cell.settings, pure=False, priority=-rank,
-                                key=f"sweep-cell-{cell.name}-{os.urandom(4).hex()}")
-            futures[fut] = cell
-        pending = as_completed(futures)
-        no_worker_since = None
-        while not pending.is_empty():
-            if not pending.has_ready():
-                # a cluster whose workers all died (e.g. they cannot import the package) never finishes
-                if client.scheduler_info()["workers"]:
-                    no_worker_since = None
-                elif no_worker_since is None:
-                    no_worker_since = time.monotonic()
-                elif time.monotonic() - no_worker_since > NO_WORKER_TIMEOUT_S:
-                    lost = [f for f in futures if not f.done()]
-                    for fut in lost:
-                        _record_lost(futures[fut], folder, counts, bar,
-                                     RuntimeError(f"no Dask worker for {NO_WORKER_TIMEOUT_S:.0f} s "
-                                                  "(the workers died; see their errors on the console)"))
-                    break
-                time.sleep(1.0)
-                continue
-            for fut in pending.next_batch(block=False):
-                try:
-                    rec = fut.result()
-                except Exception as exc:  # the worker died (or the task could not run): record it
-                    _record_lost(futures[fut], folder, counts, bar, exc)
-                    continue
-                _count(rec, counts, bar)
+        with dask_client(scheduler, min(n_workers, len(todo))) as client:
+            stats["workers"] = len(client.scheduler_info().get("workers", {}))
+            log.info("dask: %s, %d workers", "scheduler " + scheduler if scheduler else "LocalCluster", stats["workers"])
+            # longest cells first (submission order: Dask hands the first tasks to workers at once)
+            for rank, cell in enumerate(sorted(todo, key=lambda c: -_cost(c.spec))):
+                fut = client.submit(run_cell, cell.spec.model_dump(mode="json"), str(folder.cell(cell.name).path),
+                                    str(spec_path), cell.name, cell.settings, pure=False, priority=-rank,
+                                    key=f"sweep-cell-{cell.name}-{os.urandom(4).hex()}")
+                futures[fut] = cell
+            try:
+                for fut, lost in as_finished(client, futures):
+                    if lost is not None:  # no worker left to run it
+                        _record_lost(futures[fut], folder, counts, bar, lost)
+                        continue
+                    try:
+                        rec = fut.result()
+                    except Exception as exc:  # the worker died (or the task could not run): record it
+                        _record_lost(futures[fut], folder, counts, bar, exc)
+                        continue
+                    _count(rec, counts, bar)
+            finally:
+                client.cancel(list(futures))
     finally:
         bar.close()
-        client.cancel(list(futures))
-        client.close()
-        if cluster is not None:
-            cluster.close()
-        dask_logger.setLevel(dask_level)
     return stats
 
 
