@@ -44,17 +44,20 @@ def register_volume(
     voxel_size_nm: float,
     z_centre_nm: float = 0.0,
     axis_offset_px: float = 0.0,
-) -> tuple[np.ndarray, float]:
-    """Rigid translation and intensity scale that carry ``volume`` onto the tilt series.
+) -> np.ndarray:
+    """Rigid translation that carries ``volume`` onto the tilt series.
 
     ``volume`` is projected with the reconstruction's projector
     (:class:`~sinter4d.operators.ParallelProjector`, ``u = x cos θ + z sin θ``);
     each projection ``i`` is registered to tilt image ``i`` by cross-correlation,
     giving ``(s_y, s_u)_i``. A translation ``(dz, dy, dx)`` of the volume moves
     projection ``i`` by ``(dy, dx cos θ_i + dz sin θ_i)``, so ``dy`` is the
-    median of ``s_y`` and ``(dx, dz)`` the least-squares fit to ``s_u``. The
-    scale is the ratio of the summed tilt images to the summed projections
-    (both are invariant under the translation).
+    median of ``s_y`` and ``(dx, dz)`` the least-squares fit to ``s_u``.
+    The values are not rescaled: series of one run share their dose, and the
+    ratio of the summed data to the summed projections is no measure of scale
+    (the film's level is removed, so about half the data are negative and a
+    non-negative solution projects to ~1.4× their sum; docs/validation.md,
+    "Warm start of TV").
 
     Parameters
     ----------
@@ -71,11 +74,9 @@ def register_volume(
 
     Returns
     -------
-    shift_px : (3,) ndarray
+    (3,) ndarray
         ``(dz, dy, dx)`` in voxels: content of ``volume`` at ``p`` belongs at
         ``p + shift_px`` (pass to :func:`shift_volume`).
-    scale : float
-        Multiplier of ``volume``'s values (1 when either sum is not positive).
 
     Raises
     ------
@@ -95,9 +96,7 @@ def register_volume(
     theta = np.deg2rad(angles)
     design = np.column_stack([np.cos(theta), np.sin(theta)])
     (dx, dz), *_ = np.linalg.lstsq(design, shifts[:, 1], rcond=None)
-    total_b, total_p = float(b.sum(dtype=np.float64)), float(proj.sum(dtype=np.float64))
-    scale = total_b / total_p if total_b > 0 and total_p > 0 else 1.0
-    return np.array([dz, float(np.median(shifts[:, 0])), dx]), scale
+    return np.array([dz, float(np.median(shifts[:, 0])), dx])
 
 
 def shift_volume(volume: np.ndarray, shift_px: Sequence[float]) -> np.ndarray:
@@ -134,7 +133,7 @@ def warm_start_volume(
     tilt_images, angles_deg, voxel_size_nm, z_centre_nm, axis_offset_px
         As for :func:`register_volume`.
     register : bool, optional
-        Translate and scale ``previous`` onto the series first
+        Translate ``previous`` onto the series first
         (:func:`register_volume`); False starts from it as it is.
 
     Returns
@@ -146,13 +145,10 @@ def warm_start_volume(
     """
     if not register:
         return np.array(previous, dtype=np.float32, copy=True), np.zeros(3)
-    shift, scale = register_volume(previous, tilt_images, angles_deg, voxel_size_nm=voxel_size_nm,
-                                   z_centre_nm=z_centre_nm, axis_offset_px=axis_offset_px)
-    log.info("warm start: previous volume moved by (dz, dy, dx) = (%.2f, %.2f, %.2f) px, scaled by %.3f",
-             *shift, scale)
-    initial = shift_volume(previous, shift)
-    initial *= np.float32(scale)
-    return initial, shift
+    shift = register_volume(previous, tilt_images, angles_deg, voxel_size_nm=voxel_size_nm,
+                            z_centre_nm=z_centre_nm, axis_offset_px=axis_offset_px)
+    log.info("warm start: previous volume moved by (dz, dy, dx) = (%.2f, %.2f, %.2f) px", *shift)
+    return shift_volume(previous, shift), shift
 
 
 def prepared_start(
