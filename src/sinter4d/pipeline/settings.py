@@ -58,8 +58,8 @@ AXIS_ROTATION_CHOICES = ("auto", "find")
 AXIS_REFINE_CHOICES = ("none", "features")
 #: Reconstruction algorithms of the chain.
 RECONSTRUCTION_METHODS = ("tv", "pdhg", "sirt", "fbp")
-#: Iterations of a warm-started series (docs/design.md, "Warm start": chosen on quick seed 5).
-DEFAULT_WARM_ITERATIONS = 60
+#: Iterations of a warm-started series (docs/design.md, "Reconstruction notes", 5b: chosen on quick seed 5).
+DEFAULT_WARM_ITERATIONS = 40
 
 
 class DenoiseSettings(Spec):
@@ -122,7 +122,7 @@ class ReconstructionSettings(Spec):
     ``warm_start`` begins each series of a run after the first from the
     previous series' volume, registered to it, and runs ``warm_iterations``
     iterations instead of ``iterations`` (:mod:`sinter4d.pipeline.warm_start`;
-    docs/design.md, "Warm start", for the defaults' source). An iterative
+    docs/design.md, "Reconstruction notes", 5b, for the defaults' source). An iterative
     ``method`` only.
     """
 

@@ -9,7 +9,7 @@ current series: it is projected at the current tilts, each projection is
 registered to its tilt image (:func:`~sinter4d.pipeline.align.register_pair`),
 and the per-tilt shifts are fitted by the rigid translation of the volume
 that explains them (:func:`register_volume`). What moves within the cluster
-(necks, single cores) is left to the solver. docs/design.md, "Warm start",
+(necks, single cores) is left to the solver. docs/design.md ("Reconstruction notes", 5b)
 gives the contract.
 """
 
@@ -122,7 +122,6 @@ def warm_start_volume(
     voxel_size_nm: float,
     z_centre_nm: float = 0.0,
     axis_offset_px: float = 0.0,
-    register: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The start of a series' reconstruction made from the previous series' volume.
 
@@ -132,19 +131,14 @@ def warm_start_volume(
         The previous series' reconstructed volume (``recon/tNN.nc``'s ``volume``).
     tilt_images, angles_deg, voxel_size_nm, z_centre_nm, axis_offset_px
         As for :func:`register_volume`.
-    register : bool, optional
-        Translate ``previous`` onto the series first
-        (:func:`register_volume`); False starts from it as it is.
 
     Returns
     -------
     initial : (nz, ny, nx) float32 ndarray
-        The start volume (a new array).
+        ``previous`` translated onto the series (:func:`register_volume`, :func:`shift_volume`; a new array).
     shift_px : (3,) ndarray
-        The translation applied, ``(dz, dy, dx)`` voxels (zeros without registration).
+        The translation applied, ``(dz, dy, dx)`` voxels.
     """
-    if not register:
-        return np.array(previous, dtype=np.float32, copy=True), np.zeros(3)
     shift = register_volume(previous, tilt_images, angles_deg, voxel_size_nm=voxel_size_nm,
                             z_centre_nm=z_centre_nm, axis_offset_px=axis_offset_px)
     log.info("warm start: previous volume moved by (dz, dy, dx) = (%.2f, %.2f, %.2f) px", *shift)
