@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .chain import PreparedSeries
     from .settings import ReconstructionSettings
 
-__all__ = ["prepared_start", "register_volume", "shift_volume", "warm_start_volume"]
+__all__ = ["prepared_start", "register_volume", "shift_volume"]
 
 log = logging.getLogger(__name__)
 
@@ -114,37 +114,6 @@ def shift_volume(volume: np.ndarray, shift_px: Sequence[float]) -> np.ndarray:
     return ndimage.shift(v, s, order=1, mode="constant", cval=0.0, prefilter=False).astype(np.float32, copy=False)
 
 
-def warm_start_volume(
-    previous: np.ndarray,
-    tilt_images: np.ndarray,
-    angles_deg: Sequence[float],
-    *,
-    voxel_size_nm: float,
-    z_centre_nm: float = 0.0,
-    axis_offset_px: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The start of a series' reconstruction made from the previous series' volume.
-
-    Parameters
-    ----------
-    previous : (nz, ny, nx) ndarray
-        The previous series' reconstructed volume (``recon/tNN.nc``'s ``volume``).
-    tilt_images, angles_deg, voxel_size_nm, z_centre_nm, axis_offset_px
-        As for :func:`register_volume`.
-
-    Returns
-    -------
-    initial : (nz, ny, nx) float32 ndarray
-        ``previous`` translated onto the series (:func:`register_volume`, :func:`shift_volume`; a new array).
-    shift_px : (3,) ndarray
-        The translation applied, ``(dz, dy, dx)`` voxels.
-    """
-    shift = register_volume(previous, tilt_images, angles_deg, voxel_size_nm=voxel_size_nm,
-                            z_centre_nm=z_centre_nm, axis_offset_px=axis_offset_px)
-    log.info("warm start: previous volume moved by (dz, dy, dx) = (%.2f, %.2f, %.2f) px", *shift)
-    return shift_volume(previous, shift), shift
-
-
 def prepared_start(
     prep: PreparedSeries, previous: np.ndarray | None, settings: ReconstructionSettings
 ) -> tuple[np.ndarray | None, dict]:
@@ -162,7 +131,8 @@ def prepared_start(
     Returns
     -------
     initial : (nz, ny, nx) float32 ndarray or None
-        :func:`warm_start_volume` of ``previous`` (None when ``previous`` is None).
+        ``previous`` translated onto the series (:func:`register_volume`,
+        :func:`shift_volume`; a new array); None when ``previous`` is None.
     attrs : dict
         ``warm_start_shift_px`` (dz, dy, dx) and ``seconds_warm_start``, for
         the reconstruction file (empty on a cold start).
@@ -180,6 +150,8 @@ def prepared_start(
         raise InputError(f"the previous volume is {np.shape(previous)}, this series' slab is {shape}: "
                          "warm_start needs series of one grid")
     t0 = time.perf_counter()
-    initial, shift = warm_start_volume(previous, prep.signal, prep.angles_deg, voxel_size_nm=prep.pixel_size_nm,
-                                       z_centre_nm=settings.slab_z_centre_nm)
+    shift = register_volume(previous, prep.signal, prep.angles_deg, voxel_size_nm=prep.pixel_size_nm,
+                            z_centre_nm=settings.slab_z_centre_nm)
+    log.info("warm start: the previous volume moved by (dz, dy, dx) = (%.2f, %.2f, %.2f) px", *shift)
+    initial = shift_volume(previous, shift)
     return initial, {"warm_start_shift_px": shift, "seconds_warm_start": round(time.perf_counter() - t0, 3)}
