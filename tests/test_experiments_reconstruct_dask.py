@@ -112,6 +112,24 @@ def test_chained_series_start_after_the_previous_one_and_receive_it(tiny, schedu
 
 
 @pytest.mark.timeout(240)
+def test_a_warm_run_on_dask_is_the_warm_run_in_this_process(tiny, scheduler, tmp_path):
+    """With warm_start the dispatcher chains the series and each starts from the file before it:
+    the same files as the in-process loop, and each series after the first did start warm."""
+    _, run = tiny
+    warm = {"warm_start": True, "warm_iterations": 5}
+    here, there = _copy(run, tmp_path, "here"), _copy(run, tmp_path, "there")
+    reconstruct_path(here, overrides=warm, progress=False, mrc=())
+    reconstruct_path(there, overrides=warm, scheduler=scheduler, progress=False, mrc=())
+    for name in ("t01.nc", "t02.nc", "t03.nc"):
+        _same(RunFolder(here).recon / name, RunFolder(there).recon / name)
+    started_warm = []
+    for name in ("t01.nc", "t02.nc", "t03.nc"):
+        with xr.open_dataset(RunFolder(there).recon / name) as ds:
+            started_warm.append("warm_start_shift_px" in ds.attrs)
+    assert started_warm == [False, True, True]
+
+
+@pytest.mark.timeout(240)
 def test_a_bad_tilt_file_on_a_scheduler_is_one_line_and_no_file(tiny, scheduler, tmp_path, capsys):
     _, run = tiny
     there = _copy(run, tmp_path, "there")

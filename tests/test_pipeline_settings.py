@@ -7,6 +7,7 @@ import pytest
 
 from sinter4d.errors import SpecError
 from sinter4d.pipeline.settings import (
+    DEFAULT_WARM_ITERATIONS,
     AlignSettings,
     BinarizeSettings,
     DenoiseSettings,
@@ -21,7 +22,7 @@ KEYS = [
     "denoise", "psd", "anscombe", "bm3d_profile", "bm3d_stages", "sigma_psd", "denoise_strength", "sigma_tile_px",
     "align_method", "axis_rotation", "axis_rotation_snap_deg", "axis_search_px", "axis_refine", "feature_radius_nm",
     "mattes_sampling",
-    "method", "iterations", "tv_weight", "tol", "slab_thickness_nm", "slab_z_centre_nm",
+    "method", "iterations", "tv_weight", "tol", "warm_start", "warm_iterations", "slab_thickness_nm", "slab_z_centre_nm",
     "binarize_radius_nm", "binarize_level",
 ]
 
@@ -33,7 +34,8 @@ def test_keys_and_the_papers_defaults():
         "denoise": True, "psd": "g4", "anscombe": False, "bm3d_profile": "np", "bm3d_stages": "all",
         "sigma_psd": None, "denoise_strength": 1.0, "sigma_tile_px": 128, "align_method": "xcorr", "axis_rotation": "auto",
         "axis_rotation_snap_deg": 1.0, "axis_search_px": 20.0, "axis_refine": "none", "feature_radius_nm": (35.0, 90.0),
-        "mattes_sampling": 1.0, "method": "tv", "iterations": 300, "tv_weight": None, "tol": None, "slab_thickness_nm": 360.0,
+        "mattes_sampling": 1.0, "method": "tv", "iterations": 300, "tv_weight": None, "tol": None, "warm_start": False,
+        "warm_iterations": DEFAULT_WARM_ITERATIONS, "slab_thickness_nm": 360.0,
         "slab_z_centre_nm": 0.0, "binarize_radius_nm": 4.0, "binarize_level": 1.0,
     }
 

@@ -82,11 +82,13 @@ def reconstruct_file(
     progress: bool = True,
     n_jobs: int = -1,
     mrc: tuple[str, ...] = ("volume",),
+    previous: np.ndarray | None = None,
 ) -> Path:
     """Reconstruct one tilt-series file into ``out`` (written atomically).
 
     ``n_jobs`` BM3D threads (-1: all cores); ``mrc`` the variables also
-    written as MRC beside ``out`` (:func:`export_mrc`).
+    written as MRC beside ``out`` (:func:`export_mrc`); ``previous`` the
+    previous series' volume, the start of a warm start (:func:`previous_volume`).
     """
     # read lazily and uncached: the chain reads the images once, and frees them once prepared
     ds = open_dataset_checked(tilts, ["counts", "tilt_angle"], load=False, cache=False)
@@ -97,7 +99,8 @@ def reconstruct_file(
         raise
     callbacks = (ProgressCallback(desc=f"{settings.method} {Path(tilts).stem}", leave=False),) if progress else ()
     try:
-        volume = process_tilt_series(ds, settings, n_jobs=n_jobs, callbacks=callbacks, source=str(tilts))
+        volume = process_tilt_series(ds, settings, n_jobs=n_jobs, callbacks=callbacks, source=str(tilts),
+                                     previous=previous)
     finally:
         ds.close()
     volume.attrs["source"] = str(tilts)
@@ -129,6 +132,19 @@ def export_mrc(recon: str | Path, out: str | Path | None = None, *, variable: st
         return write_volume_mrc(ds, out, variable=variable, source=str(recon))
     finally:
         ds.close()
+
+
+def previous_volume(outs: list[Path], k: int, settings: PipelineSpec) -> np.ndarray | None:
+    """The volume series ``k`` of a run starts from: series ``k - 1``'s, read from its file.
+
+    None (a cold start) without ``warm_start``, for the first series, or
+    when ``outs[k - 1]`` is not written. Reading it from the file, not from
+    memory, lets an interrupted run resume warm.
+    """
+    if not settings.warm_start or k == 0 or not outs[k - 1].is_file():
+        return None
+    with xr.open_dataset(outs[k - 1]) as done:
+        return np.asarray(done["volume"].values, dtype=np.float32)
 
 
 def run_sigma_psd(tilts: list[Path], outs: list[Path], settings: PipelineSpec, *, n_jobs: int = -1) -> float | None:
@@ -172,7 +188,8 @@ def reconstruct_path(
 
     A folder's finished reconstructions are kept, so an
     interrupted run resumes, and one BM3D noise level serves the whole run
-    (:func:`run_sigma_psd`); a file is reconstructed into ``out`` (default:
+    (:func:`run_sigma_psd`). With ``warm_start`` the series run in order,
+    each from the one before (:func:`previous_volume`); a file is reconstructed into ``out`` (default:
     beside it, :func:`sinter4d.runfolder.recon_beside`).
 
     ``n_jobs`` is the number of images BM3D denoises at once (-1: every
@@ -208,12 +225,14 @@ def reconstruct_path(
             from .reconstruct_dask import reconstruct_series_dask
 
             reconstruct_series_dask(list(zip(tilts, outs)), settings, scheduler=scheduler, n_workers=n_workers,
-                                    mrc=mrc, progress=progress, label=f"reconstruct {path.name}")
+                                    after_previous=settings.warm_start, mrc=mrc, progress=progress,
+                                    label=f"reconstruct {path.name}")
         elif todo:
             sigma = run_sigma_psd(tilts, outs, settings, n_jobs=n_jobs)
             settings = settings.model_copy(update={"sigma_psd": sigma})
             for t, o in tqdm(todo, desc=f"reconstruct {path.name}", unit="step", disable=not progress):
-                reconstruct_file(t, o, settings, progress=progress, n_jobs=n_jobs, mrc=mrc)
+                reconstruct_file(t, o, settings, progress=progress, n_jobs=n_jobs, mrc=mrc,
+                                 previous=previous_volume(outs, outs.index(o), settings))
         for o in outs:
             for variable in mrc:
                 if not mrc_beside(o, binary=variable == "binary").is_file():

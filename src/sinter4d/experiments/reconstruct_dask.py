@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .._cores import available_cores
 from ..pipeline.settings import PipelineSpec
 from .cluster import as_finished, captured_logs, dask_client, in_worker, limit_threads, replay_logs
-from .reconstruct import reconstruct_file, run_sigma_psd
+from .reconstruct import previous_volume, reconstruct_file, run_sigma_psd
 
 __all__ = ["peak_rss_bytes", "reconstruct_series_dask", "reconstruct_series_task"]
 
@@ -66,7 +66,9 @@ def reconstruct_series_task(
         Variables also written as MRC beside ``out``.
     previous : dict, optional
         The result of the previous series' task (its ``out``) when the
-        dispatcher chains the series (``after_previous``); recorded.
+        dispatcher chains the series (``after_previous``): with
+        ``warm_start`` the series starts from that volume
+        (:func:`~sinter4d.experiments.reconstruct.previous_volume`); recorded.
 
     Returns
     -------
@@ -83,7 +85,8 @@ def reconstruct_series_task(
         limit_threads()
     with captured_logs() as logs:
         spec = PipelineSpec.model_validate({**settings, "sigma_psd": sigma_psd})
-        reconstruct_file(Path(tilts), Path(out), spec, progress=False, n_jobs=n_jobs, mrc=tuple(mrc))
+        start = None if previous is None else previous_volume([Path(previous["out"]), Path(out)], 1, spec)
+        reconstruct_file(Path(tilts), Path(out), spec, progress=False, n_jobs=n_jobs, mrc=tuple(mrc), previous=start)
     finished = time.time()
     return {"series": Path(out).stem, "out": str(out), "previous": None if previous is None else previous["out"],
             "seconds": finished - started, "cpu_seconds": time.process_time() - cpu, "started": started,

@@ -28,6 +28,7 @@ from .reconstruct import reconstruct
 from .settings import DenoiseSettings, PipelineSpec
 from .tilt_axis import center_tilt_axis, find_tilt_axis
 from .tiltalign import align_to_particles, warp_views
+from .warm_start import prepared_start
 
 log = logging.getLogger(__name__)
 
@@ -358,6 +359,7 @@ def process_tilt_series(
     n_jobs: int = DEFAULT_JOBS,
     callbacks: tuple = (),
     source: str = "tilt series",
+    previous: np.ndarray | None = None,
 ) -> xr.Dataset:
     """Reconstruct and binarise one tilt series, as the paper's Fig. 4a.
 
@@ -376,6 +378,11 @@ def process_tilt_series(
         Callbacks of the reconstruction algorithm (e.g. a progress bar).
     source : str, optional
         Name of the input in error messages.
+    previous : (nz, ny, nx) ndarray, optional
+        The previous series' volume on this series' slab. With ``warm_start``
+        the reconstruction starts from it, registered to this series, and runs
+        ``warm_iterations`` (:func:`~sinter4d.pipeline.warm_start.prepared_start`);
+        ignored otherwise.
 
     Returns
     -------
@@ -389,8 +396,11 @@ def process_tilt_series(
         direction used and where it came from) and the seconds of each stage.
     """
     prep = prepare_tilt_series(ds, settings, n_jobs=n_jobs, source=source)
-    volume, binary, seconds = reconstruct_and_binarize(prep, settings, callbacks=callbacks)
-    return recon_dataset(ds, prep, volume, binary, settings, seconds)
+    initial, warm = prepared_start(prep, previous, settings) if settings.warm_start else (None, {})
+    volume, binary, seconds = reconstruct_and_binarize(prep, settings, callbacks=callbacks, initial=initial)
+    out = recon_dataset(ds, prep, volume, binary, settings, seconds)
+    out.attrs.update(warm)
+    return out
 
 
 def recon_dataset(
@@ -443,6 +453,8 @@ def recon_dataset(
             "tilt_axis_rotation_source": prep.axis_rotation_source,
             "method": settings.method,
             "iterations": int(settings.iterations),
+            "warm_start": int(settings.warm_start),
+            "warm_iterations": int(settings.warm_iterations),
             "denoise": int(settings.denoise),
             "denoise_psd": settings.psd,
             "denoise_profile": settings.bm3d_profile,
@@ -463,7 +475,8 @@ def recon_dataset(
 
 
 def reconstruct_and_binarize(
-    prep: PreparedSeries, settings: PipelineSpec = PipelineSpec(), *, callbacks: tuple = ()
+    prep: PreparedSeries, settings: PipelineSpec = PipelineSpec(), *, callbacks: tuple = (),
+    initial: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Reconstruct the slab of a prepared series and binarise it.
 
@@ -478,6 +491,9 @@ def reconstruct_and_binarize(
         radius of the opening after Otsu's threshold and the threshold's scale.
     callbacks : tuple, optional
         Callbacks of the reconstruction algorithm (e.g. a progress bar).
+    initial : (nz, ny, nx) ndarray, optional
+        A warm start (:func:`~sinter4d.pipeline.warm_start.prepared_start`):
+        the solver starts from it and runs ``warm_iterations``, not ``iterations``.
 
     Returns
     -------
@@ -487,22 +503,26 @@ def reconstruct_and_binarize(
         Wall time of the two stages.
     """
     t0 = time.perf_counter()
-    volume = reconstruct_prepared(prep, settings, callbacks=callbacks)
+    volume = reconstruct_prepared(prep, settings, callbacks=callbacks, initial=initial)
     t1 = time.perf_counter()
     binary = binarize_volume(volume, settings, voxel_size_nm=prep.pixel_size_nm)
     return volume, binary, {"reconstruct": t1 - t0, "binarize": time.perf_counter() - t1}
 
 
 def reconstruct_prepared(prep: PreparedSeries, settings: PipelineSpec = PipelineSpec(), *,
-                         callbacks: tuple = ()) -> np.ndarray:
-    """The slab of a prepared series, reconstructed with the settings' algorithm: (nz, ny, nx) float32."""
+                         callbacks: tuple = (), initial: np.ndarray | None = None) -> np.ndarray:
+    """The slab of a prepared series, reconstructed with the settings' algorithm: (nz, ny, nx) float32.
+
+    From ``initial`` (a warm start) the solver runs ``warm_iterations``, else ``iterations``.
+    """
     pixel = prep.pixel_size_nm
     return reconstruct(
         prep.signal,
         prep.angles_deg,
         method=settings.method,
-        iterations=settings.iterations,
-        slab_nz=max(2, int(round(settings.slab_thickness_nm / pixel))),
+        iterations=settings.iterations_for(initial is not None),
+        initial=initial,
+        slab_nz=settings.slab_voxels(pixel),
         voxel_size_nm=pixel,
         z_centre_nm=settings.slab_z_centre_nm,
         tv_weight=settings.tv_weight,

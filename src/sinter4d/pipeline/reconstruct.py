@@ -140,6 +140,7 @@ def reconstruct(
     axis_offset_px: float = 0.0,
     tv_weight: float | None = None,
     tol: float | None = None,
+    initial: np.ndarray | None = None,
     callbacks: Iterable[Callable[[Algorithm], None]] = (),
 ) -> np.ndarray:
     """Reconstruct the slab holding the specimen from an aligned tilt series.
@@ -176,6 +177,10 @@ def reconstruct(
         multiplier ``kappa`` of :func:`tv_weight_rule` (default 0.75). Ignored otherwise.
     tol : float, optional
         Stop early when the relative change of the iterate is below ``tol``.
+    initial : (slab_nz, ny, nx) ndarray, optional
+        Start of the iterative methods (default zeros; copied): a warm start,
+        e.g. the previous series' volume (:mod:`sinter4d.pipeline.warm_start`).
+        Not for ``'fbp'``.
     callbacks : sequence of callables, optional
         Called after each iteration (e.g. :class:`ProgressCallback`).
 
@@ -211,14 +216,17 @@ def reconstruct(
         z_centre_nm=z_centre_nm, axis_offset_px=axis_offset_px,
     )  # fmt: skip
     if method == "fbp":
+        if initial is not None:
+            raise InputError("method='fbp' takes no initial volume (it is not iterative)")
         return fbp(b, op, angles_deg=angles, filter="hann")
     if method == "sirt":
-        alg: Algorithm = SIRT(op, b, tol=tol)
+        alg: Algorithm = SIRT(op, b, tol=tol, initial=initial)
     elif method == "tv":
         frac = DEFAULT_TV_FRACTION if tv_weight is None else tv_weight
-        alg = AlternatingTV(op, b, tv_fraction=frac, tol=tol)
+        alg = AlternatingTV(op, b, tv_fraction=frac, tol=tol, initial=initial)
     else:
         kappa = DEFAULT_TV_KAPPA if tv_weight is None else tv_weight
-        alg = ChambollePock(op, b, tv_weight=tv_weight_rule(b, op, kappa=kappa), tol=tol)
-    logger.info("reconstruct: %s, %d iterations, slab %s, %r", method, iterations, op.domain_shape, op)
+        alg = ChambollePock(op, b, tv_weight=tv_weight_rule(b, op, kappa=kappa), tol=tol, initial=initial)
+    logger.info("reconstruct: %s, %d iterations from %s, slab %s, %r", method, iterations,
+                "zeros" if initial is None else "an initial volume", op.domain_shape, op)
     return alg.run(iterations, callbacks=callbacks)

@@ -21,9 +21,9 @@ import math
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import Field, FiniteFloat, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import Field, FiniteFloat, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
-from ..specs import Spec
+from ..specs import Flag, Spec, fail
 
 __all__ = [
     "ALIGN_METHODS",
@@ -31,6 +31,7 @@ __all__ = [
     "AXIS_ROTATION_CHOICES",
     "BM3D_PROFILES",
     "BM3D_STAGES",
+    "DEFAULT_WARM_ITERATIONS",
     "PSD_SHAPES",
     "RECON_ATTRS",
     "RECONSTRUCTION_METHODS",
@@ -57,6 +58,8 @@ AXIS_ROTATION_CHOICES = ("auto", "find")
 AXIS_REFINE_CHOICES = ("none", "features")
 #: Reconstruction algorithms of the chain.
 RECONSTRUCTION_METHODS = ("tv", "pdhg", "sirt", "fbp")
+#: Iterations of a warm-started series (docs/design.md, "Reconstruction notes", 5b: chosen on quick seed 5).
+DEFAULT_WARM_ITERATIONS = 40
 
 
 class DenoiseSettings(Spec):
@@ -114,14 +117,37 @@ class AlignSettings(Spec):
 
 
 class ReconstructionSettings(Spec):
-    """The reconstructed slab (nm) and the algorithm (the paper: 300 iterations of TV)."""
+    """The reconstructed slab (nm) and the algorithm (the paper: 300 iterations of TV).
+
+    ``warm_start`` begins each series of a run after the first from the
+    previous series' volume, registered to it, and runs ``warm_iterations``
+    iterations instead of ``iterations`` (:mod:`sinter4d.pipeline.warm_start`;
+    docs/design.md, "Reconstruction notes", 5b, for the defaults' source). An iterative
+    ``method`` only.
+    """
 
     method: Literal[RECONSTRUCTION_METHODS] = "tv"
     iterations: PositiveInt = 300
     tv_weight: PositiveFloat | None = None
     tol: PositiveFloat | None = None
+    warm_start: Flag = False
+    warm_iterations: PositiveInt = DEFAULT_WARM_ITERATIONS
     slab_thickness_nm: PositiveFloat = 360.0
     slab_z_centre_nm: float = 0.0
+
+    @model_validator(mode="after")
+    def _warm_start_is_iterative(self):
+        if self.warm_start and self.method == "fbp":
+            raise fail("true needs an iterative method (tv, pdhg or sirt), not fbp", "warm_start")
+        return self
+
+    def slab_voxels(self, pixel_size_nm: float) -> int:
+        """Voxels along z of the reconstructed slab: ``slab_thickness_nm`` in pixels, at least 2."""
+        return max(2, int(round(self.slab_thickness_nm / pixel_size_nm)))
+
+    def iterations_for(self, warm: bool) -> int:
+        """The iterations a series runs: ``warm_iterations`` when it starts warm, else ``iterations``."""
+        return self.warm_iterations if warm else self.iterations
 
 
 class BinarizeSettings(Spec):
@@ -147,6 +173,8 @@ class PipelineSpec(BinarizeSettings, ReconstructionSettings, AlignSettings, Deno
 RECON_ATTRS = {
     "method": "method",
     "iterations": "iterations",
+    "warm_start": "warm_start",
+    "warm_iterations": "warm_iterations",
     "denoise": "denoise",
     "denoise_psd": "psd",
     "denoise_profile": "bm3d_profile",
@@ -189,8 +217,9 @@ def recorded_settings(attrs: Mapping | None = None, spec_pipeline: Mapping | Non
     for attr, field in RECON_ATTRS.items():
         if attr in (attrs or {}):
             values[field] = attrs[attr]
-    if "denoise" in values:
-        values["denoise"] = bool(int(values["denoise"]))
+    for flag in ("denoise", "warm_start"):
+        if flag in values:
+            values[flag] = bool(int(values[flag]))
     if (attrs or {}).get("tilt_axis_rotation_source") == "setting":
         values["axis_rotation"] = float(attrs["tilt_axis_rotation_deg"])
     sigma = values.pop("sigma_psd", None)
