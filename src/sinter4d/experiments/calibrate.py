@@ -155,7 +155,7 @@ def calibrate_run(
         choice = choose_settings(twin_specs(doc, len(choosing), seeds=choosing, acquisition=twin_acquisition),
                                  dict(doc.get("pipeline") or {}), choose, choose_folder(target),
                                  spec_path=spec_path or target, scheduler=scheduler,
-                                 n_workers=n_workers or available_cores(), force=force)
+                                 n_workers=n_workers or available_cores(), force=force, progress=progress)
         doc = {**doc, "pipeline": {**(doc.get("pipeline") or {}), **choice["candidates"][choice["chosen"]]}}
     docs = twin_specs(doc, n, seeds=seeds, acquisition=twin_acquisition)
     folder = twins_folder(target)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from tqdm.auto import tqdm
 
 from ..calibration import STAGE_GROUPS, ChooseSpec, best_candidate, candidates, group_key, score, twin_errors
 from ..errors import InputError
@@ -193,6 +194,7 @@ def choose_settings(
     scheduler: str | None,
     n_workers: int,
     force: bool = False,
+    progress: bool = True,
 ) -> dict:
     """Score every candidate of ``card``'s grid on the choosing twins and choose the best.
 
@@ -213,6 +215,9 @@ def choose_settings(
         A running Dask scheduler; default a LocalCluster of ``n_workers``.
     force : bool, optional
         Redo the twins and candidates (the folder is removed first).
+    progress : bool, optional
+        A progress bar over the tasks (a choosing twin and the candidates that share
+        its BM3D and alignment) as they finish.
 
     Returns
     -------
@@ -253,12 +258,14 @@ def choose_settings(
         futures = [client.submit(in_worker, run_candidates, str(folder.path), seed, dict(base_pipeline), group,
                                  pure=False) for seed, group in tasks]
         per_candidate: dict[int, list] = {i: [] for i in range(len(grid_candidates))}
-        for fut in as_completed(futures):
-            result = fut.result()
-            for k, v in result["seconds"].items():
-                seconds[k] += v
-            for i, (neck, dist) in result["errors"].items():
-                per_candidate[int(i)].append((neck, dist))
+        with tqdm(total=len(futures), desc="choose", unit="task", disable=not progress) as bar:
+            for fut in as_completed(futures):
+                result = fut.result()
+                for k, v in result["seconds"].items():
+                    seconds[k] += v
+                for i, (neck, dist) in result["errors"].items():
+                    per_candidate[int(i)].append((neck, dist))
+                bar.update(1)
     scores = [score([(np.asarray(n, float), np.asarray(d, float)) for n, d in per_candidate[i]])
               for i in range(len(grid_candidates))]
     chosen = best_candidate(scores)
