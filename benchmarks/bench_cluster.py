@@ -1,10 +1,11 @@
 """A run's tilt series on a Dask LocalCluster of 1 and of 2 single-threaded workers.
 
 Data: the quick spec (``experiments/quick.toml``: its specimen, dose, tilts,
-microscope and pipeline settings) binned 8x instead of 4x (128² px of
+microscope and pipeline settings, but cold: ``warm_start = false``, since a
+warm run's series wait for each other) binned 8x instead of 4x (128² px of
 8.32 nm) and cut to its first ``--series`` series (default 4). It is
 simulated once into a cached temporary folder
-(``$TMPDIR/sinter4d_bench_cluster/<series>x<bin>``). Each repeat removes the
+(``$TMPDIR/sinter4d_bench_cluster/<series>x<bin>-<hash of the spec>``). Each repeat removes the
 reconstructions and runs
 :func:`~sinter4d.experiments.reconstruct_dask.reconstruct_series_dask` (what
 ``sinter4d reconstruct RUNDIR --workers N`` runs): cluster start, the run's
@@ -23,6 +24,8 @@ Run: ``python benchmarks/bench_cluster.py [--series 4] [--bin 8] [--repeats 3] [
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import shutil
 import statistics
@@ -45,8 +48,10 @@ def bench_run(n_series: int, binning: int) -> Path:
     doc = read_toml(QUICK)
     doc["heating"] = {k: v[:n_series] if isinstance(v, list) else v for k, v in doc["heating"].items()}
     doc["acquisition"]["bin"] = binning
+    doc["pipeline"]["warm_start"] = False  # series in parallel: a warm run chains them (docs/design.md, "On a cluster")
     doc["name"] = f"bench_cluster_{n_series}x{binning}"
-    run = Path(tempfile.gettempdir()) / "sinter4d_bench_cluster" / f"{n_series}x{binning}"
+    key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:8]  # a changed quick.toml re-simulates
+    run = Path(tempfile.gettempdir()) / "sinter4d_bench_cluster" / f"{n_series}x{binning}-{key}"
     simulate_run(parse_spec(doc, source=QUICK), run, spec_path=QUICK, progress=False)
     return run
 
