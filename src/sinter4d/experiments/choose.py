@@ -32,7 +32,7 @@ from ..io.netcdf import open_dataset_checked, write_dataset_atomic
 from ..pipeline import PipelineSpec
 from ..pipeline.chain import binarize_volume, prepare_tilt_series, recon_dataset, reconstruct_prepared
 from ..runfolder import ChooseFolder, RunFolder
-from .cluster import dask_client, in_worker
+from .cluster import as_finished, dask_client, in_worker
 from .spec import parse_spec
 
 __all__ = ["candidate_name", "choose_settings", "run_candidates", "simulate_twin"]
@@ -227,8 +227,6 @@ def choose_settings(
         ``seeds`` (the choosing twins'), ``seconds`` (wall time per stage
         group, summed over tasks, and ``wall``).
     """
-    from distributed import as_completed
-
     from .simulate import same_spec
 
     t_start = time.perf_counter()
@@ -251,15 +249,20 @@ def choose_settings(
     tasks = [(seed, group) for seed in seeds for group in groups.values()]
     seconds = dict.fromkeys((*STAGE_GROUPS, "validate", "simulate"), 0.0)
     with dask_client(scheduler, min(n_workers, max(len(tasks), 1))) as client:
-        for fut in as_completed([client.submit(in_worker, simulate_twin, d, str(folder.twin(d["seed"]).path),
-                                               str(spec_path), pure=False) for d in sims]):
+        simulations = [client.submit(in_worker, simulate_twin, d, str(folder.twin(d["seed"]).path), str(spec_path),
+                                     pure=False) for d in sims]
+        for fut, lost in as_finished(client, simulations):  # no worker left for 120 s: raised, not waited on
+            if lost is not None:
+                raise lost
             seconds["simulate"] += fut.result()
         log.info("choose: %d twins simulated, %d tasks of %d candidates", len(sims), len(tasks), len(grid_candidates))
         futures = [client.submit(in_worker, run_candidates, str(folder.path), seed, dict(base_pipeline), group,
                                  pure=False) for seed, group in tasks]
         per_candidate: dict[int, list] = {i: [] for i in range(len(grid_candidates))}
         with tqdm(total=len(futures), desc="choose", unit="task", disable=not progress) as bar:
-            for fut in as_completed(futures):
+            for fut, lost in as_finished(client, futures):
+                if lost is not None:
+                    raise lost
                 result = fut.result()
                 for k, v in result["seconds"].items():
                     seconds[k] += v
