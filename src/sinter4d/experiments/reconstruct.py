@@ -141,9 +141,15 @@ def previous_volume(outs: list[Path], k: int, settings: PipelineSpec) -> np.ndar
     when ``outs[k - 1]`` is not written. Reading it from the file, not from
     memory, lets an interrupted run resume warm.
     """
-    if not settings.warm_start or k == 0 or not outs[k - 1].is_file():
+    return None if k == 0 else start_volume(outs[k - 1], settings)
+
+
+def start_volume(before: Path, settings: PipelineSpec) -> np.ndarray | None:
+    """The volume of the reconstruction ``before`` as a warm start; None without ``warm_start``
+    or when ``before`` is not written (:func:`previous_volume`; a Dask task gets ``before`` itself)."""
+    if not settings.warm_start or not Path(before).is_file():
         return None
-    with xr.open_dataset(outs[k - 1]) as done:
+    with xr.open_dataset(before) as done:
         return np.asarray(done["volume"].values, dtype=np.float32)
 
 

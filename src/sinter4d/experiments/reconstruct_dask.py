@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .._cores import available_cores
 from ..pipeline.settings import PipelineSpec
 from .cluster import as_finished, captured_logs, dask_client, in_worker, limit_threads, replay_logs
-from .reconstruct import previous_volume, reconstruct_file, run_sigma_psd
+from .reconstruct import reconstruct_file, run_sigma_psd, start_volume
 
 __all__ = ["peak_rss_bytes", "reconstruct_series_dask", "reconstruct_series_task"]
 
@@ -68,7 +68,7 @@ def reconstruct_series_task(
         The result of the previous series' task (its ``out``) when the
         dispatcher chains the series (``after_previous``): with
         ``warm_start`` the series starts from that volume
-        (:func:`~sinter4d.experiments.reconstruct.previous_volume`); recorded.
+        (:func:`~sinter4d.experiments.reconstruct.start_volume`); recorded.
 
     Returns
     -------
@@ -85,7 +85,7 @@ def reconstruct_series_task(
         limit_threads()
     with captured_logs() as logs:
         spec = PipelineSpec.model_validate({**settings, "sigma_psd": sigma_psd})
-        start = None if previous is None else previous_volume([Path(previous["out"]), Path(out)], 1, spec)
+        start = None if previous is None else start_volume(Path(previous["out"]), spec)
         reconstruct_file(Path(tilts), Path(out), spec, progress=False, n_jobs=n_jobs, mrc=tuple(mrc), previous=start)
     finished = time.time()
     return {"series": Path(out).stem, "out": str(out), "previous": None if previous is None else previous["out"],
