@@ -31,7 +31,7 @@ import numpy as np
 import xarray as xr
 
 from sinter4d.pipeline.align import align_translations
-from sinter4d.pipeline.chain import _reference_index, check_tilt_series, remove_dark_level
+from sinter4d.pipeline.series import check_tilt_series, reference_index, remove_dark_level
 from sinter4d.pipeline.denoise import _denoise_one, denoise_bm3d, estimate_sigma_psd, select_sigma_psnr
 from sinter4d.pipeline.settings import AlignSettings, DenoiseSettings
 
@@ -56,7 +56,7 @@ def bench_bm3d(images: np.ndarray, frames: int) -> None:
 
 
 def bench_sigma(ds: xr.Dataset, images: np.ndarray, angles: np.ndarray, tile: int) -> None:
-    k = _reference_index(ds, angles)
+    k = reference_index(ds, angles)
     reference = remove_dark_level(ds["reference"].values, ds)
     settings = DenoiseSettings()
     found = {}

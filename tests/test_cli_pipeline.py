@@ -108,7 +108,7 @@ def test_reconstruct_run_folder_resumes(tmp_path, root):
 
 def test_denoise_strength_scales_the_bm3d_level(tilts_file):
     from sinter4d.pipeline import PipelineSpec, prepare_tilt_series
-    from sinter4d.pipeline.chain import remove_dark_level
+    from sinter4d.pipeline.series import remove_dark_level
     from sinter4d.pipeline.denoise import denoise_bm3d
 
     ds = xr.open_dataset(tilts_file).load()

@@ -170,7 +170,7 @@ def test_one_bm3d_noise_level_per_run(tmp_path, monkeypatch):
     from sinter4d.experiments import reconstruct as rc
     from sinter4d.pipeline.settings import PipelineSpec
     from sinter4d.io.netcdf import write_dataset_atomic
-    from sinter4d.pipeline import chain
+    from sinter4d.pipeline import series
 
     angles = np.array([-20.0, 0.0, 20.0])
     rng = np.random.default_rng(0)
@@ -188,7 +188,7 @@ def test_one_bm3d_noise_level_per_run(tmp_path, monkeypatch):
         calls.append(float(reference[0, 0]))
         return 3.5
 
-    monkeypatch.setattr(chain, "select_sigma_psnr", fake_select)
+    monkeypatch.setattr(series, "select_sigma_psnr", fake_select)
     settings = PipelineSpec()
     # chosen once, on the first series that has a reference average (the second)
     assert rc.run_sigma_psd(tilts, outs, settings) == 3.5 and calls == [6.0]

@@ -241,7 +241,7 @@ def test_scan_line_noise_does_not_throw_the_direction(series):
     """
     from sinter4d.acquisition import DetectorSettings
     from sinter4d.acquisition._stage import StageSettings
-    from sinter4d.pipeline.chain import check_tilt_series
+    from sinter4d.pipeline.series import check_tilt_series
 
     core = _six_spheres()
     scan = ScanSettings(angles_deg=tuple(ANGLES), pixel_size_nm=4.0, probe_current_pA=50.0, dwell_time_ns=500.0,

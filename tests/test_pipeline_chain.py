@@ -9,14 +9,9 @@ import xarray as xr
 from _synthetic import sphere_series
 
 from sinter4d.errors import InputError
-from sinter4d.pipeline import chain
-from sinter4d.pipeline.chain import (
-    check_tilt_series,
-    prepare_tilt_series,
-    process_tilt_series,
-    reference_noise_level,
-    subtract_background,
-)
+from sinter4d.pipeline import series
+from sinter4d.pipeline.chain import prepare_tilt_series, process_tilt_series
+from sinter4d.pipeline.series import check_tilt_series, reference_noise_level, subtract_background
 from sinter4d.pipeline.denoise import denoise_bm3d
 from sinter4d.pipeline.settings import PipelineSpec, recorded_settings
 
@@ -128,7 +123,7 @@ def test_reference_level_is_chosen_on_the_frame_at_the_reference_tilt(counts, mo
         seen.append((image.copy(), kwargs["settings"].bm3d_profile))
         return 2.0
 
-    monkeypatch.setattr(chain, "select_sigma_psnr", fake_select)
+    monkeypatch.setattr(series, "select_sigma_psnr", fake_select)
     ds = _series(counts, reference_tilt_deg=8.0).assign(reference=(("y", "x"), counts[12]))
     settings = PipelineSpec(bm3d_profile="lc")
     assert reference_noise_level(ds, counts, ANGLES, settings, n_jobs=1) == 2.0

@@ -19,7 +19,8 @@ from ..errors import InputError
 from ..io.atomic import check_target
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
 from ..io.volumes import write_volume_mrc
-from ..pipeline.chain import check_tilt_series, process_tilt_series, reference_noise_level
+from ..pipeline.chain import process_tilt_series
+from ..pipeline.series import check_tilt_series, reference_noise_level
 from ..pipeline.callbacks import ProgressCallback
 from ..runfolder import RunFolder, mrc_beside, recon_beside, role_label
 from ..checks import MIN_TILTS, check_int

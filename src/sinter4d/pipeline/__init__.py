@@ -13,7 +13,6 @@ from .chain import (
     prepare_tilt_series,
     process_tilt_series,
     reconstruct_and_binarize,
-    subtract_background,
 )
 from .denoise import anscombe, denoise_bm3d, estimate_sigma_psd, inverse_anscombe, noise_psd, select_sigma_psnr
 from .algorithms import SIRT, Algorithm, AlternatingTV, ChambollePock, fbp
@@ -28,6 +27,7 @@ from .settings import (
     ReconstructionSettings,
     recorded_settings,
 )
+from .series import check_tilt_series, subtract_background
 from .tilt_axis import center_tilt_axis, find_tilt_axis
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "anscombe",
     "apply_shifts",
     "center_tilt_axis",
+    "check_tilt_series",
     "choose_axis_rotation",
     "denoise_bm3d",
     "dice",
