@@ -9,7 +9,7 @@ into a cached temporary folder
 (``$TMPDIR/sinter4d_bench_chain/<pixels>-<hash of the spec>``).
 
 sinter4d, timed: :func:`~sinter4d.experiments.reconstruct.reconstruct_file`
-(what ``sinter4d reconstruct FILE`` runs) from ``tilts/t00.nc`` to the
+(what ``sinter4d reconstruct FILE`` runs) from the run's tilt file to the
 written file holding the volume and the binary volume: the BM3D level
 chosen against the reference, BM3D on every image, the axis direction, the
 alignment, the tilt axis, TV (``iterations``, cold: ``warm_start`` off),
