@@ -57,7 +57,8 @@ from sinter4d.experiments.reconstruct_dask import peak_rss_bytes
 from sinter4d.experiments.simulate import simulate_run
 from sinter4d.experiments.spec import parse_spec
 from sinter4d.io.toml import read_toml
-from sinter4d.pipeline.chain import check_tilt_series, prepare_tilt_series, reference_noise_level
+from sinter4d.pipeline.chain import prepare_tilt_series
+from sinter4d.pipeline.series import check_tilt_series, reference_noise_level
 from sinter4d.pipeline.settings import PipelineSpec
 from sinter4d.runfolder import RunFolder
 from sinter4d.specs import parse
