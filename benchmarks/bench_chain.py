@@ -41,12 +41,9 @@ Run: ``python benchmarks/bench_chain.py [--pixels 160] [--repeats 3] [--quick-on
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +51,6 @@ import xarray as xr
 
 from sinter4d.experiments.reconstruct import reconstruct_file
 from sinter4d.experiments.reconstruct_dask import peak_rss_bytes
-from sinter4d.experiments.simulate import simulate_run
-from sinter4d.experiments.spec import parse_spec
 from sinter4d.io.toml import read_toml
 from sinter4d.pipeline.chain import prepare_tilt_series
 from sinter4d.pipeline.series import check_tilt_series, reference_noise_level
@@ -63,8 +58,8 @@ from sinter4d.pipeline.settings import PipelineSpec
 from sinter4d.runfolder import RunFolder
 from sinter4d.specs import parse
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-QUICK = EXPERIMENTS / "quick.toml"
+from _common import EXPERIMENTS, QUICK, cached_run, timed
+
 PAPER = EXPERIMENTS / "paper_cu_350c.toml"
 GOAL = 10.0  # issue 16: the whole chain >= 10x ASTRA's CPU SIRT-300 on the same slices
 ASTRA_ITERATIONS = 300
@@ -78,10 +73,7 @@ def bench_series(pixels: int) -> Path:
     doc["acquisition"]["bin"] = binning
     doc["acquisition"]["image_pixels"] = pixels * binning
     doc["name"] = f"bench_chain_{pixels}"
-    key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:8]  # a changed quick.toml re-simulates
-    run = Path(tempfile.gettempdir()) / "sinter4d_bench_chain" / f"{pixels}-{key}"
-    simulate_run(parse_spec(doc, source=QUICK), run, spec_path=QUICK, progress=False)
-    return RunFolder(run).tilt_files()[0]
+    return RunFolder(cached_run(doc, "sinter4d_bench_chain", str(pixels))).tilt_files()[0]
 
 
 def settings_of(spec: Path) -> PipelineSpec:
@@ -90,19 +82,13 @@ def settings_of(spec: Path) -> PipelineSpec:
     return parse(PipelineSpec, table, source=f"{spec} [pipeline]")
 
 
-def _timed(fn):
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, time.perf_counter() - wall, time.process_time() - cpu
-
-
 def bench_chain(tilts: Path, settings: PipelineSpec, repeats: int) -> dict:
     """Median wall/CPU seconds of the chain from ``tilts`` to its written reconstruction, and its stage split."""
     out = Path(tempfile.mkdtemp(prefix="bench_chain_")) / tilts.name
     walls, cpus, stages = [], [], []
     for _ in range(repeats):
         out.unlink(missing_ok=True)
-        _, wall, cpu = _timed(lambda: reconstruct_file(tilts, out, settings, progress=False, mrc=()))
+        _, wall, cpu = timed(lambda: reconstruct_file(tilts, out, settings, progress=False, mrc=()))
         walls.append(wall)
         cpus.append(cpu)
         with xr.open_dataset(out) as done:
@@ -111,7 +97,7 @@ def bench_chain(tilts: Path, settings: PipelineSpec, repeats: int) -> dict:
     split = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
     with xr.open_dataset(tilts) as ds:
         images, angles, _ = check_tilt_series(ds)
-        _, level_wall, _ = _timed(lambda: reference_noise_level(ds, images, angles, settings))
+        _, level_wall, _ = timed(lambda: reference_noise_level(ds, images, angles, settings))
     return {"wall": statistics.median(walls), "cpu": statistics.median(cpus), "walls": walls, "split": split,
             "level": level_wall}
 
@@ -143,7 +129,7 @@ def bench_astra(signal: np.ndarray, angles_deg: np.ndarray, nz: int, repeats: in
 
     walls, cpus = [], []
     for _ in range(repeats):
-        _, wall, cpu = _timed(run)
+        _, wall, cpu = timed(run)
         walls.append(wall * ny / len(rows))
         cpus.append(cpu * ny / len(rows))
     astra.projector.delete(pid)

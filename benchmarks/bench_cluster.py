@@ -24,23 +24,19 @@ Run: ``python benchmarks/bench_cluster.py [--series 4] [--bin 8] [--repeats 3] [
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 from sinter4d.experiments.reconstruct import pipeline_settings, reconstruct_path
 from sinter4d.experiments.reconstruct_dask import peak_rss_bytes, reconstruct_series_dask
-from sinter4d.experiments.simulate import simulate_run
-from sinter4d.experiments.spec import parse_spec
 from sinter4d.io.toml import read_toml
 from sinter4d.runfolder import RunFolder
 
-QUICK = Path(__file__).resolve().parents[1] / "experiments" / "quick.toml"
+from _common import QUICK, cached_run
+
 
 
 def bench_run(n_series: int, binning: int) -> Path:
@@ -50,10 +46,7 @@ def bench_run(n_series: int, binning: int) -> Path:
     doc["acquisition"]["bin"] = binning
     doc["pipeline"]["warm_start"] = False  # series in parallel: a warm run chains them (docs/design.md, "On a cluster")
     doc["name"] = f"bench_cluster_{n_series}x{binning}"
-    key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:8]  # a changed quick.toml re-simulates
-    run = Path(tempfile.gettempdir()) / "sinter4d_bench_cluster" / f"{n_series}x{binning}-{key}"
-    simulate_run(parse_spec(doc, source=QUICK), run, spec_path=QUICK, progress=False)
-    return run
+    return cached_run(doc, "sinter4d_bench_cluster", f"{n_series}x{binning}")
 
 
 def one_repeat(run: Path, n_workers: int | None) -> tuple[float, list[dict]]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 import xarray as xr
@@ -35,11 +34,7 @@ from sinter4d.pipeline.series import check_tilt_series, reference_index, remove_
 from sinter4d.pipeline.denoise import _denoise_one, denoise_bm3d, estimate_sigma_psd, select_sigma_psnr
 from sinter4d.pipeline.settings import AlignSettings, DenoiseSettings
 
-
-def _timed(fn):
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, time.perf_counter() - wall, time.process_time() - cpu
+from _common import timed
 
 
 def bench_bm3d(images: np.ndarray, frames: int) -> None:
@@ -48,7 +43,7 @@ def bench_bm3d(images: np.ndarray, frames: int) -> None:
     for name, settings in (("np + all (paper)", DenoiseSettings()),
                            ("lc + hard", DenoiseSettings(bm3d_profile="lc", bm3d_stages="hard"))):
         sigma = estimate_sigma_psd(images[len(images) // 2], settings)
-        runs = [_timed(lambda k=k: _denoise_one(images[k], sigma, settings))[1:] for k in picks]
+        runs = [timed(lambda k=k: _denoise_one(images[k], sigma, settings))[1:] for k in picks]
         rows[name] = np.median(np.array(runs), axis=0)
         print(f"bm3d {name}: {rows[name][0]:.1f} s wall, {rows[name][1]:.1f} s CPU per {images.shape[1]}x{images.shape[2]} frame")
     a, b = rows.values()
@@ -61,7 +56,7 @@ def bench_sigma(ds: xr.Dataset, images: np.ndarray, angles: np.ndarray, tile: in
     settings = DenoiseSettings()
     found = {}
     for name, t in (("whole frame (paper)", None), (f"3x3 tiles of {tile} px", tile)):
-        sigma, wall, cpu = _timed(lambda t=t: select_sigma_psnr(images[k], reference, settings.model_copy(update={"sigma_tile_px": t})))
+        sigma, wall, cpu = timed(lambda t=t: select_sigma_psnr(images[k], reference, settings.model_copy(update={"sigma_tile_px": t})))
         found[name] = (sigma, wall, cpu)
         print(f"sigma search {name}: sigma_psd {sigma:.4f}, {wall:.1f} s wall, {cpu:.1f} s CPU")
     (s0, _, c0), (s1, _, c1) = found.values()
@@ -76,7 +71,7 @@ def bench_align(ds: xr.Dataset, images: np.ndarray, angles: np.ndarray, sampling
     for name, align in (("mattes, every pixel (paper)", AlignSettings(align_method="mattes")),
                         (f"mattes, {sampling:g} of the pixels", AlignSettings(align_method="mattes", mattes_sampling=sampling)),
                         ("xcorr", AlignSettings(align_method="xcorr"))):
-        shifts, wall, cpu = _timed(lambda a=align: align_translations(denoised, angles, a))
+        shifts, wall, cpu = timed(lambda a=align: align_translations(denoised, angles, a))
         first = shifts if first is None else first
         line = f"align {name}: {wall:.1f} s wall, {cpu:.1f} s CPU; RMS from the first {np.sqrt(np.mean((shifts - first) ** 2)):.3f} px"
         if truth is not None:

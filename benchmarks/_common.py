@@ -1,0 +1,38 @@
+"""What several benchmarks share: a timer and the quick spec's run simulated once into a cache.
+
+Not a benchmark (``run_all.py`` runs ``bench_*.py`` only); the scripts import
+it from their own folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from sinter4d.experiments.simulate import simulate_run
+from sinter4d.experiments.spec import parse_spec
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+QUICK = EXPERIMENTS / "quick.toml"
+
+
+def timed(fn):
+    """``(fn(), wall seconds, CPU seconds of this process)``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def cached_run(doc: dict, folder: str, name: str) -> Path:
+    """The run of the experiment spec ``doc`` (a variant of quick.toml), simulated once.
+
+    It lives in ``$TMPDIR/<folder>/<name>-<hash of doc>``, so a changed
+    spec (or quick.toml) is simulated again; an interrupted simulation resumes.
+    """
+    key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:8]
+    run = Path(tempfile.gettempdir()) / folder / f"{name}-{key}"
+    simulate_run(parse_spec(doc, source=QUICK), run, spec_path=QUICK, progress=False)
+    return run
