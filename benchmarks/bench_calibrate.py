@@ -38,7 +38,8 @@ from sinter4d.experiments.spec import load_spec
 from sinter4d.io.atomic import write_text_atomic
 from sinter4d.runfolder import RunFolder
 
-QUICK = Path(__file__).resolve().parents[1] / "experiments" / "quick.toml"
+from _common import QUICK
+
 GOAL_S = 600.0
 
 
