@@ -144,7 +144,7 @@ def test_run_skips_the_stages_that_need_a_truth_and_records_why(imported_run):
     stages = json.loads(run.record.read_text())["stages"]
     needs_truth = [s.name for s in STAGES if s.needs_truth]
     assert needs_truth == ["simulate", "validate"] and list(IMPORTED_STAGES) == [
-        "reconstruct", "calibrate", "measure", "fit", "report"]
+        "calibrate", "reconstruct", "measure", "fit", "report"]
     for name in needs_truth:
         assert stages[name]["status"] == "not run" and "imported experiment" in stages[name]["reason"]
     assert stages["calibrate"]["status"] == "not run"  # off unless the settings turn it on

@@ -28,13 +28,17 @@ def twins(monkeypatch):
     """Replace the twins with a synthetic calibration; record each call and whether old twins were still there."""
     calls = []
 
-    def fake(source, out, *, n_twins, **kwargs):
+    def fake(source, out, *, n_twins, choose=None, **kwargs):
         run = RunFolder(source)
         calls.append({"source": run.path, "out": out, "n_twins": n_twins,
                       "old_twins": run.calibration_twins.path.exists()})
+        if choose is not None:  # a choice card: the last value of each grid "wins"
+            calls[-1]["choose"] = choose
         run.calibration_twins.cells.mkdir(parents=True, exist_ok=True)
-        cal = calibration_dataset([synthetic_readings(seed=3)], {"source": str(run.path),
-                                                                 "twin_seeds": list(range(1001, 1001 + n_twins))})
+        provenance = {"source": str(run.path), "twin_seeds": list(range(1001, 1001 + n_twins))}
+        if choose is not None:
+            provenance["chosen_settings"] = {key: values[-1] for key, values in choose.grid.items()}
+        cal = calibration_dataset([synthetic_readings(seed=3)], provenance)
         return write_dataset_atomic(cal, out)
 
     monkeypatch.setattr(calibrate_module, "calibrate_run", fake)
@@ -55,11 +59,11 @@ def _calibrated_copy(tiny_run, to, twins=3) -> tuple[dict, RunFolder]:
 
 def test_the_stage_calibrates_and_measure_applies_it(tiny_run, tmp_path, twins):
     spec, run = _calibrated_copy(tiny_run, tmp_path / "run")
-    stages = ("simulate", "reconstruct", "calibrate", "measure", "validate")
+    stages = ("simulate", "calibrate", "reconstruct", "measure", "validate")
     result = run_experiment(parse_spec(spec), run.path, stages=stages, progress=False, n_jobs=1)
     status = {s: e["status"] for s, e in result.stages.items()}
-    assert status == {"simulate": "skipped", "reconstruct": "skipped", "calibrate": "done", "measure": "done",
-                      "validate": "done"}
+    assert status == {"simulate": "skipped", "calibrate": "done", "reconstruct": "skipped", "measure": "done",
+                      "validate": "done"}  # without a choice card the reconstructions stand
     assert twins == [{"source": run.path, "out": run.calibration, "n_twins": 3, "old_twins": False}]
     with xr.open_dataset(run.metrics) as m, xr.open_dataset(run.calibration) as cal:
         assert json.loads(m.attrs["calibration"])["twin_seeds"] == cal.attrs["twin_seeds"]
@@ -103,7 +107,7 @@ def test_an_imported_run_takes_the_calibration_from_its_settings(tmp_path, twins
     card.write_text("[calibration]\nenabled = true\ntwins = 4\n")
     result = run_imported(run.path, settings=card, stages=("calibrate",), progress=False)
     assert result.stages["calibrate"]["status"] == "done" and twins[0]["n_twins"] == 4
-    assert json.loads(run.settings.read_text())["calibration"] == {"enabled": True, "twins": 4}
+    assert json.loads(run.settings.read_text())["calibration"] == {"enabled": True, "twins": 4, "choose": None}
     # a rerun without --spec keeps the recorded settings: the calibration is there, skipped
     again = run_imported(run.path, stages=("calibrate",), progress=False)
     assert again.stages["calibrate"]["status"] == "skipped" and len(twins) == 1
@@ -118,3 +122,39 @@ def test_twins_and_sweep_cells_never_calibrate_themselves():
     doc = {"name": "run", "seed": 7, "calibration": {"enabled": True, "twins": 2}}
     for twin in twin_specs(doc, 2):
         assert parse_spec(twin).calibration.enabled is False
+
+
+def test_a_choice_card_sets_the_settings_the_run_is_reconstructed_with(tiny_run, tmp_path, twins):
+    """``[calibration] choose``: the card (relative to the spec) reaches the calibration, and the reconstruct
+    stage, which runs after it, reconstructs at the settings it chose; a rerun skips both."""
+    (tmp_path / "choose.toml").write_text("[choose]\ntwins = 2\nseed_base = 1005\n"
+                                          "[choose.grid]\nbinarize_level = [1.0, 1.25]\n")
+    spec, run = _calibrated_copy(tiny_run, tmp_path / "run")
+    spec["calibration"]["choose"] = "choose.toml"
+    run.spec.write_text(json.dumps(spec))  # the run was made from this spec
+    with xr.open_dataset(run.recon_files()[0]) as before:
+        assert before.attrs["binarize_level"] == 1.0
+    result = run_experiment(parse_spec(spec), run.path, spec_path=tmp_path / "spec.toml",
+                            stages=("calibrate", "reconstruct", "measure"), progress=False, n_jobs=1)
+    assert [e["status"] for e in result.stages.values()] == ["done", "done", "done"]
+    assert twins[0]["choose"].grid == {"binarize_level": [1.0, 1.25]} and twins[0]["choose"].seed_base == 1005
+    for path in run.recon_files():  # made again (they predated the choice), at the chosen level
+        with xr.open_dataset(path) as recon:
+            assert recon.attrs["binarize_level"] == 1.25
+    with xr.open_dataset(run.calibration) as cal:
+        assert json.loads(cal.attrs["chosen_settings"]) == {"binarize_level": 1.25}
+    again = run_experiment(parse_spec(spec), run.path, spec_path=tmp_path / "spec.toml",
+                           stages=("calibrate", "reconstruct"), progress=False, n_jobs=1)
+    assert [e["status"] for e in again.stages.values()] == ["skipped", "skipped"] and len(twins) == 1
+
+
+def test_a_missing_choice_card_is_one_line_before_any_stage_runs(tiny_run, tmp_path, twins):
+    from sinter4d.errors import InputError, SpecError
+
+    spec, run = _calibrated_copy(tiny_run, tmp_path / "run")
+    spec["calibration"]["choose"] = "no_such_card.toml"
+    run.spec.write_text(json.dumps(spec))
+    record = run.record.read_text()
+    with pytest.raises((InputError, SpecError), match="no_such_card.toml") as err:
+        run_experiment(parse_spec(spec), run.path, spec_path=tmp_path / "spec.toml", progress=False)
+    assert "\n" not in str(err.value) and not twins and run.record.read_text() == record

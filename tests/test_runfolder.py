@@ -12,6 +12,7 @@ from sinter4d.runfolder import (
     FitFolder,
     RunFolder,
     SweepFolder,
+    choose_folder,
     recon_beside,
     role_label,
     stage,
@@ -63,10 +64,10 @@ def test_roles_are_files_of_the_run_folder(tmp_path):
 
 
 def test_the_stage_table():
-    assert STAGE_NAMES == ("simulate", "reconstruct", "calibrate", "measure", "validate", "fit", "report")
+    assert STAGE_NAMES == ("simulate", "calibrate", "reconstruct", "measure", "validate", "fit", "report")
     assert SWEEP_CELL_STAGES == ("simulate", "reconstruct", "measure", "validate", "fit")  # no cell calibrates
     assert stage("measure") is STAGES[3]
-    with pytest.raises(KeyError, match="simulate, reconstruct"):
+    with pytest.raises(KeyError, match="simulate, calibrate, reconstruct"):
         stage("polish")
     written = {}
     for s in STAGES:
@@ -80,7 +81,7 @@ def test_the_stage_table():
     truth_roles = {"truth", "validation", "validation_fig8"}
     for s in STAGES:
         assert s.needs_truth == bool(truth_roles & {*s.inputs, *s.outputs}), s.name
-    assert IMPORTED_STAGES == ("reconstruct", "calibrate", "measure", "fit", "report")
+    assert IMPORTED_STAGES == ("calibrate", "reconstruct", "measure", "fit", "report")
 
 
 def test_an_imported_run_is_told_by_its_manifest(tmp_path):
@@ -127,8 +128,10 @@ def test_the_calibration_is_complete_without_its_twins_and_force_removes_both(tm
     calibrate = stage("calibrate")
     assert run.calibration == tmp_path / "calibration.nc"
     assert run.calibration_twins.path == tmp_path / "calibration_twins" == twins_folder(run.calibration).path
-    assert calibrate.output_paths(run) == [run.calibration, run.calibration_twins.path]
+    assert run.calibration_choose.path == tmp_path / "calibration_choose" == choose_folder(run.calibration).path
+    assert calibrate.output_paths(run) == [run.calibration, run.calibration_twins.path, run.calibration_choose.path]
     assert role_label("calibration") == "calibration.nc" and role_label("calibration_twins") == "calibration_twins/"
+    assert role_label("calibration_choose") == "calibration_choose/"
     run.calibration_twins.cells.mkdir(parents=True)
     assert not calibrate.complete(run, 2)  # twins alone: the model was not written
     run.calibration.write_text("")

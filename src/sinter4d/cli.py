@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None,
                    help="run folder of a spec (created; a killed run resumes where it stopped)")
     p.add_argument("--spec", dest="settings", default=None,
-                   help="settings card (TOML: [pipeline], [fit]) of an imported run folder")
+                   help="settings card (TOML: [pipeline], [fit], [calibration]) of an imported run folder")
     p.add_argument("--fit", default=None, help="fit spec (TOML) fitted to an imported run's metrics")
     p.add_argument("--force", action="store_true", help="redo the stages even when their outputs exist")
     p.add_argument("--stages", default=None,

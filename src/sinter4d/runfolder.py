@@ -10,10 +10,11 @@ module spells a file name::
     RUNDIR/settings.json        an imported run's pipeline        (runner)
     RUNDIR/truth.nc             true geometry and pair metrics    simulate
     RUNDIR/tilts/tNN.nc         one HAADF tilt series per step    simulate
-    RUNDIR/recon/tNN.nc         reconstruction and binary volume  reconstruct
-    RUNDIR/recon/tNN.mrc        the volume as MRC (IMOD, tomviz)  reconstruct
     RUNDIR/calibration.nc       the pipeline's reading model      calibrate (a spec turns it on)
     RUNDIR/calibration_twins/   its twins, one run folder each    calibrate
+    RUNDIR/calibration_choose/  the choosing twins (a card set)   calibrate
+    RUNDIR/recon/tNN.nc         reconstruction and binary volume  reconstruct
+    RUNDIR/recon/tNN.mrc        the volume as MRC (IMOD, tomviz)  reconstruct
     RUNDIR/metrics.nc           the paper's metrics per pair      measure
     RUNDIR/metrics.csv          the same as a trajectory table    measure
     RUNDIR/metrics_fig8.png, metrics_fig9a.png                    measure
@@ -225,6 +226,11 @@ class RunFolder:
         """The folder of the calibration's twins, ``calibration_twins/`` (:func:`twins_folder`)."""
         return twins_folder(self.calibration)
 
+    @property
+    def calibration_choose(self) -> "ChooseFolder":
+        """The folder of its choice of settings, ``calibration_choose/`` (:func:`choose_folder`; a card set)."""
+        return choose_folder(self.calibration)
+
     # measure
     @property
     def metrics(self) -> Path:
@@ -341,10 +347,10 @@ def _role_complete(run: RunFolder, role: str, n_steps: int) -> bool:
 #: The stages of a run, in the order they run.
 STAGES: tuple[Stage, ...] = (
     Stage("simulate", (), ("truth", "tilts"), "truth.nc and tilts/tNN.nc from an experiment spec", needs_truth=True),
-    Stage("reconstruct", ("tilts",), ("recon",), "BM3D, alignment, tilt axis, TV reconstruction, binary: recon/tNN.nc (and .mrc)"),
     Stage("calibrate", ("tilts",), ("calibration",),
-          "twins of the run's acquisition and the pipeline's reading model: calibration.nc (when the spec's "
-          "[calibration] enabled)", work=("calibration_twins",)),
+          "twins of the run's acquisition and the pipeline's reading model, and the settings a choice card "
+          "chose: calibration.nc (when the spec's [calibration] enabled)", work=("calibration_twins", "calibration_choose")),
+    Stage("reconstruct", ("tilts",), ("recon",), "BM3D, alignment, tilt axis, TV reconstruction, binary: recon/tNN.nc (and .mrc)"),
     Stage("measure", ("recon",), ("metrics", "metrics_csv", "metrics_fig8", "metrics_fig9a"),
           "the paper's metrics per pair and step: metrics.nc (and .csv), Fig. 8 and 9(a)"),
     Stage("validate", ("metrics", "truth", "recon", "tilts"), ("validation", "validation_fig8"),

@@ -1,7 +1,7 @@
 """The main job: every stage of one experiment, resumable (``sinter4d run``).
 
-The stages of :data:`sinter4d.runfolder.STAGES` (simulate -> reconstruct ->
-calibrate -> measure -> validate -> fit -> report) run in order into one run folder, laid
+The stages of :data:`sinter4d.runfolder.STAGES` (simulate -> calibrate ->
+reconstruct -> measure -> validate -> fit -> report) run in order into one run folder, laid
 out by :class:`sinter4d.runfolder.RunFolder` (docs/design.md): every stage
 for an experiment spec (:func:`run_experiment`); for an imported run folder
 (``sinter4d import MANIFEST.csv``, :func:`run_imported`) every stage that
@@ -24,6 +24,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 from .._cores import available_cores
 from ..errors import InputError
 from ..io.atomic import write_json_atomic
+from ..io.netcdf import open_dataset_checked
 from ..io.toml import read_toml
 from ..pipeline.settings import PipelineSpec
 from ..runfolder import STAGE_NAMES, RunFolder, stage
@@ -41,6 +43,9 @@ from .validate import validate_run
 from .reconstruct import reconstruct_path
 from .simulate import same_spec, simulate_run
 from .spec import CalibrationStageSpec, ExperimentSpec, RunSettings, load_run_settings, load_spec
+
+if TYPE_CHECKING:
+    from ..calibration import ChooseSpec
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +89,24 @@ def fit_spec_for_run(spec: ExperimentSpec | RunSettings, spec_path: str | Path |
     doc.pop("data", None)
     doc["sampler"] = {**doc.get("sampler", {}), **spec.fit.sampler_overrides()}
     return parse_fit_spec(doc, source=path)
+
+
+def choose_card_for_run(section: CalibrationStageSpec, spec_path: str | Path | None) -> ChooseSpec | None:
+    """The choice card a ``[calibration]`` table names (``choose``, relative to ``spec_path``), or None.
+
+    None also when the calibration is off: only the calibrate stage chooses.
+
+    Raises
+    ------
+    SpecError
+        A missing or invalid card (one line naming it).
+    """
+    if not section.enabled or section.choose is None:
+        return None
+    from .calibrate import load_choose_card
+
+    base = Path(spec_path).resolve().parent if spec_path is not None else Path.cwd()
+    return load_choose_card((base / section.choose).resolve())
 
 
 def run_experiment(
@@ -149,6 +172,7 @@ def run_experiment(
         spec = load_spec(spec)
     _check_stages(stages)
     fit_spec = fit_spec_for_run(spec, spec_path) if "fit" in stages else None
+    choose = choose_card_for_run(spec.calibration, spec_path) if "calibrate" in stages else None
     run = RunFolder(out_dir)
     if run.manifest.is_file():
         raise InputError(f"{run.path}: holds an imported experiment; run it with `sinter4d run {run.path}`")
@@ -157,7 +181,7 @@ def run_experiment(
     run.path.mkdir(parents=True, exist_ok=True)
     job = StageJob(spec, spec_path, fit_spec, run, progress=progress, n_jobs=n_jobs,
                    n_steps=len(spec.heating.pt_time_s), pipeline=spec.pipeline, mrc=mrc,
-                   calibration=spec.calibration, scheduler=scheduler, n_workers=n_workers)
+                   calibration=spec.calibration, choose=choose, scheduler=scheduler, n_workers=n_workers)
     header = {"spec_file": str(spec_path) if spec_path is not None else None, "spec_name": spec.name}
     return _run_stages(job, stages, header, label=spec.name, force=force, progress=progress,
                        raise_errors=raise_errors)
@@ -178,7 +202,7 @@ def run_imported(
 ) -> RunResult:
     """Run the stages of an imported run folder (``sinter4d run RUNDIR``): every one that needs no truth.
 
-    Reconstruct -> calibrate (when the settings turn it on) -> measure ->
+    Calibrate (when the settings turn it on) -> reconstruct -> measure ->
     fit (when a fit spec is named) -> report; the
     stages that make or read a truth (simulate, validate:
     :attr:`Stage.needs_truth <sinter4d.runfolder.Stage>`) are recorded as
@@ -230,11 +254,16 @@ def run_imported(
         section, base = section.model_copy(update={"spec": str(Path(fit).resolve())}), None
     fit_spec = fit_spec_for_run(RunSettings(fit=section), base) if "fit" in stages else None
     calibration = card.calibration if card is not None else _recorded_calibration(run)
+    if card is not None and calibration.choose is not None:  # recorded absolute: a rerun has no card to be relative to
+        calibration = calibration.model_copy(
+            update={"choose": str((Path(settings).resolve().parent / calibration.choose).resolve())})
+    choose = choose_card_for_run(calibration, settings) if "calibrate" in stages else None
     write_json_atomic(run.settings, {"pipeline": pipeline.model_dump(mode="json"),
                                      "calibration": calibration.model_dump(mode="json"),
                                      "settings_file": str(settings) if settings is not None else None})
     job = StageJob(None, settings, fit_spec, run, progress=progress, n_jobs=n_jobs, n_steps=len(tilts),
-                   pipeline=pipeline, calibration=calibration, scheduler=scheduler, n_workers=n_workers)
+                   pipeline=pipeline, calibration=calibration, choose=choose, scheduler=scheduler,
+                   n_workers=n_workers)
     header = {"kind": "imported", "settings_file": str(settings) if settings is not None else None,
               "fit_spec_file": str(fit_spec.path) if fit_spec is not None else None}
     return _run_stages(job, stages, header, label=run.path.name, force=force, progress=progress,
@@ -341,6 +370,7 @@ class StageJob:
     pipeline: PipelineSpec = PipelineSpec()
     mrc: tuple[str, ...] = ("volume",)
     calibration: CalibrationStageSpec = CalibrationStageSpec()
+    choose: ChooseSpec | None = None
     scheduler: str | None = None
     n_workers: int | None = None
 
@@ -350,8 +380,28 @@ def _simulate(job: StageJob) -> None:
 
 
 def _reconstruct(job: StageJob) -> None:
-    reconstruct_path(job.run.path, progress=job.progress, n_jobs=job.n_jobs, mrc=job.mrc, scheduler=job.scheduler,
-                     n_workers=job.n_workers)
+    reconstruct_path(job.run.path, overrides=chosen_settings(job), progress=job.progress, n_jobs=job.n_jobs,
+                     mrc=job.mrc, scheduler=job.scheduler, n_workers=job.n_workers)
+
+
+def chosen_settings(job: StageJob) -> dict | None:
+    """The pipeline settings the run's calibration chose (``chosen_settings`` of ``calibration.nc``), or None.
+
+    Read only when the run's ``[calibration]`` names a choice card; a
+    missing calibration is warned about and the spec's settings are used.
+    """
+    if not (job.calibration.enabled and job.calibration.choose is not None):
+        return None
+    if not job.run.calibration.is_file():
+        log.warning("reconstruct: [calibration] choose is set but %s is missing (the calibrate stage did not run): "
+                    "reconstructed with the spec's settings", job.run.calibration.name)
+        return None
+    with open_dataset_checked(job.run.calibration) as cal:
+        chosen = cal.attrs.get("chosen_settings")
+    if chosen is None:
+        raise InputError(f"{job.run.calibration}: holds no chosen settings (made without a choice card); "
+                         f"run the calibrate stage again with --force")
+    return json.loads(chosen)
 
 
 def _calibrate(job: StageJob) -> None:
@@ -359,7 +409,7 @@ def _calibrate(job: StageJob) -> None:
 
     n_workers = job.n_workers if job.n_workers is not None else None if job.n_jobs == -1 else job.n_jobs
     calibrate_run(job.run.path, job.run.calibration, n_twins=job.calibration.twins, progress=job.progress,
-                  scheduler=job.scheduler, n_workers=n_workers)
+                  scheduler=job.scheduler, n_workers=n_workers, choose=job.choose)
 
 
 def _measure(job: StageJob) -> None:
@@ -390,8 +440,8 @@ def _report(job: StageJob) -> None:
 #: What runs each stage of :data:`sinter4d.runfolder.STAGES`, by stage name.
 RUNNERS: dict[str, Callable[[StageJob], None]] = {
     "simulate": _simulate,
-    "reconstruct": _reconstruct,
     "calibrate": _calibrate,
+    "reconstruct": _reconstruct,
     "measure": _measure,
     "validate": _validate,
     "fit": _fit,
@@ -412,10 +462,20 @@ def _not_run_reason(name: str, job: StageJob) -> str | None:
 
 
 def _uncalibrated(name: str, job: StageJob) -> bool:
-    """Whether the measure stage's metrics predate a calibration the run applies (then it is redone: cheap)."""
+    """Whether a stage's outputs predate the calibration the run applies (then the stage is redone).
+
+    The measure stage's metrics, when the run is calibrated (cheap); the
+    reconstructions, when the calibration chose their settings.
+    """
     run = job.run
-    return (name == "measure" and job.calibration.enabled and run.calibration.is_file() and run.metrics.is_file()
-            and run.metrics.stat().st_mtime < run.calibration.stat().st_mtime)
+    if not (job.calibration.enabled and run.calibration.is_file()):
+        return False
+    made = run.calibration.stat().st_mtime
+    if name == "measure":
+        return run.metrics.is_file() and run.metrics.stat().st_mtime < made
+    if name == "reconstruct" and job.calibration.choose is not None:
+        return any(f.stat().st_mtime < made for f in run.recon_files())
+    return False
 
 
 def _run_stage(name: str, job: StageJob, *, force: bool) -> dict:
@@ -425,9 +485,10 @@ def _run_stage(name: str, job: StageJob, *, force: bool) -> dict:
     if reason is not None and (force or table.needs_truth or not table.complete(job.run, job.n_steps)):
         log.info("%s: not run, %s", name, reason)
         return {"status": "not run", "seconds": 0.0, "error": None, "reason": reason}
-    if force:
+    stale = _uncalibrated(name, job)
+    if force or (stale and name == "reconstruct"):  # a reconstruction is kept where it exists: remove it to redo it
         _remove(table.output_paths(job.run))
-    if table.complete(job.run, job.n_steps) and not _uncalibrated(name, job):
+    if table.complete(job.run, job.n_steps) and not stale:
         log.info("%s: outputs exist, skipped", name)
         return {"status": "skipped", "seconds": 0.0, "error": None, "reason": "its outputs exist"}
     log.info("%s: started", name)

@@ -161,15 +161,21 @@ class CalibrationStageSpec(Spec):
     """The calibrate stage of ``sinter4d run`` (the ``[calibration]`` table; docs/design.md, "Calibration").
 
     ``enabled``: run ``twins`` simulated twins of the run's acquisition
-    before the measurement and write ``calibration.nc``; the measure stage
-    then adds the calibrated neck radius and distance. Off by default: the
-    twins cost far more than the run they calibrate (docs/validation.md,
+    before the reconstruction and write ``calibration.nc``; the measure
+    stage then adds the calibrated neck radius and distance. Off by default:
+    the twins cost far more than the run they calibrate (docs/validation.md,
     "Calibration of the quick acquisition"). ``twins`` defaults to
-    :data:`sinter4d.calibration.DEFAULT_TWINS`; at least 2.
+    :data:`sinter4d.calibration.DEFAULT_TWINS`; at least 2. ``choose``: a
+    choice card (``experiments/choose_*.toml``, relative to the spec or
+    settings card): the stage first chooses the pipeline settings on twins
+    of their own (``sinter4d calibrate --choose``), and the reconstruct
+    stage then uses the chosen values (docs/design.md, "Settings chosen by
+    calibration").
     """
 
     enabled: Flag = False
     twins: integer(minimum=2) = DEFAULT_TWINS
+    choose: str | None = None
 
 
 class ExperimentSpec(Spec):
