@@ -169,8 +169,8 @@ class CalibrationStageSpec(Spec):
     choice card (``experiments/choose_*.toml``, relative to the spec or
     settings card): the stage first chooses the pipeline settings on twins
     of their own (``sinter4d calibrate --choose``), and the reconstruct
-    stage then uses the chosen values (docs/design.md, "Settings chosen by
-    calibration").
+    stage then uses the chosen values (docs/design.md, "Calibration",
+    "In a run").
     """
 
     enabled: Flag = False
