@@ -109,6 +109,16 @@ def test_the_score_is_the_two_pooled_medians_and_an_unread_pair_counts_against()
     assert s["score"] == pytest.approx(0.05) and s["unread"] == pytest.approx(0.2)
 
 
+def test_no_choice_is_made_when_every_candidate_loses_half_the_readings():
+    scores = [{"score": np.inf, "neck_ratio_error": np.inf, "distance_ratio_error": np.inf, "unread": u}
+              for u in (0.94, 0.6)]
+    with pytest.raises(InputError, match="no choice: .* unread .*the best 60%") as err:
+        best_candidate(scores)
+    assert "\n" not in str(err.value)
+    assert best_candidate([*scores, {"score": 0.3, "neck_ratio_error": 0.2, "distance_ratio_error": 0.1,
+                                     "unread": 0.1}]) == 2
+
+
 def test_the_choice_is_the_lowest_score_and_its_table_has_units():
     cands = [{"binarize_level": 0.9, "binarize_radius_nm": 4.0}, {"binarize_level": 1.0, "binarize_radius_nm": 4.0},
              {"binarize_level": 1.1, "binarize_radius_nm": 4.0}]

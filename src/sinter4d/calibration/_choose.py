@@ -178,10 +178,23 @@ def score(errors: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict:
 
 
 def best_candidate(scores: Sequence[dict]) -> int:
-    """Index of the candidate with the lowest score (the first of equals)."""
+    """Index of the candidate with the lowest score (the first of equals).
+
+    Raises
+    ------
+    InputError
+        No candidate scored, or every score is infinite: each candidate left
+        half or more of the true readings unread, so there is nothing to
+        choose between (a pick would be the first candidate, not a choice).
+    """
     if not scores:
         raise InputError("no candidates scored")
-    return int(np.argmin([s["score"] for s in scores]))
+    values = [s["score"] for s in scores]
+    if not np.isfinite(values).any():
+        fewest = min(float(s["unread"]) for s in scores)
+        raise InputError(f"no choice: every candidate left half or more of the choosing twins' true readings unread "
+                         f"(the best {fewest:.0%}); choose among other settings, or on more twins")
+    return int(np.argmin(values))
 
 
 def choice_variables(grid_candidates: list[dict], scores: list[dict], chosen: int) -> dict:
