@@ -73,6 +73,13 @@ class RunResult:
         return next((k for k, v in self.stages.items() if v["status"] == "failed"), None)
 
 
+def beside_spec(name: str | Path, spec_path: str | Path | None) -> Path:
+    """A file a spec or settings card names (``[fit] spec``, ``[calibration] choose``): relative to the card
+    ``spec_path`` (the working directory without one), made absolute."""
+    base = Path(spec_path).resolve().parent if spec_path is not None else Path.cwd()
+    return (base / name).resolve()
+
+
 def fit_spec_for_run(spec: ExperimentSpec | RunSettings, spec_path: str | Path | None):
     """The run's fit spec (the ``[fit]`` section of its spec or settings card), or None when it names none.
 
@@ -83,8 +90,7 @@ def fit_spec_for_run(spec: ExperimentSpec | RunSettings, spec_path: str | Path |
 
     if spec.fit.spec is None:
         return None
-    base = Path(spec_path).resolve().parent if spec_path is not None else Path.cwd()
-    path = (base / spec.fit.spec).resolve()
+    path = beside_spec(spec.fit.spec, spec_path)
     doc = read_toml(path)
     doc.pop("data", None)
     doc["sampler"] = {**doc.get("sampler", {}), **spec.fit.sampler_overrides()}
@@ -105,8 +111,7 @@ def choose_card_for_run(section: CalibrationStageSpec, spec_path: str | Path | N
         return None
     from .calibrate import load_choose_card
 
-    base = Path(spec_path).resolve().parent if spec_path is not None else Path.cwd()
-    return load_choose_card((base / section.choose).resolve())
+    return load_choose_card(beside_spec(section.choose, spec_path))
 
 
 def run_experiment(
@@ -255,8 +260,7 @@ def run_imported(
     fit_spec = fit_spec_for_run(RunSettings(fit=section), base) if "fit" in stages else None
     calibration = card.calibration if card is not None else _recorded_calibration(run)
     if card is not None and calibration.choose is not None:  # recorded absolute: a rerun has no card to be relative to
-        calibration = calibration.model_copy(
-            update={"choose": str((Path(settings).resolve().parent / calibration.choose).resolve())})
+        calibration = calibration.model_copy(update={"choose": str(beside_spec(calibration.choose, settings))})
     choose = choose_card_for_run(calibration, settings) if "calibrate" in stages else None
     write_json_atomic(run.settings, {"pipeline": pipeline.model_dump(mode="json"),
                                      "calibration": calibration.model_dump(mode="json"),
