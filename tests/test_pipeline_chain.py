@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from _synthetic import sphere_series
+from _synthetic import sphere_layout, sphere_series
 
 from sinter4d.errors import InputError
 from sinter4d.pipeline import series
@@ -14,6 +14,7 @@ from sinter4d.pipeline.chain import prepare_tilt_series, process_tilt_series
 from sinter4d.pipeline.series import check_tilt_series, reference_noise_level, subtract_background
 from sinter4d.pipeline.denoise import denoise_bm3d
 from sinter4d.pipeline.settings import PipelineSpec, recorded_settings
+from sinter4d.validation import registered_dice
 
 ANGLES = np.arange(-40.0, 41.0, 4.0)  # 21 tilts
 PIXEL = 2.0
@@ -146,3 +147,29 @@ def test_a_series_with_a_dark_level_prepares_like_one_without(counts):
 def test_fewer_than_three_tilts_are_refused():
     with pytest.raises(InputError, match=r"^two.nc: 2 tilt image\(s\); the pipeline needs at least 3$"):
         prepare_tilt_series(_series().isel(tilt=slice(0, 2)), PipelineSpec(denoise=False), source="two.nc")
+
+
+def test_support_margin_reconstructs_the_specimens_rows_only():
+    # spheres in rows 53-117 of 160 (analytic); the rows of film above and below are left empty
+    clean = sphere_series(ANGLES, shape=(160, 96), axis_offset_px=1.5, seed=4)
+    ds = _series(np.random.default_rng(3).poisson(clean))
+    base = dict(denoise=False, method="tv", iterations=40, slab_thickness_nm=64.0, binarize_radius_nm=2.0,
+                axis_search_px=5.0)
+    whole = process_tilt_series(ds, PipelineSpec(**base), n_jobs=1)
+    settings = PipelineSpec(**base, support_margin_nm=8.0)
+    part = process_tilt_series(ds, settings, n_jobs=1)
+    start, stop = (int(v) for v in part.attrs["support_rows"])
+    assert start <= 53 and stop >= 118 and stop - start <= 118 - 53 + 2 * 4 + 2  # the spheres, a 4 px margin
+    assert list(whole.attrs["support_rows"]) == [0, 160]
+    outside = np.r_[0:start, stop:160]
+    assert not part.volume.values[:, outside].any() and not part.binary.values[:, outside].any()
+    # against the analytic spheres, the rows alone binarise as well as the whole field
+    centres, radii = sphere_layout(4)
+    z, y, x = np.meshgrid(part.z.values / PIXEL, np.arange(160) - 79.5, part.x.values / PIXEL, indexing="ij")
+    truth = np.zeros(z.shape, bool)
+    for (cx, cy, cz), r in zip(centres, radii):
+        truth |= (x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2 <= r * r
+    dice_part, _ = registered_dice(part.binary.values.astype(bool), truth, max_shift_vox=3)
+    dice_whole, _ = registered_dice(whole.binary.values.astype(bool), truth, max_shift_vox=3)
+    assert dice_whole > 0.8 and dice_part > dice_whole - 0.01
+    assert recorded_settings(part.attrs, {"slab_thickness_nm": 64.0, "axis_search_px": 5.0}) == settings

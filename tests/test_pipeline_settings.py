@@ -23,7 +23,7 @@ KEYS = [
     "align_method", "axis_rotation", "axis_rotation_snap_deg", "axis_search_px", "axis_refine", "feature_radius_nm",
     "mattes_sampling",
     "method", "iterations", "tv_weight", "tol", "warm_start", "warm_iterations", "slab_thickness_nm", "slab_z_centre_nm",
-    "binarize_radius_nm", "binarize_level",
+    "support_margin_nm", "binarize_radius_nm", "binarize_level",
 ]
 
 
@@ -36,7 +36,7 @@ def test_keys_and_the_papers_defaults():
         "axis_rotation_snap_deg": 1.0, "axis_search_px": 20.0, "axis_refine": "none", "feature_radius_nm": (35.0, 90.0),
         "mattes_sampling": 1.0, "method": "tv", "iterations": 300, "tv_weight": None, "tol": None, "warm_start": False,
         "warm_iterations": DEFAULT_WARM_ITERATIONS, "slab_thickness_nm": 360.0,
-        "slab_z_centre_nm": 0.0, "binarize_radius_nm": 4.0, "binarize_level": 1.0,
+        "slab_z_centre_nm": 0.0, "support_margin_nm": None, "binarize_radius_nm": 4.0, "binarize_level": 1.0,
     }
 
 

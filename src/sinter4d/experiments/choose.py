@@ -165,8 +165,10 @@ def run_candidates(folder: str, seed: int, base: dict, group: list[tuple[int, di
                                                  {"reconstruct": time.perf_counter() - t0})
             t1 = time.perf_counter()
             recon = volumes[key].copy()
+            rows = recon.attrs.get("support_rows")
             recon["binary"] = recon["binary"].copy(data=binarize_volume(
-                recon["volume"].values, settings, voxel_size_nm=float(recon.attrs["pixel_size_nm"])))
+                recon["volume"].values, settings, voxel_size_nm=float(recon.attrs["pixel_size_nm"]),
+                rows=None if rows is None else (int(rows[0]), int(rows[1]))))
             seconds["binarize"] += time.perf_counter() - t1
             recon.attrs.update(binarize_level=float(settings.binarize_level),
                                binarize_radius_nm=float(settings.binarize_radius_nm),

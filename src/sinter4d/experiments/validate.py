@@ -18,7 +18,7 @@ from ..errors import InputError
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
 from ..runfolder import RunFolder, step_index
 from ..schema import PAIR_METRICS
-from ..validation import compare_to_truth, metrics_on_true_pairs, registered_dice, truth_on_grid
+from ..validation import compare_to_truth, metrics_on_true_pairs, truth_on_grid, validation_dice
 
 
 def validate_run(run_dir: str | Path, *, progress: bool = True, **options) -> Path:
@@ -28,7 +28,7 @@ def validate_run(run_dir: str | Path, *, progress: bool = True, **options) -> Pa
     reconstructions (:func:`~sinter4d.experiments.measure.measure_run`, with
     ``options``), computes each time's Dice of ``recon/tNN.nc`` ``binary``
     against ``tilts/tNN.nc`` ``true_label`` (registered,
-    :func:`~sinter4d.validation.registered_dice`) and compares the metrics
+    :func:`~sinter4d.validation.validation_dice`) and compares the metrics
     with ``truth.nc`` (:func:`~sinter4d.validation.compare_to_truth`). Also
     writes ``validation_fig8.png``: Fig. 8 of the found pairs with their truth
     dashed.
@@ -76,7 +76,8 @@ def validate_run(run_dir: str | Path, *, progress: bool = True, **options) -> Pa
         recon = open_dataset_checked(f, ["binary", "z"])
         tilts = open_dataset_checked(run.tilt(step_index(f)), ["true_label", "z"])
         mask = truth_on_grid(tilts["true_label"].values, tilts["z"].values, recon["z"].values)
-        dice[t], _ = registered_dice(recon["binary"].values.astype(bool), mask)
+        voxel = float(recon["z"].values[1] - recon["z"].values[0])
+        dice[t] = validation_dice(recon["binary"].values.astype(bool), mask, voxel_size_nm=voxel)
     ds = compare_to_truth(metrics, truth, dice=dice)
     ds.attrs["metrics"] = str(metrics_file)
     write_dataset_atomic(ds, target)

@@ -24,6 +24,7 @@ from .denoise import DEFAULT_JOBS, denoise_bm3d, estimate_sigma_psd
 from .reconstruct import reconstruct
 from .series import check_tilt_series, detector_noise, reference_noise_level, subtract_background
 from .settings import PipelineSpec
+from .support import specimen_rows
 from .tilt_axis import center_tilt_axis, find_tilt_axis
 from .tiltalign import align_to_particles, warp_views
 from .warm_start import prepared_start
@@ -176,6 +177,17 @@ def prepare_tilt_series(
     return PreparedSeries(signal, angles, pixel, shifts, offset, sigma, seconds, axis_rotation, axis_source, rotations)
 
 
+def reconstructed_rows(prep: PreparedSeries, settings: PipelineSpec = PipelineSpec()) -> tuple[int, int] | None:
+    """The rows (slices along the tilt axis) a series reconstructs: ``(start, stop)``, or None for every row.
+
+    With ``support_margin_nm``, those that hold the specimen widened by the
+    margin (:func:`~sinter4d.pipeline.support.specimen_rows`).
+    """
+    if settings.support_margin_nm is None:
+        return None
+    return specimen_rows(prep.signal, margin_px=settings.support_margin_nm / prep.pixel_size_nm)
+
+
 def _refine_to_features(denoised, prepared, angles, pixel, axis_rotation, base, shifts, offset, settings, source):
     """The prepared images re-made from the denoised ones with the rotation and shift per image of the tilt alignment.
 
@@ -320,6 +332,8 @@ def recon_dataset(
             "denoise_strength": float(settings.denoise_strength),
             "align_method": settings.align_method,
             "axis_refine": settings.axis_refine,
+            **({} if settings.support_margin_nm is None else {"support_margin_nm": float(settings.support_margin_nm)}),
+            "support_rows": np.array(reconstructed_rows(prep, settings) or (0, volume.shape[1]), dtype=np.int64),
             "binarize_radius_nm": float(settings.binarize_radius_nm),
             "binarize_level": float(settings.binarize_level),
             **{f"seconds_{k}": round(v, 3) for k, v in {**prep.seconds, **seconds}.items()},
@@ -362,7 +376,7 @@ def reconstruct_and_binarize(
     t0 = time.perf_counter()
     volume = reconstruct_prepared(prep, settings, callbacks=callbacks, initial=initial)
     t1 = time.perf_counter()
-    binary = binarize_volume(volume, settings, voxel_size_nm=prep.pixel_size_nm)
+    binary = binarize_volume(volume, settings, voxel_size_nm=prep.pixel_size_nm, rows=reconstructed_rows(prep, settings))
     return volume, binary, {"reconstruct": t1 - t0, "binarize": time.perf_counter() - t1}
 
 
@@ -371,14 +385,19 @@ def reconstruct_prepared(prep: PreparedSeries, settings: PipelineSpec = Pipeline
     """The slab of a prepared series, reconstructed with the settings' algorithm: (nz, ny, nx) float32.
 
     From ``initial`` (a warm start) the solver runs ``warm_iterations``, else ``iterations``.
+    Only the :func:`reconstructed_rows` are reconstructed; the others are 0.
     """
     pixel = prep.pixel_size_nm
-    return reconstruct(
-        prep.signal,
+    rows = reconstructed_rows(prep, settings)
+    span = slice(None) if rows is None else slice(*rows)
+    if rows is not None:
+        log.info("support: rows %d..%d of %d hold the specimen", rows[0], rows[1] - 1, prep.signal.shape[1])
+    part = reconstruct(
+        np.ascontiguousarray(prep.signal[:, span]),
         prep.angles_deg,
         method=settings.method,
         iterations=settings.iterations_for(initial is not None),
-        initial=initial,
+        initial=None if initial is None else np.ascontiguousarray(initial[:, span]),
         slab_nz=settings.slab_voxels(pixel),
         voxel_size_nm=pixel,
         z_centre_nm=settings.slab_z_centre_nm,
@@ -386,15 +405,30 @@ def reconstruct_prepared(prep: PreparedSeries, settings: PipelineSpec = Pipeline
         tol=settings.tol,
         callbacks=callbacks,
     ).astype(np.float32, copy=False)
+    if rows is None:
+        return part
+    volume = np.zeros((part.shape[0], prep.signal.shape[1], part.shape[2]), np.float32)
+    volume[:, span] = part
+    return volume
 
 
 def binarize_volume(volume: np.ndarray, settings: PipelineSpec = PipelineSpec(), *,
-                    voxel_size_nm: float) -> np.ndarray:
-    """Otsu's threshold times ``binarize_level``, then the opening of ``binarize_radius_nm``: (nz, ny, nx) uint8."""
-    return threshold_binary(
-        volume, method="otsu", radius_nm=settings.binarize_radius_nm, voxel_size_nm=voxel_size_nm,
-        level=settings.binarize_level,
-    ).astype(np.uint8, copy=False)
+                    voxel_size_nm: float, rows: tuple[int, int] | None = None) -> np.ndarray:
+    """Otsu's threshold times ``binarize_level``, then the opening of ``binarize_radius_nm``: (nz, ny, nx) uint8.
+
+    With ``rows`` (``(start, stop)`` along y, the rows reconstructed) only
+    those are binarised, so the empty rest does not weigh in Otsu's
+    threshold; the rest is 0.
+    """
+    if rows is None:
+        return threshold_binary(
+            volume, method="otsu", radius_nm=settings.binarize_radius_nm, voxel_size_nm=voxel_size_nm,
+            level=settings.binarize_level,
+        ).astype(np.uint8, copy=False)
+    binary = np.zeros(volume.shape, np.uint8)
+    span = slice(*rows)
+    binary[:, span] = binarize_volume(volume[:, span], settings, voxel_size_nm=voxel_size_nm)
+    return binary
 
 
 def _centred(n: int, pixel: float) -> np.ndarray:

@@ -124,6 +124,11 @@ class ReconstructionSettings(Spec):
     iterations instead of ``iterations`` (:mod:`sinter4d.pipeline.warm_start`;
     docs/design.md, "Reconstruction notes", 5b, for the defaults' source). An iterative
     ``method`` only.
+
+    ``support_margin_nm`` reconstructs only the slices along the tilt axis
+    that hold the specimen, widened by this margin (nm) on each side
+    (:func:`~sinter4d.pipeline.support.specimen_rows`); the other slices stay
+    empty. None (the default): every slice.
     """
 
     method: Literal[RECONSTRUCTION_METHODS] = "tv"
@@ -134,6 +139,7 @@ class ReconstructionSettings(Spec):
     warm_iterations: PositiveInt = DEFAULT_WARM_ITERATIONS
     slab_thickness_nm: PositiveFloat = 360.0
     slab_z_centre_nm: float = 0.0
+    support_margin_nm: NonNegativeFloat | None = None
 
     @model_validator(mode="after")
     def _warm_start_is_iterative(self):
@@ -183,6 +189,7 @@ RECON_ATTRS = {
     "denoise_strength": "denoise_strength",
     "align_method": "align_method",
     "axis_refine": "axis_refine",
+    "support_margin_nm": "support_margin_nm",
     "binarize_radius_nm": "binarize_radius_nm",
     "binarize_level": "binarize_level",
 }

@@ -11,7 +11,7 @@ Arrays or Datasets in, arrays or Datasets out; no file is touched:
 - :func:`neck_reading_curve`, :func:`fit_neck_fill`: how the pipeline reads
   necks against the true ones;
 - :func:`orientation_summary`: the neck's error along and across the tilt axis;
-- :func:`truth_on_grid`, :func:`registered_dice`, :func:`rigid_residual`: the
+- :func:`truth_on_grid`, :func:`registered_dice`, :func:`validation_dice`, :func:`rigid_residual`: the
   reconstruction and the alignment against the truth.
 """
 
@@ -27,7 +27,7 @@ from ._matching import (
     register_centres,
 )
 from ._orientation import ORIENTATIONS, orientation_summary
-from ._quality import registered_dice, rigid_residual, truth_on_grid
+from ._quality import DICE_MAX_SHIFT_NM, registered_dice, rigid_residual, truth_on_grid, validation_dice
 from ._reading import (
     READING_CURVE_MAX_GAP_NM,
     READING_CURVE_MIN_NECK_NM,
@@ -38,6 +38,7 @@ from ._reading import (
 
 __all__ = [
     "DEFAULT_MATCH_GATE_NM",
+    "DICE_MAX_SHIFT_NM",
     "NECK_READING_REFERENCE_NM",
     "ORIENTATIONS",
     "READING_CURVE_MAX_GAP_NM",
@@ -57,4 +58,5 @@ __all__ = [
     "registered_dice",
     "rigid_residual",
     "truth_on_grid",
+    "validation_dice",
 ]

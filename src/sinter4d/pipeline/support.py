@@ -1,0 +1,95 @@
+"""The slices along the tilt axis that hold the specimen (issue 16).
+
+With a single tilt axis along y, each row ``y`` of the prepared images is
+the projection of one slice of the volume, independent of the others. A
+field of view is mostly film and vacuum, so only the rows that hold the
+specimen need reconstructing; the rest are film, whose level the chain has
+removed, and stay empty. The reconstruction of those rows is exact
+tomography on a smaller problem (no truncation: every ray of a kept slice
+stays in it), so the cost falls with the share of rows kept.
+
+A slice's projected mass ``m(y) = sum_x signal(theta, y, x)`` is the same at
+every tilt for a parallel beam, so its mean over the tilts is a low-noise
+profile of the specimen along the axis; the rows kept are those where it
+rises by a ``fraction`` of its range above the film's, widened by a margin.
+docs/design.md ("Reconstruction notes") gives the contract.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..checks import check_number
+from ..errors import InputError
+
+__all__ = ["SUPPORT_FRACTION", "slice_mass", "specimen_rows"]
+
+#: Share of the slice-mass range above the film's at which a row holds the specimen.
+SUPPORT_FRACTION = 0.05
+#: Percentile of the slice mass taken as the film's (film-only rows, after the film's level is removed).
+_FILM_PERCENTILE = 5.0
+
+
+def slice_mass(signal: np.ndarray) -> np.ndarray:
+    """Projected mass of each slice along the tilt axis, averaged over the tilts.
+
+    Parameters
+    ----------
+    signal : (n_tilt, ny, nx) ndarray
+        Prepared images: aligned, the tilt axis along y, the film's level removed.
+
+    Returns
+    -------
+    (ny,) float64 ndarray
+        ``mean_theta sum_x signal(theta, y, x)``, in the images' units times pixels.
+    """
+    b = np.asarray(signal)
+    if b.ndim != 3:
+        raise InputError(f"signal must be (n_tilt, ny, nx), got shape {b.shape}")
+    return b.sum(axis=2, dtype=np.float64).mean(axis=0)
+
+
+def specimen_rows(signal: np.ndarray, *, margin_px: float, fraction: float = SUPPORT_FRACTION) -> tuple[int, int]:
+    """First and one-past-last row of the slices that hold the specimen.
+
+    The film's slice mass ``m_film`` is the 5th percentile of :func:`slice_mass`
+    over the rows, its peak ``m_max`` the largest; rows with
+    ``m > m_film + fraction (m_max - m_film)`` hold the specimen. The span from
+    the first to the last of them, widened by ``margin_px`` on each side and
+    clipped to the image, is kept (one span: a cluster's gaps stay in).
+
+    Parameters
+    ----------
+    signal : (n_tilt, ny, nx) ndarray
+        Prepared images (aligned, axis along y, film's level removed).
+    margin_px : float
+        Rows added on each side (>= 0): the particles' faint ends and the
+        binarisation's opening.
+    fraction : float, optional
+        Level as a share of the slice mass's range, in (0, 1).
+
+    Returns
+    -------
+    (int, int)
+        ``(start, stop)``: rows ``start .. stop - 1``. ``(0, ny)`` when no row
+        stands out (a flat profile).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> signal = np.zeros((3, 100, 40), np.float32)
+    >>> signal[:, 40:60, 10:30] = 1.0
+    >>> specimen_rows(signal, margin_px=5)
+    (35, 65)
+    """
+    check_number(margin_px, "margin_px", minimum=0.0)
+    check_number(fraction, "fraction", minimum=0.0, maximum=1.0)
+    m = slice_mass(signal)
+    ny = m.size
+    film = float(np.percentile(m, _FILM_PERCENTILE))
+    peak = float(m.max())
+    if not peak > film:
+        return 0, ny
+    rows = np.flatnonzero(m > film + fraction * (peak - film))
+    margin = int(np.ceil(margin_px))
+    return max(0, int(rows[0]) - margin), min(ny, int(rows[-1]) + 1 + margin)

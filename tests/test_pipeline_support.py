@@ -1,0 +1,60 @@
+"""The slices along the tilt axis that hold the specimen (``support_margin_nm``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _synthetic import sphere_series
+
+from sinter4d.errors import InputError
+from sinter4d.operators import ParallelProjector
+from sinter4d.pipeline.support import slice_mass, specimen_rows
+
+ANGLES = np.arange(-40.0, 41.0, 4.0)
+FILM = 4.0  # sphere_series' background level
+
+
+def _truth_rows(clean: np.ndarray) -> tuple[int, int]:
+    """Rows where any noise-free image rises above the film: the spheres' analytic extent."""
+    rows = np.flatnonzero((clean - FILM > 0).any(axis=(0, 2)))
+    return int(rows[0]), int(rows[-1]) + 1
+
+
+def test_a_slices_projected_mass_is_the_same_at_every_tilt():
+    # the premise of the profile: a parallel beam projects all of a slice's mass at every tilt
+    rng = np.random.default_rng(0)
+    volume = rng.uniform(0.0, 1.0, (12, 20, 40)).astype(np.float32)
+    volume[:, :, :8] = volume[:, :, -8:] = 0.0  # the slice stays inside the detector at +-40 deg
+    op = ParallelProjector((12, 40), 20, voxel_size_nm=1.0, angles_deg=ANGLES, n_det=64)
+    sums = op.direct(volume).sum(axis=2)  # (tilt, y)
+    np.testing.assert_allclose(sums, np.broadcast_to(volume.sum(axis=(0, 2)), sums.shape), rtol=2e-5)
+    np.testing.assert_allclose(slice_mass(op.direct(volume)), volume.sum(axis=(0, 2)), rtol=2e-5)
+
+
+@pytest.mark.parametrize("noisy", [False, True])
+def test_the_rows_hold_the_spheres_and_little_more(noisy):
+    clean = sphere_series(ANGLES, shape=(160, 96), seed=4)
+    start, stop = _truth_rows(clean)
+    assert stop - start < 100  # the spheres fill well under the 160 rows: film above and below
+    images = np.random.default_rng(1).poisson(clean).astype(np.float32) if noisy else clean
+    found = specimen_rows(images - FILM, margin_px=4)
+    assert found[0] <= start and found[1] >= stop  # every row of a sphere is kept ...
+    assert start - found[0] <= 4 and found[1] - stop <= 4  # ... and the margin is all that is added
+
+
+def test_the_margin_is_clipped_to_the_image_and_a_flat_profile_keeps_every_row():
+    signal = np.zeros((3, 50, 30), np.float32)
+    signal[:, 2:45, 5:25] = 1.0
+    assert specimen_rows(signal, margin_px=10) == (0, 50)
+    assert specimen_rows(np.zeros((3, 50, 30)), margin_px=2) == (0, 50)
+
+
+@pytest.mark.parametrize(("signal", "kwargs", "match"), [
+    (np.zeros((50, 30)), {"margin_px": 1}, "signal must be"),
+    (np.zeros((3, 50, 30)), {"margin_px": -1}, "margin_px"),
+    (np.zeros((3, 50, 30)), {"margin_px": 1, "fraction": 1.5}, "fraction"),
+])
+def test_bad_input_is_refused(signal, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        specimen_rows(signal, **kwargs)
