@@ -55,7 +55,7 @@ def paper_series(seed: int | None) -> Path:
 
 
 def _settings(spec: Path, overrides: list[str]) -> tuple[PipelineSpec, dict]:
-    pipeline = tomllib.loads(spec.read_text())["pipeline"]
+    pipeline = read_toml(spec)["pipeline"]
     changed = {}
     for item in overrides:
         key, _, text = item.partition("=")
