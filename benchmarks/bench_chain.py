@@ -58,7 +58,7 @@ from sinter4d.pipeline.settings import PipelineSpec
 from sinter4d.runfolder import RunFolder
 from sinter4d.specs import parse
 
-from _common import EXPERIMENTS, QUICK, cached_run, timed
+from _common import EXPERIMENTS, QUICK, cached_run, first_series, timed
 
 PAPER = EXPERIMENTS / "paper_cu_350c.toml"
 GOAL = 10.0  # issue 16: the whole chain >= 10x ASTRA's CPU SIRT-300 on the same slices
@@ -67,8 +67,7 @@ ASTRA_ITERATIONS = 300
 
 def bench_series(pixels: int) -> Path:
     """Series 0 of the quick spec at about ``pixels`` px, simulated once (its ``tilts/t00.nc``)."""
-    doc = read_toml(QUICK)
-    doc["heating"] = {k: v[:1] if isinstance(v, list) else v for k, v in doc["heating"].items()}
+    doc = first_series(read_toml(QUICK))
     binning = max(1, round(doc["acquisition"]["image_pixels"] / pixels))
     doc["acquisition"]["bin"] = binning
     doc["acquisition"]["image_pixels"] = pixels * binning

@@ -40,15 +40,14 @@ from sinter4d.runfolder import RunFolder
 from sinter4d.specs import parse
 from sinter4d.validation import truth_on_grid, validation_dice
 
-from _common import EXPERIMENTS, cached_run
+from _common import EXPERIMENTS, cached_run, first_series
 
 PAPER = EXPERIMENTS / "paper_cu_350c.toml"
 
 
 def paper_series(seed: int | None) -> Path:
     """Series 0 of the paper spec (with ``seed``), simulated once: its ``tilts/t00.nc``."""
-    doc = read_toml(PAPER)
-    doc["heating"] = {k: v[:1] if isinstance(v, list) else v for k, v in doc["heating"].items()}
+    doc = first_series(read_toml(PAPER))
     if seed is not None:
         doc["seed"] = seed
     return RunFolder(cached_run(doc, "sinter4d_paper_series", f"seed{doc['seed']}")).tilt_files()[0]

@@ -66,7 +66,7 @@ def specimen_rows(signal: np.ndarray, *, margin_px: float, fraction: float = SUP
         Rows added on each side (>= 0): the particles' faint ends and the
         binarisation's opening.
     fraction : float, optional
-        Level as a share of the slice mass's range, in (0, 1).
+        Level as a share of the slice mass's range, in [0, 1].
 
     Returns
     -------
