@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from _synthetic import sphere_series
 
 from sinter4d.errors import InputError
 from sinter4d.operators import ParallelProjector
-from sinter4d.pipeline.support import slice_mass, specimen_rows
+from sinter4d.pipeline.support import slice_mass, specimen_box, specimen_rows
 
 ANGLES = np.arange(-40.0, 41.0, 4.0)
 FILM = 4.0  # sphere_series' background level
@@ -50,6 +51,36 @@ def test_the_margin_is_clipped_to_the_image_and_a_flat_profile_keeps_every_row()
     assert specimen_rows(np.zeros((3, 50, 30)), margin_px=2) == (0, 50)
 
 
+def _extent(mask: np.ndarray) -> tuple[slice, slice]:
+    """Rows and columns spanned by a 2D mask."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
+@pytest.mark.parametrize("noise", ["none", "smoothed", "raw"])
+def test_the_box_holds_what_most_images_show_and_little_more(noise):
+    # drifting spheres in a wider field of film; their analytic extent in each noise-free image
+    drift = np.column_stack([np.linspace(-12, 9, ANGLES.size), np.linspace(6, -10, ANGLES.size)])
+    clean = sphere_series(ANGLES, shape=(200, 240), drift=drift, seed=4)
+    on = clean - FILM > 0
+    union, most = _extent(on.any(axis=0)), _extent(on.mean(axis=0) >= 0.25)
+    assert union[0].stop - union[0].start < 100 and union[1].stop - union[1].start < 70  # film all round
+    images = clean
+    if noise != "none":
+        images = np.random.default_rng(1).poisson(clean).astype(np.float32)
+    if noise == "smoothed":  # as a denoiser would leave them
+        images = ndimage.gaussian_filter(images, (0, 2, 2))
+    found = specimen_box(images, margin_px=4)
+    for got, want, every in zip(found, most, union):
+        assert got.start <= want.start and got.stop >= want.stop, (found, most)  # what a quarter of the images show
+        if noise != "raw":  # ... and within the margin of what any image shows
+            assert got.start >= every.start - 4 - 1 and got.stop <= every.stop + 4 + 1, (found, union)
+    # the same rows as the slices' profile finds, where there is no drift along y to spread them
+    still = sphere_series(ANGLES, shape=(200, 240), seed=4)
+    assert (specimen_box(still, margin_px=4)[0].start, specimen_box(still, margin_px=4)[0].stop) == \
+        specimen_rows(still - FILM, margin_px=4)
+
+
 @pytest.mark.parametrize(("signal", "kwargs", "match"), [
     (np.zeros((50, 30)), {"margin_px": 1}, "signal must be"),
     (np.zeros((3, 50, 30)), {"margin_px": -1}, "margin_px"),
@@ -58,3 +89,13 @@ def test_the_margin_is_clipped_to_the_image_and_a_flat_profile_keeps_every_row()
 def test_bad_input_is_refused(signal, kwargs, match):
     with pytest.raises(InputError, match=match):
         specimen_rows(signal, **kwargs)
+
+
+@pytest.mark.parametrize(("images", "kwargs", "match"), [
+    (np.zeros((50, 30)), {"margin_px": 1}, "images must be"),
+    (np.zeros((3, 50, 30)), {"margin_px": -1}, "margin_px"),
+    (np.zeros((3, 50, 30)), {"margin_px": 1, "fraction": -0.1}, "fraction"),
+])
+def test_bad_input_to_the_box_is_refused(images, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        specimen_box(images, **kwargs)

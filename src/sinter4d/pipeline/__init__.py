@@ -28,7 +28,7 @@ from .settings import (
     recorded_settings,
 )
 from .series import check_tilt_series, subtract_background
-from .support import slice_mass, specimen_rows
+from .support import slice_mass, specimen_box, specimen_rows
 from .tilt_axis import center_tilt_axis, find_tilt_axis
 
 __all__ = [
@@ -74,6 +74,7 @@ __all__ = [
     "select_sigma_psnr",
     "slab_for",
     "slice_mass",
+    "specimen_box",
     "specimen_rows",
     "subtract_background",
     "threshold_binary",

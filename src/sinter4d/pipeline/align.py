@@ -245,6 +245,7 @@ def align_translations(
     mattes_bins: int = 32,
     mattes_iterations: int = 100,
     seed: int = 0,
+    centre_x: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Drift of every image of a tilt series, from registrations of adjacent tilts.
@@ -271,6 +272,11 @@ def align_translations(
         ``cos(theta_j) / cos(theta_i)`` about its estimated centre first.
     normalization, upsample_factor, mattes_bins, mattes_iterations, seed
         Passed to :func:`register_pair`.
+    centre_x : float, optional
+        Column (px, in ``images``) of the content's centre in the reference
+        image, about which the cosine stretch scales; default the middle
+        column. A crop of a series passes the full image's middle column in
+        the crop's coordinates, so that its shifts are the full image's.
     progress : callable, optional
         ``progress(done, total)`` after each pair.
 
@@ -303,7 +309,7 @@ def align_translations(
     ref = int(np.argmin(np.abs(angles))) if reference_index is None else int(reference_index) % n
 
     shifts = np.zeros((n, 2))
-    centre_x = (stack.shape[2] - 1) / 2.0
+    centre_x = (stack.shape[2] - 1) / 2.0 if centre_x is None else float(centre_x)
     order = [(i, i - 1) for i in range(ref + 1, n)] + [(i, i + 1) for i in range(ref - 1, -1, -1)]
     for done, (i, j) in enumerate(order, start=1):
         moving = stack[i].astype(np.float64)

@@ -24,7 +24,7 @@ from .denoise import DEFAULT_JOBS, denoise_bm3d, estimate_sigma_psd
 from .reconstruct import reconstruct
 from .series import check_tilt_series, detector_noise, reference_noise_level, subtract_background
 from .settings import PipelineSpec
-from .support import specimen_rows
+from .support import specimen_box, specimen_rows
 from .tilt_axis import center_tilt_axis, find_tilt_axis
 from .tiltalign import align_to_particles, warp_views
 from .warm_start import prepared_start
@@ -65,6 +65,10 @@ class PreparedSeries:
         The direction in each input image found by the tilt alignment to
         features (``axis_refine = 'features'``), None without it; its mean is
         then ``axis_rotation_deg``.
+    align_box : (int, int, int, int) or None
+        ``(row_start, row_stop, column_start, column_stop)`` of the turned
+        images on which the drift was registered (``support_margin_nm``),
+        None for the whole images.
     """
 
     signal: np.ndarray
@@ -77,6 +81,7 @@ class PreparedSeries:
     axis_rotation_deg: float = 0.0
     axis_rotation_source: str = "file"
     axis_rotations_deg: np.ndarray | None = None
+    align_box: tuple[int, int, int, int] | None = None
 
 
 def prepare_tilt_series(
@@ -157,7 +162,7 @@ def prepare_tilt_series(
 
     # each stage's stack replaces the one before, so at most two (three when refining) are held at once
     t0 = time.perf_counter()
-    shifts = align_translations(images, angles, settings)
+    shifts, align_box = _drift(images, angles, pixel, settings)
     images = apply_shifts(images, -shifts)
     seconds["align"] = time.perf_counter() - t0
 
@@ -174,7 +179,8 @@ def prepare_tilt_series(
         axis_rotation = float(np.mean(rotations))
         seconds["tilt_align"] = time.perf_counter() - t0
     signal = subtract_background(images, out=images)
-    return PreparedSeries(signal, angles, pixel, shifts, offset, sigma, seconds, axis_rotation, axis_source, rotations)
+    return PreparedSeries(signal, angles, pixel, shifts, offset, sigma, seconds, axis_rotation, axis_source, rotations,
+                          align_box)
 
 
 def reconstructed_rows(prep: PreparedSeries, settings: PipelineSpec = PipelineSpec()) -> tuple[int, int] | None:
@@ -186,6 +192,38 @@ def reconstructed_rows(prep: PreparedSeries, settings: PipelineSpec = PipelineSp
     if settings.support_margin_nm is None:
         return None
     return specimen_rows(prep.signal, margin_px=settings.support_margin_nm / prep.pixel_size_nm)
+
+
+#: Share of the specimen's box added on each side for the drift registration: room for the drift
+#: itself, and film under the outer eighth of each side that ``xcorr``'s Tukey window tapers.
+ALIGN_PAD_FRACTION = 0.15
+
+
+def _drift(images: np.ndarray, angles: np.ndarray, pixel: float,
+           settings: PipelineSpec) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+    """The series' drift (:func:`~sinter4d.pipeline.align.align_translations`) and the box it was registered on.
+
+    With ``support_margin_nm`` the registrations run on the rectangle where
+    the specimen stands out (:func:`~sinter4d.pipeline.support.specimen_box`
+    with the margin, padded by :data:`ALIGN_PAD_FRACTION` of its size on each
+    side) instead of a field that is mostly film: their cost is per pixel
+    (docs/design.md, "Reconstruction notes" 5c).
+    """
+    if settings.support_margin_nm is None:
+        return align_translations(images, angles, settings), None
+    rows, cols = specimen_box(images, margin_px=settings.support_margin_nm / pixel)
+    rows, cols = _padded(rows, images.shape[1]), _padded(cols, images.shape[2])
+    log.info("support: the drift registered on rows %d..%d, columns %d..%d", rows.start, rows.stop - 1,
+             cols.start, cols.stop - 1)
+    box = np.ascontiguousarray(images[:, rows, cols])
+    shifts = align_translations(box, angles, settings, centre_x=(images.shape[2] - 1) / 2.0 - cols.start)
+    return shifts, (rows.start, rows.stop, cols.start, cols.stop)
+
+
+def _padded(span: slice, length: int) -> slice:
+    """``span`` widened by :data:`ALIGN_PAD_FRACTION` of its length on each side, clipped to ``[0, length)``."""
+    pad = int(np.ceil(ALIGN_PAD_FRACTION * (span.stop - span.start)))
+    return slice(max(0, span.start - pad), min(length, span.stop + pad))
 
 
 def _refine_to_features(denoised, prepared, angles, pixel, axis_rotation, base, shifts, offset, settings, source):
@@ -334,6 +372,7 @@ def recon_dataset(
             "axis_refine": settings.axis_refine,
             **({} if settings.support_margin_nm is None else {"support_margin_nm": float(settings.support_margin_nm)}),
             "support_rows": np.array(reconstructed_rows(prep, settings) or (0, volume.shape[1]), dtype=np.int64),
+            **({} if prep.align_box is None else {"align_box": np.array(prep.align_box, dtype=np.int64)}),
             "binarize_radius_nm": float(settings.binarize_radius_nm),
             "binarize_level": float(settings.binarize_level),
             **{f"seconds_{k}": round(v, 3) for k, v in {**prep.seconds, **seconds}.items()},

@@ -128,7 +128,9 @@ class ReconstructionSettings(Spec):
     ``support_margin_nm`` reconstructs only the slices along the tilt axis
     that hold the specimen, widened by this margin (nm) on each side
     (:func:`~sinter4d.pipeline.support.specimen_rows`); the other slices stay
-    empty. None (the default): every slice.
+    empty. It also registers the drift on the rectangle where the specimen
+    stands out, with the same margin (:func:`~sinter4d.pipeline.support.specimen_box`).
+    None (the default): every slice, the whole field.
     """
 
     method: Literal[RECONSTRUCTION_METHODS] = "tv"

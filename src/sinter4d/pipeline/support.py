@@ -1,4 +1,4 @@
-"""The slices along the tilt axis that hold the specimen (issue 16).
+"""The part of the field that holds the specimen: its slices and its box (issue 16).
 
 With a single tilt axis along y, each row ``y`` of the prepared images is
 the projection of one slice of the volume, independent of the others. A
@@ -13,6 +13,11 @@ every tilt for a parallel beam, so its mean over the tilts is a low-noise
 profile of the specimen along the axis; the rows kept are those where it
 rises by a ``fraction`` of its range above the film's, widened by a margin.
 docs/design.md ("Reconstruction notes") gives the contract.
+
+:func:`specimen_box` is the rectangle where the images' row and column
+profiles, averaged over the tilts, stand out of the film's: the chain
+registers the drift on it (the registrations' cost is per pixel, and the
+film carries nothing to register).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 from ..checks import check_number
 from ..errors import InputError
 
-__all__ = ["SUPPORT_FRACTION", "slice_mass", "specimen_rows"]
+__all__ = ["SUPPORT_FRACTION", "slice_mass", "specimen_box", "specimen_rows"]
 
 #: Share of the slice-mass range above the film's at which a row holds the specimen.
 SUPPORT_FRACTION = 0.05
@@ -84,12 +89,71 @@ def specimen_rows(signal: np.ndarray, *, margin_px: float, fraction: float = SUP
     """
     check_number(margin_px, "margin_px", minimum=0.0)
     check_number(fraction, "fraction", minimum=0.0, maximum=1.0)
-    m = slice_mass(signal)
-    ny = m.size
-    film = float(np.percentile(m, _FILM_PERCENTILE))
-    peak = float(m.max())
+    return _span(slice_mass(signal), margin_px, fraction)
+
+
+def specimen_box(images: np.ndarray, *, margin_px: float, fraction: float = SUPPORT_FRACTION) -> tuple[slice, slice]:
+    """The rectangle where the specimen stands out of the film: ``(rows, columns)`` slices.
+
+    The means of each row and of each column of the images, averaged over the
+    tilts, are profiles of the specimen along y and along x. In each the
+    film's level is its 5th percentile and the specimen is where it rises by
+    ``fraction`` of the profile's range above it (as :func:`specimen_rows`);
+    the span from the first to the last such point, widened by ``margin_px``
+    and clipped to the image, is the box's side.
+
+    The average over the tilts keeps the profiles out of the noise (one
+    image's profile at the paper's dose is not), but weighs a part of the
+    specimen by the share of images it appears in: what only the highest
+    tilts or a large drift show may lie outside. The box suits the drift
+    registration, which needs most of the specimen and none of the film,
+    and not a mask of data to keep.
+
+    Parameters
+    ----------
+    images : (n_tilt, ny, nx) ndarray
+        Images in any linear unit with the specimen brighter than the film
+        (HAADF), denoised or not; any in-plane direction of the tilt axis.
+    margin_px : float
+        Pixels added on each side (>= 0).
+    fraction : float, optional
+        Level as a share of each profile's range, in [0, 1].
+
+    Returns
+    -------
+    (slice, slice)
+        Rows and columns of the box; the whole image along a direction whose
+        profile is flat.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> images = np.zeros((2, 100, 80), np.float32)
+    >>> images[0, 40:60, 10:30] = images[1, 45:65, 20:40] = 1.0
+    >>> specimen_box(images, margin_px=5)
+    (slice(35, 70, None), slice(5, 45, None))
+    """
+    check_number(margin_px, "margin_px", minimum=0.0)
+    check_number(fraction, "fraction", minimum=0.0, maximum=1.0)
+    b = np.asarray(images)
+    if b.ndim != 3:
+        raise InputError(f"images must be (n_tilt, ny, nx), got shape {b.shape}")
+    rows = _span(b.mean(axis=(0, 2), dtype=np.float64), margin_px, fraction)
+    columns = _span(b.mean(axis=(0, 1), dtype=np.float64), margin_px, fraction)
+    return slice(*rows), slice(*columns)
+
+
+def _span(profile: np.ndarray, margin_px: float, fraction: float) -> tuple[int, int]:
+    """``(start, stop)`` of the points of ``profile`` above its level, widened by the margin and clipped.
+
+    The level is the 5th percentile plus ``fraction`` of the range above it;
+    ``(0, len(profile))`` for a flat profile.
+    """
+    length = profile.size
+    film = float(np.percentile(profile, _FILM_PERCENTILE))
+    peak = float(profile.max())
     if not peak > film:
-        return 0, ny
-    rows = np.flatnonzero(m > film + fraction * (peak - film))
+        return 0, length
+    hit = np.flatnonzero(profile > film + fraction * (peak - film))
     margin = int(np.ceil(margin_px))
-    return max(0, int(rows[0]) - margin), min(ny, int(rows[-1]) + 1 + margin)
+    return max(0, int(hit[0]) - margin), min(length, int(hit[-1]) + 1 + margin)
