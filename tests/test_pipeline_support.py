@@ -77,8 +77,8 @@ def test_the_box_holds_what_most_images_show_and_little_more(noise):
             assert got.start >= every.start - 4 - 1 and got.stop <= every.stop + 4 + 1, (found, union)
     # the same rows as the slices' profile finds, where there is no drift along y to spread them
     still = sphere_series(ANGLES, shape=(200, 240), seed=4)
-    assert (specimen_box(still, margin_px=4)[0].start, specimen_box(still, margin_px=4)[0].stop) == \
-        specimen_rows(still - FILM, margin_px=4)
+    rows = specimen_box(still, margin_px=4)[0]
+    assert (rows.start, rows.stop) == specimen_rows(still - FILM, margin_px=4)
 
 
 @pytest.mark.parametrize(("signal", "kwargs", "match"), [

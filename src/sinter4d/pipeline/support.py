@@ -113,7 +113,10 @@ def specimen_box(images: np.ndarray, *, margin_px: float, fraction: float = SUPP
     ----------
     images : (n_tilt, ny, nx) ndarray
         Images in any linear unit with the specimen brighter than the film
-        (HAADF), denoised or not; any in-plane direction of the tilt axis.
+        (HAADF), any in-plane direction of the tilt axis; denoised at a low
+        dose (on the raw frames of the paper's series 0 the scan lines' noise
+        crosses the level along y, and the box grows to the whole field:
+        safe, but no saving).
     margin_px : float
         Pixels added on each side (>= 0).
     fraction : float, optional
