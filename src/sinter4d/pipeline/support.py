@@ -31,7 +31,7 @@ __all__ = ["SUPPORT_FRACTION", "slice_mass", "specimen_box", "specimen_rows"]
 
 #: Share of the slice-mass range above the film's at which a row holds the specimen.
 SUPPORT_FRACTION = 0.05
-#: Percentile of the slice mass taken as the film's (film-only rows, after the film's level is removed).
+#: Percentile of a profile (the slice mass, a box's row or column means) taken as the film's level.
 _FILM_PERCENTILE = 5.0
 
 
