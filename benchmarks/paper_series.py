@@ -9,7 +9,7 @@ tilt files with their truth (``true_label``); without them, the first
 
     python benchmarks/paper_series.py --seed 101
     python benchmarks/paper_series.py TILTS.nc --set support_margin_nm=none
-    python benchmarks/paper_series.py t00.nc t01.nc --set warm_start=true
+    python benchmarks/paper_series.py t01.nc t02.nc --set warm_start=true
 
 Several series run in order, as ``sinter4d reconstruct RUNDIR`` runs them in
 one process: the BM3D level is chosen on the first and kept, and with
