@@ -26,10 +26,10 @@ def timed(fn):
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def first_series(doc: dict) -> dict:
-    """The experiment spec ``doc`` cut to its first series: every list of ``[heating]`` keeps its first entry
-    (the tables under it, e.g. ``step_time_error``, stay as they are). ``doc`` is changed and returned."""
-    doc["heating"] = {k: v[:1] if isinstance(v, list) else v for k, v in doc["heating"].items()}
+def first_series(doc: dict, n: int = 1) -> dict:
+    """The experiment spec ``doc`` cut to its first ``n`` series: every list of ``[heating]`` keeps its first
+    ``n`` entries (the tables under it, e.g. ``step_time_error``, stay as they are). ``doc`` is changed and returned."""
+    doc["heating"] = {k: v[:n] if isinstance(v, list) else v for k, v in doc["heating"].items()}
     return doc
 
 

@@ -53,11 +53,7 @@ PAPER = EXPERIMENTS / "paper_cu_350c.toml"
 
 def paper_series(seed: int | None, n_series: int = 1) -> list[Path]:
     """The first ``n_series`` series of the paper spec (with ``seed``), simulated once: their tilt files."""
-    doc = read_toml(PAPER)
-    if n_series == 1:
-        doc = first_series(doc)
-    else:
-        doc["heating"] = {k: v[:n_series] if isinstance(v, list) else v for k, v in doc["heating"].items()}
+    doc = first_series(read_toml(PAPER), n_series)
     if seed is not None:
         doc["seed"] = seed
     name = f"seed{doc['seed']}" if n_series == 1 else f"seed{doc['seed']}-{n_series}"
