@@ -75,7 +75,9 @@ def test_a_fixed_gain_is_held_and_the_rest_recovered():
 @pytest.mark.parametrize("seed", [101, 104, 109])
 def test_no_run_scatter_fits_on_the_boundary_without_warnings(seed, caplog):
     """Twins that share no run effect (the quick twins' case): σ_run at or near 0, the rest recovered, nothing
-    leaks. Seeds 104 and 109 are ones where the nested fit crawls to σ_run = 0 without converging (the fallback)."""
+    leaks. Whether the nested fit converges near 0 or crawls to it and falls back (σ_run exactly 0) depends on
+    the statsmodels release (seed 109 fell back under 0.14, converges to 0.07 under 0.15); the fallback itself is
+    tested apart, below."""
     sigma = (0.0, *DIST_SIGMA[1:])
     data = _draw(np.random.default_rng(seed), "distance_nm", DIST_COEF, sigma, n_runs=20)
     with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
@@ -83,9 +85,52 @@ def test_no_run_scatter_fits_on_the_boundary_without_warnings(seed, caplog):
         model = fit_reading_model(*data, metric="distance_nm")
     assert not caplog.records
     assert model.sigma_run < 0.5 * DIST_SIGMA[1], model.sigma_run
-    assert (model.sigma_run == 0) == (seed != 101)
     assert np.all(np.abs(np.array([model.sigma_pair, model.sigma_point]) / DIST_SIGMA[1:] - 1) < [0.25, 0.1])
     assert np.all(np.abs(model.coef - DIST_COEF) < 4 * np.sqrt(np.diag(model.cov)))
+
+
+def _nested_fit_does_not_converge(monkeypatch):
+    """Make every nested fit (runs as groups, pairs within them) report that it did not converge, as
+    statsmodels does when σ_run crawls to its boundary at 0."""
+    from sinter4d.calibration import _model
+
+    nested, fit, converged = [], _model._mixedlm, _model._converged
+
+    def mixedlm(x, y, groups, pair):
+        result = fit(x, y, groups, pair)
+        if pair is not None:
+            nested.append(result)
+        return result
+
+    monkeypatch.setattr(_model, "_mixedlm", mixedlm)
+    monkeypatch.setattr(_model, "_converged", lambda f, k: not any(f is n for n in nested) and converged(f, k))
+    return nested
+
+
+def test_a_nested_fit_that_does_not_converge_falls_back_to_pairs_when_the_runs_share_nothing(monkeypatch, caplog):
+    """No run effect in the data: the fit with pairs as the groups is as good (REML log-likelihood within
+    BOUNDARY_LOGLIK), so it is taken: σ_run exactly 0, the pair and point scatter recovered, no warning."""
+    nested = _nested_fit_does_not_converge(monkeypatch)
+    data = _draw(np.random.default_rng(109), "distance_nm", DIST_COEF, (0.0, *DIST_SIGMA[1:]), n_runs=20)
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
+        warnings.simplefilter("error")
+        model = fit_reading_model(*data, metric="distance_nm")
+    assert len(nested) == 1 and not caplog.records
+    assert model.sigma_run == 0.0
+    assert np.all(np.abs(np.array([model.sigma_pair, model.sigma_point]) / DIST_SIGMA[1:] - 1) < [0.25, 0.1])
+    assert np.all(np.abs(model.coef - DIST_COEF) < 4 * np.sqrt(np.diag(model.cov)))
+
+
+def test_a_nested_fit_that_does_not_converge_is_kept_and_said_when_the_runs_differ(monkeypatch, caplog):
+    """A real run effect (σ_run = 0.4 nm, 40 runs): dropping it costs far more than BOUNDARY_LOGLIK, so the
+    nested fit is kept (σ_run near the truth) and one logged line says it did not converge."""
+    _nested_fit_does_not_converge(monkeypatch)
+    data = _draw(np.random.default_rng(3), "distance_nm", DIST_COEF, DIST_SIGMA)
+    with caplog.at_level(logging.WARNING):
+        model = fit_reading_model(*data, metric="distance_nm")
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["distance_nm"]
+    assert "did not converge" in caplog.records[0].getMessage()
+    assert abs(model.sigma_run / DIST_SIGMA[0] - 1) < 0.5, model.sigma_run
 
 
 def test_one_run_has_no_run_scatter():
