@@ -87,6 +87,19 @@ def test_mass_thickness_above_follows_the_projector_rays():
     np.testing.assert_allclose(u, u[0])
 
 
+def test_mass_thickness_above_into_a_reused_buffer_is_the_fresh_result():
+    # every voxel of `out` is overwritten: what an earlier tilt left there does not leak
+    rng = np.random.default_rng(4)
+    vol = (rng.random((12, 3, 30)) < 0.4).astype(np.float32)
+    buf = np.full(vol.shape, np.nan, np.float32)
+    for angle in (-70.0, 35.0, 0.0, 80.0):
+        got = mass_thickness_above(vol, 1.5, angle, out=buf)
+        assert got is buf
+        np.testing.assert_array_equal(got, mass_thickness_above(vol, 1.5, angle))
+    with pytest.raises(ValueError, match="out must be"):
+        mass_thickness_above(vol, 1.5, 10.0, out=np.empty(vol.shape, np.float64))
+
+
 def _grid_and_op(nz, nx, h, angles, ny=4):
     grid = Grid((nz, ny, nx), h)
     return grid, ParallelProjector.from_grid(grid, angles)

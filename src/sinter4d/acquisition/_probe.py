@@ -184,8 +184,12 @@ class Probe(Spec):
         """
         vol = np.ascontiguousarray(volume, dtype=np.float32)
         cu = vol != 0
+        above = np.empty(vol.shape, dtype=np.float32)
         return np.array(
-            [float(mass_thickness_above(vol, voxel_size_nm, float(a)).max(where=cu, initial=0.0)) for a in angles_deg]
+            [
+                float(mass_thickness_above(vol, voxel_size_nm, float(a), out=above).max(where=cu, initial=0.0))
+                for a in angles_deg
+            ]
         )
 
     def halo_rows(self, deepest_nm, pixel_nm: float) -> int:
@@ -240,8 +244,9 @@ class Probe(Spec):
         out = np.zeros((n_ang, vol.shape[1], n_det), dtype=np.float32)
         deepest = np.zeros(n_ang) if deepest_nm is None else np.asarray(deepest_nm, dtype=float).copy()
         nodes = self.depth_slabs
+        above = np.empty(vol.shape, dtype=np.float32)  # one buffer for every tilt
         for i, angle in enumerate(op.angles_deg):
-            above = mass_thickness_above(vol, op.voxel_size_nm, float(angle))
+            mass_thickness_above(vol, op.voxel_size_nm, float(angle), out=above)
             if deepest_nm is None:
                 deepest[i] = float(above.max(where=cu, initial=0.0))
             step = deepest[i] / (nodes - 1) if deepest[i] > 0 else 1.0

@@ -7,7 +7,8 @@ write disjoint outputs (no locks, no reductions across threads).
 * :func:`_above_slice` integrates the Cu thickness above each voxel of one
   slice down the tilted beam, layer by layer from the top (+z), one linear
   interpolation along x per layer.
-* :func:`mass_thickness_above` fills it for the whole volume, once per tilt.
+* :func:`mass_thickness_above` fills it for the whole volume, once per tilt,
+  into a buffer the caller may reuse.
 * :func:`project_into_nodes` splits each voxel's value between the two
   depth nodes around that thickness (hat weights) and adds it, through
   one tilt's rows of the slice system matrix, to ``(node, y, det)``.
@@ -25,25 +26,23 @@ __all__ = ["mass_thickness_above", "project_into_nodes"]
 
 @numba.njit(cache=True)
 def _above_slice(vol, y, half_path, n, f, out):  # pragma: no cover - compiled
-    """Thickness above each voxel of slice ``y`` into ``out`` ``(nz, nx)``; ray shift ``n + f`` voxels per layer."""
+    """Thickness above each voxel of slice ``y`` into ``out[:, y]``; ray shift ``n + f`` voxels per layer."""
     nz, _, nx = vol.shape
     carry = np.zeros(nx, dtype=np.float32)
-    g = np.empty(nx, dtype=np.float32)
+    g = np.zeros(nx + 2, dtype=np.float32)  # g[1 + x]; g[0] and g[nx + 1] stay 0 (outside the slice)
     f0 = np.float32(1.0) - f
+    lo = min(max(-n - 1, 0), nx)  # carry[x] = g[x + n] (1 - f) + g[x + n + 1] f needs x + n in [-1, nx - 1];
+    hi = max(min(nx - n, nx), lo)  # elsewhere it stays 0
     for k in range(nz - 1, -1, -1):
+        row = vol[k, y]
+        o = out[k, y]
         for x in range(nx):
-            half = vol[k, y, x] * half_path
-            o = carry[x] + half
-            out[k, x] = o
-            g[x] = o + half
-        for x in range(nx):  # carry[x] = g[x + n] (1 - f) + g[x + n + 1] f, zero outside
-            a = x + n
-            c = np.float32(0.0)
-            if 0 <= a < nx:
-                c += g[a] * f0
-            if 0 <= a + 1 < nx:
-                c += g[a + 1] * f
-            carry[x] = c
+            half = row[x] * half_path
+            v = carry[x] + half
+            o[x] = v
+            g[1 + x] = v + half
+        for x in range(lo, hi):  # branch-free, so that it vectorises
+            carry[x] = g[1 + x + n] * f0 + g[2 + x + n] * f
 
 
 def _ray(voxel_size_nm: float, angle_deg: float):
@@ -55,14 +54,9 @@ def _ray(voxel_size_nm: float, angle_deg: float):
 
 
 @numba.njit(parallel=True, cache=True)
-def _above_all(vol, half_path, n, f):  # pragma: no cover - compiled
-    nz, ny, nx = vol.shape
-    out = np.empty((nz, ny, nx), dtype=np.float32)
-    for y in numba.prange(ny):
-        sl = np.empty((nz, nx), dtype=np.float32)
-        _above_slice(vol, y, half_path, n, f, sl)
-        out[:, y, :] = sl
-    return out
+def _above_all(vol, half_path, n, f, out):  # pragma: no cover - compiled
+    for y in numba.prange(vol.shape[1]):
+        _above_slice(vol, y, half_path, n, f, out)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -92,7 +86,7 @@ def _nodes(vol, above, colptr, rows, data, n_det, step, n_nodes):  # pragma: no 
     return out
 
 
-def mass_thickness_above(volume: np.ndarray, voxel_size_nm: float, angle_deg: float) -> np.ndarray:
+def mass_thickness_above(volume: np.ndarray, voxel_size_nm: float, angle_deg: float, *, out=None) -> np.ndarray:
     """Cu-equivalent thickness (nm) the beam crosses above each voxel's centre at one tilt.
 
     The beam enters at +z and travels down the ray ``u = x cos(theta) + z
@@ -105,6 +99,10 @@ def mass_thickness_above(volume: np.ndarray, voxel_size_nm: float, angle_deg: fl
     voxel_size_nm : float
     angle_deg : float
         Tilt angle (degrees, within (-90, 90)).
+    out : (nz, ny, nx) float32 C-contiguous ndarray, optional
+        Filled and returned. A caller that loops over tilts passes the same
+        one: a fresh array of a whole volume costs its page faults on every
+        call, more than the integration itself.
 
     Returns
     -------
@@ -112,7 +110,12 @@ def mass_thickness_above(volume: np.ndarray, voxel_size_nm: float, angle_deg: fl
         nm of Cu above each voxel centre along the beam.
     """
     vol = np.ascontiguousarray(volume, dtype=np.float32)
-    return _above_all(vol, *_ray(voxel_size_nm, angle_deg))
+    if out is None:
+        out = np.empty(vol.shape, dtype=np.float32)
+    elif out.shape != vol.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {vol.shape}")
+    _above_all(vol, *_ray(voxel_size_nm, angle_deg), out)
+    return out
 
 
 def project_into_nodes(volume, above, rows, step, n_nodes) -> np.ndarray:
