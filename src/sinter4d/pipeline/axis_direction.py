@@ -49,7 +49,7 @@ import logging
 import math
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 from skimage.filters import threshold_otsu
 
 from ..checks import check_angles, check_int, check_number
@@ -167,12 +167,16 @@ class _Profiles:
         s = self.y * math.cos(a) + self.x * math.sin(a) + (self.n_bins - 1) / 2.0
         i0 = np.floor(s).astype(np.intp)
         w1 = s - i0
-        m, n = self.n_bins, self.values.shape[0]
+        m = self.n_bins
         length = np.bincount(i0, 1.0 - w1, m) + np.bincount(i0 + 1, w1, m)
-        idx = (i0[None, :] + m * np.arange(n)[:, None]).ravel()
-        sums = np.bincount(idx, (self.values * (1.0 - w1)).ravel(), m * n)
-        sums += np.bincount(idx + 1, (self.values * w1).ravel(), m * n)
-        return sums.reshape(n, m) / np.maximum(length, 1e-12), length
+        # each pixel's share of its two bins as two sparse (bin, pixel) matrices, applied to every image
+        # at once: each bin sums its pixels in their order, as np.bincount would
+        pixels = np.arange(i0.size)
+        lower = sparse.csr_matrix((1.0 - w1, (i0, pixels)), shape=(m, i0.size))
+        upper = sparse.csr_matrix((w1, (i0 + 1, pixels)), shape=(m, i0.size))
+        values = self.values.T
+        sums = (lower @ values).T + (upper @ values).T
+        return sums / np.maximum(length, 1e-12), length
 
 
 def _shift_onto(profiles: np.ndarray, reference: np.ndarray, max_shift: int) -> np.ndarray:
