@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import xarray as xr
+from skimage.filters import threshold_otsu
 
 from sinter4d.calibration import (
     CHOOSE_SEED_BASE,
@@ -21,6 +22,7 @@ from sinter4d.calibration import (
 )
 from sinter4d.errors import InputError, SpecError
 from sinter4d.pipeline import threshold_binary
+from sinter4d.pipeline.binarize import THRESHOLD_BINS
 from sinter4d.specs import parse
 
 GRID = {"binarize_level": [0.9, 1.1], "denoise_strength": [0.25, 0.35], "tv_weight": [1.5, 3.0]}
@@ -139,9 +141,7 @@ def test_the_binarisation_level_scales_otsus_threshold():
     v[2:4, 2:4, 2:4] = 2.0  # Otsu separates 0 from the rest; 1.6 x it keeps the bright core only
     assert int(threshold_binary(v).sum()) == 64
     assert int(threshold_binary(v, level=1.0).sum()) == 64
-    from skimage.filters import threshold_otsu
-
-    high = 1.01 / threshold_otsu(v)  # just above the plateau at 1: only the core at 2 remains
+    high = 1.01 / threshold_otsu(v, nbins=THRESHOLD_BINS)  # just above the plateau at 1: only the core at 2 remains
     assert int(threshold_binary(v, level=high).sum()) == 8
     with pytest.raises(InputError, match="level"):
         threshold_binary(v, level=0.0)
