@@ -17,6 +17,7 @@ from sinter4d.acquisition import ScanSettings, simulate_tilt_series
 from sinter4d.errors import InputError
 from sinter4d.phantom import Grid
 from sinter4d.pipeline.axis_direction import (
+    _Profiles,
     choose_axis_rotation,
     common_line_scores,
     find_tilt_axis_rotation,
@@ -272,3 +273,24 @@ def test_a_stage_rotation_is_recovered_to_0_3_degrees_where_the_common_line_hold
     ds = simulate_tilt_series(_six_spheres(), None, GRID, scan, film_thickness_nm=20.0, rng=3, store_expected=True)
     assert ds.attrs["tilt_axis_rotation_truth_deg"] == axis_deg
     assert _angle_error(find_tilt_axis_rotation(ds["expected_counts"].values, ANGLES), axis_deg) <= 0.3
+
+
+def test_line_profiles_are_the_mean_along_each_line_with_linear_shares():
+    # a pixel at signed distance s from the middle line adds (1 - w) of itself to bin floor(s) and w to the next
+    rng = np.random.default_rng(3)
+    stack = rng.normal(size=(3, 17, 21))
+    profiles_of = _Profiles(stack)
+    for angle in (0.0, 3.3, -47.1, 90.0):
+        got, length = profiles_of(angle)
+        a = np.deg2rad(angle)
+        m = profiles_of.n_bins
+        sums, weights = np.zeros((3, m)), np.zeros(m)
+        for y, x, v in zip(profiles_of.y, profiles_of.x, profiles_of.values.T):
+            s = y * np.cos(a) + x * np.sin(a) + (m - 1) / 2.0
+            k, w = int(np.floor(s)), s - np.floor(s)
+            sums[:, k] += (1 - w) * v
+            sums[:, k + 1] += w * v
+            weights[k] += 1 - w
+            weights[k + 1] += w
+        np.testing.assert_allclose(length, weights, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got, sums / np.maximum(weights, 1e-12), rtol=1e-10, atol=1e-12)
