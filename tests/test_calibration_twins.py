@@ -46,6 +46,29 @@ def test_twins_match_the_acquisition_and_differ_in_specimen(quick):
         twin_specs(quick, 2, seeds=[5, 5])
 
 
+def test_twins_on_a_smaller_field_keep_the_acquisition_and_the_cores_per_area(root):
+    paper = json.loads(load_spec(root / "experiments" / "paper_cu_350c.toml").to_json())
+    run = plan_simulation(parse_spec(paper), root / "experiments" / "paper_cu_350c.toml")
+    twin = twin_specs(paper, 1, image_pixels=512, n_series=1)[0]
+    plan = plan_simulation(parse_spec(twin), root / "experiments" / "paper_cu_350c.toml")
+    # the middle of the paper's 18 series (index 8: 41 s), the run's temperature there
+    assert twin["heating"]["pt_time_s"] == [41.0] and twin["heating"]["temperature_C"] == [370.0]
+    # a quarter of the field: 9 cores x 1/4 rounds to 2, raised to two on the film besides the stacked one
+    assert twin["phantom"]["n_cores"] == 3 and twin["phantom"]["n_stacked"] == 1
+    assert twin_specs(paper, 1, image_pixels=768)[0]["phantom"]["n_cores"] == 5  # 9 x 9/16 = 5.06
+    assert plan.spec.acquisition.output_pixels == 512 and run.spec.acquisition.output_pixels == 1024
+    assert plan.grid.shape[1:] == (run.grid.shape[1] // 2, run.grid.shape[2] // 2)
+    # the same pixel, tilts and electrons per nm^2: only the field is cut
+    assert plan.spec.acquisition.pixel_size_nm == run.spec.acquisition.pixel_size_nm
+    assert np.array_equal(plan.spec.acquisition.angles_deg, run.spec.acquisition.angles_deg)
+    assert acquisition_of_spec(twin)["dose_e_per_nm2"] == pytest.approx(acquisition_of_spec(paper)["dose_e_per_nm2"])
+    quick = json.loads(load_spec(root / "experiments" / "quick.toml").to_json())  # bin 4
+    with pytest.raises(InputError, match="multiple of its bin"):
+        twin_specs(quick, 1, image_pixels=510)
+    with pytest.raises(InputError, match="at most the run's 1024"):
+        twin_specs(quick, 1, image_pixels=2048)
+
+
 def test_a_stacked_core_makes_a_pair_out_of_the_plane(root):
     doc = {"name": "s", "seed": 3, "phantom": {"n_cores": 4, "n_stacked": 1},
            "heating": {"pt_time_s": [0.0], "temperature_C": [370.0]},

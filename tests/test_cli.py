@@ -47,8 +47,9 @@ def _bad_files(folder):
     (folder / "empty.csv").write_text("")
     (folder / "rows.csv").write_text("pt_time_s,temperature_C,pair,neck_radius_nm,particle_radius_nm\n")
     (folder / "corrupt.nc").write_bytes(np.random.default_rng(0).bytes(2000))
-    for name in ("empty", "folder.nc", "folder.toml", "folder.csv", "folder.mrc"):
+    for name in ("empty", "folder.nc", "folder.toml", "folder.csv", "folder.mrc", "specrun"):
         (folder / name).mkdir()
+    (folder / "specrun" / "spec.json").write_text('{"name": "s", "seed": 3}')  # a simulated run's spec: 1024^2 px
     for name, ds in {"tilts.nc": _tilts(), "nocounts.nc": _tilts(drop=["counts"]), "nan.nc": _tilts(nan=True),
                      "one.nc": _tilts(1), "two.nc": _tilts(2), "dims.nc": _tilts(dims=("y", "x", "tilt")),
                      "angles.nc": _tilts(angles=[-5.0, 0.0, 5.0, 10.0])}.items():
@@ -151,7 +152,7 @@ def _bad_files(folder):
         (["run", "{out}/bad.toml", "--out", "{out}/run", "--fit", "{out}/bad.toml"], "are for an imported run folder"),
         (["run", "{out}/empty"], "not an imported run folder"),
         (["import", "{out}/nope.csv", "--out", "{out}/run"], "cannot read the manifest"),
-        # calibrate: a missing or unreadable source, a folder that is no run, a bad --out or --twins, no dose
+        # calibrate: a missing or unreadable source, a folder that is no run, a bad --out, --twins or twin field, no dose
         (["calibrate", "{out}/nope.nc", "--out", "{out}/c.nc"], "no such file"),
         (["calibrate", "{out}/empty", "--out", "{out}/c.nc"], "not a run folder"),
         (["calibrate", "{out}/corrupt.nc", "--out", "{out}/c.nc"], "not a readable netCDF file"),
@@ -161,6 +162,8 @@ def _bad_files(folder):
         (["calibrate", "{out}/tilts.nc", "--out", "{out}/c.nc", "--choose", "{out}/choose_bad.toml"],
          "choose_bad.toml: choose.grid.bm3d_strength: unknown pipeline setting"),
         (["calibrate", "{out}/tilts.nc", "--out", "{out}/c.nc", "--choose", "{out}/nope.toml"], "no such file"),
+        (["calibrate", "{out}/specrun", "--out", "{out}/c.nc", "--twin-pixels", "2048"], "at most the run's 1024"),
+        (["calibrate", "{out}/specrun", "--out", "{out}/c.nc", "--twin-series", "0"], "twin_series"),
         (["measure", "{out}/nobinary.nc", "--out", "{out}/m.nc", "--calibration", "{out}/nope.nc"], "no such file"),
         (["measure", "{out}/nobinary.nc", "--out", "{out}/m.nc", "--calibration", "{out}/tilts.nc"],
          "missing variable(s) coefficient"),

@@ -32,6 +32,8 @@ def twins(monkeypatch):
         run = RunFolder(source)
         calls.append({"source": run.path, "out": out, "n_twins": n_twins,
                       "old_twins": run.calibration_twins.path.exists()})
+        if kwargs.get("twin_pixels") is not None:  # a cut field: recorded with the twins' series
+            calls[-1]["twin_field"] = (kwargs["twin_pixels"], kwargs.get("twin_series"))
         if choose is not None:  # a choice card: the last value of each grid "wins"
             calls[-1]["choose"] = choose
         run.calibration_twins.cells.mkdir(parents=True, exist_ok=True)
@@ -104,10 +106,12 @@ def test_an_imported_run_takes_the_calibration_from_its_settings(tmp_path, twins
     run.manifest.write_text("stack,angles,pt_time_s,temperature_C\n")
     run.tilt(0).write_text("")  # the stand-in reads no tilt series
     card = tmp_path / "settings.toml"
-    card.write_text("[calibration]\nenabled = true\ntwins = 4\n")
+    card.write_text("[calibration]\nenabled = true\ntwins = 4\ntwin_pixels = 512\ntwin_series = 1\n")
     result = run_imported(run.path, settings=card, stages=("calibrate",), progress=False)
     assert result.stages["calibrate"]["status"] == "done" and twins[0]["n_twins"] == 4
-    assert json.loads(run.settings.read_text())["calibration"] == {"enabled": True, "twins": 4, "choose": None}
+    assert twins[0]["twin_field"] == (512, 1)  # the card's twin field reaches the twins
+    assert json.loads(run.settings.read_text())["calibration"] == {"enabled": True, "twins": 4, "choose": None,
+                                                                  "twin_pixels": 512, "twin_series": 1}
     # a rerun without --spec keeps the recorded settings: the calibration is there, skipped
     again = run_imported(run.path, stages=("calibrate",), progress=False)
     assert again.stages["calibrate"]["status"] == "skipped" and len(twins) == 1

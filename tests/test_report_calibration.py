@@ -94,6 +94,22 @@ def test_a_choice_of_settings_shows_the_chosen_settings_and_the_candidates_best_
     write_dataset_atomic(cal, run.calibration)
     sec = _sections(build_report(run.path, progress=False).read_text(encoding="utf-8"))["calibration"]
     assert "binarize_level = 1.15" in sec and "2 (seeds 2001, 2002)" in sec
+    assert "each twin" not in sec  # no twin spec recorded
     table = sec.split("Settings chosen on the choosing twins")[1].split("</table>")[0]
     cells = re.findall(r"<td[^>]*>(.*?)</td>", table)
     assert cells[:7] == ["1.15", "0.081", "0.071", "0.01", "0", "chosen", "1"]
+
+
+def test_twins_cut_from_a_larger_field_say_so(tmp_path, calibration, root):
+    from sinter4d.calibration import acquisition_of_spec, twin_specs
+    from sinter4d.experiments import load_spec
+
+    paper = json.loads(load_spec(root / "experiments" / "paper_cu_350c.toml").to_json())
+    cal = calibration.copy()
+    cal.attrs.update(acquisition=json.dumps(acquisition_of_spec(paper)),
+                     twin_spec=json.dumps(twin_specs(paper, 1, image_pixels=512, n_series=1)[0]))
+    run = RunFolder(tmp_path)
+    run.spec.write_text(json.dumps({"name": "bare"}))
+    write_dataset_atomic(cal, run.calibration)
+    sec = _sections(build_report(run.path, progress=False).read_text(encoding="utf-8"))["calibration"]
+    assert "512 px a side (cut from 1024), 3 cores, series at 41 s" in sec

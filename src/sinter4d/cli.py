@@ -128,9 +128,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from .experiments.calibrate import calibrate_run, load_choose_card
 
     twins = {} if args.twins is None else {"n_twins": args.twins}
+    if args.twin_series is not None:
+        twins["twin_series"] = args.twin_series
     choose = None if args.choose is None else load_choose_card(args.choose)
     out = calibrate_run(args.source, args.out, scheduler=args.scheduler, force=args.force, progress=not args.quiet,
-                        choose=choose, **twins)
+                        choose=choose, twin_pixels=args.twin_pixels, **twins)
     print(f"calibration in {out}")
     return 0
 
@@ -298,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="calibration file to write (calibration.nc); the twins run in "
                                                 "NAME_twins/ beside it, and a rerun resumes them")
     p.add_argument("--twins", type=int, default=None, help="how many (reporting) twins (default 6)")
+    p.add_argument("--twin-pixels", type=int, default=None, metavar="PX",
+                   help="twins on a field of PX detector pixels a side, cut from the run's at its pixel size, dose "
+                        "and tilts (default the run's field; the cost goes as the area)")
+    p.add_argument("--twin-series", type=int, default=None, metavar="N",
+                   help="tilt series per twin, spread over the run's: the first, middle and last (3, the default); "
+                        "1: the middle one")
     p.add_argument("--choose", default=None, metavar="CARD.toml",
                    help="choose the pipeline settings first: the card's [choose] grid on choosing twins "
                         "(NAME_choose/), kept apart from the reporting twins (experiments/choose_quick.toml)")

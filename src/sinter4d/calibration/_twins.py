@@ -51,10 +51,18 @@ def twin_seeds(n_twins: int, *, first: int = TWIN_SEED_BASE) -> list[int]:
 
 
 def _series_subset(n: int, n_series: int) -> list[int]:
-    """Indices of ``n_series`` series spread over ``n`` (first and last always in)."""
+    """Indices of ``n_series`` series spread over ``n``: first and last always in, one series the middle one."""
     if n <= n_series:
         return list(range(n))
+    if n_series == 1:
+        return [(n - 1) // 2]
     return sorted({int(round(v)) for v in np.linspace(0, n - 1, n_series)})
+
+
+def _field_cores(n_cores: int, run_pixels: int, twin_pixels: int, n_stacked: int) -> int:
+    """Cores of a twin of ``twin_pixels`` a side cut from a run of ``run_pixels``: the run's cores
+    per area, and at least two on the film besides the stacked ones."""
+    return max(int(round(n_cores * (twin_pixels / run_pixels) ** 2)), 2 + int(n_stacked))
 
 
 def acquisition_of_spec(spec_doc: dict) -> dict:
@@ -169,6 +177,7 @@ def twin_specs(
     n_series: int = TWIN_N_SERIES,
     n_stacked: int = TWIN_N_STACKED,
     acquisition: dict | None = None,
+    image_pixels: int | None = None,
 ) -> list[dict]:
     """Experiment spec documents of ``n_twins`` twins of a run.
 
@@ -195,6 +204,13 @@ def twin_specs(
     acquisition : dict, optional
         Keys of the ``[acquisition]`` table to set (an imported run's, from
         :func:`acquisition_of_tilts`; ``dose_source`` is dropped).
+    image_pixels : int, optional
+        A smaller field for the twins: detector pixels a side (a multiple of
+        the run's ``bin``, at most the run's), at the run's pixel size, dose
+        per nm² and tilts, with the run's cores per area (at least two on the
+        film besides the stacked ones). The twins' cost goes as the field's
+        area; for an acquisition too large to simulate whole (the paper's
+        1024² px: docs/design.md, "Calibration").
 
     Returns
     -------
@@ -223,6 +239,16 @@ def twin_specs(
         heating.update(pt_time_s=[pt[i] for i in keep], temperature_C=[temp[i] for i in keep])
         base["heating"] = heating
     n_cores = int((base.get("phantom") or {}).get("n_cores", 7))
+    if image_pixels is not None:
+        acq = base.setdefault("acquisition", {})
+        run_pixels = int(acq.get("image_pixels", 1024))
+        field = check_int(image_pixels, "twin image_pixels", minimum=1)
+        if field > run_pixels or field % int(acq.get("bin", 1)):
+            raise InputError(f"twin image_pixels={field} must be at most the run's {run_pixels} and a multiple of "
+                             f"its bin ({acq.get('bin', 1)})")
+        n_cores = _field_cores(n_cores, run_pixels, field, n_stacked)
+        acq["image_pixels"] = field
+        base.setdefault("phantom", {})["n_cores"] = n_cores
     base.setdefault("phantom", {})["n_stacked"] = min(int(n_stacked), max(n_cores - 2, 0))
     base["fit"] = {}
     base["calibration"] = {}  # a twin never calibrates itself

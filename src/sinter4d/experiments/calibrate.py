@@ -21,6 +21,7 @@ from .._cores import available_cores
 from ..calibration import (
     CALIBRATION_MIN_NECK_NM,
     DEFAULT_TWINS,
+    TWIN_N_SERIES,
     acquisition_of_spec,
     acquisition_of_tilts,
     calibration_dataset,
@@ -96,6 +97,8 @@ def calibrate_run(
     progress: bool = True,
     min_neck_nm: float = CALIBRATION_MIN_NECK_NM,
     choose: ChooseSpec | None = None,
+    twin_pixels: int | None = None,
+    twin_series: int = TWIN_N_SERIES,
 ) -> Path:
     """Calibrate the pipeline for the acquisition of ``source``: write ``out`` (``calibration.nc``).
 
@@ -126,6 +129,13 @@ def calibrate_run(
         reporting twins', in ``NAME_choose/``,
         :func:`sinter4d.experiments.choose.choose_settings`), and the reporting
         twins then run at the candidate of the lowest score.
+    twin_pixels : int, optional
+        Every twin (choosing and reporting) on a field of this many detector
+        pixels a side, cut from the run's at its pixel size, dose and tilts
+        (:func:`sinter4d.calibration.twin_specs`); default the run's field.
+    twin_series : int, optional
+        Tilt series per twin (default :data:`sinter4d.calibration.TWIN_N_SERIES`:
+        the first, middle and last; one: the middle one).
 
     Returns
     -------
@@ -146,18 +156,20 @@ def calibrate_run(
     doc.setdefault("sintering", {})["model"] = card_reference(resolve_model_card(model, spec_path))
     imported = spec_path is None
     twin_acquisition = acquisition if imported else None
+    shape = {"n_series": check_int(twin_series, "twin_series", minimum=1), "image_pixels": twin_pixels}
     choice = None
     if choose is not None:
         from .choose import choose_settings
 
         reporting = twin_seeds(n) if seeds is None else seeds
         choosing = choosing_seeds(choose, reporting)
-        choice = choose_settings(twin_specs(doc, len(choosing), seeds=choosing, acquisition=twin_acquisition),
+        choice = choose_settings(twin_specs(doc, len(choosing), seeds=choosing, acquisition=twin_acquisition,
+                                            **shape),
                                  dict(doc.get("pipeline") or {}), choose, choose_folder(target),
                                  spec_path=spec_path or target, scheduler=scheduler,
                                  n_workers=n_workers or available_cores(), force=force, progress=progress)
         doc = {**doc, "pipeline": {**(doc.get("pipeline") or {}), **choice["candidates"][choice["chosen"]]}}
-    docs = twin_specs(doc, n, seeds=seeds, acquisition=twin_acquisition)
+    docs = twin_specs(doc, n, seeds=seeds, acquisition=twin_acquisition, **shape)
     folder = twins_folder(target)
     folder.path.mkdir(parents=True, exist_ok=True)
     cells = [Cell(name=f"twin-{d['seed']}", index=(k,), settings={"seed": d["seed"]}, doc=d,

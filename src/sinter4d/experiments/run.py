@@ -413,7 +413,8 @@ def _calibrate(job: StageJob) -> None:
 
     n_workers = job.n_workers if job.n_workers is not None else None if job.n_jobs == -1 else job.n_jobs
     calibrate_run(job.run.path, job.run.calibration, n_twins=job.calibration.twins, progress=job.progress,
-                  scheduler=job.scheduler, n_workers=n_workers, choose=job.choose)
+                  scheduler=job.scheduler, n_workers=n_workers, choose=job.choose,
+                  twin_pixels=job.calibration.twin_pixels, twin_series=job.calibration.twin_series)
 
 
 def _measure(job: StageJob) -> None:

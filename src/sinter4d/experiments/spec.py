@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from ..acquisition.settings import AcquisitionSpec
-from ..calibration import DEFAULT_TWINS
+from ..calibration import DEFAULT_TWINS, TWIN_N_SERIES
 from ..checks import TEMPERATURE_RANGE_TEXT, in_temperature_range
 from ..errors import SpecError
 from ..phantom import NECK_SHAPES
@@ -170,12 +170,17 @@ class CalibrationStageSpec(Spec):
     settings card): the stage first chooses the pipeline settings on twins
     of their own (``sinter4d calibrate --choose``), and the reconstruct
     stage then uses the chosen values (docs/design.md, "Calibration",
-    "In a run").
+    "In a run"). ``twin_pixels``, ``twin_series``: the twins' field (detector
+    pixels a side, cut from the run's; default the run's) and tilt series
+    (default :data:`sinter4d.calibration.TWIN_N_SERIES`), as ``sinter4d
+    calibrate --twin-pixels --twin-series``.
     """
 
     enabled: Flag = False
     twins: integer(minimum=2) = DEFAULT_TWINS
     choose: str | None = None
+    twin_pixels: integer(minimum=16) | None = None
+    twin_series: integer(minimum=1) = TWIN_N_SERIES
 
 
 class ExperimentSpec(Spec):

@@ -50,6 +50,12 @@ def _summary(cal: xr.Dataset) -> str:
         items["dose per series (e⁻/nm²)"] = acq.get("dose_e_per_nm2")
         items["pixel size (nm), bin"] = f"{acq.get('pixel_size_nm')}, {acq.get('bin', 1)}"
         items["tilts (°)"] = f"{acq.get('tilt_min_deg')} to {acq.get('tilt_max_deg')} by {acq.get('tilt_step_deg')}"
+    twin = _json_attr(a, "twin_spec", {})
+    if twin:
+        field = (twin.get("acquisition") or {}).get("image_pixels")
+        cut = f" (cut from {acq['image_pixels']})" if acq.get("image_pixels") not in (None, field) else ""
+        items["each twin"] = (f"{field} px a side{cut}, {(twin.get('phantom') or {}).get('n_cores')} cores, "
+                              f"series at {', '.join(f'{t:g}' for t in (twin.get('heating') or {}).get('pt_time_s', []))} s")
     chosen = _json_attr(a, "chosen_settings", {})
     if chosen:
         choosing = _json_attr(a, "choosing_twin_seeds", [])
