@@ -51,8 +51,10 @@ def test_twins_on_a_smaller_field_keep_the_acquisition_and_the_cores_per_area(ro
     run = plan_simulation(parse_spec(paper), root / "experiments" / "paper_cu_350c.toml")
     twin = twin_specs(paper, 1, image_pixels=512, n_series=1)[0]
     plan = plan_simulation(parse_spec(twin), root / "experiments" / "paper_cu_350c.toml")
-    # the middle of the paper's 18 series (index 8: 41 s), the run's temperature there
-    assert twin["heating"]["pt_time_s"] == [41.0] and twin["heating"]["temperature_C"] == [370.0]
+    # the middle of the paper's 18 series (index 8: 41 s), reached through the paper's log, imaged alone
+    assert twin["heating"]["pt_time_s"] == paper["heating"]["pt_time_s"][:9]
+    assert twin["heating"]["temperature_C"] == paper["heating"]["temperature_C"][:9]
+    assert twin["heating"]["imaged_series"] == [8] and parse_spec(twin).heating.imaged == [8]
     # a quarter of the field: 9 cores x 1/4 rounds to 2, raised to two on the film besides the stacked one
     assert twin["phantom"]["n_cores"] == 3 and twin["phantom"]["n_stacked"] == 1
     assert twin_specs(paper, 1, image_pixels=768)[0]["phantom"]["n_cores"] == 5  # 9 x 9/16 = 5.06

@@ -198,3 +198,31 @@ def test_one_bm3d_noise_level_per_run(tmp_path, monkeypatch):
     # a level fixed by the spec, or no denoising, is left alone
     assert rc.run_sigma_psd(tilts, outs, PipelineSpec(sigma_psd=1.0)) == 1.0
     assert rc.run_sigma_psd(tilts, outs, PipelineSpec(denoise=False)) is None
+
+
+def test_a_series_imaged_alone_is_the_one_the_whole_run_takes_and_is_validated_at_its_step(tiny_run, tmp_path):
+    """``[heating] imaged_series``: the specimen sinters through the whole log, only the listed series are imaged."""
+    from conftest import ROOT, TINY_SPEC
+    from sinter4d.runfolder import RunFolder
+
+    spec = tmp_path / "late.toml"
+    spec.write_text(TINY_SPEC.format(root=ROOT.as_posix()).replace("temperature_C = [372, 370]\n",
+                                                                  "temperature_C = [372, 370]\nimaged_series = [1]\n"))
+    result = run_experiment(spec, tmp_path / "run", stages=("simulate", "reconstruct", "measure", "validate"),
+                            progress=False, n_jobs=1)
+    assert result.failed is None, result.stages
+    run, whole = RunFolder(tmp_path / "run"), RunFolder(tiny_run)
+    assert [f.name for f in run.tilt_files()] == [whole.tilt(1).name] and [f.name for f in run.recon_files()] == [
+        whole.tilt(1).name]
+    with xr.open_dataset(run.tilt(1)) as alone, xr.open_dataset(whole.tilt(1)) as taken:
+        np.testing.assert_array_equal(alone["counts"].values, taken["counts"].values)  # the same draws
+        assert alone.attrs["pt_time_s"] == 41.0
+    with xr.open_dataset(run.truth) as t, xr.open_dataset(whole.truth) as w:
+        np.testing.assert_array_equal(t["neck_radius_nm"].values, w["neck_radius_nm"].values)  # sintered the same
+    with xr.open_dataset(run.metrics) as m, xr.open_dataset(run.validation) as v:
+        assert m["time"].values.tolist() == [1] and v["pt_time_s"].values.tolist() == [41.0]
+        assert v.attrs["pairs_found"] == v.attrs["pairs_true"] == 1
+    with pytest.raises(Exception, match="imaged_series"):
+        spec.write_text(spec.read_text().replace("imaged_series = [1]", "imaged_series = [2]"))
+        run_experiment(spec, tmp_path / "bad", stages=("simulate",), progress=False, n_jobs=1)
+    assert not (tmp_path / "bad").exists()

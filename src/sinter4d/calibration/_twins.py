@@ -200,7 +200,10 @@ def twin_specs(
         Their seeds (default :func:`twin_seeds`); must not hold the run's.
     n_series, n_stacked : int, optional
         Series per twin and stacked cores (defaults :data:`TWIN_N_SERIES`,
-        :data:`TWIN_N_STACKED`).
+        :data:`TWIN_N_STACKED`). Two or more series start at the run's
+        first (its initial state), the steps between those kept merged into
+        one; one series is the run's middle one, reached through the run's
+        log up to it (``[heating] imaged_series``: only it is imaged).
     acquisition : dict, optional
         Keys of the ``[acquisition]`` table to set (an imported run's, from
         :func:`acquisition_of_tilts`; ``dose_source`` is dropped).
@@ -236,7 +239,11 @@ def twin_specs(
     pt, temp = heating.get("pt_time_s"), heating.get("temperature_C")
     if pt is not None and temp is not None:
         keep = _series_subset(len(pt), check_int(n_series, "n_series", minimum=1))
-        heating.update(pt_time_s=[pt[i] for i in keep], temperature_C=[temp[i] for i in keep])
+        heating.pop("imaged_series", None)
+        if keep[0] == 0:  # the first series is the initial state; the steps between those kept merge into one
+            heating.update(pt_time_s=[pt[i] for i in keep], temperature_C=[temp[i] for i in keep])
+        else:  # the specimen sinters through the run's log up to the last kept series; only those are imaged
+            heating.update(pt_time_s=pt[: keep[-1] + 1], temperature_C=temp[: keep[-1] + 1], imaged_series=keep)
         base["heating"] = heating
     n_cores = int((base.get("phantom") or {}).get("n_cores", 7))
     if image_pixels is not None:

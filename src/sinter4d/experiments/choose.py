@@ -243,7 +243,7 @@ def choose_settings(
         spec = parse_spec(doc, source=f"choosing twin {doc['seed']}")
         if twin.spec.is_file() and not same_spec(twin.spec, spec):
             raise InputError(f"{twin.path}: holds a twin of another spec; rerun with --force")
-        if not (twin.truth.is_file() and len(twin.tilt_files()) == len(spec.heating.pt_time_s)):
+        if not (twin.truth.is_file() and len(twin.tilt_files()) == len(spec.heating.imaged)):
             sims.append(doc)
     groups: dict[tuple, list[tuple[int, dict]]] = {}
     for i, cand in enumerate(grid_candidates):

@@ -185,7 +185,7 @@ def run_experiment(
         raise InputError(f"{run.path}: holds a run of a different spec; choose another --out or remove it")
     run.path.mkdir(parents=True, exist_ok=True)
     job = StageJob(spec, spec_path, fit_spec, run, progress=progress, n_jobs=n_jobs,
-                   n_steps=len(spec.heating.pt_time_s), pipeline=spec.pipeline, mrc=mrc,
+                   n_steps=len(spec.heating.imaged), pipeline=spec.pipeline, mrc=mrc,
                    calibration=spec.calibration, choose=choose, scheduler=scheduler, n_workers=n_workers)
     header = {"spec_file": str(spec_path) if spec_path is not None else None, "spec_name": spec.name}
     return _run_stages(job, stages, header, label=spec.name, force=force, progress=progress,

@@ -390,7 +390,7 @@ def simulate_run(
         write_text_atomic(run.spec, plan.spec.to_json())
     if not run.truth.is_file():
         write_dataset_atomic(truth_dataset(plan), run.truth)
-    todo = [k for k in range(len(plan.clusters)) if not run.tilt(k).is_file()]
+    todo = [k for k in plan.spec.heating.imaged if not run.tilt(k).is_file()]
     projector = None  # one for every series, when the stage's true angles do not differ per series
     if todo and not plan.spec.acquisition.stage.enabled and math.prod(plan.grid.shape) <= BLOCK_VOXELS:
         projector = ParallelProjector.from_grid(plan.grid, plan.spec.acquisition.angles_deg)

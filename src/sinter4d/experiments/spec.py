@@ -100,6 +100,11 @@ class HeatingSpec(Spec):
     ``step_time_error`` and ``overshoot`` (``[heating.step_time_error]``,
     ``[heating.overshoot]``, both off by default) make the true heating
     differ from this log (docs/design.md, "Heating log as measured").
+    ``imaged_series``: the series (indices into ``pt_time_s``, increasing)
+    whose tilt series are simulated and reconstructed; the specimen sinters
+    through the whole log either way. Default every series; a calibration
+    twin of one series images only the run's middle one (docs/design.md,
+    "Calibration").
     """
 
     pt_time_s: list[NonNegativeFloat] = [0, 5, 12, 17, 22, 27, 31, 36, 41, 46, 51, 61, 71, 81, 100, 120, 150, 209]
@@ -108,12 +113,23 @@ class HeatingSpec(Spec):
     standby_s: NonNegativeFloat = 900.0
     step_time_error: StepTimeErrorSettings = StepTimeErrorSettings()
     overshoot: OvershootSettings = OvershootSettings()
+    imaged_series: list[NonNegativeInt] | None = None
+
+    @property
+    def imaged(self) -> list[int]:
+        """Indices of the series whose tilt series are taken (every one by default)."""
+        return list(range(len(self.pt_time_s))) if self.imaged_series is None else list(self.imaged_series)
 
     @model_validator(mode="after")
     def _log(self):
         t = self.pt_time_s
         if len(t) < 1:
             raise ValueError("pt_time_s must hold at least one time")
+        imaged = self.imaged_series
+        if imaged is not None and (not imaged or any(b <= a for a, b in zip(imaged, imaged[1:]))
+                                   or imaged[-1] >= len(t)):
+            raise ValueError(f"imaged_series must be increasing indices into pt_time_s (0 to {len(t) - 1}), "
+                             f"got {imaged}")
         if len(self.temperature_C) != len(t):
             raise ValueError(
                 f"temperature_C has {len(self.temperature_C)} values but pt_time_s has {len(t)}"

@@ -178,7 +178,7 @@ def _carry_seconds(stages: dict, earlier: dict) -> dict:
 def _cost(spec: ExperimentSpec) -> float:
     """Relative cost of a cell (images x pixels), to start the longest cells first."""
     acq = spec.acquisition
-    return len(acq.angles_deg) * acq.output_pixels**2 * len(spec.heating.pt_time_s)
+    return len(acq.angles_deg) * acq.output_pixels**2 * len(spec.heating.imaged)
 
 
 def run_sweep(

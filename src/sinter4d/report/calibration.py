@@ -54,8 +54,11 @@ def _summary(cal: xr.Dataset) -> str:
     if twin:
         field = (twin.get("acquisition") or {}).get("image_pixels")
         cut = f" (cut from {acq['image_pixels']})" if acq.get("image_pixels") not in (None, field) else ""
+        heating = twin.get("heating") or {}
+        times = heating.get("pt_time_s", [])
+        imaged = [times[k] for k in heating.get("imaged_series") or range(len(times))]
         items["each twin"] = (f"{field} px a side{cut}, {(twin.get('phantom') or {}).get('n_cores')} cores, "
-                              f"series at {', '.join(f'{t:g}' for t in (twin.get('heating') or {}).get('pt_time_s', []))} s")
+                              f"series at {', '.join(f'{t:g}' for t in imaged)} s")
     chosen = _json_attr(a, "chosen_settings", {})
     if chosen:
         choosing = _json_attr(a, "choosing_twin_seeds", [])
