@@ -226,3 +226,16 @@ def test_a_series_imaged_alone_is_the_one_the_whole_run_takes_and_is_validated_a
         spec.write_text(spec.read_text().replace("imaged_series = [1]", "imaged_series = [2]"))
         run_experiment(spec, tmp_path / "bad", stages=("simulate",), progress=False, n_jobs=1)
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_fit_needs_the_initial_series_imaged(root):
+    from sinter4d.errors import SpecError
+    from sinter4d.experiments import parse_spec
+
+    doc = {"name": "late", "seed": 1, "heating": {"pt_time_s": [0, 5, 12], "temperature_C": [372, 370, 370],
+                                                  "imaged_series": [1, 2]}}
+    assert parse_spec(doc).heating.imaged == [1, 2]  # no fit: any series may be imaged
+    with pytest.raises(SpecError, match="the fit stage needs the first series imaged"):
+        parse_spec({**doc, "fit": {"spec": "../assimilation/quick.toml"}})
+    with pytest.raises(SpecError, match="imaged_series must be increasing indices"):
+        parse_spec({**doc, "heating": {**doc["heating"], "imaged_series": [2, 1]}})

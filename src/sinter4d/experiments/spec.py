@@ -213,6 +213,13 @@ class ExperimentSpec(Spec):
     fit: FitStageSpec = FitStageSpec()
     calibration: CalibrationStageSpec = CalibrationStageSpec()
 
+    @model_validator(mode="after")
+    def _fit_needs_the_initial_state(self):
+        if self.fit.spec is not None and self.heating.imaged[0] != 0:
+            raise ValueError("heating.imaged_series: the fit stage needs the first series imaged (the initial "
+                             "state its kinetics start from); add 0 or drop [fit] spec")
+        return self
+
     def to_json(self) -> str:
         """The spec as a JSON string (for netCDF attributes and provenance)."""
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
