@@ -57,18 +57,19 @@ def test_an_unknown_choose_key_is_refused():
         card(GRID, seeds=[1])
 
 
-@pytest.mark.parametrize("name", ["choose_quick", "choose_quick_bm3d", "choose_quick_tv"])
-def test_shipped_choice_cards_load_and_choose_apart_from_the_reporting_twins(root, name):
+@pytest.mark.parametrize(("name", "chosen_for"), [("choose_quick", "quick"), ("choose_quick_bm3d", "quick"),
+                                                ("choose_quick_tv", "quick"), ("choose_paper_bm3d", "paper_cu_350c")])
+def test_shipped_choice_cards_load_and_choose_apart_from_the_reporting_twins(root, name, chosen_for):
     from sinter4d.experiments.calibrate import load_choose_card
 
     from sinter4d.experiments.spec import load_spec
     from sinter4d.pipeline.algorithms.alternating_tv import DEFAULT_TV_FRACTION
 
     spec = load_choose_card(root / "experiments" / f"{name}.toml")
-    # the quick spec's settings were chosen with these cards (docs/validation.md): each grid holds quick's value
-    quick = load_spec(root / "experiments" / "quick.toml").pipeline
+    # the shipped spec's settings were chosen with these cards (docs/validation.md): each grid holds its value
+    shipped = load_spec(root / "experiments" / f"{chosen_for}.toml").pipeline
     for key, values in spec.grid.items():
-        value = getattr(quick, key)
+        value = getattr(shipped, key)
         assert (DEFAULT_TV_FRACTION if key == "tv_weight" and value is None else value) in values, key
     reporting = twin_seeds(2)
     assert not set(choosing_seeds(spec, reporting)) & set(reporting)
