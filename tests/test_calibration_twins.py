@@ -40,6 +40,9 @@ def test_twins_match_the_acquisition_and_differ_in_specimen(quick):
         assert t["heating"]["temperature_C"] == [372.0, 370.0, 350.0]
         assert t["phantom"]["n_stacked"] == 1 and t["fit"]["spec"] is None
     assert acquisition_of_spec(quick)["dose_e_per_nm2"] == pytest.approx(236.6, abs=0.05)  # the paper's dose
+    # an imported run's spec has no log: its twins take the default (the paper's) log's first, middle and last
+    imported = twin_specs({"name": "imported", "seed": 0}, 1)[0]
+    assert imported["heating"]["pt_time_s"] == [0.0, 41.0, 209.0] and imported["heating"]["imaged_series"] is None
     with pytest.raises(InputError, match="run's own seed"):
         twin_specs(quick, 2, seeds=[7, 8])
     with pytest.raises(InputError, match="distinct"):

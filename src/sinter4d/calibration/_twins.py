@@ -237,14 +237,17 @@ def twin_specs(
         base.setdefault("acquisition", {})["axis_offset_px"] = None  # drawn anew per twin
     heating = base.get("heating") or {}
     pt, temp = heating.get("pt_time_s"), heating.get("temperature_C")
-    if pt is not None and temp is not None:
-        keep = _series_subset(len(pt), check_int(n_series, "n_series", minimum=1))
-        heating.pop("imaged_series", None)
-        if keep[0] == 0:  # the first series is the initial state; the steps between those kept merge into one
-            heating.update(pt_time_s=[pt[i] for i in keep], temperature_C=[temp[i] for i in keep])
-        else:  # the specimen sinters through the run's log up to the last kept series; only those are imaged
-            heating.update(pt_time_s=pt[: keep[-1] + 1], temperature_C=temp[: keep[-1] + 1], imaged_series=keep)
-        base["heating"] = heating
+    if pt is None or temp is None:  # an imported run's spec: the default (the paper's) log
+        from ..experiments.spec import HeatingSpec
+
+        pt, temp = list(HeatingSpec().pt_time_s), list(HeatingSpec().temperature_C)
+    keep = _series_subset(len(pt), check_int(n_series, "n_series", minimum=1))
+    heating.pop("imaged_series", None)
+    if keep[0] == 0:  # the first series is the initial state; the steps between those kept merge into one
+        heating.update(pt_time_s=[pt[i] for i in keep], temperature_C=[temp[i] for i in keep])
+    else:  # the specimen sinters through the run's log up to the last kept series; only those are imaged
+        heating.update(pt_time_s=pt[: keep[-1] + 1], temperature_C=temp[: keep[-1] + 1], imaged_series=keep)
+    base["heating"] = heating
     n_cores = int((base.get("phantom") or {}).get("n_cores", 7))
     if image_pixels is not None:
         acq = base.setdefault("acquisition", {})
