@@ -206,8 +206,8 @@ def test_a_series_imaged_alone_is_the_one_the_whole_run_takes_and_is_validated_a
     from sinter4d.runfolder import RunFolder
 
     spec = tmp_path / "late.toml"
-    spec.write_text(TINY_SPEC.format(root=ROOT.as_posix()).replace("temperature_C = [372, 370]\n",
-                                                                  "temperature_C = [372, 370]\nimaged_series = [1]\n"))
+    tiny = TINY_SPEC.format(root=ROOT.as_posix()).split("[fit]")[0]  # a fit needs series 0 imaged
+    spec.write_text(tiny.replace("temperature_C = [372, 370]\n", "temperature_C = [372, 370]\nimaged_series = [1]\n"))
     result = run_experiment(spec, tmp_path / "run", stages=("simulate", "reconstruct", "measure", "validate"),
                             progress=False, n_jobs=1)
     assert result.failed is None, result.stages
@@ -222,6 +222,12 @@ def test_a_series_imaged_alone_is_the_one_the_whole_run_takes_and_is_validated_a
     with xr.open_dataset(run.metrics) as m, xr.open_dataset(run.validation) as v:
         assert m["time"].values.tolist() == [1] and v["pt_time_s"].values.tolist() == [41.0]
         assert v.attrs["pairs_found"] == v.attrs["pairs_true"] == 1
+        with xr.open_dataset(run.truth) as t:  # a calibration's readings sit at the imaged step's truth
+            from sinter4d.calibration import reading_table
+
+            table = reading_table(m.load(), t.load(), v.load(), run=0)
+            assert table["time"].tolist() == [1]
+            assert table["true_neck_radius_nm"].tolist() == t["neck_radius_nm"].values[1].tolist()
     with pytest.raises(Exception, match="imaged_series"):
         spec.write_text(spec.read_text().replace("imaged_series = [1]", "imaged_series = [2]"))
         run_experiment(spec, tmp_path / "bad", stages=("simulate",), progress=False, n_jobs=1)

@@ -67,7 +67,9 @@ def reading_table(metrics: xr.Dataset, truth: xr.Dataset, validation: xr.Dataset
     Parameters
     ----------
     metrics, truth, validation : xarray.Dataset
-        The twin's ``metrics.nc``, ``truth.nc`` and ``validation.nc``.
+        The twin's ``metrics.nc``, ``truth.nc`` and ``validation.nc``; the
+        truth is taken at the metrics' time steps (a twin may image some
+        series only).
     run : int
         The twin's label (its seed).
 
@@ -82,6 +84,7 @@ def reading_table(metrics: xr.Dataset, truth: xr.Dataset, validation: xr.Dataset
         ``bridged`` from the measured surface gap).
     """
     on_true = metrics_on_true_pairs(metrics, validation)
+    truth = truth.isel(time=metrics["time"].values.astype(int))  # the imaged series ([heating] imaged_series)
     pairs = truth["pair_particles"].values.astype(int)
     centre = truth["centre_nm"].values
     in_plane, elevation = orientation_deg(centre[:, pairs[:, 0]], centre[:, pairs[:, 1]])
