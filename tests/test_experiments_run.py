@@ -203,6 +203,7 @@ def test_one_bm3d_noise_level_per_run(tmp_path, monkeypatch):
 def test_a_series_imaged_alone_is_the_one_the_whole_run_takes_and_is_validated_at_its_step(tiny_run, tmp_path):
     """``[heating] imaged_series``: the specimen sinters through the whole log, only the listed series are imaged."""
     from conftest import ROOT, TINY_SPEC
+    from sinter4d.calibration import reading_table
     from sinter4d.runfolder import RunFolder
 
     spec = tmp_path / "late.toml"
@@ -218,16 +219,14 @@ def test_a_series_imaged_alone_is_the_one_the_whole_run_takes_and_is_validated_a
         np.testing.assert_array_equal(alone["counts"].values, taken["counts"].values)  # the same draws
         assert alone.attrs["pt_time_s"] == 41.0
     with xr.open_dataset(run.truth) as t, xr.open_dataset(whole.truth) as w:
-        np.testing.assert_array_equal(t["neck_radius_nm"].values, w["neck_radius_nm"].values)  # sintered the same
+        truth = t.load()
+        np.testing.assert_array_equal(truth["neck_radius_nm"].values, w["neck_radius_nm"].values)  # sintered the same
     with xr.open_dataset(run.metrics) as m, xr.open_dataset(run.validation) as v:
         assert m["time"].values.tolist() == [1] and v["pt_time_s"].values.tolist() == [41.0]
         assert v.attrs["pairs_found"] == v.attrs["pairs_true"] == 1
-        with xr.open_dataset(run.truth) as t:  # a calibration's readings sit at the imaged step's truth
-            from sinter4d.calibration import reading_table
-
-            table = reading_table(m.load(), t.load(), v.load(), run=0)
-            assert table["time"].tolist() == [1]
-            assert table["true_neck_radius_nm"].tolist() == t["neck_radius_nm"].values[1].tolist()
+        table = reading_table(m.load(), truth, v.load(), run=0)  # a calibration's readings: the imaged step's truth
+        assert table["time"].tolist() == [1]
+        assert table["true_neck_radius_nm"].tolist() == truth["neck_radius_nm"].values[1].tolist()
     with pytest.raises(Exception, match="imaged_series"):
         spec.write_text(spec.read_text().replace("imaged_series = [1]", "imaged_series = [2]"))
         run_experiment(spec, tmp_path / "bad", stages=("simulate",), progress=False, n_jobs=1)

@@ -240,7 +240,8 @@ def twin_specs(
     if pt is None or temp is None:  # an imported run's spec: the default (the paper's) log
         from ..experiments.spec import HeatingSpec
 
-        pt, temp = list(HeatingSpec().pt_time_s), list(HeatingSpec().temperature_C)
+        default = HeatingSpec()
+        pt, temp = list(default.pt_time_s), list(default.temperature_C)
     keep = _series_subset(len(pt), check_int(n_series, "n_series", minimum=1))
     heating.pop("imaged_series", None)
     if keep[0] == 0:  # the first series is the initial state; the steps between those kept merge into one

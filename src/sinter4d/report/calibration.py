@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from ..calibration import READING_TERMS
+from ..experiments.spec import HeatingSpec
 from ..figures import png
 from ..figures.calibration import reading_curves_figure
 from ..runfolder import RunFolder
@@ -54,9 +55,8 @@ def _summary(cal: xr.Dataset) -> str:
     if twin:
         field = (twin.get("acquisition") or {}).get("image_pixels")
         cut = f" (cut from {acq['image_pixels']})" if acq.get("image_pixels") not in (None, field) else ""
-        heating = twin.get("heating") or {}
-        times = heating.get("pt_time_s", [])
-        imaged = [times[k] for k in heating.get("imaged_series") or range(len(times))]
+        heating = HeatingSpec.model_validate(twin.get("heating") or {})
+        imaged = [heating.pt_time_s[k] for k in heating.imaged]
         items["each twin"] = (f"{field} px a side{cut}, {(twin.get('phantom') or {}).get('n_cores')} cores, "
                               f"series at {', '.join(f'{t:g}' for t in imaged)} s")
     chosen = _json_attr(a, "chosen_settings", {})
