@@ -17,7 +17,11 @@ twins as cores, and the ratio to the goal (600 s). The wall time goes as
 ⌈N / cores⌉ rounds of one twin each plus the cluster's start and the fit of
 the reading model (about 1 s): the scaling the issue asks for.
 
-Run: ``python benchmarks/bench_calibrate.py [--twins 2 6] [--repeats 1] [--workers 2]``.
+``--keep DIR`` keeps each calibration's ``calibration.nc`` there (as
+``calibration_N<twins>_<repeat>.nc``), so the reading model of the timed run
+can be reported.
+
+Run: ``python benchmarks/bench_calibrate.py [--twins 2 6] [--repeats 1] [--workers 2] [--keep DIR]``.
 """
 
 from __future__ import annotations
@@ -51,8 +55,11 @@ def source_run(root: Path) -> Path:
     return run.path
 
 
-def one_calibration(n_twins: int, n_workers: int) -> tuple[float, float]:
-    """Wall seconds and the twins' summed stage seconds of one calibration of ``n_twins`` twins."""
+def one_calibration(n_twins: int, n_workers: int, keep: Path | None = None) -> tuple[float, float]:
+    """Wall seconds and the twins' summed stage seconds of one calibration of ``n_twins`` twins.
+
+    With ``keep`` its ``calibration.nc`` is copied to that path.
+    """
     root = Path(tempfile.mkdtemp(prefix="sinter4d_bench_calibrate_"))
     try:
         out = root / "calibration.nc"
@@ -61,6 +68,9 @@ def one_calibration(n_twins: int, n_workers: int) -> tuple[float, float]:
         wall = time.perf_counter() - t0
         with xr.open_dataset(out) as ds:
             work = float(ds.attrs.get("twin_seconds", float("nan")))
+        if keep is not None:
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(out, keep)
         return wall, work
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -71,11 +81,13 @@ def main() -> None:
     parser.add_argument("--twins", type=int, nargs="+", default=[2, 6])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--keep", type=Path, default=None, help="folder to keep each calibration.nc in")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}; {args.workers} workers")
     print(f"{'twins':>5} {'wall s':>8} {'twin stage s':>13} {'rounds':>6} {'s / round':>9} {'goal 600 s':>11}")
     for n in args.twins:
-        runs = [one_calibration(n, args.workers) for _ in range(args.repeats)]
+        runs = [one_calibration(n, args.workers, None if args.keep is None else args.keep / f"calibration_N{n}_{r}.nc")
+                for r in range(args.repeats)]
         wall = statistics.median(w for w, _ in runs)
         work = statistics.median(s for _, s in runs)
         rounds = math.ceil(n / args.workers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from sinter4d.errors import InputError
 from sinter4d.pipeline import denoise as dn
@@ -185,3 +186,53 @@ def test_tiles_come_from_the_setting_and_spread_over_the_frame(monkeypatch):
     assert dn._tiles((256, 300), 86) == [(slice(0, 256), slice(0, 300))]  # tiles that touch: the frame
     with pytest.raises(ValueError, match=r"(?s)sigma_tile_px.*greater than or equal to 64"):
         DenoiseSettings(sigma_tile_px=32)
+
+
+def test_a_crops_psd_is_the_frames_noise_at_the_crops_frequencies():
+    # the g4 noise's autocorrelation (the inverse FFT of its PSD, per unit variance) at small lags is a property
+    # of the noise, not of the image it is drawn on: a crop told its frame has the frame's correlations,
+    # a crop taken as a frame of its own a different one
+    frame, crop = (240, 240), (96, 180)
+
+    def correlation(psd):
+        acf = np.fft.ifft2(psd).real
+        return acf[0, 1] / acf[0, 0], acf[1, 0] / acf[0, 0], acf[2, 3] / acf[0, 0]
+
+    whole = correlation(noise_psd(frame, 1.0, psd="g4"))
+    told = correlation(noise_psd(crop, 1.0, psd="g4", frame_shape=frame))
+    alone = correlation(noise_psd(crop, 1.0, psd="g4"))
+    np.testing.assert_allclose(told, whole, atol=0.01)
+    assert max(abs(a - w) for a, w in zip(alone, whole)) > 0.02
+    np.testing.assert_array_equal(noise_psd(frame, 2.0, psd="g4", frame_shape=frame), noise_psd(frame, 2.0, psd="g4"))
+    assert noise_psd(crop, 2.0, psd="g4", frame_shape=frame).mean() == pytest.approx(np.prod(crop) * 4.0)
+
+
+def test_bm3d_on_a_box_denoises_it_as_the_whole_frame_and_smooths_the_rest():
+    clean = _discs(128, seed=3)
+    noisy = np.random.default_rng(4).poisson(np.stack([clean, clean[::-1]])).astype(np.float32)
+    settings = DenoiseSettings(bm3d_profile="lc", bm3d_stages="hard")
+    rows, cols = slice(20, 110), slice(10, 100)
+    whole = denoise_bm3d(noisy, settings, sigma_psd=3.0, n_jobs=1)
+    part = denoise_bm3d(noisy, settings, sigma_psd=3.0, n_jobs=1, box=(rows, cols))
+    truth = np.stack([clean, clean[::-1]])
+    inner = (slice(None), slice(rows.start + 8, rows.stop - 8), slice(cols.start + 8, cols.stop - 8))
+    gain_whole = _psnr(whole[inner], truth[inner]) - _psnr(noisy[inner], truth[inner])
+    gain_part = _psnr(part[inner], truth[inner]) - _psnr(noisy[inner], truth[inner])
+    assert gain_part > 5.0 and abs(gain_part - gain_whole) < 0.5, (gain_part, gain_whole)  # measured +7.88 and +7.92 dB
+    # outside the box: the raw image under a 1 px Gaussian
+    outside = np.ones(noisy.shape[1:], bool)
+    outside[rows, cols] = False
+    for k in range(2):
+        smooth = ndimage.gaussian_filter(noisy[k], dn.OUTSIDE_SIGMA_PX, mode="nearest")
+        np.testing.assert_array_equal(part[k][outside], smooth[outside])
+    # a box that is the whole frame is BM3D on every pixel
+    np.testing.assert_array_equal(denoise_bm3d(noisy, settings, sigma_psd=3.0, n_jobs=1, box=(slice(None), slice(0, 128))),
+                                  whole)
+
+
+@pytest.mark.parametrize(("box", "match"), [((slice(0, 5), slice(None)), "at least 8 px"),
+                                            ((slice(0, 40, 2), slice(None)), "unit-step"),
+                                            ((slice(0, 40),), "pair of slices"), ((3, 4), "pair of slices")])
+def test_a_bad_box_is_refused(box, match):
+    with pytest.raises(InputError, match=match):
+        denoise_bm3d(np.ones((2, 64, 64)), DenoiseSettings(psd="white"), sigma_psd=1.0, box=box)

@@ -20,7 +20,7 @@ from sinter4d.specs import parse
 # The [pipeline] keys of experiments/*.toml and spec.json, in their order.
 KEYS = [
     "denoise", "psd", "anscombe", "bm3d_profile", "bm3d_stages", "sigma_psd", "denoise_strength", "sigma_tile_px",
-    "align_method", "axis_rotation", "axis_rotation_snap_deg", "axis_search_px", "axis_refine", "feature_radius_nm",
+    "denoise_margin_nm", "align_method", "axis_rotation", "axis_rotation_snap_deg", "axis_search_px", "axis_refine", "feature_radius_nm",
     "mattes_sampling",
     "method", "iterations", "tv_weight", "tol", "warm_start", "warm_iterations", "slab_thickness_nm", "slab_z_centre_nm",
     "support_margin_nm", "binarize_radius_nm", "binarize_level",
@@ -32,7 +32,8 @@ def test_keys_and_the_papers_defaults():
     paper = PipelineSpec()
     assert paper.model_dump() == {
         "denoise": True, "psd": "g4", "anscombe": False, "bm3d_profile": "np", "bm3d_stages": "all",
-        "sigma_psd": None, "denoise_strength": 1.0, "sigma_tile_px": 128, "align_method": "xcorr", "axis_rotation": "auto",
+        "sigma_psd": None, "denoise_strength": 1.0, "sigma_tile_px": 128, "denoise_margin_nm": None,
+        "align_method": "xcorr", "axis_rotation": "auto",
         "axis_rotation_snap_deg": 1.0, "axis_search_px": 20.0, "axis_refine": "none", "feature_radius_nm": (35.0, 90.0),
         "mattes_sampling": 1.0, "method": "tv", "iterations": 300, "tv_weight": None, "tol": None, "warm_start": False,
         "warm_iterations": DEFAULT_WARM_ITERATIONS, "slab_thickness_nm": 360.0,

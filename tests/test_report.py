@@ -119,6 +119,17 @@ def test_key_settings_are_those_the_run_used(full_run, sec):
     assert "<td>2 / 2</td>" in meta
 
 
+def test_a_denoise_box_is_named_with_the_denoising():
+    from sinter4d.report.metadata import _pipeline_settings
+
+    attrs = {"denoise": 1, "denoise_psd": "g4", "denoise_profile": "lc", "denoise_stages": "hard",
+             "denoise_sigma_psd": 20.0, "denoise_strength": 0.35}
+    plain = _pipeline_settings(attrs, {}, None)["denoising"]
+    boxed = _pipeline_settings({**attrs, "denoise_box": np.array([49, 202, 62, 198])}, {}, None)["denoising"]
+    assert plain == "BM3D, PSD g4, profile lc, stages hard, σ_psd = 20 × strength 0.35"
+    assert boxed == plain + ", on the specimen's box (rows 49–201, columns 62–197)"
+
+
 def test_tilt_series_is_denoised_at_the_reconstructions_level(full_run, sec):
     with xr.open_dataset(full_run.recon_files()[0]) as recon:
         level = recon.attrs["denoise_strength"] * recon.attrs["denoise_sigma_psd"]

@@ -69,6 +69,9 @@ class PreparedSeries:
         ``(row_start, row_stop, column_start, column_stop)`` of the turned
         images on which the drift was registered (``support_margin_nm``),
         None for the whole images.
+    denoise_box : (int, int, int, int) or None
+        The same of the input images for the rectangle BM3D ran on
+        (``denoise_margin_nm``), None for the whole images.
     """
 
     signal: np.ndarray
@@ -82,6 +85,7 @@ class PreparedSeries:
     axis_rotation_source: str = "file"
     axis_rotations_deg: np.ndarray | None = None
     align_box: tuple[int, int, int, int] | None = None
+    denoise_box: tuple[int, int, int, int] | None = None
 
 
 def prepare_tilt_series(
@@ -139,15 +143,18 @@ def prepare_tilt_series(
     # denoised on the detector's own grid (rows = scan lines, the noise model's frame), then turned
     t0 = time.perf_counter()
     sigma = np.nan if settings.sigma_psd is None else float(settings.sigma_psd)
+    denoise_box = None
     if settings.denoise:
         noise = detector_noise(ds, images, angles, source=source) if settings.psd == "detector" else None
         if np.isnan(sigma) and ("reference" in ds or noise is not None):
             sigma = reference_noise_level(ds, images, angles, settings, n_jobs=n_jobs)
         elif np.isnan(sigma):
             sigma = estimate_sigma_psd(images[len(images) // 2], settings)
+        box = _denoise_box(images, pixel, settings)
         images = denoise_bm3d(
-            images, settings, sigma_psd=settings.denoise_strength * sigma, n_jobs=n_jobs, noise=noise
+            images, settings, sigma_psd=settings.denoise_strength * sigma, n_jobs=n_jobs, noise=noise, box=box
         ).astype(np.float32, copy=False)
+        denoise_box = None if box is None else (box[0].start, box[0].stop, box[1].start, box[1].stop)
     seconds["denoise"] = time.perf_counter() - t0
     # the refinement re-warps the denoised images (a quarter turn is exact: its result will do)
     refine = settings.axis_refine == "features"
@@ -180,7 +187,23 @@ def prepare_tilt_series(
         seconds["tilt_align"] = time.perf_counter() - t0
     signal = subtract_background(images, out=images)
     return PreparedSeries(signal, angles, pixel, shifts, offset, sigma, seconds, axis_rotation, axis_source, rotations,
-                          align_box)
+                          align_box, denoise_box)
+
+
+def _denoise_box(images: np.ndarray, pixel: float, settings: PipelineSpec) -> tuple[slice, slice] | None:
+    """The rectangle of the raw images BM3D runs on (``denoise_margin_nm``), None for every pixel.
+
+    :func:`~sinter4d.pipeline.support.specimen_box` of the raw images with the
+    margin, their profiles smoothed by half the margin (docs/design.md,
+    "Reconstruction notes" 1).
+    """
+    if settings.denoise_margin_nm is None:
+        return None
+    margin = settings.denoise_margin_nm / pixel
+    rows, cols = specimen_box(images, margin_px=margin, smooth_px=margin / 2.0)
+    log.info("denoise: BM3D on rows %d..%d, columns %d..%d of the raw images", rows.start, rows.stop - 1,
+             cols.start, cols.stop - 1)
+    return rows, cols
 
 
 def reconstructed_rows(prep: PreparedSeries, settings: PipelineSpec = PipelineSpec()) -> tuple[int, int] | None:
@@ -368,6 +391,8 @@ def recon_dataset(
             "denoise_stages": settings.bm3d_stages,
             "denoise_sigma_psd": prep.sigma_psd,
             "denoise_strength": float(settings.denoise_strength),
+            **({} if settings.denoise_margin_nm is None else {"denoise_margin_nm": float(settings.denoise_margin_nm)}),
+            **({} if prep.denoise_box is None else {"denoise_box": np.array(prep.denoise_box, dtype=np.int64)}),
             "align_method": settings.align_method,
             "axis_refine": settings.axis_refine,
             **({} if settings.support_margin_nm is None else {"support_margin_nm": float(settings.support_margin_nm)}),

@@ -69,6 +69,13 @@ class DenoiseSettings(Spec):
     left open, the chain chooses it against the series' reference average,
     or estimates it from the images. BM3D runs at ``denoise_strength`` times
     that level.
+
+    ``denoise_margin_nm`` runs BM3D only on the rectangle where the specimen
+    stands out of the film in the raw images averaged over the tilts,
+    widened by this margin (nm) on each side
+    (:func:`~sinter4d.pipeline.support.specimen_box`), and smooths the film
+    around it with a 1 px Gaussian (``denoise_bm3d``'s ``box``). None (the
+    default): BM3D on every pixel, the paper's protocol.
     """
 
     denoise: bool = True
@@ -82,6 +89,7 @@ class DenoiseSettings(Spec):
     #: the whole frame when 3 tiles span it, as at <= 384 px); None: the whole frame, the paper's
     #: protocol. 128 chose the whole frame's level (docs/design.md, "Reconstruction notes").
     sigma_tile_px: Annotated[int, Field(ge=64)] | None = 128
+    denoise_margin_nm: NonNegativeFloat | None = None
 
     @property
     def applied_sigma_psd(self) -> float | None:
@@ -189,6 +197,7 @@ RECON_ATTRS = {
     "denoise_stages": "bm3d_stages",
     "denoise_sigma_psd": "sigma_psd",
     "denoise_strength": "denoise_strength",
+    "denoise_margin_nm": "denoise_margin_nm",
     "align_method": "align_method",
     "axis_refine": "axis_refine",
     "support_margin_nm": "support_margin_nm",

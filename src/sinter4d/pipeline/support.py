@@ -23,6 +23,7 @@ film carries nothing to register).
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from ..checks import check_number
 from ..errors import InputError
@@ -92,7 +93,8 @@ def specimen_rows(signal: np.ndarray, *, margin_px: float, fraction: float = SUP
     return _span(slice_mass(signal), margin_px, fraction)
 
 
-def specimen_box(images: np.ndarray, *, margin_px: float, fraction: float = SUPPORT_FRACTION) -> tuple[slice, slice]:
+def specimen_box(images: np.ndarray, *, margin_px: float, fraction: float = SUPPORT_FRACTION,
+                 smooth_px: float = 0.0) -> tuple[slice, slice]:
     """The rectangle where the specimen stands out of the film: ``(rows, columns)`` slices.
 
     The means of each row and of each column of the images, averaged over the
@@ -100,7 +102,10 @@ def specimen_box(images: np.ndarray, *, margin_px: float, fraction: float = SUPP
     film's level is its 5th percentile and the specimen is where it rises by
     ``fraction`` of the profile's range above it (as :func:`specimen_rows`);
     the span from the first to the last such point, widened by ``margin_px``
-    and clipped to the image, is the box's side.
+    and clipped to the image, is the box's side. With ``smooth_px`` the
+    profiles are first smoothed by a Gaussian of that s.d.: a raw frame's
+    scan-line offsets do not average out along a row, and smoothing across
+    the rows brings them under the level (the box can only grow by it).
 
     The average over the tilts keeps the profiles out of the noise (one
     image's profile at the paper's dose is not), but weighs a part of the
@@ -116,11 +121,13 @@ def specimen_box(images: np.ndarray, *, margin_px: float, fraction: float = SUPP
         (HAADF), any in-plane direction of the tilt axis; denoised at a low
         dose (on the raw frames of the paper's series 0 the scan lines' noise
         crosses the level along y, and the box grows to the whole field:
-        safe, but no saving).
+        safe, but no saving), or raw with ``smooth_px``.
     margin_px : float
         Pixels added on each side (>= 0).
     fraction : float, optional
         Level as a share of each profile's range, in [0, 1].
+    smooth_px : float, optional
+        S.d. (px, >= 0) of the Gaussian the profiles are smoothed by; 0: none.
 
     Returns
     -------
@@ -138,11 +145,14 @@ def specimen_box(images: np.ndarray, *, margin_px: float, fraction: float = SUPP
     """
     check_number(margin_px, "margin_px", minimum=0.0)
     check_number(fraction, "fraction", minimum=0.0, maximum=1.0)
+    check_number(smooth_px, "smooth_px", minimum=0.0)
     b = np.asarray(images)
     if b.ndim != 3:
         raise InputError(f"images must be (n_tilt, ny, nx), got shape {b.shape}")
-    rows = _span(b.mean(axis=(0, 2), dtype=np.float64), margin_px, fraction)
-    columns = _span(b.mean(axis=(0, 1), dtype=np.float64), margin_px, fraction)
+    profiles = [b.mean(axis=axes, dtype=np.float64) for axes in ((0, 2), (0, 1))]
+    if smooth_px > 0:
+        profiles = [ndimage.gaussian_filter1d(p, smooth_px, mode="reflect") for p in profiles]
+    rows, columns = (_span(p, margin_px, fraction) for p in profiles)
     return slice(*rows), slice(*columns)
 
 

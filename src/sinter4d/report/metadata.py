@@ -45,6 +45,14 @@ def _acquisition_settings(acq: dict, ta: dict, tilts: list) -> dict:
     return items
 
 
+def _box_text(box) -> str:
+    """``", on rows a–b, columns c–d"`` of a recorded ``denoise_box`` (start, stop pairs), or ``""``."""
+    if box is None:
+        return ""
+    y0, y1, x0, x1 = (int(v) for v in np.ravel(box))
+    return f", on the specimen's box (rows {y0}–{y1 - 1}, columns {x0}–{x1 - 1})"
+
+
 def _pipeline_settings(ra: dict, ta: dict, pipe: PipelineSpec | None) -> dict:
     """What the reconstruction used (its attributes), else what the run's settings say."""
     def used(attr: str, field: str):
@@ -65,7 +73,8 @@ def _pipeline_settings(ra: dict, ta: dict, pipe: PipelineSpec | None) -> dict:
         items["denoising"] = (f"BM3D, PSD {used('denoise_psd', 'psd')}, profile {used('denoise_profile', 'bm3d_profile')}, "
                               f"stages {used('denoise_stages', 'bm3d_stages')}"
                               + (f", σ_psd = {sigma:.3g}" if np.isfinite(sigma) else "")
-                              + (f" × strength {strength:g}" if strength != 1.0 else ""))
+                              + (f" × strength {strength:g}" if strength != 1.0 else "")
+                              + _box_text(ra.get("denoise_box")))
     if "align_method" in ra or pipe is not None:
         items["alignment"] = used("align_method", "align_method")
     if "axis_offset_px" in ra:
