@@ -295,6 +295,18 @@ def test_gap_from_the_measured_surface_gap(root, synthetic, tmp_path):
     gap = build_problem(tmp_path / "gap.nc", spec).logpost.model.gap_nm
     assert gap[2] == pytest.approx(9.0, abs=0.05)
     assert np.all(gap[np.arange(gap.size) != 2] == 0.0)
+    # the bridged pairs' reading offset applies to that pair alone
+    text = spec.read_text().replace("[noise.neck_radius_nm]\nsigma = 1.0",
+                                    "[noise.neck_radius_nm]\nsigma = 1.0\nbridged_bias = -5.0")
+    bridged_spec = tmp_path / "bridged.toml"
+    bridged_spec.write_text(text)
+    problem = build_problem(tmp_path / "gap.nc", bridged_spec)
+    np.testing.assert_array_equal(problem.logpost.bridged, np.arange(gap.size) == 2)
+    reference = build_problem(tmp_path / "gap.nc", spec).logpost
+    theta = problem.start
+    x, _ = reference.predict(theta)
+    read = problem.logpost.reading("neck_radius_nm", x, theta)
+    np.testing.assert_allclose(read - x, np.where(np.arange(gap.size) == 2, -5.0, 0.0)[None, :].repeat(len(x), 0))
     ds = ds.drop_vars("surface_gap_nm")
     ds.to_netcdf(tmp_path / "nogap.nc")
     assert np.all(build_problem(tmp_path / "nogap.nc", spec).logpost.model.gap_nm == 0.0)

@@ -111,6 +111,10 @@ def _set(doc, dotted, value):
         ("noise.neck_radius_nm.exclude_series", 0, r"noise\.neck_radius_nm\.exclude_series: must be a list"),
         ("noise.distance_nm.bias", 1.0, r"noise\.distance_nm\.bias: neck_radius_nm only"),
         ("noise.distance_nm.gain", 1.0, r"noise\.distance_nm\.gain: neck_radius_nm only"),
+        ("noise.distance_nm.bridged_bias", -3.0, r"noise\.distance_nm\.bridged_bias: neck_radius_nm only"),
+        ("noise.neck_radius_nm.bridged_bias", -3.0,
+         r"noise\.neck_radius_nm\.bridged_bias: needs forward\.gap = \"data\""),
+        ("noise.neck_radius_nm.bridged_bias", {"dist": "uniform", "low": 2.0}, r"bridged_bias\.high: missing key"),
         ("noise.neck_radius_nm.gain", -0.5, r"noise\.neck_radius_nm\.gain: must be positive"),
         ("noise.neck_radius_nm.reference_nm", 20.0, r"noise\.neck_radius_nm\.reference_nm: only used with a gain"),
         ("noise.neck_radius_nm.bias", "x", r"noise\.neck_radius_nm\.bias: must be a number"),
@@ -197,5 +201,21 @@ def test_pair_offset_and_excluded_series(root):
                                       "reference_nm": 20.0}
     curve = parse_fit_spec(doc)
     assert curve.parameter_names[-1] == "gain_neck_radius_nm" and curve.noise["neck_radius_nm"].reference_nm == 20.0
+
+
+def test_bridged_offset_with_the_forward_models_gaps(root):
+    doc = base(root)
+    doc["forward"] = {"gap": "data"}
+    doc["noise"]["neck_radius_nm"] = {"sigma": 1.0, "bridged_bias": {"dist": "uniform", "low": -20.0, "high": 20.0}}
+    spec = parse_fit_spec(doc)
+    assert spec.parameter_names[-1] == "bridged_bias_neck_radius_nm"
+    assert (spec.parameter_priors[-1].low, spec.parameter_priors[-1].high) == (-20.0, 20.0)
+    doc["noise"]["neck_radius_nm"] = {"sigma": 1.0, "bridged_bias": -4.0}
+    fixed = parse_fit_spec(doc)
+    assert fixed.noise["neck_radius_nm"].bridged_bias_nm == -4.0
+    assert "bridged_bias_neck_radius_nm" not in fixed.parameter_names
+    doc["noise"]["neck_radius_nm"] = {"calibration": "calibration.nc", "bridged_bias": -4.0}
+    with pytest.raises(SpecError, match=r"bridged_bias: the calibration gives"):
+        parse_fit_spec(doc)
 
 

@@ -167,6 +167,12 @@ def _bad_files(folder):
         (["measure", "{out}/nobinary.nc", "--out", "{out}/m.nc", "--calibration", "{out}/nope.nc"], "no such file"),
         (["measure", "{out}/nobinary.nc", "--out", "{out}/m.nc", "--calibration", "{out}/tilts.nc"],
          "missing variable(s) coefficient"),
+        # compare: a folder holding no finished fit, a file that is no posterior, one fit alone, names that clash
+        (["compare", "{out}/empty", "{out}/tilts.nc"], "empty: no posterior.nc"),
+        (["compare", "{out}/corrupt.nc", "{out}/tilts.nc"], "corrupt.nc: not a readable posterior.nc"),
+        (["compare", "{out}/tilts.nc"], "at least two"),
+        (["compare", "{out}/tilts.nc", "{out}/nan.nc", "--names", "a"], "--names gives 1 name(s) for 2 fits"),
+        (["compare", "{out}/tilts.nc", "{out}/nan.nc", "--names", "a", "a"], "repeat"),
         (["report", "{out}/nowhere"], "not a run folder"),
         (["report", "{out}/corrupt.nc"], "not a run folder"),
     ],
@@ -255,3 +261,44 @@ def test_calibrate_help_states_the_default_twins():
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     twins = next(a for a in sub.choices["calibrate"]._actions if a.dest == "twins")
     assert f"(default {DEFAULT_TWINS})" in twins.help
+
+
+def _posterior_file(path, mean_log_lik, rng):
+    """A posterior.nc as ``fit`` writes one, with log-likelihood terms around ``mean_log_lik`` per reading."""
+    import arviz as az
+
+    obs = xr.Dataset({"neck_radius_nm": (("time", "pair"), np.full((4, 3), 20.0))})
+    idata = az.from_dict(posterior={"x": rng.normal(size=(2, 100))},
+                         log_likelihood={"neck_radius_nm": rng.normal(mean_log_lik, 0.05, (2, 100, 4, 3))},
+                         dims={"neck_radius_nm": ["time", "pair"]})
+    idata.add_groups(observed_data=obs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    idata.to_netcdf(path)
+    return path
+
+
+def test_compare_ranks_fits_by_loo_and_names_them_by_folder(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    _posterior_file(tmp_path / "plain" / "posterior.nc", -3.0, rng)  # a fit folder
+    _posterior_file(tmp_path / "calibrated" / "posterior.nc", -1.0, rng)
+    assert main(["compare", str(tmp_path / "plain"), str(tmp_path / "calibrated" / "posterior.nc"),
+                 "--out", str(tmp_path / "loo.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "best by LOO: calibrated" in out and "plain" in out
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "loo.csv", index_col=0)
+    # 12 readings, each 2 nats apart: the difference is 24 nats, up to the draws' small spread
+    assert table.loc["plain", "elpd_diff"] == pytest.approx(24.0, abs=0.5)
+    assert table.loc["calibrated", "rank"] == 0
+    assert main(["compare", str(tmp_path / "plain"), str(tmp_path / "calibrated"), "--names", "a", "b",
+                 "--ic", "waic"]) == 0
+    assert "best by WAIC: b" in capsys.readouterr().out
+
+
+def test_compare_names_two_runs_fit_folders_by_their_runs(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    for run, mean in (("runA", -1.0), ("runB", -1.5)):
+        _posterior_file(tmp_path / run / "fit" / "posterior.nc", mean, rng)
+    assert main(["compare", str(tmp_path / "runA" / "fit"), str(tmp_path / "runB" / "fit")]) == 0
+    assert "best by LOO: runA/fit" in capsys.readouterr().out

@@ -7,7 +7,7 @@ import xarray as xr
 from sinter4d import schema
 from sinter4d.errors import InputError
 from sinter4d.measurement import measure_volumes
-from sinter4d.validation import compare_to_truth, metrics_on_true_pairs
+from sinter4d.validation import compare_to_truth, metrics_on_true_pairs, truth_at_metrics
 
 SHIFT = np.array([3.0, -5.0, 8.0])  # nm: the truth lies here against the reconstruction
 
@@ -82,3 +82,12 @@ def test_calibrated_metrics_get_their_errors_beside_the_measured_ones(metrics):
         assert val[name].attrs == schema.attrs(name, schema.VALIDATION)
     assert val.attrs["median_abs_error_neck_radius_nm"] == pytest.approx(4.0)  # before correction, unchanged
     assert "neck_radius_calibrated_nm" not in compare_to_truth(metrics, truth)
+
+
+def test_truth_at_metrics_takes_the_steps_measured_in_their_order():
+    truth = xr.Dataset({"neck_radius_nm": (("time", "pair"), np.arange(12.0).reshape(4, 3))})
+    metrics = xr.Dataset(coords={"time": [0, 2, 3]})  # a run that imaged series 0, 2 and 3 of 4
+    picked = truth_at_metrics(truth, metrics)
+    np.testing.assert_array_equal(picked["neck_radius_nm"].values[:, 0], [0.0, 6.0, 9.0])
+    with pytest.raises(InputError, match="time step 5 is not in the truth"):
+        truth_at_metrics(truth, xr.Dataset(coords={"time": [0, 4]}))

@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from . import __version__
 from .errors import InputError
-from .runfolder import STAGE_NAMES, STAGES, RunFolder, SweepFolder, mrc_beside, role_label, stage
+from .runfolder import STAGE_NAMES, STAGES, FitFolder, RunFolder, SweepFolder, mrc_beside, role_label, stage
 
 
 def _cmd_dose(args: argparse.Namespace) -> int:
@@ -155,9 +156,57 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _posterior_of(path: str) -> Path:
+    """A fit's ``posterior.nc``: the file itself, or the one in a fit folder."""
+    p = Path(path)
+    if not p.is_dir():
+        return p
+    posterior = FitFolder(p).posterior
+    if not posterior.is_file():
+        raise InputError(f"{p}: no {posterior.name} (not a fit folder, or its fit has not finished)")
+    return posterior
 
+
+def _fit_labels(paths: list[Path], given: list[str] | None) -> list[str]:
+    """The fits' names: ``given``, else each fit folder's name (with its parent's when two share one)."""
+    if given is not None:
+        if len(given) != len(paths):
+            raise InputError(f"--names gives {len(given)} name(s) for {len(paths)} fits")
+        labels = list(given)
+    else:
+        posterior = FitFolder(".").posterior.name
+        labels = [p.parent.name if p.name == posterior else p.stem for p in paths]
+        if len(set(labels)) < len(labels):  # e.g. two runs' fit/ folders: runA/fit, runB/fit
+            labels = [f"{p.parent.parent.name}/{p.parent.name}" if p.name == posterior else f"{p.parent.name}/{p.stem}"
+                      for p in paths]
+    if len(set(labels)) < len(labels):
+        raise InputError(f"the fits' names {labels} repeat; give each its own with --names")
+    return labels
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import warnings
+
+    from .assimilation import compare_fits
+    from .io.atomic import write_text_atomic
+
+    paths = [_posterior_of(f) for f in args.fits]
+    names = _fit_labels(paths, args.names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ArviZ's Pareto-k warning: the table's own `warning` column
+        table = compare_fits(dict(zip(names, paths)), ic=args.ic)
+    columns = [c for c in ("rank", f"elpd_{args.ic}", f"p_{args.ic}", "elpd_diff", "dse", "weight", "warning")
+               if c in table.columns]
+    print(table[columns].to_string(float_format=lambda v: f"{v:.2f}"))
+    best = table.index[0]
+    print(f"best by {args.ic.upper()}: {best}; elpd_diff is each fit's distance below it, dse that distance's "
+          f"s.e.; warning: a Pareto k above 0.7")
+    if args.out:
+        print(f"table in {write_text_atomic(args.out, table.to_csv())}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
     from .experiments import run_experiment, run_imported
 
     stages = tuple(args.stages.split(",")) if args.stages else None
@@ -328,6 +377,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "fitted variable (the neck's scatter too; the distance keeps the spec's sigma)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("compare", help="fits of the same data compared by LOO (or WAIC): which predicts best")
+    p.add_argument("fits", nargs="+", help=f"two or more fit folders (sinter4d fit --out) or their "
+                                            f"{FitFolder('.').posterior.name} files")
+    p.add_argument("--names", nargs="+", default=None, help="a name for each fit (default: its folder's name)")
+    p.add_argument("--ic", choices=("loo", "waic"), default="loo", help="information criterion (default: loo)")
+    p.add_argument("--out", default=None, help="also write the table as CSV")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("run", help=f"every stage of a spec: {', '.join(STAGE_NAMES)}")
     p.add_argument("spec", help="experiment spec (TOML), e.g. experiments/quick.toml; or an imported run folder "

@@ -144,7 +144,7 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
         raise InputError(f"{data_path}: heating log: {exc}") from None
     model, excluded = _pair_model(spec, ds, heating, settings["shell_thickness_nm"], data_path)
     calibrated = _calibrated(spec, ds, data_path, settings)
-    sigma, pair_sigma, bias, gain, reference, left_out = {}, {}, {}, {}, {}, {}
+    sigma, pair_sigma, bias, gain, reference, bridged_bias, left_out = {}, {}, {}, {}, {}, {}, {}
     for v in spec.variables:
         noise = spec.noise[v]
         if noise.mode == "calibration" and v == "distance_nm":
@@ -162,6 +162,8 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
             gain[v] = noise.gain
         if noise.gain_prior is not None or noise.gain != 1.0:
             reference[v] = noise.reference_nm
+        if noise.bridged_bias_nm and noise.bridged_prior is None:
+            bridged_bias[v] = noise.bridged_bias_nm
         out = np.zeros(ds[v].shape, dtype=bool)
         for k in noise.exclude_series:
             if k >= ds.sizes["time"]:
@@ -186,9 +188,14 @@ def build_problem(data_path: str | Path | None, spec: FitSpec | str | Path) -> F
     step_priors = spec.step_error_priors(n_series, bounds)
     if step_priors:  # (absent when off: the resume key of a chain made before the bounds existed)
         settings["step_error_bounds_s"] = [p.high for p in step_priors]
+    bridged = model.gap_nm > 0.0  # the pairs the forward model bridges across a surface gap (forward.gap)
+    if any(spec.noise[v].bridged_prior is not None or spec.noise[v].bridged_bias_nm for v in spec.variables):
+        log.info("%s: %d of %d pairs bridged across a gap take the bridged pairs' reading offset", data_path,
+                 bridged.sum(), bridged.size)
     logpost = LogPosterior(model, names, spec.parameter_priors + step_priors, spec.fixed,
                            {v: ds[v].values for v in spec.variables}, sigma, pair_sigma_nm=pair_sigma,
-                           bias_nm=bias, gain=gain, reference_nm=reference, excluded=left_out, calibrated=calibrated)
+                           bias_nm=bias, gain=gain, reference_nm=reference, bridged=bridged,
+                           bridged_bias_nm=bridged_bias, excluded=left_out, calibrated=calibrated)
     truth = {}
     made_with = ds.attrs.get("model_card")
     if made_with in (None, spec.card.name):  # a truth.nc of another card has no truth for this one
@@ -315,8 +322,8 @@ def _start_point(spec: FitSpec) -> np.ndarray:
             value = spec.card.parameters[name].default
         elif name == INITIAL_NECK_PARAMETER:
             value = spec.card.initial_neck_nm
-        elif name.startswith(("bias_", "gain_")):
-            value = prior.mean if prior.dist == "normal" else (0.0 if name.startswith("bias_") else 1.0)
+        elif name.startswith(("bias_", "gain_", "bridged_bias_")):
+            value = prior.mean if prior.dist == "normal" else (1.0 if name.startswith("gain_") else 0.0)
         else:
             value = 1.0
         if not math.isfinite(float(prior.logpdf(value))):

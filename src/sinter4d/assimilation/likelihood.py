@@ -140,7 +140,8 @@ class LogPosterior:
         Sampled parameters, in order: free card parameters, then
         ``sigma_<variable>`` for fitted noise, ``sigma_pair_<variable>`` for
         fitted pair offsets, ``bias_<variable>`` and ``gain_<variable>`` for a
-        sampled reading curve, then ``initial_neck_nm`` when fitted, then
+        sampled reading curve, ``bridged_bias_<variable>`` for a sampled
+        offset of the bridged pairs, then ``initial_neck_nm`` when fitted, then
         ``pt_step_error_s_<k>`` (k = 1 .. T-1) for sampled step-time errors
         (all of them or none).
     priors : sequence of Prior
@@ -166,6 +167,13 @@ class LogPosterior:
     reference_nm : mapping, optional
         Variable -> reference neck x_ref (nm) of the gain (default
         :data:`.specs.NECK_READING_REFERENCE_NM`).
+    bridged : (P,) array_like of bool, optional
+        The pairs bridged across a surface gap (default none).
+    bridged_bias_nm : mapping, optional
+        Variable -> fixed offset (nm) of the bridged pairs' readings, added to
+        every reading of those pairs (the mean of their pair offsets);
+        ``neck_radius_nm`` only. A variable with ``bridged_bias_<variable>``
+        in ``names`` has it sampled.
     excluded : mapping, optional
         Variable -> (T, P) bool ndarray of points left out of the likelihood
         (a neck used as the model's initial condition; a series the fit spec
@@ -188,6 +196,7 @@ class LogPosterior:
                  fixed: Mapping[str, float], observed: Mapping[str, np.ndarray], sigma_nm: Mapping[str, float],
                  *, pair_sigma_nm: Mapping[str, float] | None = None, bias_nm: Mapping[str, float] | None = None,
                  gain: Mapping[str, float] | None = None, reference_nm: Mapping[str, float] | None = None,
+                 bridged=None, bridged_bias_nm: Mapping[str, float] | None = None,
                  excluded: Mapping[str, np.ndarray] | None = None,
                  calibrated: Mapping[str, CalibratedReading] | None = None):
         self.model = model
@@ -222,8 +231,14 @@ class LogPosterior:
         self.gain = {v: float(g) for v, g in (gain or {}).items()}
         self._gain_index = {v: self.names.index(f"gain_{v}") for v in self.variables if f"gain_{v}" in self.names}
         self.reference_nm = {v: float(x) for v, x in (reference_nm or {}).items()}
+        self.bridged = np.zeros(p, dtype=bool) if bridged is None else np.asarray(bridged, dtype=bool).reshape(-1)
+        if self.bridged.size != p:
+            raise InputError(f"bridged flags {self.bridged.size} pairs, the model {p}")
+        self.bridged_bias_nm = {v: float(b) for v, b in (bridged_bias_nm or {}).items()}
+        self._bridged_index = {v: self.names.index(f"bridged_bias_{v}") for v in self.variables
+                               if f"bridged_bias_{v}" in self.names}
         for v in (*self.pair_sigma_nm, *self._pair_index, *self.bias_nm, *self._bias_index, *self.gain,
-                  *self._gain_index):
+                  *self._gain_index, *self.bridged_bias_nm, *self._bridged_index):
             if v != "neck_radius_nm":
                 raise InputError(f"pair offsets and reading curves are for neck_radius_nm only, not {v!r} "
                                  "(a distance has its own initial value per pair)")
@@ -243,7 +258,7 @@ class LogPosterior:
         if "neck_radius_nm" in self.calibrated and "neck_radius_nm" in self.masks:
             v = "neck_radius_nm"
             if v in (*self._sigma_index, *self.sigma_nm, *self.pair_sigma_nm, *self._pair_index, *self.bias_nm,
-                     *self._bias_index, *self.gain, *self._gain_index):
+                     *self._bias_index, *self.gain, *self._gain_index, *self.bridged_bias_nm, *self._bridged_index):
                 raise InputError("a calibrated neck_radius_nm takes its sigma, pair offsets and reading curve "
                                  "from the calibration")
             self._neck_cal = CalibratedNeck(self.calibrated[v], self.observed[v], self.masks[v])
@@ -293,10 +308,18 @@ class LogPosterior:
         """Bias beta (nm) of each variable that has one, at ``theta``."""
         return _overlay(self.bias_nm, self._bias_index, theta)
 
-    def reading(self, variable: str, model_nm, theta):
-        """What the pipeline reads for the law's value ``model_nm``: ``x_ref + g (x - x_ref) + beta``."""
+    def reading(self, variable: str, model_nm, theta, pair=None):
+        """What the pipeline reads for the law's value ``model_nm``: ``x_ref + g (x - x_ref) + beta (+ beta_b)``.
+
+        ``beta_b`` is the bridged pairs' offset, added where the reading's
+        pair is bridged: ``pair`` gives each value's pair index, or None when
+        ``model_nm`` is (T, P).
+        """
         g = float(theta[self._gain_index[variable]]) if variable in self._gain_index else self.gain.get(variable, 1.0)
         beta = self.biases(theta).get(variable, 0.0)
+        bridged = _overlay(self.bridged_bias_nm, self._bridged_index, theta).get(variable, 0.0)
+        if bridged != 0.0 and self.bridged.any():
+            beta = beta + bridged * (self.bridged if pair is None else self.bridged[pair])
         if g == 1.0:
             return model_nm + beta
         ref = self.reference_nm.get(variable, NECK_READING_REFERENCE_NM)
@@ -325,7 +348,7 @@ class LogPosterior:
             total += self._neck_cal.log_density(neck)
         elif "neck_radius_nm" in self.masks:
             s = sig["neck_radius_nm"]
-            r = self._n_y - self.reading("neck_radius_nm", neck[self._n_index], theta)
+            r = self._n_y - self.reading("neck_radius_nm", neck[self._n_index], theta, self._n_index[1])
             n = r.size
             tau = self.pair_sigmas(theta).get("neck_radius_nm", 0.0)
             total += -0.5 * float(r @ r) / (s * s) - n * math.log(s) - 0.5 * n * _LOG_2PI

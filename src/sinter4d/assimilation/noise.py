@@ -21,7 +21,7 @@ from .priors import PositivePrior, Prior
 
 #: Prior of a fitted sigma or pair sigma (nm) the spec gives none for.
 DEFAULT_SIGMA_PRIOR = Prior("log_uniform", low=0.01, high=100.0)
-_NECK_ONLY = ("pair_sigma", "bias", "gain", "reference_nm")
+_NECK_ONLY = ("pair_sigma", "bias", "gain", "reference_nm", "bridged_bias")
 
 
 class NoiseSpec(Spec):
@@ -58,6 +58,12 @@ class NoiseSpec(Spec):
         Prior of a sampled gain ``gain_<variable>``. Neck radius only.
     reference_nm : float
         Reference neck of the gain (nm).
+    bridged_bias_nm : float
+        Fixed offset (nm) of the readings of the pairs bridged across a
+        surface gap (the forward model's, ``forward.gap = "data"``), added to
+        their pair offsets' mean, with ``bridged_prior`` None.
+    bridged_prior : Prior or None
+        Prior of a sampled offset ``bridged_bias_<variable>`` (nm). Neck radius only.
     exclude_series : tuple of int
         Tilt series (0-based) whose points of this variable leave the likelihood.
     calibration : str or None
@@ -77,6 +83,8 @@ class NoiseSpec(Spec):
     gain: float = 1.0
     gain_prior: Prior | None = None
     reference_nm: float = NECK_READING_REFERENCE_NM
+    bridged_bias_nm: float = 0.0
+    bridged_prior: Prior | None = None
     exclude_series: tuple[int, ...] = ()
     calibration: str | None = None
 
@@ -122,6 +130,7 @@ class NoiseTable(Spec):
     bias: Annotated[float | Prior | None, _number_or_prior(positive=False)] = None
     gain: Annotated[float | Prior | None, _number_or_prior(positive=True)] = None
     reference_nm: optional(Positive) = None
+    bridged_bias: Annotated[float | Prior | None, _number_or_prior(positive=False)] = None
     exclude_series: Annotated[tuple[int, ...], PlainValidator(_series)] = ()
     calibration: optional(Text) = None
 
@@ -166,6 +175,10 @@ class NoiseTable(Spec):
             extra["gain"] = self.gain
         if self.reference_nm is not None:
             extra["reference_nm"] = self.reference_nm
+        if isinstance(self.bridged_bias, Prior):
+            extra["bridged_prior"] = self.bridged_bias
+        elif self.bridged_bias is not None:
+            extra["bridged_bias_nm"] = self.bridged_bias
         if self.pair_sigma == "fit":
             extra.update(pair_mode="fit", pair_prior=self.pair_prior or DEFAULT_SIGMA_PRIOR)
         elif self.pair_sigma is not None:

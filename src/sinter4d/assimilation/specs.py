@@ -83,6 +83,11 @@ def gain_parameter(variable: str) -> str:
     return f"gain_{variable}"
 
 
+def bridged_bias_parameter(variable: str) -> str:
+    """Name of the sampled offset of the bridged pairs' readings (``bridged_bias_<variable>``)."""
+    return f"bridged_bias_{variable}"
+
+
 
 class StepErrorSpec(Spec):
     """``[forward.step_time_error]``: the logged PT step durations as uncertain.
@@ -274,6 +279,10 @@ class FitSpec(Spec):
             if name not in variables:
                 raise fail(f"not a fitted variable (variables = {list(variables)})", "noise", name)
         noise = {v: (getattr(self.noise_tables, v) or NoiseTable()).resolve(base) for v in variables}
+        bridged = [v for v in variables if noise[v].bridged_prior is not None or noise[v].bridged_bias_nm != 0.0]
+        if bridged and not (self.forward.gap == "data" and card.saturation == "shell_reservoir"):
+            raise fail('needs forward.gap = "data" and a shell-reservoir card: the bridged pairs are those the '
+                       "forward model bridges across a surface gap", "noise", bridged[0], "bridged_bias")
         data = None if self.data_name is None else relative_path(self.data_name, base, "data")
         self._resolved = dict(path=str(source), data=data, card=card, free=free, fixed=fixed, priors=priors,
                               variables=variables, noise=noise)
@@ -333,6 +342,7 @@ class FitSpec(Spec):
         names += [pair_sigma_parameter(v) for v in self.variables if self.noise[v].pair_mode == "fit"]
         names += [bias_parameter(v) for v in self.variables if self.noise[v].bias_prior is not None]
         names += [gain_parameter(v) for v in self.variables if self.noise[v].gain_prior is not None]
+        names += [bridged_bias_parameter(v) for v in self.variables if self.noise[v].bridged_prior is not None]
         if self.forward.initial_neck == "fit":
             names.append(INITIAL_NECK_PARAMETER)
         return tuple(names)
@@ -345,6 +355,7 @@ class FitSpec(Spec):
         priors += [self.noise[v].pair_prior for v in self.variables if self.noise[v].pair_mode == "fit"]
         priors += [self.noise[v].bias_prior for v in self.variables if self.noise[v].bias_prior is not None]
         priors += [self.noise[v].gain_prior for v in self.variables if self.noise[v].gain_prior is not None]
+        priors += [self.noise[v].bridged_prior for v in self.variables if self.noise[v].bridged_prior is not None]
         if self.forward.initial_neck == "fit":
             priors.append(self.forward.initial_neck_prior)
         return tuple(priors)

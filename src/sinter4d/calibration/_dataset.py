@@ -17,7 +17,7 @@ import xarray as xr
 
 from .. import __version__, schema
 from ..errors import InputError
-from ..validation import READING_CURVE_MIN_NECK_NM, metrics_on_true_pairs
+from ..validation import READING_CURVE_MIN_NECK_NM, metrics_on_true_pairs, truth_at_metrics
 from ._model import (
     BRIDGED_GAP_NM,
     FIXED_GAINS,
@@ -84,7 +84,7 @@ def reading_table(metrics: xr.Dataset, truth: xr.Dataset, validation: xr.Dataset
         ``bridged`` from the measured surface gap).
     """
     on_true = metrics_on_true_pairs(metrics, validation)
-    truth = truth.isel(time=metrics["time"].values.astype(int))  # the imaged series ([heating] imaged_series)
+    truth = truth_at_metrics(truth, metrics)  # the imaged series ([heating] imaged_series)
     pairs = truth["pair_particles"].values.astype(int)
     centre = truth["centre_nm"].values
     in_plane, elevation = orientation_deg(centre[:, pairs[:, 0]], centre[:, pairs[:, 1]])

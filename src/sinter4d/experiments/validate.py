@@ -18,7 +18,7 @@ from ..errors import InputError
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
 from ..runfolder import RunFolder, step_index
 from ..schema import PAIR_METRICS
-from ..validation import compare_to_truth, metrics_on_true_pairs, truth_on_grid, validation_dice
+from ..validation import compare_to_truth, metrics_on_true_pairs, truth_at_metrics, truth_on_grid, validation_dice
 
 
 def validate_run(run_dir: str | Path, *, progress: bool = True, **options) -> Path:
@@ -67,10 +67,10 @@ def validate_run(run_dir: str | Path, *, progress: bool = True, **options) -> Pa
         return target
     metrics = open_dataset_checked(metrics_file, ["particle_centre_nm", "particle_label", *PAIR_METRICS])
     truth = open_dataset_checked(truth_file, ["pair_particles", "centre_nm", *PAIR_METRICS])
-    steps = metrics["time"].values.astype(int)
-    if steps.max(initial=-1) >= truth.sizes["time"]:
-        raise InputError(f"{metrics_file}: time step {steps.max() + 1} is not in {truth_file}")
-    truth = truth.isel(time=steps)
+    try:
+        truth = truth_at_metrics(truth, metrics)
+    except InputError as exc:
+        raise InputError(f"{metrics_file}: {exc} ({truth_file})") from None
     dice = np.full(len(recon_files), np.nan)
     for t, f in enumerate(tqdm(recon_files, desc="dice", unit="step", disable=not progress)):
         recon = open_dataset_checked(f, ["binary", "z"])

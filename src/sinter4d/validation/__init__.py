@@ -7,7 +7,8 @@ Arrays or Datasets in, arrays or Datasets out; no file is touched:
   ones, after a rigid registration of their centres;
 - :func:`compare_to_truth`: the errors of the pair metrics, pairs found,
   missed and spurious (the ``validation.nc`` Dataset), and
-  :func:`metrics_on_true_pairs` the measurement on the truth's pairs;
+  :func:`metrics_on_true_pairs` the measurement on the truth's pairs,
+  :func:`truth_at_metrics` the truth at the steps measured;
 - :func:`neck_reading_curve`, :func:`fit_neck_fill`: how the pipeline reads
   necks against the true ones;
 - :func:`orientation_summary`: the neck's error along and across the tilt axis;
@@ -16,7 +17,7 @@ Arrays or Datasets in, arrays or Datasets out; no file is touched:
 """
 
 from ..schema import NECK_READING_REFERENCE_NM
-from ._compare import compare_to_truth, metrics_on_true_pairs
+from ._compare import compare_to_truth, metrics_on_true_pairs, truth_at_metrics
 from ._matching import (
     DEFAULT_MATCH_GATE_NM,
     SeriesMatch,
@@ -57,6 +58,7 @@ __all__ = [
     "register_centres",
     "registered_dice",
     "rigid_residual",
+    "truth_at_metrics",
     "truth_on_grid",
     "validation_dice",
 ]

@@ -183,6 +183,34 @@ def _summary_attrs(found: SeriesMatch, summary: dict, data: dict, gate: float) -
     return attrs
 
 
+def truth_at_metrics(truth: xr.Dataset, metrics: xr.Dataset) -> xr.Dataset:
+    """The truth at the time steps the metrics hold (a run may image some series only).
+
+    Parameters
+    ----------
+    truth : xarray.Dataset
+        ``truth.nc``: every time step of the simulation.
+    metrics : xarray.Dataset
+        ``metrics.nc``: its ``time`` coordinate holds the step indices measured
+        (``[heating] imaged_series``).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``truth`` at those steps, in the metrics' order.
+
+    Raises
+    ------
+    InputError
+        A step the truth does not hold.
+    """
+    steps = metrics["time"].values.astype(int)
+    if steps.max(initial=-1) >= truth.sizes["time"]:
+        raise InputError(f"the metrics' time step {steps.max() + 1} is not in the truth "
+                         f"({truth.sizes['time']} steps)")
+    return truth.isel(time=steps)
+
+
 def metrics_on_true_pairs(metrics: xr.Dataset, validation: xr.Dataset) -> xr.Dataset:
     """The measured metrics rearranged onto the truth's pairs (NaN where not found).
 
