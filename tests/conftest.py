@@ -38,7 +38,7 @@ iterations = 30
 
 [fit]
 spec = "{root}/assimilation/quick.toml"
-walkers = 12
+walkers = 16
 steps = 80
 burn_in = 20
 thin = 2

@@ -46,7 +46,7 @@ method = "sirt"
 iterations = 30
 slab_thickness_nm = 200.0
 [fit]
-walkers = 12
+walkers = 16
 steps = 60
 burn_in = 20
 thin = 2

@@ -22,7 +22,7 @@ STEPS = 2
 
 def _write_spec(path, root, *, seed=4, fit=True):
     fit_section = (
-        f'[fit]\nspec = "{root / "assimilation" / "quick.toml"}"\nwalkers = 12\nsteps = 80\nburn_in = 20\nthin = 2\n'
+        f'[fit]\nspec = "{root / "assimilation" / "quick.toml"}"\nwalkers = 16\nsteps = 80\nburn_in = 20\nthin = 2\n'
         if fit else ""
     )
     path.write_text(
