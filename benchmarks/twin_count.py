@@ -3,9 +3,9 @@
 Data: the readings a ``calibration.nc`` keeps (``reading_*``, each with its
 twin's seed). For every k from 2 to N - 1 and every subset of k twins, both
 metrics' reading models are fitted on those twins alone
-(``calibration.fit_reading_model``, the same fit domain and held gains as
-``sinter4d calibrate``) and applied (``calibration.invert_reading``) to the
-readings of the other twins, which the fit never saw. Prints, per k, the
+(``calibration.calibration_dataset``, as ``sinter4d calibrate`` fits them)
+and applied (``calibration.invert_reading``) to the readings of the other
+twins, which the fit never saw. Prints, per k, the
 median over subsets of: the held-out neck error |r_n - r_n,true| / r_p,true
 (median, and its largest value), the share of held-out necks within the
 corrected value's 90 % interval (1.645 s.d.), the distance error d / 2r_p,
@@ -29,25 +29,16 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from sinter4d.calibration import CALIBRATION_MIN_NECK_NM, fit_reading_model, invert_reading
-from sinter4d.calibration._dataset import FIXED_GAINS
+from sinter4d.calibration import calibration_dataset, invert_reading, reading_models
 
 Z90 = 1.645
 
 
-def _fit(t: dict, mask: np.ndarray, metric: str):
-    name = metric.removesuffix("_nm")
-    return fit_reading_model(t[f"measured_{name}_nm"][mask], t[f"true_{name}_nm"][mask], t["in_plane_deg"][mask],
-                             t["elevation_deg"][mask], t["bridged"][mask].astype(bool), t["twin_seed"][mask],
-                             t["pair"][mask], metric=metric,
-                             min_true_nm=CALIBRATION_MIN_NECK_NM if metric == "neck_radius_nm" else 0.0,
-                             gain=FIXED_GAINS[metric])
-
-
 def held_out_scores(t: dict, train: np.ndarray) -> dict:
-    """Scores of the models fitted on the ``train`` readings, on the others."""
+    """Scores of the models fitted on the ``train`` readings (as ``sinter4d calibrate`` fits them), on the others."""
     test = ~train
-    neck, dist = _fit(t, train, "neck_radius_nm"), _fit(t, train, "distance_nm")
+    models = reading_models(calibration_dataset([{k: v[train] for k, v in t.items()}], {}))
+    neck, dist = models["neck_radius_nm"], models["distance_nm"]
     cov = (t["in_plane_deg"][test], t["elevation_deg"][test], t["bridged"][test].astype(bool))
     rp = t["true_particle_radius_nm"][test]
     est, sd = invert_reading(neck, t["measured_neck_radius_nm"][test], *cov)

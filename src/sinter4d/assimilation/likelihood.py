@@ -286,6 +286,7 @@ class LogPosterior:
             self._n_index = np.nonzero(self.masks["neck_radius_nm"])
             self._n_y = self.observed["neck_radius_nm"][self._n_index]
             self._n_count = self.masks["neck_radius_nm"].sum(axis=0)
+            self._n_bridged = self.bridged[self._n_index[1]]  # the points read on bridged pairs
 
     # -- parameters ---------------------------------------------------------------
 
@@ -308,18 +309,18 @@ class LogPosterior:
         """Bias beta (nm) of each variable that has one, at ``theta``."""
         return _overlay(self.bias_nm, self._bias_index, theta)
 
-    def reading(self, variable: str, model_nm, theta, pair=None):
+    def reading(self, variable: str, model_nm, theta, bridged=None):
         """What the pipeline reads for the law's value ``model_nm``: ``x_ref + g (x - x_ref) + beta (+ beta_b)``.
 
-        ``beta_b`` is the bridged pairs' offset, added where the reading's
-        pair is bridged: ``pair`` gives each value's pair index, or None when
-        ``model_nm`` is (T, P).
+        ``beta_b`` is the bridged pairs' offset, added where ``bridged`` (a
+        bool array of ``model_nm``'s shape, or broadcast to it) marks a value
+        of a bridged pair; default :attr:`bridged`, for (T, P) values.
         """
         g = float(theta[self._gain_index[variable]]) if variable in self._gain_index else self.gain.get(variable, 1.0)
         beta = self.biases(theta).get(variable, 0.0)
-        bridged = _overlay(self.bridged_bias_nm, self._bridged_index, theta).get(variable, 0.0)
-        if bridged != 0.0 and self.bridged.any():
-            beta = beta + bridged * (self.bridged if pair is None else self.bridged[pair])
+        offset = _overlay(self.bridged_bias_nm, self._bridged_index, theta).get(variable, 0.0)
+        if offset != 0.0:
+            beta = beta + offset * (self.bridged if bridged is None else bridged)
         if g == 1.0:
             return model_nm + beta
         ref = self.reference_nm.get(variable, NECK_READING_REFERENCE_NM)
@@ -348,7 +349,7 @@ class LogPosterior:
             total += self._neck_cal.log_density(neck)
         elif "neck_radius_nm" in self.masks:
             s = sig["neck_radius_nm"]
-            r = self._n_y - self.reading("neck_radius_nm", neck[self._n_index], theta, self._n_index[1])
+            r = self._n_y - self.reading("neck_radius_nm", neck[self._n_index], theta, self._n_bridged)
             n = r.size
             tau = self.pair_sigmas(theta).get("neck_radius_nm", 0.0)
             total += -0.5 * float(r @ r) / (s * s) - n * math.log(s) - 0.5 * n * _LOG_2PI

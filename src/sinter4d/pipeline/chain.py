@@ -24,7 +24,7 @@ from .denoise import DEFAULT_JOBS, denoise_bm3d, estimate_sigma_psd
 from .reconstruct import reconstruct
 from .series import check_tilt_series, detector_noise, reference_noise_level, subtract_background
 from .settings import PipelineSpec
-from .support import specimen_box, specimen_rows
+from .support import box_bounds, specimen_box, specimen_rows
 from .tilt_axis import center_tilt_axis, find_tilt_axis
 from .tiltalign import align_to_particles, warp_views
 from .warm_start import prepared_start
@@ -154,7 +154,7 @@ def prepare_tilt_series(
         images = denoise_bm3d(
             images, settings, sigma_psd=settings.denoise_strength * sigma, n_jobs=n_jobs, noise=noise, box=box
         ).astype(np.float32, copy=False)
-        denoise_box = None if box is None else (box[0].start, box[0].stop, box[1].start, box[1].stop)
+        denoise_box = None if box is None else box_bounds(*box)
     seconds["denoise"] = time.perf_counter() - t0
     # the refinement re-warps the denoised images (a quarter turn is exact: its result will do)
     refine = settings.axis_refine == "features"
@@ -240,7 +240,7 @@ def _drift(images: np.ndarray, angles: np.ndarray, pixel: float,
              cols.start, cols.stop - 1)
     box = np.ascontiguousarray(images[:, rows, cols])
     shifts = align_translations(box, angles, settings, centre_x=(images.shape[2] - 1) / 2.0 - cols.start)
-    return shifts, (rows.start, rows.stop, cols.start, cols.stop)
+    return shifts, box_bounds(rows, cols)
 
 
 def _padded(span: slice, length: int) -> slice:

@@ -28,7 +28,7 @@ from scipy import ndimage
 from ..checks import check_number
 from ..errors import InputError
 
-__all__ = ["SUPPORT_FRACTION", "slice_mass", "specimen_box", "specimen_rows"]
+__all__ = ["SUPPORT_FRACTION", "box_bounds", "slice_mass", "specimen_box", "specimen_rows"]
 
 #: Share of the slice-mass range above the film's at which a row holds the specimen.
 SUPPORT_FRACTION = 0.05
@@ -91,6 +91,12 @@ def specimen_rows(signal: np.ndarray, *, margin_px: float, fraction: float = SUP
     check_number(margin_px, "margin_px", minimum=0.0)
     check_number(fraction, "fraction", minimum=0.0, maximum=1.0)
     return _span(slice_mass(signal), margin_px, fraction)
+
+
+def box_bounds(rows: slice, columns: slice) -> tuple[int, int, int, int]:
+    """A box as the reconstruction file records it (``align_box``, ``denoise_box``): ``(row_start, row_stop,
+    column_start, column_stop)``."""
+    return rows.start, rows.stop, columns.start, columns.stop
 
 
 def specimen_box(images: np.ndarray, *, margin_px: float, fraction: float = SUPPORT_FRACTION,

@@ -46,7 +46,8 @@ def _acquisition_settings(acq: dict, ta: dict, tilts: list) -> dict:
 
 
 def _box_text(box) -> str:
-    """``", on rows a–b, columns c–d"`` of a recorded ``denoise_box`` (start, stop pairs), or ``""``."""
+    """``", on the specimen's box (rows a–b, columns c–d)"`` of a recorded ``denoise_box`` (start, stop pairs),
+    or ``""``."""
     if box is None:
         return ""
     y0, y1, x0, x1 = (int(v) for v in np.ravel(box))
