@@ -148,6 +148,33 @@ def test_process_pool_gives_the_same_chain(straight, synthetic, tmp_path):
     with multiprocessing.get_context("fork").Pool(2) as pool:
         fit(synthetic[0], spec, tmp_path / "d", progress=False, pool=pool)
     np.testing.assert_array_equal(_chain(tmp_path / "d" / "chain.h5")[0], _chain(out_a / "chain.h5")[0])
+    # the fit's own pool: the posterior sent once to each worker, the walkers split between them
+    fit(synthetic[0], spec, tmp_path / "e", progress=False, n_jobs=2)
+    np.testing.assert_array_equal(_chain(tmp_path / "e" / "chain.h5")[0], _chain(out_a / "chain.h5")[0])
+    with pytest.raises(InputError, match="n_jobs must be -1"):
+        fit(synthetic[0], spec, tmp_path / "f", progress=False, n_jobs=0)
+
+
+def test_posterior_pool_maps_in_order_and_other_functions_too():
+    from sinter4d.assimilation.sampler import PosteriorPool
+
+    points = np.arange(15.0).reshape(5, 3)
+    with PosteriorPool(_sum_of_squares, 2) as pool:
+        assert pool.map(_sum_of_squares, points) == [float(np.sum(x**2)) for x in points]
+        assert pool.map(abs, [-1, 2, -3]) == [1, 2, 3]  # not the posterior: the built-in map
+        with pytest.raises(ValueError, match="negative"):  # a worker's error is raised here
+            pool.map(_sum_of_squares, points * [[1], [1], [1], [1], [-1]])
+        with pytest.raises(ValueError, match="negative"):  # and this process's, the workers' answers read
+            pool.map(_sum_of_squares, points * [[-1], [1], [1], [1], [1]])
+        assert pool.map(_sum_of_squares, points) == [float(np.sum(x**2)) for x in points]
+    with pytest.raises(InputError, match="processes"):
+        PosteriorPool(_sum_of_squares, 0)
+
+
+def _sum_of_squares(x):
+    if np.any(np.asarray(x) < 0):
+        raise ValueError("negative")
+    return float(np.sum(np.asarray(x) ** 2))
 
 
 def test_compare_cards_by_loo(root, synthetic, recovery, tmp_path):
@@ -310,6 +337,36 @@ def test_gap_from_the_measured_surface_gap(root, synthetic, tmp_path):
     ds = ds.drop_vars("surface_gap_nm")
     ds.to_netcdf(tmp_path / "nogap.nc")
     assert np.all(build_problem(tmp_path / "nogap.nc", spec).logpost.model.gap_nm == 0.0)
+
+
+def test_synthetic_gaps_enter_the_reservoir_the_distance_and_the_readings(root, tmp_path):
+    """synthetic_trajectories' gap_nm: a smaller reservoir, a longer distance, the bridged offset; the fit reads it back."""
+    from sinter4d.assimilation import build_problem
+
+    card = load_model_card(root / "models" / "cu_shell_reservoir.toml")
+    quiet = dict(n_pairs=3, neck_sigma_nm=0.0, distance_sigma_nm=0.0)
+    plain = synthetic_trajectories(card, None, rng=11, **quiet)
+    gapped = synthetic_trajectories(card, None, rng=11, gap_nm=[0.0, 10.0, 0.0], bridged_neck_offset_nm=-4.0, **quiet)
+    np.testing.assert_array_equal(gapped.true_neck_radius_nm[:, [0, 2]], plain.true_neck_radius_nm[:, [0, 2]])
+    # before any densification the bridged pair's centres are 2a + gap apart, and the gap is the surface gap
+    a = float(gapped.particle_radius_nm[0, 1])
+    assert float(gapped.true_distance_nm[0, 1]) == pytest.approx(2 * a + 10.0, abs=1e-9)
+    assert float(gapped.surface_gap_nm[0, 1]) == pytest.approx(10.0, abs=1e-9)
+    # the gap shrinks the shell reservoir: the bridged neck plateaus lower than in contact
+    assert float(gapped.true_neck_radius_nm[-1, 1]) < float(plain.true_neck_radius_nm[-1, 1]) - 1.0
+    # only the bridged pair reads with the offset
+    np.testing.assert_allclose(gapped.neck_radius_nm - gapped.true_neck_radius_nm,
+                               np.broadcast_to([0.0, -4.0, 0.0], gapped.neck_radius_nm.shape))
+    with pytest.raises(InputError, match="gap_nm"):
+        synthetic_trajectories(card, None, rng=11, gap_nm=[0.0, -1.0, 0.0], **quiet)
+    # the fit's gap = "data" reads the generator's gap back from the surface gaps, and flags that pair alone
+    gapped.to_netcdf(tmp_path / "gap.nc")
+    spec = write_spec(tmp_path / "s.toml", root, free=FREE[2:], forward=['gap = "data"'],
+                      noise={"neck_radius_nm": "1.0\nbridged_bias = -4.0", "distance_nm": "2.0"},
+                      sampler={"walkers": 4, "steps": 20, "burn_in": 5})
+    problem = build_problem(tmp_path / "gap.nc", spec)
+    np.testing.assert_allclose(problem.logpost.model.gap_nm, [0.0, 10.0, 0.0], atol=0.5)
+    np.testing.assert_array_equal(problem.logpost.bridged, [False, True, False])
 
 
 def test_necks_read_as_zero_leave_the_likelihood(root, synthetic, tmp_path):

@@ -187,7 +187,7 @@ def test_writing_a_table_without_necks_is_one_line(tmp_path):
 
 
 def test_the_fit_takes_a_written_table(tmp_path, root):
-    from sinter4d.assimilation.fitting import build_problem
+    from sinter4d.assimilation import build_problem
 
     ds = metrics(surface_gap_nm=(("time", "pair"), np.full((4, 3), 8.0)))
     table = write_trajectories_csv(ds, tmp_path / "metrics.csv")

@@ -149,7 +149,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_fit(args: argparse.Namespace) -> int:
     from .assimilation import fit
 
-    result = fit(args.data, args.spec, args.out, progress=not args.quiet, calibration=args.calibration)
+    if args.jobs != -1 and args.jobs < 1:
+        raise InputError(f"--jobs must be -1 (every core) or at least 1, got {args.jobs}")
+    result = fit(args.data, args.spec, args.out, progress=not args.quiet, calibration=args.calibration,
+                 n_jobs=args.jobs)
     conv = result.convergence
     print(result.summary.to_string())
     print(f"acceptance {float(conv.acceptance.mean()):.2f}; N/tau {conv.n_over_tau:.0f}; posterior in {result.posterior_path}")
@@ -348,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="run folder (simulated or imported) or a tilt-series file (TILTS.nc)")
     p.add_argument("--out", required=True, help="calibration file to write (calibration.nc); the twins run in "
                                                 "NAME_twins/ beside it, and a rerun resumes them")
-    p.add_argument("--twins", type=int, default=None, help="how many (reporting) twins (default 6)")
+    p.add_argument("--twins", type=int, default=None, help="how many (reporting) twins (default 4)")
     p.add_argument("--twin-pixels", type=int, default=None, metavar="PX",
                    help="twins on a field of PX detector pixels a side, cut from the run's at its pixel size, dose "
                         "and tilts (default the run's field; the cost goes as the area)")
@@ -375,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", default=None,
                    help="calibration.nc (sinter4d calibrate): its reading model is the observation model of every "
                         "fitted variable (the neck's scatter too; the distance keeps the spec's sigma)")
+    p.add_argument("--jobs", type=int, default=-1, metavar="N",
+                   help="worker processes evaluating the walkers (default -1: one per core; 1: this process); "
+                        "the chain does not depend on it")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_fit)
 

@@ -10,13 +10,14 @@ for every pair (:class:`TrajectoryModel`), samples the posterior
 ranks fits of different cards to the same data by LOO or WAIC.
 """
 
-from .fitting import FitProblem, FitResult, build_problem, fit
+from .fitting import FitResult, fit
 from .likelihood import LogPosterior, PriorVector
 from .model import TrajectoryModel, approach_nm
 from .noise import NoiseSpec
 from .output import build_inference_data, compare_fits, summary_table, write_inference_data_atomic
 from .sampler import BatchedHDFBackend, Convergence, convergence, initial_positions, run_chain, spawn_generators
 from .priors import Prior, card_priors
+from .problem import FitProblem, build_problem
 from .specs import FitSpec, ForwardSpec, SamplerSpec, load_fit_spec, parse_fit_spec
 from .synthetic import read_through_calibration, synthetic_trajectories
 

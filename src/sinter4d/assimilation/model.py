@@ -16,7 +16,7 @@ Each pair's geometry comes from the data:
   the measurement noise);
 * surface gap (enters the shell reservoir only): 0, or with ``gap = "data"``
   the pair's measured gap at its start, averaged over its trajectory
-  (``sinter4d.assimilation.fitting``);
+  (``sinter4d.assimilation.problem``);
 * initial neck: the card's ``contact.initial_neck`` at the first time (as the
   simulator starts every contact), the pair's first measured neck at that
   time, or a shared fitted value (:class:`~.specs.ForwardSpec`).

@@ -13,12 +13,16 @@
   to one run straight through.
 * Convergence: integrated autocorrelation time per parameter, N/tau, and the
   acceptance fraction; a warning is logged when N/tau < 50.
+* Parallelism: :class:`PosteriorPool` evaluates the walkers on this process
+  and workers, each holding the log posterior from its start, so a step sends
+  only the walkers' positions; the results are the serial ones.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -125,6 +129,101 @@ class BatchedHDFBackend(HDFBackend):
         """Set an attribute of the chain's group."""
         with self.open("a") as f:
             f[self.name].attrs[key] = value
+
+
+def _serve(conn, log_prob: Callable) -> None:
+    """A :class:`PosteriorPool` worker: evaluate the positions it is sent until it is sent None."""
+    while True:
+        points = conn.recv()
+        if points is None:
+            return
+        try:
+            conn.send([log_prob(x) for x in points])
+        except Exception as exc:  # noqa: BLE001 - handed back to the main process, which raises it
+            conn.send(exc)
+
+
+class PosteriorPool:
+    """Evaluate one log posterior on ``processes`` processes (this one and workers): :func:`run_chain`'s ``pool``.
+
+    Each worker (a ``spawn`` process: safe beside threads such as a Dask
+    cluster's) receives the log posterior once, when it starts. A ``map`` of
+    it splits the walkers in one chunk per process, sends each worker its
+    chunk's positions through a pipe, evaluates the first chunk here, and
+    returns the values in order, so a chain is the one a serial run gives.
+    This process takes a chunk itself because waking a sleeping worker costs
+    about as much as a chunk on a small VM (docs/validation.md, "Timings").
+    A ``map`` of any other function is the built-in ``map``. A context
+    manager; :meth:`close` ends the workers.
+
+    Parameters
+    ----------
+    log_prob : callable
+        Picklable log posterior of a (D,) vector.
+    processes : int
+        Processes in all (>= 1; 1: no worker).
+    """
+
+    def __init__(self, log_prob: Callable, processes: int):
+        if int(processes) < 1:
+            raise InputError(f"processes must be at least 1, got {processes}")
+        self.log_prob = log_prob
+        self.processes = int(processes)
+        ctx = multiprocessing.get_context("spawn")
+        self._conns, self._workers = [], []
+        for _ in range(self.processes - 1):
+            here, there = ctx.Pipe()
+            worker = ctx.Process(target=_serve, args=(there, log_prob), daemon=True)
+            worker.start()
+            there.close()
+            self._conns.append(here)
+            self._workers.append(worker)
+
+    def map(self, func: Callable, iterable) -> list:
+        """``[func(x) for x in iterable]``, the log posterior's values computed on every process."""
+        if getattr(func, "f", func) is not self.log_prob or getattr(func, "args", None) or getattr(func, "kwargs", None):
+            return list(map(func, iterable))
+        points = np.asarray(list(iterable), dtype=float)
+        chunks = np.array_split(points, self.processes)
+        for conn, chunk in zip(self._conns, chunks[1:]):
+            conn.send(chunk)
+        error, values = None, []
+        try:
+            values = [func(x) for x in chunks[0]]
+        except Exception as exc:  # noqa: BLE001 - raised once every worker has answered
+            error = exc
+        for conn in self._conns:  # every answer is read, so none is left for the next map
+            try:
+                got = conn.recv()
+            except EOFError:
+                raise RuntimeError("a worker of the fit's process pool ended unexpectedly") from None
+            if isinstance(got, Exception):
+                error = error or got
+            else:
+                values.extend(got)
+        if error is not None:
+            raise error
+        return values
+
+    def close(self) -> None:
+        """End the workers."""
+        for conn in self._conns:
+            try:
+                conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            conn.close()
+        for worker in self._workers:
+            worker.join(timeout=5)
+            if worker.is_alive():
+                worker.terminate()
+        self._conns, self._workers = [], []
+
+    def __enter__(self) -> "PosteriorPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def spawn_generators(seed: int) -> dict[str, np.random.SeedSequence]:

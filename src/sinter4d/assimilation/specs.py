@@ -124,7 +124,7 @@ class ForwardSpec(Spec):
         Surface gap bridged by each neck (enters the shell reservoir): 0
         (default), or ``max(d0 - 2 r_p, 0)`` with d0 the pair's initial
         distance averaged over its whole distance trajectory (see
-        ``fitting._gap_from_data``).
+        ``problem._gap_from_data``).
     gap_min_nm : float
         With ``gap = 'data'``, gaps below this (nm) count as 0 (contact).
     shell_thickness_nm, standby_temperature_C, standby_s : float or None

@@ -24,7 +24,8 @@ def synthetic_trajectories(card: ModelCard, params: Mapping[str, float] | None, 
                            neck_sigma_nm: float = 1.0, distance_sigma_nm: float = 2.0,
                            neck_pair_sigma_nm: float = 0.0,
                            initial_neck_nm: float | None = None, shell_thickness_nm: float = 10.0,
-                           true_log: HeatingLog | None = None) -> xr.Dataset:
+                           true_log: HeatingLog | None = None, gap_nm=0.0,
+                           bridged_neck_offset_nm: float = 0.0) -> xr.Dataset:
     """Neck and distance trajectories of isolated sphere pairs, with Gaussian measurement noise.
 
     Parameters
@@ -53,6 +54,15 @@ def synthetic_trajectories(card: ModelCard, params: Mapping[str, float] | None, 
         The heating the pairs really saw (e.g. ``true_heating(log, ...).true``:
         step-time errors, overshoot); the file still carries ``log``'s times
         and temperatures, as a user's would. Default: ``log``.
+    gap_nm : float or (P,) array_like
+        Surface gap each pair's neck bridges at the start (nm, >= 0; default 0:
+        pairs in contact). It enters the shell reservoir
+        (:func:`~sinter4d.sintering.neck_growth`) and the distance,
+        ``d = 2a d_ts(x_d/a) + gap``.
+    bridged_neck_offset_nm : float
+        Added to every neck reading of the pairs with a gap (nm): how a
+        pipeline reads bridged necks (docs/validation.md, "The bridged
+        pairs' offset"); default 0.
 
     Returns
     -------
@@ -70,17 +80,21 @@ def synthetic_trajectories(card: ModelCard, params: Mapping[str, float] | None, 
     log = HeatingLog.paper() if log is None else log
     params = card.resolve_parameters(params)
     a = rng.uniform(*radius_range_nm, size=n_pairs)
+    gap = np.broadcast_to(np.asarray(gap_nm, dtype=float), (n_pairs,)).copy()
+    if not np.all(np.isfinite(gap) & (gap >= 0)):
+        raise InputError(f"gap_nm must be finite and >= 0; got {gap}")
     x0 = card.initial_neck_nm if initial_neck_nm is None else float(initial_neck_nm)
     true_log = log if true_log is None else true_log
     if true_log.n_series != log.n_series:
         raise InputError(f"true_log has {true_log.n_series} series, log {log.n_series}")
     x, xd = neck_growth(card, params, radius_nm=a, neck0_nm=np.full(n_pairs, x0), log=true_log,
-                        shell_thickness_nm=shell_thickness_nm)
-    d = 2.0 * a * truncated_sphere_distance_ratio(np.clip(xd / a, 0.0, 1.0))
+                        gap_nm=gap, shell_thickness_nm=shell_thickness_nm)
+    d = 2.0 * a * truncated_sphere_distance_ratio(np.clip(xd / a, 0.0, 1.0)) + gap[None, :]
     noisy_x = x + neck_sigma_nm * rng.standard_normal(x.shape)
     noisy_d = d + distance_sigma_nm * rng.standard_normal(d.shape)
     if neck_pair_sigma_nm > 0:
         noisy_x = noisy_x + neck_pair_sigma_nm * rng.standard_normal(n_pairs)[None, :]
+    noisy_x = noisy_x + np.where(gap > 0, float(bridged_neck_offset_nm), 0.0)[None, :]
     dims = ("time", "pair")
     data = {
         "neck_radius_nm": (dims, noisy_x),
@@ -93,6 +107,7 @@ def synthetic_trajectories(card: ModelCard, params: Mapping[str, float] | None, 
     data["true_neck_radius_nm"] = (dims, x, {"units": "nm", "long_name": "noise-free neck radius"})
     data["true_distance_nm"] = (dims, d, {"units": "nm", "long_name": "noise-free distance"})
     step_error = np.concatenate([[0.0], np.diff(true_log.pt_time_s) - np.diff(log.pt_time_s)])
+    data["gap_nm"] = ("pair", gap, {"units": "nm", "long_name": "true surface gap bridged at the start"})
     data["true_pt_time_s"] = ("time", np.asarray(true_log.pt_time_s), schema.attrs("true_pt_time_s", schema.TRUTH))
     data["pt_step_error_s"] = ("time", step_error, schema.attrs("pt_step_error_s", schema.TRUTH))
     for name, value in params.items():
@@ -106,7 +121,8 @@ def synthetic_trajectories(card: ModelCard, params: Mapping[str, float] | None, 
     }
     attrs = {"title": f"synthetic trajectories of card {card.name}", "model_card": card.name,
              "neck_sigma_nm": float(neck_sigma_nm), "distance_sigma_nm": float(distance_sigma_nm),
-             "neck_pair_sigma_nm": float(neck_pair_sigma_nm)}
+             "neck_pair_sigma_nm": float(neck_pair_sigma_nm),
+             "bridged_neck_offset_nm": float(bridged_neck_offset_nm)}
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 

@@ -28,9 +28,11 @@ __all__ = [
     "twin_specs",
 ]
 
-DEFAULT_TWINS = 6
-"""Twins of a calibration (``sinter4d calibrate --twins``, ``[calibration] twins``; their cost and
-how it scales: docs/validation.md, "Calibration of the quick acquisition")."""
+DEFAULT_TWINS = 4
+"""Twins of a calibration (``sinter4d calibrate --twins``, ``[calibration] twins``). Four correct
+held-out twins as well as more; more firm up the between-run scatter of the calibrated
+observation model (their cost, how it scales and the choice: docs/validation.md, "Calibration
+of the quick acquisition")."""
 TWIN_SEED_BASE = 1001
 """Twin k has seed ``TWIN_SEED_BASE + k``: far from the seeds a user's runs and the
 reported quick seeds (7, 11, 19, 23) take, so no twin images the run's own specimen."""

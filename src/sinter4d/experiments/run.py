@@ -150,8 +150,8 @@ def run_experiment(
         Re-raise a stage's exception after recording it (default); else
         return with the failed stage marked (sweeps go on with other cells).
     n_jobs : int, optional
-        Images denoised at once (-1: every core this process may use; a
-        sweep running one cell per core passes 1).
+        Images denoised at once, and the fit's worker processes (-1: every
+        core this process may use; a sweep running one cell per core passes 1).
     mrc : tuple of str, optional
         Variables of each reconstruction also written as MRC beside it
         (``recon/tNN.mrc``; a sweep's cells pass ``()``).
@@ -433,7 +433,7 @@ def _validate(job: StageJob) -> None:
 def _fit(job: StageJob) -> None:
     from ..assimilation import fit
 
-    fit(job.run.metrics, job.fit_spec, job.run.fit.path, progress=job.progress)
+    fit(job.run.metrics, job.fit_spec, job.run.fit.path, progress=job.progress, n_jobs=job.n_jobs)
 
 
 def _report(job: StageJob) -> None:

@@ -1,0 +1,108 @@
+"""The fit on one process against the fit on worker processes (``fit(..., n_jobs=N)``).
+
+Data: synthetic trajectories of 9 pairs on the quick run's heating log (7
+series), two of them bridged across 8 and 11 nm gaps and read 5 nm narrow,
+pair offsets of 3 nm (``synthetic_trajectories``, seed 7). Fit spec:
+``assimilation/quick.toml``'s model, forward settings and noise model (its
+seven sampled parameters), with ``--steps`` steps of its 32 walkers. Arms,
+one after the other in this process, each ``--repeats`` times: ``n_jobs = 1``,
+``n_jobs = 2`` (:class:`sinter4d.assimilation.sampler.PosteriorPool`, the
+workers' start included) and, as the peer, a ``multiprocessing`` fork pool
+of 2 handed to emcee as its ``pool``. Prints the median wall time of each
+and the speed-up against one process, and checks that every arm gives the
+serial chain. Measured figures: docs/validation.md, "Timings".
+
+Run: ``python benchmarks/bench_fit_jobs.py [--steps 2000] [--repeats 3]``
+on an otherwise idle machine (the load average is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from sinter4d.assimilation import fit, synthetic_trajectories
+from sinter4d.sintering import HeatingLog, load_model_card
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _data(folder: Path) -> Path:
+    card = load_model_card(ROOT / "models" / "cu_shell_reservoir.toml")
+    log = HeatingLog(pt_time_s=np.array([0.0, 5, 12, 22, 41, 100, 209]),
+                     temperature_C=np.array([372.0, 370, 370, 370, 370, 354, 350]), standby_temperature_C=200.0,
+                     standby_s=900.0)
+    gap = np.zeros(9)
+    gap[:2] = [8.0, 11.0]
+    ds = synthetic_trajectories(card, None, rng=7, n_pairs=9, log=log, neck_sigma_nm=1.5, distance_sigma_nm=1.0,
+                                neck_pair_sigma_nm=3.0, gap_nm=gap, bridged_neck_offset_nm=-5.0)
+    path = folder / "metrics.nc"
+    ds.to_netcdf(path)
+    return path
+
+
+def _spec(folder: Path, steps: int) -> Path:
+    text = (ROOT / "assimilation" / "quick.toml").read_text()
+    out = []
+    for line in text.splitlines():
+        key = line.split("=")[0].strip()
+        if key == "data":
+            continue
+        out.append({"steps": f"steps = {steps}", "burn_in": f"burn_in = {steps // 4}",
+                    "thin": "thin = 10"}.get(key, line))
+    path = folder / "spec.toml"
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def _chain(path: Path) -> np.ndarray:
+    with h5py.File(path, "r") as f:
+        return f["mcmc"]["chain"][...]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}; cores {os.cpu_count()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        data, spec = _data(folder), _spec(folder, args.steps)
+        arms = {"1 process": dict(n_jobs=1), "PosteriorPool(2)": dict(n_jobs=2), "fork Pool(2), peer": None}
+        times = {name: [] for name in arms}
+        reference = None
+        for rep in range(args.repeats):
+            for name, kwargs in arms.items():
+                out = folder / f"fit-{rep}-{len(times[name])}-{name[:4].strip()}"
+                t = time.perf_counter()
+                if kwargs is None:
+                    with multiprocessing.get_context("fork").Pool(2) as pool:
+                        fit(data, spec, out, progress=False, pool=pool)
+                else:
+                    fit(data, spec, out, progress=False, **kwargs)
+                times[name].append(time.perf_counter() - t)
+                chain = _chain(out / "chain.h5")
+                reference = chain if reference is None else reference
+                if not np.array_equal(chain, reference):
+                    raise SystemExit(f"{name}: the chain differs from the serial one")
+        base = statistics.median(times["1 process"])
+        print(f"fit of {args.steps} steps x 32 walkers, medians of {args.repeats}:")
+        for name, values in times.items():
+            med = statistics.median(values)
+            print(f"  {name:20s} {med:7.1f} s   speed-up {base / med:4.2f}x")
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
