@@ -58,7 +58,8 @@ def test_an_unknown_choose_key_is_refused():
 
 
 @pytest.mark.parametrize(("name", "chosen_for"), [("choose_quick", "quick"), ("choose_quick_bm3d", "quick"),
-                                                ("choose_quick_tv", "quick"), ("choose_paper_bm3d", "paper_cu_350c")])
+                                                ("choose_quick_tv", "quick"), ("choose_paper_bm3d", "paper_cu_350c"),
+                                                ("choose_paper_tv", "paper_cu_350c")])
 def test_shipped_choice_cards_load_and_choose_apart_from_the_reporting_twins(root, name, chosen_for):
     from sinter4d.experiments.calibrate import load_choose_card
 
