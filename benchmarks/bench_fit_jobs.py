@@ -31,6 +31,7 @@ import h5py
 import numpy as np
 
 from sinter4d.assimilation import fit, synthetic_trajectories
+from sinter4d.experiments.spec import load_spec
 from sinter4d.sintering import HeatingLog, load_model_card
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,9 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _data(folder: Path) -> Path:
     card = load_model_card(ROOT / "models" / "cu_shell_reservoir.toml")
-    log = HeatingLog(pt_time_s=np.array([0.0, 5, 12, 22, 41, 100, 209]),
-                     temperature_C=np.array([372.0, 370, 370, 370, 370, 354, 350]), standby_temperature_C=200.0,
-                     standby_s=900.0)
+    heating = load_spec(ROOT / "experiments" / "quick.toml").heating
+    log = HeatingLog(pt_time_s=np.asarray(heating.pt_time_s, dtype=float),
+                     temperature_C=np.asarray(heating.temperature_C, dtype=float),
+                     standby_temperature_C=heating.standby_temperature_C, standby_s=heating.standby_s)
     gap = np.zeros(9)
     gap[:2] = [8.0, 11.0]
     ds = synthetic_trajectories(card, None, rng=7, n_pairs=9, log=log, neck_sigma_nm=1.5, distance_sigma_nm=1.0,
@@ -83,8 +85,8 @@ def main() -> None:
         times = {name: [] for name in arms}
         reference = None
         for rep in range(args.repeats):
-            for name, kwargs in arms.items():
-                out = folder / f"fit-{rep}-{len(times[name])}-{name[:4].strip()}"
+            for arm, (name, kwargs) in enumerate(arms.items()):
+                out = folder / f"fit-{rep}-{arm}"
                 t = time.perf_counter()
                 if kwargs is None:
                     with multiprocessing.get_context("fork").Pool(2) as pool:

@@ -90,12 +90,16 @@ N_CALIBRATED_REPLICAS = 40
 
 
 def quick_log():
-    """The quick run's heating log: 7 series, 900 s standby at 200 degC."""
+    """The quick run's heating log (experiments/quick.toml: 7 series, 900 s standby at 200 degC)."""
+    from pathlib import Path
+
+    from sinter4d.experiments.spec import load_spec
     from sinter4d.sintering import HeatingLog
 
-    return HeatingLog(pt_time_s=np.array([0.0, 5, 12, 22, 41, 100, 209]),
-                      temperature_C=np.array([372.0, 370, 370, 370, 370, 354, 350]), standby_temperature_C=200.0,
-                      standby_s=900.0)
+    heating = load_spec(Path(__file__).resolve().parents[1] / "experiments" / "quick.toml").heating
+    return HeatingLog(pt_time_s=np.asarray(heating.pt_time_s, dtype=float),
+                      temperature_C=np.asarray(heating.temperature_C, dtype=float),
+                      standby_temperature_C=heating.standby_temperature_C, standby_s=heating.standby_s)
 
 
 @pytest.mark.slow

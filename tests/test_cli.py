@@ -148,7 +148,7 @@ def _bad_files(folder):
         (["fit", "{out}/rows.csv", "--spec", "{out}/fit_unknown.toml", "--out", "{out}/fit"], "bogus_key"),
         (["fit", "{out}/rows.csv", "--spec", "{out}/fit_range.toml", "--out", "{out}/fit"], "sampler.walkers"),
         (["fit", "{out}/rows.csv", "--spec", "{out}/corrupt.nc", "--out", "{out}/fit"], "not a TOML text file"),
-        (["fit", "{out}/rows.csv", "--spec", QUICK_FIT, "--out", "{out}/fit", "--jobs", "0"], "--jobs must be -1"),
+        (["fit", "{out}/rows.csv", "--spec", QUICK_FIT, "--out", "{out}/fit", "--jobs", "0"], "n_jobs must be -1"),
         (["run", "{out}/bad.toml"], "--out RUNDIR is required"),
         (["run", "{out}/bad.toml", "--out", "{out}/run", "--fit", "{out}/bad.toml"], "are for an imported run folder"),
         (["run", "{out}/empty"], "not an imported run folder"),

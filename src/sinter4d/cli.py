@@ -149,8 +149,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_fit(args: argparse.Namespace) -> int:
     from .assimilation import fit
 
-    if args.jobs != -1 and args.jobs < 1:
-        raise InputError(f"--jobs must be -1 (every core) or at least 1, got {args.jobs}")
     result = fit(args.data, args.spec, args.out, progress=not args.quiet, calibration=args.calibration,
                  n_jobs=args.jobs)
     conv = result.convergence
