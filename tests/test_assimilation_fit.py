@@ -147,6 +147,7 @@ def test_process_pool_gives_the_same_chain(straight, synthetic, tmp_path):
     spec, out_a = straight
     with multiprocessing.get_context("fork").Pool(2) as pool:
         fit(synthetic[0], spec, tmp_path / "d", progress=False, pool=pool)
+    # emcee maps one position at a time there; the straight fit hands it the posterior's batch method
     np.testing.assert_array_equal(_chain(tmp_path / "d" / "chain.h5")[0], _chain(out_a / "chain.h5")[0])
     # the fit's own pool: the posterior sent once to each worker, the walkers split between them
     fit(synthetic[0], spec, tmp_path / "e", progress=False, n_jobs=2)
@@ -171,10 +172,31 @@ def test_posterior_pool_maps_in_order_and_other_functions_too():
         PosteriorPool(_sum_of_squares, 0)
 
 
+def test_posterior_pool_evaluates_a_batch_posterior_in_chunks():
+    from sinter4d.assimilation.sampler import PosteriorPool
+
+    points = np.arange(21.0).reshape(7, 3)
+    with PosteriorPool(_BatchSquares(), 2) as pool:
+        np.testing.assert_array_equal(pool.batch(points), np.sum(points**2, axis=1))
+        assert pool.map(pool.log_prob, points) == np.sum(points**2, axis=1).tolist()
+        with pytest.raises(ValueError, match="negative"):
+            pool.batch(-points)
+
+
 def _sum_of_squares(x):
     if np.any(np.asarray(x) < 0):
         raise ValueError("negative")
     return float(np.sum(np.asarray(x) ** 2))
+
+
+class _BatchSquares:
+    """A log posterior with a batch method that refuses to be called one point at a time."""
+
+    def __call__(self, x):
+        raise AssertionError("called one point at a time")
+
+    def batch(self, points):
+        return np.array([_sum_of_squares(x) for x in points])
 
 
 def test_compare_cards_by_loo(root, synthetic, recovery, tmp_path):

@@ -314,3 +314,35 @@ def test_a_reading_curve_maps_the_law_to_the_readings(shell_card):
                          bias_nm={"neck_radius_nm": -0.6}, gain={"neck_radius_nm": 0.85},
                          reference_nm={"neck_radius_nm": 20.0})
     assert fixed.log_likelihood([33.0]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_batch_gives_each_row_its_own_value(shell_card):
+    """The walkers of a half-step in one call of the kinetics: each value as if alone, failures kept apart."""
+    log = HeatingLog(pt_time_s=[0, 5, 12, 22, 41], temperature_C=[372, 370, 370, 370, 370])
+    ds = synthetic_trajectories(shell_card, None, rng=4, n_pairs=3, log=log)
+    model = TrajectoryModel(shell_card, log, ds.particle_radius_nm.values[0], [0.0, 5.0, 0.0], start_index=[0, 0, 2])
+    proposed = card_priors(shell_card)
+    names = ("log10_C_lattice_diffusion_boundary", "capture_radius_nm", "initial_neck_nm",
+             *(f"pt_step_error_s_{k}" for k in range(1, 5)))
+    priors = [proposed[names[0]], proposed[names[1]], Prior("uniform", low=1.0, high=6.0),
+              *[Prior("uniform", low=-6.0, high=6.0)] * 4]
+    fixed = {k: v for k, v in shell_card.default_parameters.items() if k not in names}
+    obs = {v: ds[v].values for v in ("neck_radius_nm", "distance_nm")}
+    lp = LogPosterior(model, names, priors, fixed, obs, {"neck_radius_nm": 1.0, "distance_nm": 2.0})
+    rng = np.random.default_rng(8)
+    thetas = PriorVector(priors[:3]).sample(rng, 7)
+    thetas = np.column_stack([thetas, rng.uniform(-0.5, 0.5, (7, 4))])
+    thetas[2, 1] = proposed[names[1]].high + 1.0  # outside the prior
+    thetas[4, 3] = -5.5  # the first PT step (5 s) would last less than 0 s: the model fails
+    values = lp.batch(thetas)
+    np.testing.assert_array_equal(values, [lp(t) for t in thetas])
+    assert values[2] == values[4] == -math.inf and np.all(np.isfinite(np.delete(values, [2, 4])))
+    rows = [0, 1, 3]
+    neck, approach = lp.predict_batch(thetas[rows])
+    for j, i in enumerate(rows):
+        x, app = model(lp.card_parameters(thetas[i]), thetas[i, 2], thetas[i, 3:])
+        np.testing.assert_array_equal(neck[j], x)
+        np.testing.assert_array_equal(approach[j], app)
+    assert np.all(np.isnan(neck[:, :2, 2])) and np.all(np.isfinite(neck[:, 2:, 2]))  # pair 2 starts at series 2
+    with pytest.raises(InputError, match=r"thetas must be \(W, 7\)"):
+        lp.batch(thetas[:, :3])

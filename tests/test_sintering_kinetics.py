@@ -242,3 +242,32 @@ def test_bad_input_raises(cards):
         neck_growth_rate(card, {"foo": 1.0}, 10.0, radius_nm=75.0, temperature_C=370.0)
     with pytest.raises(ValueError, match="duration_s"):
         neck_growth_segments(card, None, radius_nm=[75.0], neck0_nm=[1.0], temperature_C=[370.0], duration_s=[-1.0])
+
+
+def test_contacts_of_several_parameter_sets_in_one_call_are_each_set_alone(cards):
+    """Per-contact parameters and durations: one call of W sets equals W calls, bit for bit."""
+    rng = np.random.default_rng(5)
+    card = cards["cu_shell_reservoir"]
+    priors = card_priors(card)
+    temp, dur = np.array([350.0, 120.0, 350.0, 352.0]), np.array([60.0, 30.0, 45.0, 20.0])
+    a, x0, gap = rng.uniform(60, 90, 3), rng.uniform(1, 5, 3), np.array([0.0, 4.0, 10.0])
+    sets = [{k: float(p.sample(rng)) for k, p in priors.items()} for _ in range(4)]
+    durations = [dur * f for f in (1.0, 0.5, 1.3, 0.0)]  # the last set does not move
+    alone = [neck_growth_segments(card, q, radius_nm=a, neck0_nm=x0, gap_nm=gap, temperature_C=temp, duration_s=d)
+             for q, d in zip(sets, durations)]
+    per_contact = {k: np.repeat([q[k] for q in sets], 3) for k in priors}
+    x, xd = neck_growth_segments(card, per_contact, radius_nm=np.tile(a, 4), neck0_nm=np.tile(x0, 4),
+                                 gap_nm=np.tile(gap, 4), temperature_C=temp,
+                                 duration_s=np.repeat(np.column_stack(durations), 3, axis=1))
+    for w, (xw, xdw) in enumerate(alone):
+        np.testing.assert_array_equal(x[:, 3 * w:3 * w + 3], xw)
+        np.testing.assert_array_equal(xd[:, 3 * w:3 * w + 3], xdw)
+    np.testing.assert_allclose(x[:, 9:], np.broadcast_to(x0, (5, 3)), rtol=1e-15)
+    assert not np.array_equal(x[:, :3], x[:, 3:6])  # the sets differ
+    with pytest.raises(ValueError, match="capture_radius_nm must be a float or finite values of the 3 contacts"):
+        neck_growth_segments(card, {"capture_radius_nm": [20.0, 30.0]}, radius_nm=a, neck0_nm=x0,
+                             temperature_C=temp, duration_s=dur)
+    with pytest.raises(ValueError, match="duration_s of shape"):
+        neck_growth_segments(card, None, radius_nm=a, neck0_nm=x0, temperature_C=temp, duration_s=np.ones((4, 2)))
+    with pytest.raises(ValueError, match="no parameter 'foo'"):
+        neck_growth_segments(card, {"foo": np.ones(3)}, radius_nm=a, neck0_nm=x0, temperature_C=temp, duration_s=dur)

@@ -332,8 +332,18 @@ class LogPosterior:
 
     def predict(self, theta):
         """Model neck radius and centre approach (nm), each (T, P), at ``theta``."""
-        neck0 = None if self._neck0_index is None else float(theta[self._neck0_index])
-        return self.model(self.card_parameters(theta), neck0, self.step_errors(theta))
+        neck, approach = self.predict_batch(np.asarray(theta, dtype=float)[None, :])
+        return neck[0], approach[0]
+
+    def predict_batch(self, thetas):
+        """Model neck radius and centre approach (nm), each (W, T, P), at the W rows of ``thetas``.
+
+        One call of the kinetics for all rows (:meth:`.TrajectoryModel.batch`).
+        """
+        thetas = np.asarray(thetas, dtype=float)
+        neck0 = None if self._neck0_index is None else thetas[:, self._neck0_index]
+        steps = None if self._step_slice is None else thetas[:, self._step_slice]
+        return self.model.batch([self.card_parameters(th) for th in thetas], neck0, steps)
 
     # -- densities ----------------------------------------------------------------
 
@@ -343,6 +353,10 @@ class LogPosterior:
             neck, approach = self.predict(theta)
         except (ValueError, FloatingPointError, ZeroDivisionError):
             return -math.inf
+        return self._log_likelihood(theta, neck, approach)
+
+    def _log_likelihood(self, theta, neck, approach) -> float:
+        """Log likelihood at ``theta`` given the model's (T, P) neck radius and approach there."""
         sig = self.sigmas(theta)
         total = 0.0
         if self._neck_cal is not None:
@@ -371,15 +385,37 @@ class LogPosterior:
         return total if math.isfinite(total) else -math.inf
 
     def __call__(self, theta) -> float:
-        """Log posterior at ``theta`` (the function emcee samples)."""
-        lp = self.prior(theta)
-        if not math.isfinite(lp):
-            return -math.inf
-        return lp + self.log_likelihood(theta)
+        """Log posterior at ``theta``, a (D,) vector."""
+        return float(self.batch(np.asarray(theta, dtype=float)[None, :])[0])
+
+    def batch(self, thetas) -> np.ndarray:
+        """Log posterior at each row of ``thetas`` (W, D): the function emcee samples (``vectorize``).
+
+        The rows inside the priors' support share one call of the kinetics
+        (:meth:`predict_batch`), which costs little more than one row; each
+        row's value is the one :meth:`__call__` gives it. A row whose model
+        fails gets ``-inf``, the others their values.
+        """
+        thetas = np.asarray(thetas, dtype=float)
+        if thetas.ndim != 2 or thetas.shape[1] != len(self.names):
+            raise InputError(f"thetas must be (W, {len(self.names)}), got shape {thetas.shape}")
+        out = np.array([self.prior(th) for th in thetas], dtype=float)
+        live = np.flatnonzero(np.isfinite(out))
+        if live.size == 0:
+            return out
+        try:
+            neck, approach = self.predict_batch(thetas[live])
+        except (ValueError, FloatingPointError, ZeroDivisionError):
+            for i in live:  # a row's model fails: each row alone, so that the others keep their values
+                out[i] += self.log_likelihood(thetas[i])
+            return out
+        for j, i in enumerate(live):
+            out[i] += self._log_likelihood(thetas[i], neck[j], approach[j])
+        return out
 
     # -- per draw -----------------------------------------------------------------
 
-    def pointwise(self, theta, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def pointwise(self, theta, rng: np.random.Generator, predicted=None) -> dict[str, np.ndarray]:
         """Pointwise log-likelihood, model curves and a posterior-predictive draw at ``theta``.
 
         The initial distance of each pair is drawn from its conditional
@@ -390,6 +426,9 @@ class LogPosterior:
         theta : (D,) ndarray
         rng : numpy.random.Generator
             For the initial distances and the predictive noise.
+        predicted : tuple of two (T, P) ndarrays, optional
+            :meth:`predict` at ``theta``, when already computed (a row of
+            :meth:`predict_batch`).
 
         Returns
         -------
@@ -402,7 +441,7 @@ class LogPosterior:
             NaN where the model is undefined (before a pair's start; the
             distance of a pair with no measured distance).
         """
-        neck, approach = self.predict(theta)
+        neck, approach = self.predict(theta) if predicted is None else predicted
         sig = self.sigmas(theta)
         pair_sig = self.pair_sigmas(theta)
         out = {}

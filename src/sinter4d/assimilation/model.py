@@ -125,7 +125,9 @@ class TrajectoryModel:
         temp, dur, ends = log.segments(include_standby=include_standby)
         self._temp, self._dur, self._ends = temp, dur, ends
         self._step_last = ends[1:] - 1  # the last segment of each PT step 1..T-1 (its end is the series)
-        self._groups = [(int(k), np.flatnonzero(start == k)) for k in np.unique(start)]
+        # segments a pair has started by: the ones after the series it starts at
+        self._running = np.arange(temp.size)[:, None] >= ends[start][None, :]  # (S, P)
+        self._before_start = np.arange(log.n_series)[:, None] < start[None, :]  # (T, P)
 
     @property
     def n_pairs(self) -> int:
@@ -178,29 +180,70 @@ class TrajectoryModel:
         neck_radius_nm, densifying_neck_nm : (T, P) ndarray
             NaN before each pair's start.
         """
-        t, p = self.n_times, self.n_pairs
-        x = np.full((t, p), np.nan)
-        xd = np.full((t, p), np.nan)
+        x, xd = self.necks_batch([params], None if initial_neck_nm is None else [initial_neck_nm],
+                                 None if step_error_s is None else np.asarray(step_error_s, dtype=float)[None, :])
+        return x[0], xd[0]
+
+    def necks_batch(self, params, initial_neck_nm=None, step_error_s=None):
+        """:meth:`necks` of W parameter sets at once, in one call of the kinetics.
+
+        The W × P contacts are integrated together
+        (:func:`~sinter4d.sintering.neck_growth_segments` with per-contact
+        parameters and durations); each set's values are those of :meth:`necks`.
+
+        Parameters
+        ----------
+        params : sequence of W mappings
+            Card parameters of each set (missing ones take the card's defaults).
+        initial_neck_nm : (W,) array_like, optional
+            Shared initial neck (nm) of each set, when the model has no ``neck0_nm``.
+        step_error_s : (W, T - 1) ndarray, optional
+            Time error of each PT step (s) of each set.
+
+        Returns
+        -------
+        neck_radius_nm, densifying_neck_nm : (W, T, P) ndarray
+            NaN before each pair's start.
+
+        Raises
+        ------
+        ValueError
+            A set's PT step is shorter than its time error.
+        """
+        t, p, w = self.n_times, self.n_pairs, len(params)
+        names = sorted({k for q in params for k in q})
+        defaults = self.card.default_parameters
+        per_contact = {k: np.repeat([float(q.get(k, defaults.get(k, np.nan))) for q in params], p) for k in names}
         if self.neck0_nm is not None:
-            x0 = self.neck0_nm
+            x0 = np.tile(self.neck0_nm, w)
+        elif initial_neck_nm is None:
+            x0 = np.full(w * p, self.card.initial_neck_nm)
         else:
-            x0 = np.full(p, self.card.initial_neck_nm if initial_neck_nm is None else float(initial_neck_nm))
-        dur = self.durations_s(step_error_s)
-        for k0, idx in self._groups:
-            e0 = self._ends[k0]
-            xs, xds = neck_growth_segments(
-                self.card, params, radius_nm=self.radius_nm[idx], neck0_nm=x0[idx],
-                temperature_C=self._temp[e0:], duration_s=dur[e0:], gap_nm=self.gap_nm[idx],
-                shell_thickness_nm=self.shell_thickness_nm, grid_points=self.grid_points,
-            )
-            rows = self._ends[k0:] - e0
-            x[k0:, idx] = xs[rows]
-            xd[k0:, idx] = xds[rows]
+            x0 = np.repeat(np.asarray(initial_neck_nm, dtype=float).reshape(w), p)
+        if step_error_s is None:
+            dur = np.broadcast_to(self._dur[:, None], (self._dur.size, w))
+        else:
+            dur = np.column_stack([self.durations_s(e) for e in np.asarray(step_error_s, dtype=float).reshape(w, -1)])
+        dur = (dur[:, :, None] * self._running[:, None, :]).reshape(self._dur.size, w * p)  # (S, W*P)
+        xs, xds = neck_growth_segments(
+            self.card, per_contact, radius_nm=np.tile(self.radius_nm, w), neck0_nm=x0,
+            temperature_C=self._temp, duration_s=dur, gap_nm=np.tile(self.gap_nm, w),
+            shell_thickness_nm=self.shell_thickness_nm, grid_points=self.grid_points,
+        )
+        x = xs[self._ends].reshape(t, w, p).transpose(1, 0, 2)
+        xd = xds[self._ends].reshape(t, w, p).transpose(1, 0, 2)
+        x[:, self._before_start] = np.nan
+        xd[:, self._before_start] = np.nan
         return x, xd
 
     def __call__(self, params: Mapping[str, float], initial_neck_nm: float | None = None, step_error_s=None):
         """Neck radius and centre approach (nm) of every pair, each (T, P); NaN before a pair's start."""
         x, xd = self.necks(params, initial_neck_nm, step_error_s)
+        return x, approach_nm(xd, self.radius_nm)
+
+    def batch(self, params, initial_neck_nm=None, step_error_s=None):
+        """:meth:`__call__` of W parameter sets (:meth:`necks_batch`): neck radius and approach (nm), each (W, T, P)."""
+        x, xd = self.necks_batch(params, initial_neck_nm, step_error_s)
         return x, approach_nm(xd, self.radius_nm)
 
     def __reduce__(self):

@@ -75,8 +75,9 @@ def build_inference_data(logpost, samples: np.ndarray, log_prob: np.ndarray, dat
     pred = {v: np.empty((c, n, t, p), dtype=np.float32) for v in variables}
     model = {v: np.empty((c, n, t, p), dtype=np.float32) for v in variables}
     for i in range(c):
+        necks, approaches = logpost.predict_batch(samples[i])  # one call of the kinetics per walker
         for j in range(n):
-            res = logpost.pointwise(samples[i, j], rng)
+            res = logpost.pointwise(samples[i, j], rng, (necks[j], approaches[j]))
             for v in variables:
                 ll[v][i, j] = res[f"log_likelihood/{v}"]
                 pred[v][i, j] = res[f"predictive/{v}"]

@@ -13,6 +13,9 @@
   to one run straight through.
 * Convergence: integrated autocorrelation time per parameter, N/tau, and the
   acceptance fraction; a warning is logged when N/tau < 50.
+* Batches: a log posterior with a ``batch`` method (the log posterior of
+  a (W, D) array of positions) is handed to emcee as a vectorised function,
+  so the walkers of a half-step share one call of the kinetics.
 * Parallelism: :class:`PosteriorPool` evaluates the walkers on this process
   and workers, each holding the log posterior from its start, so a step sends
   only the walkers' positions; the results are the serial ones.
@@ -131,6 +134,13 @@ class BatchedHDFBackend(HDFBackend):
             f[self.name].attrs[key] = value
 
 
+def _evaluate(log_prob: Callable, points: np.ndarray) -> list:
+    """Log posterior of each row of ``points``: in one batch when ``log_prob`` has one."""
+    if hasattr(log_prob, "batch"):
+        return [float(v) for v in log_prob.batch(points)] if len(points) else []
+    return [log_prob(x) for x in points]
+
+
 def _serve(conn, log_prob: Callable) -> None:
     """A :class:`PosteriorPool` worker: evaluate the positions it is sent until it is sent None."""
     while True:
@@ -138,7 +148,7 @@ def _serve(conn, log_prob: Callable) -> None:
         if points is None:
             return
         try:
-            conn.send([log_prob(x) for x in points])
+            conn.send(_evaluate(log_prob, points))
         except Exception as exc:  # noqa: BLE001 - handed back to the main process, which raises it
             conn.send(exc)
 
@@ -151,6 +161,8 @@ class PosteriorPool:
     it splits the walkers in one chunk per process, sends each worker its
     chunk's positions through a pipe, evaluates the first chunk here, and
     returns the values in order, so a chain is the one a serial run gives.
+    A log posterior with a ``batch`` method evaluates each chunk as one
+    batch, and :meth:`batch` is then the vectorised function for emcee.
     This process takes a chunk itself because waking a sleeping worker costs
     about as much as a chunk on a small VM (docs/validation.md, "Timings").
     A ``map`` of any other function is the built-in ``map``. A context
@@ -183,13 +195,17 @@ class PosteriorPool:
         """``[func(x) for x in iterable]``, the log posterior's values computed on every process."""
         if getattr(func, "f", func) is not self.log_prob or getattr(func, "args", None) or getattr(func, "kwargs", None):
             return list(map(func, iterable))
-        points = np.asarray(list(iterable), dtype=float)
+        return self.batch(list(iterable)).tolist()
+
+    def batch(self, points) -> np.ndarray:
+        """Log posterior of each row of ``points`` (W, D), computed on every process, in order."""
+        points = np.asarray(points, dtype=float)
         chunks = np.array_split(points, self.processes)
         for conn, chunk in zip(self._conns, chunks[1:]):
             conn.send(chunk)
         error, values = None, []
         try:
-            values = [func(x) for x in chunks[0]]
+            values = _evaluate(self.log_prob, chunks[0])
         except Exception as exc:  # noqa: BLE001 - raised once every worker has answered
             error = exc
         for conn in self._conns:  # every answer is read, so none is left for the next map
@@ -203,7 +219,7 @@ class PosteriorPool:
                 values.extend(got)
         if error is not None:
             raise error
-        return values
+        return np.asarray(values, dtype=float)
 
     def close(self) -> None:
         """End the workers."""
@@ -360,6 +376,9 @@ def run_chain(log_prob: Callable, p0_fn: Callable[[], np.ndarray], *, chain_path
     ----------
     log_prob : callable
         Log posterior of a (D,) vector (picklable when ``pool`` is given).
+        With a ``batch`` method (the values at a (W, D) array), emcee calls
+        that instead, once per half-step (through ``pool`` when it is a
+        :class:`PosteriorPool` of it).
     p0_fn : callable
         Returns the (walkers, D) starting points; called only for a new chain.
     chain_path : str or Path
@@ -374,7 +393,9 @@ def run_chain(log_prob: Callable, p0_fn: Callable[[], np.ndarray], *, chain_path
     checkpoint_steps : int
         Steps written to the file per access.
     pool : object with ``map``, optional
-        For parallel log-posterior evaluations (e.g. ``multiprocessing.Pool``).
+        For parallel log-posterior evaluations: a :class:`PosteriorPool`, or
+        any pool (e.g. ``multiprocessing.Pool``), whose ``map`` then takes one
+        position at a time.
     progress : bool
         emcee's progress bar.
     callback : callable, optional
@@ -411,7 +432,12 @@ def run_chain(log_prob: Callable, p0_fn: Callable[[], np.ndarray], *, chain_path
     ndim = backend.shape[1] if p0 is None else p0.shape[1]
     if p0 is not None and backend.initialized:
         backend.reset(walkers, ndim)
-    sampler = emcee.EnsembleSampler(walkers, ndim, log_prob, pool=pool, backend=backend)
+    if isinstance(pool, PosteriorPool) and pool.log_prob is log_prob and hasattr(log_prob, "batch"):
+        sampler = emcee.EnsembleSampler(walkers, ndim, pool.batch, backend=backend, vectorize=True)
+    elif pool is None and hasattr(log_prob, "batch"):
+        sampler = emcee.EnsembleSampler(walkers, ndim, log_prob.batch, backend=backend, vectorize=True)
+    else:
+        sampler = emcee.EnsembleSampler(walkers, ndim, log_prob, pool=pool, backend=backend)
     if p0 is not None:
         backend.set_attr("sinter4d_fit_key", key)
         sampler.random_state = emcee_random_state(spawn_generators(seed)["emcee"])

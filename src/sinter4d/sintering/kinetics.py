@@ -73,22 +73,39 @@ def _as_contacts(name, value, m):
     return arr
 
 
+def _contact_parameters(card: ModelCard, params, m: int) -> dict:
+    """The card's parameters: defaults overlaid with ``params``, each a float or an (M,) array (one per contact)."""
+    params = dict(params or {})
+    per_contact = {k: np.asarray(v, dtype=float) for k, v in params.items() if np.ndim(v) > 0}
+    out = card.resolve_parameters({k: v for k, v in params.items() if k not in per_contact})
+    for k, v in per_contact.items():
+        if k not in card.parameters:
+            card.resolve_parameters({k: 0.0})  # raises the card's one-line error
+        if v.shape != (m,) or not np.all(np.isfinite(v)):
+            raise InputError(f"parameter {k} must be a float or finite values of the {m} contacts, got shape {v.shape}")
+        out[k] = v
+    return out
+
+
 def _rate_constants(card: ModelCard, params: Mapping[str, float], temperature_K: np.ndarray) -> np.ndarray:
-    """K of every mechanism at every temperature, SI, shape (U, K)."""
+    """K of every mechanism at every temperature, SI, shape (U, K, M).
+
+    M is 1, or the number of contacts when a multiplier is given per contact.
+    """
     mechs, *_ = _law_table(card)
-    out = np.empty((temperature_K.size, len(mechs)))
-    for k, mech in enumerate(mechs):
+    columns = []
+    for mech in mechs:
         pre, q = card.transport[mech.transport]
-        out[:, k] = rate_constant(
+        columns.append(rate_constant(
             mech,
-            temperature_K,
+            temperature_K[:, None],
             prefactor=pre,
             activation_J_per_mol=q,
             surface_energy_J_m2=card.surface_energy_J_m2,
             atomic_volume_m3=card.atomic_volume_m3,
-            multiplier=card.multiplier(mech.name, params),
-        )
-    return out
+            multiplier=np.atleast_1d(card.multiplier(mech.name, params))[None, :],
+        ))
+    return np.stack(np.broadcast_arrays(*columns), axis=1)
 
 
 def _reservoir_nm3(card, params, radius_nm, shell_thickness_nm, shell_packing_fraction):
@@ -152,7 +169,7 @@ def neck_growth_rate(
     if np.any(x <= 0) or np.any(a <= 0):
         raise InputError("neck_radius_nm and radius_nm must be positive")
     mechs, n, m_exp, dens = _law_table(card)
-    kk = _rate_constants(card, params, celsius_to_kelvin(temp).reshape(-1)).reshape(temp.shape + (len(mechs),))
+    kk = _rate_constants(card, params, celsius_to_kelvin(temp).reshape(-1))[:, :, 0].reshape(temp.shape + (len(mechs),))
     u = (x / a)[..., None]
     a_m = (a * 1e-9)[..., None]
     du_dt = kk / (n * a_m**m_exp * u ** (n - 1.0))
@@ -185,13 +202,18 @@ def neck_growth_segments(
     ----------
     card : ModelCard
     params : mapping or None
-        Free parameters (missing ones take the card's defaults).
+        Free parameters (missing ones take the card's defaults): each a
+        float, or an (M,) array of one value per contact (contacts of
+        several parameter sets integrated in one call).
     radius_nm : (M,) ndarray
         Sphere radius a of each contact (nm; mean of the two cores).
     neck0_nm : (M,) ndarray
         Neck radius at the start (nm), > 0.
-    temperature_C, duration_s : (S,) ndarray
-        Temperature (°C) and duration (s) of each segment.
+    temperature_C : (S,) ndarray
+        Temperature (°C) of each segment.
+    duration_s : (S,) or (S, M) ndarray
+        Duration (s) of each segment, shared or per contact (a contact
+        does not move during a segment of duration 0).
     gap_nm : (M,) ndarray
         Surface gap each neck bridges (nm; enters the reservoir only).
     densifying_neck0_nm : (M,) ndarray
@@ -208,8 +230,8 @@ def neck_growth_segments(
     """
     temp = np.atleast_1d(np.asarray(temperature_C, dtype=float))
     dt = np.atleast_1d(np.asarray(duration_s, dtype=float))
-    if temp.shape != dt.shape or temp.ndim != 1:
-        raise InputError(f"temperature_C and duration_s must be 1-D of one length, got {temp.shape} and {dt.shape}")
+    if temp.ndim != 1 or dt.ndim > 2 or dt.shape[:1] != temp.shape:
+        raise InputError(f"temperature_C must be (S,) and duration_s (S,) or (S, M), got {temp.shape} and {dt.shape}")
     if np.any(dt < 0) or not np.all(np.isfinite(dt)):
         raise InputError("duration_s must be finite and >= 0")
     if not np.all(temp > -273.15):
@@ -245,9 +267,14 @@ def _integrate_contacts(
     shell_packing_fraction,
     grid_points,
 ):
-    params = card.resolve_parameters(params)
     a = np.atleast_1d(np.asarray(radius_nm, dtype=float))
     m = a.size
+    params = _contact_parameters(card, params, m)
+    dt = np.asarray(dt, dtype=float)
+    if dt.ndim == 1:
+        dt = np.repeat(dt[:, None], m, axis=1)
+    elif dt.shape[1] != m:
+        raise InputError(f"duration_s of shape {dt.shape} for {m} contacts")
     x0 = _as_contacts("neck0_nm", neck0_nm, m)
     xd0 = _as_contacts("densifying_neck0_nm", densifying_neck0_nm, m)
     gap = np.maximum(_as_contacts("gap_nm", gap_nm, m), 0.0)
@@ -257,8 +284,8 @@ def _integrate_contacts(
         raise InputError(f"grid_points must be at least 8, got {grid_points}")
 
     _, n, m_exp, dens = _law_table(card)
-    kk = _rate_constants(card, params, celsius_to_kelvin(uniq))  # (U, K) SI
-    coef = kk[:, :, None] / (n[None, :, None] * (a[None, None, :] * 1e-9) ** m_exp[None, :, None])
+    kk = _rate_constants(card, params, celsius_to_kelvin(uniq))  # (U, K, 1 or M) SI
+    coef = kk / (n[None, :, None] * (a[None, None, :] * 1e-9) ** m_exp[None, :, None])
 
     reservoir = _reservoir_nm3(card, params, a, shell_thickness_nm, shell_packing_fraction)
     if reservoir is None:
@@ -348,10 +375,10 @@ def _integrate(coef, expo, dens, u0, ud0, umax, alpha, beta, seg_idx, seg_dt, g)
     dens (K,): 1 for densifying laws; u0, ud0 (M,): x/a and x_d/a at the
     start; umax (M,): reservoir limit of x/a (0: none); alpha, beta (M,):
     V_neck = V_res (alpha u^4 + beta u^2); seg_idx (S,): temperature index;
-    seg_dt (S,): durations (s); g: grid points. Returns u, u_d of shape (S+1, M).
+    seg_dt (S, M): durations (s); g: grid points. Returns u, u_d of shape (S+1, M).
     """
     n_temp, n_mech, n_contact = coef.shape
-    n_seg = seg_dt.size
+    n_seg = seg_dt.shape[0]
     u_out = np.empty((n_seg + 1, n_contact))
     ud_out = np.empty((n_seg + 1, n_contact))
     z = np.empty(g)
@@ -437,7 +464,7 @@ def _integrate(coef, expo, dens, u0, ud0, umax, alpha, beta, seg_idx, seg_dt, g)
         i = 0  # grid interval holding zc (z only grows)
         for s in range(n_seg):
             t = seg_idx[s]
-            if seg_dt[s] > 0.0 and zc < z_hi:
+            if seg_dt[s, c] > 0.0 and zc < z_hi:
                 h = z[i + 1] - z[i]
                 lam = (lgz[t, i + 1] - lgz[t, i]) / h
                 dz = zc - z[i]
@@ -445,7 +472,7 @@ def _integrate(coef, expo, dens, u0, ud0, umax, alpha, beta, seg_idx, seg_dt, g)
                     t_start = tcum[t, i] + gz[t, i] * np.expm1(lam * dz) / lam
                 else:
                     t_start = tcum[t, i] + gz[t, i] * dz
-                target = t_start + seg_dt[s]
+                target = t_start + seg_dt[s, c]
                 if target >= tcum[t, g - 1]:
                     zn = z_hi
                     un = u_hi
