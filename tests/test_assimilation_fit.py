@@ -125,6 +125,25 @@ def test_interrupted_fit_resumes_to_the_same_chain(straight, synthetic, tmp_path
                                   post_b.posterior_predictive["neck_radius_nm"].values)
 
 
+def test_differential_evolution_moves_resume_to_the_same_chain(root, straight, synthetic, tmp_path):
+    """sampler.moves = "de_snooker": seeded by the spec and resumable as the stretch move is; another chain."""
+    spec = write_spec(tmp_path / "de.toml", root, free=FREE[1:],
+                      sampler={"walkers": 8, "steps": 40, "burn_in": 10, "thin": 1, "checkpoint_steps": 7,
+                               "moves": '"de_snooker"'})
+
+    def stop_at_17(iteration, state):
+        if iteration == 17:
+            raise Stop
+
+    fit(synthetic[0], spec, tmp_path / "a", progress=False)
+    with pytest.raises(Stop):
+        fit(synthetic[0], spec, tmp_path / "b", progress=False, callback=stop_at_17)
+    fit(synthetic[0], spec, tmp_path / "b", progress=False)
+    chain_a, chain_b = _chain(tmp_path / "a" / "chain.h5")[0], _chain(tmp_path / "b" / "chain.h5")[0]
+    np.testing.assert_array_equal(chain_a, chain_b)
+    assert not np.array_equal(chain_a, _chain(straight[1] / "chain.h5")[0])  # the stretch move's spec: another chain
+
+
 def test_raising_steps_extends_a_finished_chain(root, straight, synthetic, tmp_path):
     spec, out_a = straight
     short = write_spec(tmp_path / "short.toml", root, free=FREE[1:],

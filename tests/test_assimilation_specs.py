@@ -64,6 +64,11 @@ def test_resume_key_ignores_steps_but_not_seed(root):
     assert parse_fit_spec(doc).resume_key() == a.resume_key()
     doc["sampler"]["seed"] = 4
     assert parse_fit_spec(doc).resume_key() != a.resume_key()
+    doc = base(root)
+    doc["sampler"]["moves"] = "stretch"  # the default: the key of a chain made before the key existed
+    assert parse_fit_spec(doc).resume_key() == a.resume_key()
+    doc["sampler"]["moves"] = "de_snooker"
+    assert parse_fit_spec(doc).resume_key() != a.resume_key()
 
 
 def _set(doc, dotted, value):
@@ -86,6 +91,7 @@ def _set(doc, dotted, value):
         ("sampler.thin", 0, r"<spec>: sampler\.thin: must be at least 1"),
         ("sampler.seed", -1, r"<spec>: sampler\.seed: must be at least 0"),
         ("sampler.init", "random", r"<spec>: sampler\.init: unknown choice 'random'"),
+        ("sampler.moves", "walk", r"<spec>: sampler\.moves: unknown choice 'walk'"),
         ("parameters.free", ["log10_C_foo"], r"<spec>: parameters\.free\[0\]: model card 'cu_shell_reservoir' has no parameter 'log10_C_foo'"),
         ("parameters.free", "capture_radius_nm", r"<spec>: parameters\.free: must be a list"),
         ("parameters.fixed", {"capture_radius_nm": 3.0}, r"<spec>: parameters\.fixed\.capture_radius_nm: is also listed"),

@@ -142,7 +142,8 @@ def fit(data_path: str | Path | None, spec_path: FitSpec | str | Path, out_dir: 
     try:
         backend = run_chain(logpost, p0, chain_path=chain_path, key=problem.resume_key(), walkers=sam.walkers,
                             steps=sam.steps, seed=sam.seed, checkpoint_steps=sam.checkpoint_steps,
-                            pool=pool if own_pool is None else own_pool, progress=progress, callback=callback)
+                            pool=pool if own_pool is None else own_pool, progress=progress, callback=callback,
+                            moves=sam.moves)
     finally:
         if own_pool is not None:
             own_pool.close()

@@ -242,6 +242,22 @@ class PosteriorPool:
         self.close()
 
 
+def ensemble_moves(name: str):
+    """emcee's proposal moves of a fit spec's ``sampler.moves``.
+
+    ``"stretch"``: emcee's default stretch move (None). ``"de_snooker"``:
+    differential evolution 80 % of the steps and its snooker variant 20 %,
+    the mixture emcee's documentation gives for correlated, non-Gaussian
+    posteriors; its autocorrelation times on the quick fit: docs/validation.md,
+    "Timings".
+    """
+    if name == "stretch":
+        return None
+    if name == "de_snooker":
+        return [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)]
+    raise InputError(f"unknown moves {name!r} (stretch or de_snooker)")
+
+
 def spawn_generators(seed: int) -> dict[str, np.random.SeedSequence]:
     """Seed sequences of a fit's three random streams: ``init``, ``emcee``, ``draws``."""
     init, sampler, draws = np.random.SeedSequence(seed).spawn(3)
@@ -369,7 +385,7 @@ class Convergence:
 
 def run_chain(log_prob: Callable, p0_fn: Callable[[], np.ndarray], *, chain_path: str | Path, key: str, walkers: int,
               steps: int, seed: int, checkpoint_steps: int = 100, pool=None, progress: bool = False,
-              callback: Callable[[int, object], None] | None = None) -> BatchedHDFBackend:
+              callback: Callable[[int, object], None] | None = None, moves: str = "stretch") -> BatchedHDFBackend:
     """Run (or resume) an emcee ensemble to ``steps`` steps, stored in ``chain_path``.
 
     Parameters
@@ -400,6 +416,8 @@ def run_chain(log_prob: Callable, p0_fn: Callable[[], np.ndarray], *, chain_path
         emcee's progress bar.
     callback : callable, optional
         ``callback(iteration, state)`` after every step (may raise to stop).
+    moves : {'stretch', 'de_snooker'}
+        The proposal (:func:`ensemble_moves`).
 
     Returns
     -------
@@ -432,12 +450,13 @@ def run_chain(log_prob: Callable, p0_fn: Callable[[], np.ndarray], *, chain_path
     ndim = backend.shape[1] if p0 is None else p0.shape[1]
     if p0 is not None and backend.initialized:
         backend.reset(walkers, ndim)
+    kw = dict(backend=backend, moves=ensemble_moves(moves))
     if isinstance(pool, PosteriorPool) and pool.log_prob is log_prob and hasattr(log_prob, "batch"):
-        sampler = emcee.EnsembleSampler(walkers, ndim, pool.batch, backend=backend, vectorize=True)
+        sampler = emcee.EnsembleSampler(walkers, ndim, pool.batch, vectorize=True, **kw)
     elif pool is None and hasattr(log_prob, "batch"):
-        sampler = emcee.EnsembleSampler(walkers, ndim, log_prob.batch, backend=backend, vectorize=True)
+        sampler = emcee.EnsembleSampler(walkers, ndim, log_prob.batch, vectorize=True, **kw)
     else:
-        sampler = emcee.EnsembleSampler(walkers, ndim, log_prob, pool=pool, backend=backend)
+        sampler = emcee.EnsembleSampler(walkers, ndim, log_prob, pool=pool, **kw)
     if p0 is not None:
         backend.set_attr("sinter4d_fit_key", key)
         sampler.random_state = emcee_random_state(spawn_generators(seed)["emcee"])

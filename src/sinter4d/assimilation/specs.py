@@ -57,6 +57,8 @@ INITIAL_NECK_MODES = ("card", "first", "fit")
 GAP_MODES = ("data", "zero")
 #: How the sampler's walkers start.
 INIT_MODES = ("map", "prior")
+#: Proposal moves of the ensemble (:func:`.sampler.ensemble_moves`).
+MOVES = ("stretch", "de_snooker")
 #: Name of the shared initial-neck parameter when ``initial_neck = "fit"``.
 INITIAL_NECK_PARAMETER = "initial_neck_nm"
 
@@ -181,6 +183,9 @@ class SamplerSpec(Spec):
         point, or draw them from the prior.
     checkpoint_steps : int
         Steps held in memory between writes to ``chain.h5``.
+    moves : {'stretch', 'de_snooker'}
+        emcee's proposal: its default stretch move, or differential
+        evolution mixed with its snooker variant (:func:`.sampler.ensemble_moves`).
     """
     walkers: integer(2) = 32
     steps: integer(1) = 3000
@@ -189,6 +194,7 @@ class SamplerSpec(Spec):
     seed: integer(0) = 0
     init: choice(INIT_MODES) = "map"
     checkpoint_steps: integer(1) = 100
+    moves: choice(MOVES) = "stretch"
 
     @model_validator(mode="after")
     def _burn_in_below_steps(self):
@@ -411,6 +417,8 @@ class FitSpec(Spec):
             doc["sampler"].pop(key)
         if not self.forward.step_time_error.enabled:  # off: the key of a chain made before the switch existed
             doc["forward"].pop("step_time_error")
+        if self.sampler.moves == "stretch":  # emcee's default: likewise
+            doc["sampler"].pop("moves")
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
