@@ -242,20 +242,25 @@ class PosteriorPool:
         self.close()
 
 
+_MOVES = {
+    "stretch": lambda: None,  # emcee's default
+    "de_snooker": lambda: [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)],
+}
+#: Names of the proposal moves a fit spec may give (``sampler.moves``).
+MOVES = tuple(_MOVES)
+
+
 def ensemble_moves(name: str):
     """emcee's proposal moves of a fit spec's ``sampler.moves``.
 
     ``"stretch"``: emcee's default stretch move (None). ``"de_snooker"``:
-    differential evolution 80 % of the steps and its snooker variant 20 %,
-    the mixture emcee's documentation gives for correlated, non-Gaussian
-    posteriors; its autocorrelation times on the quick fit: docs/validation.md,
-    "Timings".
+    differential evolution on 80 % of the steps and its snooker variant on
+    20 %, the mixture of emcee's tutorial on moves; its autocorrelation times
+    on the quick fit: docs/validation.md, "Timings".
     """
-    if name == "stretch":
-        return None
-    if name == "de_snooker":
-        return [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)]
-    raise InputError(f"unknown moves {name!r} (stretch or de_snooker)")
+    if name not in _MOVES:
+        raise InputError(f"unknown moves {name!r} ({' or '.join(MOVES)})")
+    return _MOVES[name]()
 
 
 def spawn_generators(seed: int) -> dict[str, np.random.SeedSequence]:

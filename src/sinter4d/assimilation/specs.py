@@ -48,6 +48,7 @@ from .likelihood import STEP_ERROR_PREFIX
 from .noise import (NECK_READING_REFERENCE_NM, DEFAULT_SIGMA_PRIOR, NoiseSpec, NoiseTable, NoiseTables,
                     calibrated_tables, relative_path)
 from .priors import PositivePrior, Prior, card_priors
+from .sampler import MOVES
 
 #: Variables a fit may use.
 FIT_VARIABLES = ("neck_radius_nm", "distance_nm")
@@ -57,8 +58,6 @@ INITIAL_NECK_MODES = ("card", "first", "fit")
 GAP_MODES = ("data", "zero")
 #: How the sampler's walkers start.
 INIT_MODES = ("map", "prior")
-#: Proposal moves of the ensemble (:func:`.sampler.ensemble_moves`).
-MOVES = ("stretch", "de_snooker")
 #: Name of the shared initial-neck parameter when ``initial_neck = "fit"``.
 INITIAL_NECK_PARAMETER = "initial_neck_nm"
 
