@@ -14,7 +14,9 @@ order, consistently (splitting a segment changes nothing). The densifying
 neck ``x_d`` follows from ``dx_d/dx = (densifying rate)/(total rate)``
 (trapezoid in x). Everything runs in one compiled (numba) kernel, with no
 Python loop over contacts or segments (``benchmarks/bench_neck_growth.py``
-times it against scipy's ``solve_ivp``).
+times it against scipy's ``solve_ivp``). Each contact may carry its own
+parameters and segment durations, so that contacts of many parameter sets
+(a fit's walkers) share one call.
 
 Accuracy: exact to rounding for a single law; for sums of laws and with
 saturation, second order in the grid step (at the default 128 points about
