@@ -75,6 +75,8 @@ from .noise import NECK_READING_REFERENCE_NM
 _LOG_2PI = math.log(2.0 * math.pi)
 #: Name of PT step k's sampled time error: ``pt_step_error_s_<k>`` (s), k = 1 .. T-1.
 STEP_ERROR_PREFIX = "pt_step_error_s_"
+#: How the forward model fails at a parameter vector (a PT step shorter than its error, ...): density 0 there.
+_MODEL_FAILURES = (ValueError, FloatingPointError, ZeroDivisionError)
 
 
 class PriorVector:
@@ -351,7 +353,7 @@ class LogPosterior:
         """Log likelihood at ``theta``, initial distances integrated out (``-inf`` if the model fails)."""
         try:
             neck, approach = self.predict(theta)
-        except (ValueError, FloatingPointError, ZeroDivisionError):
+        except _MODEL_FAILURES:
             return -math.inf
         return self._log_likelihood(theta, neck, approach)
 
@@ -405,7 +407,7 @@ class LogPosterior:
             return out
         try:
             neck, approach = self.predict_batch(thetas[live])
-        except (ValueError, FloatingPointError, ZeroDivisionError):
+        except _MODEL_FAILURES:
             for i in live:  # a row's model fails: each row alone, so that the others keep their values
                 out[i] += self.log_likelihood(thetas[i])
             return out
