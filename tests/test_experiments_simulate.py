@@ -117,6 +117,27 @@ def test_resume_rewrites_only_missing_steps_and_matches(tiny_run):
     assert (out / "tilts" / "t02.nc").stat().st_mtime_ns == keep
 
 
+def test_time_steps_simulated_side_by_side_equal_one_after_another(tiny_run, tmp_path):
+    # the module's run was simulated by two worker processes (the CLI's default --jobs -1 on this machine's cores);
+    # one after another in this process, the same files
+    spec, out = tiny_run
+    serial = tmp_path / "serial"
+    assert main(["simulate", str(spec), "--out", str(serial), "--jobs", "1", "-q"]) == 0
+    names = sorted(p.name for p in (out / "tilts").glob("t*.nc"))
+    assert names == sorted(p.name for p in (serial / "tilts").glob("t*.nc")) and len(names) == 4
+    for name in names:
+        with xr.open_dataset(out / "tilts" / name) as a, xr.open_dataset(serial / "tilts" / name) as b:
+            xr.testing.assert_identical(a, b)
+
+
+def test_simulate_jobs_out_of_range_is_one_line(tiny_run, tmp_path, capsys):
+    spec, _ = tiny_run
+    assert main(["simulate", str(spec), "--out", str(tmp_path / "run"), "--jobs", "0", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "n_jobs must be -1 (all cores) or a positive int, got 0" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "tilts").exists()
+
+
 def test_other_spec_in_same_folder_is_refused(tiny_run, tmp_path, capsys):
     spec, out = tiny_run
     other = tmp_path / "other.toml"

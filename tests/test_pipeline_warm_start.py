@@ -143,3 +143,26 @@ def test_a_run_reconstructed_warm_starts_each_series_from_the_one_before(tiny_ru
         assert second.attrs["warm_iterations"] == 4 and second.attrs["warm_start_shift_px"].shape == (3,)
         # the cluster barely moves between the tiny run's series: the registration finds under a few pixels
         assert np.all(np.abs(second.attrs["warm_start_shift_px"]) < 4)
+
+
+def test_series_prepared_ahead_by_workers_give_the_files_of_one_process(tiny_run, tmp_path):
+    # the warm chain reconstructed in this process, its series prepared (BM3D, turn, alignment) by two workers
+    import shutil
+
+    from sinter4d.experiments.reconstruct import reconstruct_path
+
+    settings = {"warm_start": True, "warm_iterations": 4, "bm3d_profile": "lc", "bm3d_stages": "hard"}
+    files = {}
+    for jobs in (1, 2):
+        run = tmp_path / f"jobs{jobs}"
+        shutil.copytree(tiny_run / "tilts", run / "tilts")
+        shutil.copy(tiny_run / "spec.json", run / "spec.json")
+        files[jobs] = reconstruct_path(run, overrides=settings, progress=False, n_jobs=jobs, mrc=())
+    assert len(files[1]) == 2
+    for one, two in zip(files[1], files[2]):
+        with xr.open_dataset(one) as a, xr.open_dataset(two) as b:
+            assert a.attrs["warm_start"] == 1 and a.attrs["denoise"] == 1
+            for name in a.data_vars:
+                np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+            same = {k for k in a.attrs if not k.startswith("seconds_") and k != "source"}
+            assert {k: str(a.attrs[k]) for k in same} == {k: str(b.attrs[k]) for k in same}

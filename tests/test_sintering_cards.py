@@ -21,6 +21,19 @@ def test_shipped_cards_load(root, name):
         assert card.sources[f"transport.{kind}.prefactor"]
 
 
+def test_a_card_travels_to_a_worker_process_whole_and_stays_read_only(root):
+    import pickle
+
+    card = load_model_card(root / "models" / "cu_shell_reservoir.toml")
+    copy = pickle.loads(pickle.dumps(card))  # how a simulation plan reaches its workers
+    assert copy.transport == card.transport and copy.sources == card.sources and copy.path == card.path
+    assert copy.default_parameters == card.default_parameters and copy.initial_neck_nm == card.initial_neck_nm
+    with pytest.raises(TypeError):
+        card.transport["lattice"] = (1.0, 1.0)
+    with pytest.raises(TypeError):
+        card.sources["material.melting_point"] = "mine"
+
+
 def test_ashby_card_data(root):
     card = load_model_card(root / "models" / "cu_ashby.toml")
     assert card.transport["lattice"] == pytest.approx((2.0e-5, 197e3))

@@ -1,8 +1,11 @@
-"""How many CPU cores this process may use."""
+"""How many CPU cores this process may use, and how many workers a job gets."""
 
 from __future__ import annotations
 
+import numbers
 import os
+
+from .errors import InputError
 
 
 def available_cores() -> int:
@@ -10,3 +13,24 @@ def available_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def worker_count(n_jobs: int, n_tasks: int | None = None) -> int:
+    """Workers for a job: ``n_jobs``, or every core this process may use for -1; at most one per task.
+
+    Parameters
+    ----------
+    n_jobs : int
+        -1 (every core) or a positive number of workers.
+    n_tasks : int, optional
+        Tasks to share out: no more workers than tasks (but at least one).
+
+    Raises
+    ------
+    InputError
+        ``n_jobs`` is 0 or below -1.
+    """
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0 or n_jobs < -1:
+        raise InputError(f"n_jobs must be -1 (all cores) or a positive int, got {n_jobs!r}")
+    n = available_cores() if n_jobs == -1 else int(n_jobs)
+    return max(1, n if n_tasks is None else min(n, n_tasks))

@@ -50,7 +50,7 @@ def _cmd_dose(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .experiments import simulate_run
 
-    out = simulate_run(args.spec, args.out, progress=not args.quiet)
+    out = simulate_run(args.spec, args.out, progress=not args.quiet, n_jobs=args.jobs)
     print(f"simulated run in {out}")
     return 0
 
@@ -293,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help=f"simulate a run: {stage('simulate').help}")
     p.add_argument("spec", help="experiment spec (TOML), e.g. experiments/quick.toml")
     p.add_argument("--out", required=True, help="run folder (created; an interrupted run resumes)")
+    p.add_argument("--jobs", type=int, default=-1, metavar="N",
+                   help="time steps simulated at once, one worker process each (default -1: one per core; 1: one "
+                        "after another in this process, for a machine without the memory of two); the files do not "
+                        "depend on it")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_simulate)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._cores import available_cores
+from .._cores import worker_count
 from ..errors import InputError
 from ..runfolder import FitFolder
 from .likelihood import STEP_ERROR_PREFIX
@@ -112,9 +112,7 @@ def fit(data_path: str | Path | None, spec_path: FitSpec | str | Path, out_dir: 
     """
     import arviz  # noqa: F401 - fail before sampling when it is missing
 
-    if n_jobs != -1 and int(n_jobs) < 1:
-        raise InputError(f"n_jobs must be -1 (all cores) or at least 1, got {n_jobs}")
-    n_jobs = available_cores() if n_jobs == -1 else int(n_jobs)
+    n_jobs = worker_count(n_jobs)
 
     from ..figures.assimilation import corner_plot, predictive_plot
 

@@ -26,6 +26,7 @@ __all__ = [
     "dask_client",
     "in_worker",
     "limit_threads",
+    "process_pool",
     "replay_logs",
     "start_client",
 ]
@@ -50,6 +51,20 @@ def limit_threads() -> dict:
 
     numba.set_num_threads(1)
     return {"numba_pool_threads": int(numba.config.NUMBA_NUM_THREADS), "numba_threads": int(numba.get_num_threads())}
+
+
+def process_pool(workers: int):
+    """A pool of ``workers`` processes on this machine, each on one thread (:func:`limit_threads`).
+
+    For work shared out without Dask (a run's time steps, its series'
+    preparation). The workers are started with ``spawn``: ``fork`` is unsafe
+    once numba's OpenMP threads run, so a script using the pool needs the
+    ``if __name__ == "__main__":`` guard.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=limit_threads)
 
 
 def in_worker(task, *args):

@@ -3,29 +3,39 @@
 Each reconstruction ``NAME.nc`` gets an MRC copy of its volume beside it,
 ``NAME.mrc`` (:func:`sinter4d.runfolder.mrc_beside`; IMOD conventions, see
 :mod:`sinter4d.io.volumes`), and of its binary on request.
+
+A run folder's series are prepared (denoised, turned, aligned) ahead in worker
+processes, one per core, each on one thread, while this process reconstructs
+them in order (:func:`prepared_ahead`): the warm start chains the
+reconstructions, but not the preparations. The files are those of one series
+after another.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from .._cores import worker_count
 from ..errors import InputError
 from ..io.atomic import check_target
 from ..io.netcdf import open_dataset_checked, write_dataset_atomic
 from ..io.volumes import write_volume_mrc
-from ..pipeline.chain import process_tilt_series
+from ..pipeline.chain import PreparedSeries, prepare_tilt_series, process_tilt_series
 from ..pipeline.series import check_tilt_series, reference_noise_level
 from ..pipeline.callbacks import ProgressCallback
 from ..runfolder import RunFolder, mrc_beside, recon_beside, role_label
 from ..checks import MIN_TILTS, check_int
 from ..specs import parse
 from ..pipeline.settings import PipelineSpec
+from .cluster import process_pool
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +94,14 @@ def reconstruct_file(
     n_jobs: int = -1,
     mrc: tuple[str, ...] = ("volume",),
     previous: np.ndarray | None = None,
+    prepared: PreparedSeries | None = None,
 ) -> Path:
     """Reconstruct one tilt-series file into ``out`` (written atomically).
 
     ``n_jobs`` BM3D threads (-1: all cores); ``mrc`` the variables also
     written as MRC beside ``out`` (:func:`export_mrc`); ``previous`` the
-    previous series' volume, the start of a warm start (:func:`previous_volume`).
+    previous series' volume, the start of a warm start (:func:`previous_volume`);
+    ``prepared`` the series already prepared (:func:`prepare_file`).
     """
     # read lazily and uncached: the chain reads the images once, and frees them once prepared
     ds = open_dataset_checked(tilts, ["counts", "tilt_angle"], load=False, cache=False)
@@ -101,7 +113,7 @@ def reconstruct_file(
     callbacks = (ProgressCallback(desc=f"{settings.method} {Path(tilts).stem}", leave=False),) if progress else ()
     try:
         volume = process_tilt_series(ds, settings, n_jobs=n_jobs, callbacks=callbacks, source=str(tilts),
-                                     previous=previous)
+                                     previous=previous, prepared=prepared)
     finally:
         ds.close()
     volume.attrs["source"] = str(tilts)
@@ -109,6 +121,51 @@ def reconstruct_file(
     for variable in mrc:
         write_volume_mrc(volume, mrc_beside(out, binary=variable == "binary"), variable=variable, source=str(out))
     return Path(out)
+
+
+def prepare_file(tilts: str | Path, settings: PipelineSpec, n_jobs: int = 1) -> PreparedSeries:
+    """Read one tilt-series file and prepare it (:func:`~sinter4d.pipeline.chain.prepare_tilt_series`).
+
+    The task of :func:`prepared_ahead`'s workers; ``n_jobs`` BM3D threads.
+    """
+    ds = open_dataset_checked(tilts, ["counts", "tilt_angle"], load=False, cache=False)
+    try:
+        check_tilt_count(ds["counts"], tilts)
+        return prepare_tilt_series(ds, settings, n_jobs=n_jobs, source=str(tilts))
+    finally:
+        ds.close()
+
+
+@contextmanager
+def prepared_ahead(tilts: list[Path], settings: PipelineSpec, n_jobs: int = -1) -> Iterator[Iterator]:
+    """The tilt series prepared ahead, in order, by worker processes (a context: the workers stop after it).
+
+    Yields an iterator over ``tilts`` giving each series' :class:`PreparedSeries`
+    (:func:`prepare_file`, one thread per worker); at most one series per
+    worker waits, prepared, in memory. With one worker (``n_jobs = 1``, one
+    core or one series) it gives None for each: the caller prepares in this
+    process, on ``n_jobs`` threads. A worker's error is raised when its
+    series is reached. Workers are started with ``spawn``: a script calling
+    this needs the ``if __name__ == "__main__":`` guard.
+    """
+    workers = worker_count(n_jobs, len(tilts))
+    if workers == 1:
+        yield iter([None] * len(tilts))
+        return
+    with process_pool(workers) as pool:
+
+        def ordered():
+            pending = [pool.submit(prepare_file, str(t), settings) for t in tilts[:workers]]
+            for k in range(len(tilts)):
+                if k + workers < len(tilts):
+                    pending.append(pool.submit(prepare_file, str(tilts[k + workers]), settings))
+                yield pending[k].result()
+                pending[k] = None  # the main process holds only the series it reconstructs
+
+        try:
+            yield ordered()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def export_mrc(recon: str | Path, out: str | Path | None = None, *, variable: str = "volume") -> Path:
@@ -237,9 +294,11 @@ def reconstruct_path(
         elif todo:
             sigma = run_sigma_psd(tilts, outs, settings, n_jobs=n_jobs)
             settings = settings.model_copy(update={"sigma_psd": sigma})
-            for t, o in tqdm(todo, desc=f"reconstruct {path.name}", unit="step", disable=not progress):
-                reconstruct_file(t, o, settings, progress=progress, n_jobs=n_jobs, mrc=mrc,
-                                 previous=previous_volume(outs, outs.index(o), settings))
+            with prepared_ahead([t for t, _ in todo], settings, n_jobs) as preps:
+                bar = tqdm(todo, desc=f"reconstruct {path.name}", unit="step", disable=not progress)
+                for (t, o), prep in zip(bar, preps):
+                    reconstruct_file(t, o, settings, progress=progress, n_jobs=n_jobs, mrc=mrc,
+                                     previous=previous_volume(outs, outs.index(o), settings), prepared=prep)
         for o in outs:
             for variable in mrc:
                 if not mrc_beside(o, binary=variable == "binary").is_file():

@@ -150,8 +150,9 @@ def run_experiment(
         Re-raise a stage's exception after recording it (default); else
         return with the failed stage marked (sweeps go on with other cells).
     n_jobs : int, optional
-        Images denoised at once, and the fit's worker processes (-1: every
-        core this process may use; a sweep running one cell per core passes 1).
+        Time steps simulated at once, images denoised at once, and the fit's
+        worker processes (-1: every core this process may use; a sweep
+        running one cell per core passes 1).
     mrc : tuple of str, optional
         Variables of each reconstruction also written as MRC beside it
         (``recon/tNN.mrc``; a sweep's cells pass ``()``).
@@ -380,7 +381,7 @@ class StageJob:
 
 
 def _simulate(job: StageJob) -> None:
-    simulate_run(job.spec, job.run.path, spec_path=job.spec_path, progress=job.progress)
+    simulate_run(job.spec, job.run.path, spec_path=job.spec_path, progress=job.progress, n_jobs=job.n_jobs)
 
 
 def _reconstruct(job: StageJob) -> None:

@@ -8,7 +8,9 @@ geometry and pair metrics at every tilt-series time, variables from
 Every file is written atomically and a finished file is never rewritten, so
 an interrupted run resumes where it stopped; each time step draws its noise
 from its own seed (spawned from the spec's seed), so a resumed run is
-identical to one run straight through.
+identical to one run straight through. The time steps are simulated side by
+side in worker processes (one per core by default, each on one thread), with
+the same files as one after another.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .. import __version__, schema
+from .._cores import worker_count
 from ..acquisition import BLOCK_VOXELS, simulate_tilt_series
 from ..errors import InputError, SpecError
 from ..io.atomic import write_text_atomic
@@ -43,6 +47,7 @@ from ..sintering import (
     sinter_cluster,
     true_heating,
 )
+from .cluster import process_pool
 from .spec import ExperimentSpec, load_spec, parse_spec, resolve_model_card
 
 log = logging.getLogger(__name__)
@@ -349,6 +354,7 @@ def simulate_run(
     *,
     spec_path: str | Path | None = None,
     progress: bool = True,
+    n_jobs: int = 1,
 ) -> Path:
     """Simulate a whole run from a spec file into ``out_dir`` (resumable).
 
@@ -364,6 +370,13 @@ def simulate_run(
         model card); default: ``spec`` itself when it is a file.
     progress : bool, optional
         Show a progress bar over the time steps.
+    n_jobs : int, optional
+        Time steps simulated at once, each in a worker process on one thread
+        (-1: one per core this process may use; 1: one after another in this
+        process, on every core). The files do not depend on it. Workers are
+        started with ``spawn``, so a script calling this with ``n_jobs != 1``
+        needs the ``if __name__ == "__main__":`` guard. Each worker holds one
+        time step's simulation (docs/design.md, "Acquisition").
 
     Returns
     -------
@@ -391,12 +404,28 @@ def simulate_run(
     if not run.truth.is_file():
         write_dataset_atomic(truth_dataset(plan), run.truth)
     todo = [k for k in plan.spec.heating.imaged if not run.tilt(k).is_file()]
-    projector = None  # one for every series, when the stage's true angles do not differ per series
-    if todo and not plan.spec.acquisition.stage.enabled and math.prod(plan.grid.shape) <= BLOCK_VOXELS:
-        projector = ParallelProjector.from_grid(plan.grid, plan.spec.acquisition.angles_deg)
-    for k in tqdm(todo, desc=f"simulate {spec.name}", unit="step", disable=not progress):
-        write_dataset_atomic(tilt_series_dataset(plan, k, projector=projector), run.tilt(k))
+    workers = worker_count(n_jobs, len(todo))
+    bar = tqdm(total=len(todo), desc=f"simulate {spec.name}", unit="step", disable=not progress)
+    with bar:
+        if workers > 1:  # each worker builds its own projector
+            with process_pool(workers) as pool:
+                futures = [pool.submit(_write_tilt_series, plan, k, run.tilt(k)) for k in todo]
+                for done in as_completed(futures):
+                    done.result()
+                    bar.update()
+            return out
+        projector = None  # one for every series, when the stage's true angles do not differ per series
+        if todo and not plan.spec.acquisition.stage.enabled and math.prod(plan.grid.shape) <= BLOCK_VOXELS:
+            projector = ParallelProjector.from_grid(plan.grid, plan.spec.acquisition.angles_deg)
+        for k in todo:
+            _write_tilt_series(plan, k, run.tilt(k), projector)
+            bar.update()
     return out
+
+
+def _write_tilt_series(plan: SimulationPlan, step: int, path: Path, projector=None) -> None:
+    """Simulate time step ``step`` and write it to ``path`` atomically (a worker's task)."""
+    write_dataset_atomic(tilt_series_dataset(plan, step, projector=projector), path)
 
 
 def tilt_path(run_dir: str | Path, step: int) -> Path:

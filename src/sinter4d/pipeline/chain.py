@@ -290,6 +290,7 @@ def process_tilt_series(
     callbacks: tuple = (),
     source: str = "tilt series",
     previous: np.ndarray | None = None,
+    prepared: PreparedSeries | None = None,
 ) -> xr.Dataset:
     """Reconstruct and binarise one tilt series, as the paper's Fig. 4a.
 
@@ -313,6 +314,9 @@ def process_tilt_series(
         the reconstruction starts from it, registered to this series, and runs
         ``warm_iterations`` (:func:`~sinter4d.pipeline.warm_start.prepared_start`);
         ignored otherwise.
+    prepared : PreparedSeries, optional
+        ``ds`` already prepared with these settings (e.g. in another
+        process); :func:`prepare_tilt_series` is then skipped.
 
     Returns
     -------
@@ -325,7 +329,7 @@ def process_tilt_series(
         ``tilt_axis_rotation_deg`` and ``tilt_axis_rotation_source`` (the in-plane
         direction used and where it came from) and the seconds of each stage.
     """
-    prep = prepare_tilt_series(ds, settings, n_jobs=n_jobs, source=source)
+    prep = prepared if prepared is not None else prepare_tilt_series(ds, settings, n_jobs=n_jobs, source=source)
     initial, warm = prepared_start(prep, previous, settings) if settings.warm_start else (None, {})
     volume, binary, seconds = reconstruct_and_binarize(prep, settings, callbacks=callbacks, initial=initial)
     out = recon_dataset(ds, prep, volume, binary, settings, seconds)

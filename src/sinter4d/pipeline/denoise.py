@@ -48,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 import numpy as np
 from scipy import ndimage
 
-from .._cores import available_cores
+from .._cores import worker_count
 from ..checks import check_choice, check_int, check_positive
 from ..errors import InputError
 from .noise_model import _float_dtype, anscombe, inverse_anscombe
@@ -257,13 +257,6 @@ def _profile(bm3d, name: str):
     return presets[name]()
 
 
-def _n_workers(n_jobs: int, n_tasks: int) -> int:
-    if n_jobs == 0 or n_jobs < -1:
-        raise InputError(f"n_jobs={n_jobs} must be a positive int or -1 (all cores)")
-    n = available_cores() if n_jobs == -1 else n_jobs
-    return max(1, min(n, n_tasks))
-
-
 def _map(fn: Callable, items: list, n_jobs: int, progress: Callable[[int, int], None] | None) -> list:
     """``[fn(item) for item in items]`` on a thread pool, in order; ``progress(done, total)``.
 
@@ -271,7 +264,7 @@ def _map(fn: Callable, items: list, n_jobs: int, progress: Callable[[int, int], 
     releases the GIL, and threads avoid copying images between processes.
     """
     total = len(items)
-    workers = _n_workers(n_jobs, total)
+    workers = worker_count(n_jobs, total)
     results: list = [None] * total
     if workers == 1:
         for i, item in enumerate(items):

@@ -188,7 +188,7 @@ class ModelCard(Spec):
                 convert(t.activation_energy, "J/mol", "an activation energy per amount (e.g. kJ/mol or eV/particle)",
                         "transport", kind, "activation_energy"),
             )
-        si["transport"] = MappingProxyType(transport)
+        si["transport"] = transport  # plain dicts, read-only views out: the card pickles (worker processes)
         si["initial_neck"] = convert(self.contact.initial_neck, "nm", "the initial neck radius (a length)",
                                      "contact", "initial_neck")
         si["packing"] = None
@@ -212,7 +212,7 @@ class ModelCard(Spec):
         if self.saturation == "shell_reservoir" and "capture_radius_nm" not in self.parameters:
             raise fail("missing (the shell_reservoir law needs it)", "parameters", "capture_radius_nm")
         self._si = si
-        self._sources = MappingProxyType(sources)
+        self._sources = sources
         self._path = str((info.context or {}).get("source", "<card>"))
         return self
 
@@ -224,7 +224,7 @@ class ModelCard(Spec):
     @property
     def sources(self) -> Mapping[str, str]:
         """Dotted key -> source of each quantity (provenance)."""
-        return self._sources
+        return MappingProxyType(self._sources)
 
     @property
     def atomic_volume_m3(self) -> float:
@@ -244,7 +244,7 @@ class ModelCard(Spec):
     @property
     def transport(self) -> Mapping[str, tuple[float, float]]:
         """Transport kind -> ``(prefactor in SI, activation energy in J/mol)``."""
-        return self._si["transport"]
+        return MappingProxyType(self._si["transport"])
 
     @property
     def initial_neck_nm(self) -> float:
