@@ -112,7 +112,7 @@ def test_noise_psd_convention():
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"sigma_psd": -1.0}, "sigma_psd=-1.0 must be finite and > 0"), ({"n_jobs": 0}, "n_jobs=0")],
+    [({"sigma_psd": -1.0}, "sigma_psd=-1.0 must be finite and > 0"), ({"n_jobs": 0}, "n_jobs must be -1 \\(all cores\\) or a positive int, got 0")],
 )
 def test_bad_options(kwargs, match):
     with pytest.raises(InputError, match=match):

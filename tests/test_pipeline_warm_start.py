@@ -145,11 +145,14 @@ def test_a_run_reconstructed_warm_starts_each_series_from_the_one_before(tiny_ru
         assert np.all(np.abs(second.attrs["warm_start_shift_px"]) < 4)
 
 
-def test_series_prepared_ahead_by_workers_give_the_files_of_one_process(tiny_run, tmp_path):
+def test_series_prepared_ahead_by_workers_give_the_files_of_one_process(tiny_run, tmp_path, monkeypatch):
     # the warm chain reconstructed in this process, its series prepared (BM3D, turn, alignment) by two workers
     import shutil
 
+    from sinter4d.experiments import reconstruct
     from sinter4d.experiments.reconstruct import reconstruct_path
+
+    monkeypatch.setattr(reconstruct, "POOL_MIN_PIXELS", 0)  # the tiny series are below it
 
     settings = {"warm_start": True, "warm_iterations": 4, "bm3d_profile": "lc", "bm3d_stages": "hard"}
     files = {}

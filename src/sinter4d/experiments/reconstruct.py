@@ -39,6 +39,11 @@ from .cluster import process_pool
 
 log = logging.getLogger(__name__)
 
+#: Pixels of a tilt series (images x rows x columns) from which :func:`prepared_ahead` uses
+#: workers: a worker takes ~3 s to start, about the preparation of 0.5 M pixels here, so
+#: smaller series stay in this process. The quick spec's are 2.7 M (41 x 256^2), the tests' 0.15 M.
+POOL_MIN_PIXELS = 2**20
+
 def check_tilt_count(counts: xr.DataArray, source: str | Path) -> None:
     """Refuse a ``counts`` variable not laid out ``(tilt, y, x)`` or with fewer than :data:`~sinter4d.checks.MIN_TILTS` images.
 
@@ -136,6 +141,15 @@ def prepare_file(tilts: str | Path, settings: PipelineSpec, n_jobs: int = 1) -> 
         ds.close()
 
 
+def _pixels(tilts: Path) -> int:
+    """Images x rows x columns of a tilt-series file (0 when it cannot be read: the series' own error comes later)."""
+    try:
+        with xr.open_dataset(tilts) as ds:
+            return int(np.prod(ds["counts"].shape))
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
 @contextmanager
 def prepared_ahead(tilts: list[Path], settings: PipelineSpec, n_jobs: int = -1) -> Iterator[Iterator]:
     """The tilt series prepared ahead, in order, by worker processes (a context: the workers stop after it).
@@ -143,12 +157,15 @@ def prepared_ahead(tilts: list[Path], settings: PipelineSpec, n_jobs: int = -1) 
     Yields an iterator over ``tilts`` giving each series' :class:`PreparedSeries`
     (:func:`prepare_file`, one thread per worker); at most one series per
     worker waits, prepared, in memory. With one worker (``n_jobs = 1``, one
-    core or one series) it gives None for each: the caller prepares in this
-    process, on ``n_jobs`` threads. A worker's error is raised when its
+    core or one series) or series of fewer than :data:`POOL_MIN_PIXELS`
+    pixels (the first one's) it gives None for each: the caller prepares in
+    this process, on ``n_jobs`` threads. A worker's error is raised when its
     series is reached. Workers are started with ``spawn``: a script calling
     this needs the ``if __name__ == "__main__":`` guard.
     """
     workers = worker_count(n_jobs, len(tilts))
+    if tilts and _pixels(tilts[0]) < POOL_MIN_PIXELS:
+        workers = 1
     if workers == 1:
         yield iter([None] * len(tilts))
         return

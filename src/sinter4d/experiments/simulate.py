@@ -52,6 +52,11 @@ from .spec import ExperimentSpec, load_spec, parse_spec, resolve_model_card
 
 log = logging.getLogger(__name__)
 
+#: Voxels of the simulation grid from which the time steps go to worker processes: a worker
+#: takes ~3 s to start (its imports), the cost of ~10 M voxels of one step here, so smaller
+#: steps stay in this process. The quick spec's grid is 30 M voxels, the tests' 7 M.
+POOL_MIN_VOXELS = 2**24
+
 @dataclass(frozen=True)
 class SimulationPlan:
     """Everything a run needs, derived from a validated spec (no files touched)."""
@@ -373,7 +378,9 @@ def simulate_run(
     n_jobs : int, optional
         Time steps simulated at once, each in a worker process on one thread
         (-1: one per core this process may use; 1: one after another in this
-        process, on every core). The files do not depend on it. Workers are
+        process, on every core). The files do not depend on it. A grid of
+        fewer than :data:`POOL_MIN_VOXELS` voxels is simulated in this process
+        (a worker's start would cost more than it saves). Workers are
         started with ``spawn``, so a script calling this with ``n_jobs != 1``
         needs the ``if __name__ == "__main__":`` guard. Each worker holds one
         time step's simulation (docs/design.md, "Acquisition").
@@ -390,6 +397,7 @@ def simulate_run(
     InputError
         ``out_dir`` holds a run made from another spec.
     """
+    workers = worker_count(n_jobs)
     if not isinstance(spec, ExperimentSpec):
         spec_path = spec
         spec = load_spec(spec)
@@ -404,7 +412,7 @@ def simulate_run(
     if not run.truth.is_file():
         write_dataset_atomic(truth_dataset(plan), run.truth)
     todo = [k for k in plan.spec.heating.imaged if not run.tilt(k).is_file()]
-    workers = worker_count(n_jobs, len(todo))
+    workers = max(1, min(workers, len(todo))) if math.prod(plan.grid.shape) >= POOL_MIN_VOXELS else 1
     bar = tqdm(total=len(todo), desc=f"simulate {spec.name}", unit="step", disable=not progress)
     with bar:
         if workers > 1:  # each worker builds its own projector
