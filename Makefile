@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # The install goes through uv (from PyPI), which resolves the same versions as pip in a quarter
 # of the time (19 s against 83 s from a fresh clone, docs/validation.md, "Timings"); pip does it
 # when uv cannot be installed or cannot reach the index.
-INSTALL = ( $(BIN)/python -m pip install --quiet uv && $(BIN)/python -m uv pip install --quiet --python $(BIN)/python $(1) ) \
+INSTALL = ( $(BIN)/python -m pip install --quiet uv && $(BIN)/python -m uv pip install --quiet --compile-bytecode --python $(BIN)/python $(1) ) \
 	|| ( $(BIN)/python -m pip install --quiet --upgrade pip && $(BIN)/python -m pip install --quiet $(1) )
 
 $(BIN)/python:

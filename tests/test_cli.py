@@ -150,6 +150,7 @@ def _bad_files(folder):
         (["fit", "{out}/rows.csv", "--spec", "{out}/corrupt.nc", "--out", "{out}/fit"], "not a TOML text file"),
         (["fit", "{out}/rows.csv", "--spec", QUICK_FIT, "--out", "{out}/fit", "--jobs", "0"], "n_jobs must be -1"),
         (["run", "{out}/bad.toml"], "--out RUNDIR is required"),
+        (["run", "{out}/bad.toml", "--out", "{out}/run", "--jobs", "-3"], "n_jobs must be -1"),
         (["run", "{out}/bad.toml", "--out", "{out}/run", "--fit", "{out}/bad.toml"], "are for an imported run folder"),
         (["run", "{out}/empty"], "not an imported run folder"),
         (["import", "{out}/nope.csv", "--out", "{out}/run"], "cannot read the manifest"),
@@ -213,6 +214,20 @@ def test_a_system_error_is_one_line_exit_1(tmp_path, capsys, monkeypatch, error,
     monkeypatch.setattr(sinter4d.experiments.reconstruct, "open_dataset_checked", refuse)
     assert main(["export", str(tmp_path / "r.nc")]) == 1
     assert capsys.readouterr().err.strip().splitlines() == [f"sinter4d export: error: {line.removeprefix('error: ')}"]
+
+
+def test_a_worker_killed_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    import sinter4d.experiments.reconstruct
+
+    def killed(*args, **kwargs):
+        raise BrokenProcessPool("A process in the process pool was terminated abruptly")
+
+    monkeypatch.setattr(sinter4d.experiments.reconstruct, "open_dataset_checked", killed)
+    assert main(["export", str(tmp_path / "r.nc")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a worker process died (out of memory?)" in err[0] and "--jobs 1" in err[0]
 
 
 def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):

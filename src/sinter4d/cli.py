@@ -3,8 +3,9 @@
 Argument parsing and printing live here only; every command calls library
 functions that return values. A user error (:class:`~sinter4d.errors.InputError`)
 prints one line to stderr and exits with status 2, never a traceback; an
-``OSError`` the system raises (permission denied, disk full) prints one line
-and exits with status 1. Any other exception is a bug and keeps its traceback.
+``OSError`` the system raises (permission denied, disk full) and a worker
+process killed (out of memory) print one line and exit with status 1. Any
+other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from . import __version__
+from ._cores import worker_count
 from .errors import InputError
 from .runfolder import STAGE_NAMES, STAGES, FitFolder, RunFolder, SweepFolder, mrc_beside, role_label, stage
 
@@ -212,7 +215,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     stages = tuple(args.stages.split(",")) if args.stages else None
     kwargs = {"stages": stages} if stages else {}
-    kwargs.update(scheduler=args.scheduler, n_workers=args.workers)
+    kwargs.update(scheduler=args.scheduler, n_workers=args.workers, n_jobs=args.jobs)
+    worker_count(args.jobs)  # a bad --jobs is one line before any stage starts
     if Path(args.spec).is_dir():
         if args.out is not None and Path(args.out).resolve() != Path(args.spec).resolve():
             raise InputError(f"{args.spec}: a run folder is run in place; drop --out")
@@ -407,6 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated subset of {','.join(STAGE_NAMES)}")
     _add_cluster_options(p, "the reconstruct stage's tilt series and the calibrate stage's twins",
                          default=f"the series in this process, the twins on {_LOCAL_CLUSTER}")
+    p.add_argument("--jobs", type=int, default=-1, metavar="N",
+                   help="processes or threads of each stage on this machine: time steps simulated at once, series "
+                        "prepared ahead, images denoised at once, the fit's workers (default -1: one per core; 1: "
+                        "this process alone, e.g. for a paper-size run on a machine without the memory of two)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=_cmd_run)
 
@@ -439,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"sinter4d {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenProcessPool:  # a worker was killed, most often by the kernel for memory
+        print(f"sinter4d {args.command}: error: a worker process died (out of memory?); rerun the same command to "
+              f"resume, with --jobs 1 if memory is short", file=sys.stderr)
+        return 1
     except OSError as exc:  # the system refused: permission denied, disk full, a file vanished
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"sinter4d {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)

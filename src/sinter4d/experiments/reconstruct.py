@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 #: smaller series stay in this process. The quick spec's are 2.7 M (41 x 256^2), the tests' 0.15 M.
 POOL_MIN_PIXELS = 2**20
 
+
 def check_tilt_count(counts: xr.DataArray, source: str | Path) -> None:
     """Refuse a ``counts`` variable not laid out ``(tilt, y, x)`` or with fewer than :data:`~sinter4d.checks.MIN_TILTS` images.
 
@@ -274,7 +275,9 @@ def reconstruct_path(
     beside it, :func:`sinter4d.runfolder.recon_beside`).
 
     ``n_jobs`` is the number of images BM3D denoises at once (-1: every
-    core this process may use; a sweep running one cell per core passes 1).
+    core this process may use; a sweep running one cell per core passes 1)
+    and, for a folder, of the worker processes preparing its series ahead
+    (:func:`prepared_ahead`).
     ``mrc`` names the variables (``"volume"``, ``"binary"``) also written
     as MRC beside each reconstruction (``()``: none); a finished
     reconstruction missing its MRC gets it written from its file.

@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 #: steps stay in this process. The quick spec's grid is 30 M voxels, the tests' 7 M.
 POOL_MIN_VOXELS = 2**24
 
+
 @dataclass(frozen=True)
 class SimulationPlan:
     """Everything a run needs, derived from a validated spec (no files touched)."""
