@@ -1,9 +1,10 @@
-"""How many CPU cores this process may use, and how many workers a job gets."""
+"""How many CPU cores this process may use, how many workers a job gets, and one thread per worker."""
 
 from __future__ import annotations
 
 import numbers
 import os
+import sys
 
 from .errors import InputError
 
@@ -34,3 +35,27 @@ def worker_count(n_jobs: int, n_tasks: int | None = None) -> int:
         raise InputError(f"n_jobs must be -1 (all cores) or a positive int, got {n_jobs!r}")
     n = available_cores() if n_jobs == -1 else int(n_jobs)
     return max(1, n if n_tasks is None else min(n, n_tasks))
+
+
+#: Environment of the worker processes: one thread per task, so that n tasks on n cores
+#: do not oversubscribe them (numba reads NUMBA_NUM_THREADS when it is first imported).
+WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def one_thread_per_worker() -> None:
+    """Set this process to one thread per library (:data:`WORKER_ENV`): a worker's initializer.
+
+    Numba reads ``NUMBA_NUM_THREADS`` once, when it is imported, and refuses
+    a later change at its next compilation ("Cannot set NUMBA_NUM_THREADS to
+    a different value once the threads have been launched"). So the variable
+    is set only while numba is not loaded yet (this module imports nothing
+    heavy, so a ``spawn`` worker's initializer gets there first); once it is
+    loaded, ``numba.set_num_threads(1)`` caps its loops instead.
+    """
+    env = dict(WORKER_ENV)
+    if "numba" in sys.modules:
+        del env["NUMBA_NUM_THREADS"]
+        import numba
+
+        numba.set_num_threads(1)
+    os.environ.update(env)

@@ -13,10 +13,11 @@ workers all died (:func:`as_finished`); docs/design.md, "On a cluster".
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from .._cores import WORKER_ENV, one_thread_per_worker
 
 __all__ = [
     "NO_WORKER_TIMEOUT_S",
@@ -31,9 +32,6 @@ __all__ = [
     "start_client",
 ]
 
-#: Environment of the worker processes: one thread per task, so that n tasks on n cores
-#: do not oversubscribe them (numba reads NUMBA_NUM_THREADS when it is first imported).
-WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 #: Seconds without any Dask worker after which the tasks still pending are given up.
 NO_WORKER_TIMEOUT_S = 120.0
@@ -44,9 +42,10 @@ def limit_threads() -> dict:
 
     The environment only reaches libraries not loaded yet: a LocalCluster sets
     it before the worker starts (:data:`WORKER_ENV`); on a cluster of your own,
-    ``numba.set_num_threads(1)`` still caps numba's parallel loops.
+    ``numba.set_num_threads(1)`` still caps numba's parallel loops
+    (:func:`~sinter4d._cores.one_thread_per_worker`).
     """
-    os.environ.update(WORKER_ENV)
+    one_thread_per_worker()
     import numba
 
     numba.set_num_threads(1)
@@ -59,12 +58,15 @@ def process_pool(workers: int):
     For work shared out without Dask (a run's time steps, its series'
     preparation). The workers are started with ``spawn``: ``fork`` is unsafe
     once numba's OpenMP threads run, so a script using the pool needs the
-    ``if __name__ == "__main__":`` guard.
+    ``if __name__ == "__main__":`` guard. Their initializer, imported from a
+    module that loads no numba, sets :data:`WORKER_ENV` before the tasks'
+    imports load it.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=limit_threads)
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=one_thread_per_worker)
 
 
 def in_worker(task, *args):
