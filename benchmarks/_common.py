@@ -12,8 +12,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from sinter4d.experiments.simulate import simulate_run
-from sinter4d.experiments.spec import parse_spec
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 QUICK = EXPERIMENTS / "quick.toml"
@@ -41,5 +39,8 @@ def cached_run(doc: dict, folder: str, name: str) -> Path:
     """
     key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:8]
     run = Path(tempfile.gettempdir()) / folder / f"{name}-{key}"
+    from sinter4d.experiments.simulate import simulate_run  # here: a script's spawned workers import it light
+    from sinter4d.experiments.spec import parse_spec
+
     simulate_run(parse_spec(doc, source=QUICK), run, spec_path=QUICK, progress=False)
     return run

@@ -28,18 +28,19 @@ import statistics
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import xarray as xr
-
-from sinter4d.experiments import reconstruct as reconstruct_module
-from sinter4d.experiments.reconstruct import reconstruct_path
-from sinter4d.experiments.simulate import simulate_run
-
 from _common import QUICK, timed
+
+# sinter4d, numpy and xarray are imported inside the functions: the workers are spawned, and a
+# spawned worker imports this script first; with them at the top, each worker would load numpy
+# and numba before its initializer could set one thread per library (the command line's
+# workers load nothing heavy first).
 
 
 def same_files(a: Path, b: Path, folder: str) -> bool:
     """Whether the ``folder`` files of two runs hold equal variables."""
+    import numpy as np
+    import xarray as xr
+
     names = sorted(p.name for p in (a / folder).glob("t*.nc"))
     if names != sorted(p.name for p in (b / folder).glob("t*.nc")):
         return False
@@ -52,6 +53,9 @@ def same_files(a: Path, b: Path, folder: str) -> bool:
 
 def reconstruct_arm(run: Path, workers: bool) -> float:
     """Wall seconds of the reconstruct stage, the series prepared ahead by workers or not."""
+    from sinter4d.experiments import reconstruct as reconstruct_module
+    from sinter4d.experiments.reconstruct import reconstruct_path
+
     floor = reconstruct_module.POOL_MIN_PIXELS
     reconstruct_module.POOL_MIN_PIXELS = floor if workers else 2**62
     try:
@@ -65,6 +69,8 @@ def main() -> None:
     parser.add_argument("--spec", default=str(QUICK))
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
+    from sinter4d.experiments.simulate import simulate_run
+
     print(f"load average at start: {os.getloadavg()}")
     print(f"data: {args.spec}; {args.repeats} repeat(s); {os.cpu_count()} cores")
     times: dict[str, list[float]] = {k: [] for k in ("sim1", "simN", "rec1", "recN")}
