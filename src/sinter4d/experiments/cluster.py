@@ -53,7 +53,7 @@ def limit_threads() -> dict:
 
 
 def process_pool(workers: int):
-    """A pool of ``workers`` processes on this machine, each on one thread (:func:`limit_threads`).
+    """A pool of ``workers`` processes on this machine, each on one thread (:func:`~sinter4d._cores.one_thread_per_worker`).
 
     For work shared out without Dask (a run's time steps, its series'
     preparation). The workers are started with ``spawn``: ``fork`` is unsafe
