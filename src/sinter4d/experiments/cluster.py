@@ -53,14 +53,15 @@ def limit_threads() -> dict:
 
 
 def process_pool(workers: int):
-    """A pool of ``workers`` processes on this machine, each on one thread (:func:`~sinter4d._cores.one_thread_per_worker`).
+    """A pool of ``workers`` processes on this machine, each on one thread.
 
     For work shared out without Dask (a run's time steps, its series'
     preparation). The workers are started with ``spawn``: ``fork`` is unsafe
     once numba's OpenMP threads run, so a script using the pool needs the
-    ``if __name__ == "__main__":`` guard. Their initializer, imported from a
-    module that loads no numba, sets :data:`WORKER_ENV` before the tasks'
-    imports load it.
+    ``if __name__ == "__main__":`` guard. Their initializer
+    (:func:`~sinter4d._cores.one_thread_per_worker`), imported from a module
+    that loads no numba, sets :data:`WORKER_ENV` before the tasks' imports
+    load it.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
