@@ -45,10 +45,9 @@ def limit_threads() -> dict:
     ``numba.set_num_threads(1)`` still caps numba's parallel loops
     (:func:`~sinter4d._cores.one_thread_per_worker`).
     """
-    one_thread_per_worker()
+    one_thread_per_worker()  # numba at one thread, whether it was loaded before or is loaded now
     import numba
 
-    numba.set_num_threads(1)
     return {"numba_pool_threads": int(numba.config.NUMBA_NUM_THREADS), "numba_threads": int(numba.get_num_threads())}
 
 

@@ -91,6 +91,20 @@ def pipeline_settings(run_dir: Path | None, overrides: dict | None = None) -> Pi
     return parse(PipelineSpec, base, source=source)
 
 
+def open_tilts(tilts: str | Path) -> xr.Dataset:
+    """A tilt-series file opened for the chain, its images checked (:func:`check_tilt_count`); closed if refused.
+
+    Read lazily and uncached: the chain reads the images once, and frees them once prepared.
+    """
+    ds = open_dataset_checked(tilts, ["counts", "tilt_angle"], load=False, cache=False)
+    try:
+        check_tilt_count(ds["counts"], tilts)
+    except InputError:
+        ds.close()
+        raise
+    return ds
+
+
 def reconstruct_file(
     tilts: str | Path,
     out: str | Path,
@@ -109,13 +123,7 @@ def reconstruct_file(
     previous series' volume, the start of a warm start (:func:`previous_volume`);
     ``prepared`` the series already prepared (:func:`prepare_file`).
     """
-    # read lazily and uncached: the chain reads the images once, and frees them once prepared
-    ds = open_dataset_checked(tilts, ["counts", "tilt_angle"], load=False, cache=False)
-    try:
-        check_tilt_count(ds["counts"], tilts)
-    except InputError:
-        ds.close()
-        raise
+    ds = open_tilts(tilts)
     callbacks = (ProgressCallback(desc=f"{settings.method} {Path(tilts).stem}", leave=False),) if progress else ()
     try:
         volume = process_tilt_series(ds, settings, n_jobs=n_jobs, callbacks=callbacks, source=str(tilts),
@@ -134,9 +142,8 @@ def prepare_file(tilts: str | Path, settings: PipelineSpec, n_jobs: int = 1) -> 
 
     The task of :func:`prepared_ahead`'s workers; ``n_jobs`` BM3D threads.
     """
-    ds = open_dataset_checked(tilts, ["counts", "tilt_angle"], load=False, cache=False)
+    ds = open_tilts(tilts)
     try:
-        check_tilt_count(ds["counts"], tilts)
         return prepare_tilt_series(ds, settings, n_jobs=n_jobs, source=str(tilts))
     finally:
         ds.close()

@@ -398,7 +398,7 @@ def simulate_run(
     InputError
         ``out_dir`` holds a run made from another spec.
     """
-    workers = worker_count(n_jobs)
+    worker_count(n_jobs)  # a bad n_jobs is refused before anything is written
     if not isinstance(spec, ExperimentSpec):
         spec_path = spec
         spec = load_spec(spec)
@@ -413,7 +413,7 @@ def simulate_run(
     if not run.truth.is_file():
         write_dataset_atomic(truth_dataset(plan), run.truth)
     todo = [k for k in plan.spec.heating.imaged if not run.tilt(k).is_file()]
-    workers = max(1, min(workers, len(todo))) if math.prod(plan.grid.shape) >= POOL_MIN_VOXELS else 1
+    workers = worker_count(n_jobs, len(todo)) if math.prod(plan.grid.shape) >= POOL_MIN_VOXELS else 1
     bar = tqdm(total=len(todo), desc=f"simulate {spec.name}", unit="step", disable=not progress)
     with bar:
         if workers > 1:  # each worker builds its own projector
